@@ -1,0 +1,746 @@
+//! Compiling inventory × runbooks × mode into a [`Plan`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use petgraph::graph::DiGraph;
+use rekey_spec::action::{Effect, Mode, Phase};
+use rekey_spec::diag::Location;
+use rekey_spec::inventory::{Consumer, Credential, Inventory, closest};
+use rekey_spec::kind::CredentialKind;
+use rekey_spec::runbook::{Manual, Runbook, Runbooks, Step};
+use rekey_spec::template::{Fill, Template, Var};
+
+use crate::{
+    Edge, EdgeKind, HelperRef, Note, NoteLevel, OutputDecl, PLAN_FORMAT, Plan, PlannedCredential,
+    PlannedStep, Strategy,
+};
+
+/// Which credentials to plan. Empty lists select nothing by that criterion; all empty selects
+/// every credential. A credential is selected when any criterion names it.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub credentials: Vec<String>,
+    pub services: Vec<String>,
+    pub kinds: Vec<CredentialKind>,
+}
+
+impl Selection {
+    pub fn is_all(&self) -> bool {
+        self.credentials.is_empty() && self.services.is_empty() && self.kinds.is_empty()
+    }
+}
+
+/// Everything the planner needs.
+pub struct PlanRequest<'a> {
+    pub inventory: &'a Inventory,
+    pub runbooks: &'a Runbooks,
+    pub selection: &'a Selection,
+    pub mode: Mode,
+    /// For incident mode: the credentials known to be exposed, with the reason path of each.
+    /// `None` treats every selected credential as exposed (the operator chose them).
+    pub exposed: Option<&'a BTreeMap<String, String>>,
+}
+
+/// A reason the plan cannot be carried out, found before anything runs.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub credential: String,
+    pub message: String,
+    pub help: Option<String>,
+    pub location: Option<Location>,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(loc) = &self.location {
+            write!(f, "{loc}: ")?;
+        }
+        write!(f, "{}: {}", self.credential, self.message)?;
+        if let Some(h) = &self.help {
+            write!(f, " ({h})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum PlanError {
+    /// The selection names something that does not exist, or matches nothing.
+    Selection(String),
+    /// The plan cannot be carried out; every reason is listed.
+    Refused(Vec<Refusal>),
+    /// The steps depend on each other in a loop (names the steps).
+    Cycle(Vec<String>),
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Selection(m) => f.write_str(m),
+            Self::Refused(rs) => {
+                write!(
+                    f,
+                    "plan refused: {} problem(s) must be fixed before anything can run",
+                    rs.len()
+                )?;
+                for r in rs {
+                    write!(f, "\n  - {r}")?;
+                }
+                Ok(())
+            }
+            Self::Cycle(ids) => write!(
+                f,
+                "steps depend on each other in a cycle: {}",
+                ids.join(" → ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// Resolves the selection to credential indices, in inventory order.
+fn select(inv: &Inventory, sel: &Selection) -> Result<Vec<usize>, PlanError> {
+    let mut problems = Vec::new();
+    for id in &sel.credentials {
+        if inv.credential(id).is_none() {
+            let hint = closest(id, inv.credentials.iter().map(|c| c.id.as_str()))
+                .map(|b| format!(" (did you mean `{b}`?)"))
+                .unwrap_or_default();
+            problems.push(format!("no credential `{id}` in the inventory{hint}"));
+        }
+    }
+    for s in &sel.services {
+        if inv.service(s).is_none() {
+            let hint = closest(s, inv.services.iter().map(|x| x.id.as_str()))
+                .map(|b| format!(" (did you mean `{b}`?)"))
+                .unwrap_or_default();
+            problems.push(format!("no service `{s}` in the inventory{hint}"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(PlanError::Selection(problems.join("\n")));
+    }
+    let chosen: Vec<usize> = inv
+        .credentials
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            sel.is_all()
+                || sel.credentials.contains(&c.id)
+                || sel.kinds.contains(&c.kind)
+                || c.used_by.iter().any(|s| sel.services.contains(s))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if chosen.is_empty() {
+        return Err(PlanError::Selection(
+            "the selection matches no credentials".into(),
+        ));
+    }
+    Ok(chosen)
+}
+
+/// The decision tree: which strategy for which credential, and why.
+fn decide(
+    c: &Credential,
+    mode: Mode,
+    exposed: Option<&BTreeMap<String, String>>,
+) -> (Strategy, String) {
+    match mode {
+        Mode::Drill => (
+            Strategy::RotateFirst,
+            "drill: the old value stays valid until the new one is verified everywhere".into(),
+        ),
+        Mode::Incident => match exposed {
+            None if c.present_on.is_empty() => (
+                Strategy::RevokeFirst,
+                "incident: selected for incident response, so treated as exposed".into(),
+            ),
+            None => (
+                Strategy::RevokeFirst,
+                format!(
+                    "incident: exposed, its value is present on {}",
+                    c.present_on.join(", ")
+                ),
+            ),
+            Some(map) => match map.get(&c.id) {
+                Some(path) => (
+                    Strategy::RevokeFirst,
+                    format!("incident: exposed via {path}"),
+                ),
+                None => (
+                    Strategy::RotateFirst,
+                    "incident: adjacent but not exposed, so rotated without downtime".into(),
+                ),
+            },
+        },
+    }
+}
+
+struct CredPlan<'a> {
+    cred: &'a Credential,
+    runbook: &'a Runbook,
+    strategy: Strategy,
+    /// Runbook step id → plan nodes (several for per-consumer steps), with consumer index.
+    nodes: HashMap<&'a str, Vec<(u32, Option<u32>)>>,
+    included: Vec<&'a Step>,
+}
+
+pub fn compile(req: &PlanRequest<'_>) -> Result<Plan, PlanError> {
+    let inv = req.inventory;
+    let chosen = select(inv, req.selection)?;
+    let in_plan: HashSet<&str> = chosen
+        .iter()
+        .map(|&i| inv.credentials[i].id.as_str())
+        .collect();
+
+    let mut refusals = Vec::new();
+    check_headroom(inv, &chosen, &mut refusals);
+
+    let mut credentials = Vec::with_capacity(chosen.len());
+    let mut steps: Vec<PlannedStep> = Vec::with_capacity(chosen.len() * 8);
+    let mut edges: Vec<Edge> = Vec::with_capacity(chosen.len() * 16);
+    let mut cred_plans: Vec<CredPlan<'_>> = Vec::with_capacity(chosen.len());
+
+    for (ci, &idx) in chosen.iter().enumerate() {
+        let cred = &inv.credentials[idx];
+        let ci = u32::try_from(ci).expect("fewer than 2^32 credentials");
+        let Some(runbook) = req.runbooks.get(cred.kind) else {
+            refusals.push(Refusal {
+                credential: cred.id.clone(),
+                message: format!("no runbook for kind {}", cred.kind),
+                help: Some("add one to the runbooks folder".into()),
+                location: Some(cred.location.clone()),
+            });
+            continue;
+        };
+        let (strategy, reason) = decide(cred, req.mode, req.exposed);
+        let mut notes = capability_notes(cred, strategy);
+        let helper = cred.rotate_with.as_ref().map(|h| HelperRef {
+            id: h.clone(),
+            in_plan: in_plan.contains(h.as_str()),
+        });
+        if let Some(h) = &helper {
+            notes.push(Note {
+                level: NoteLevel::Info,
+                text: if h.in_plan {
+                    format!("waits for {} to be rotated and verified first (rotate_with)", h.id)
+                } else {
+                    format!("uses {} (rotate_with), which is not in this plan: it must be valid when this runs", h.id)
+                },
+            });
+        }
+        if cred.delivered_to.is_empty() {
+            notes.push(Note {
+                level: NoteLevel::Warning,
+                text: "no consumers (delivered_to): the new value is not delivered anywhere".into(),
+            });
+        }
+
+        let field = |name: &str| cred.field(name).map(str::to_owned);
+        let included: Vec<&Step> = runbook
+            .steps
+            .iter()
+            .filter(|s| s.applies(strategy.mode(), field))
+            .collect();
+        let included_ids: HashSet<&str> = included.iter().map(|s| s.id.as_str()).collect();
+        let mut nodes: HashMap<&str, Vec<(u32, Option<u32>)>> = HashMap::new();
+
+        for step in &included {
+            let targets: Vec<Option<u32>> = if step.for_each_consumer {
+                cred.delivered_to
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| step.action.consumer_call(c).is_some())
+                    .map(|(i, _)| Some(u32::try_from(i).expect("few consumers")))
+                    .collect()
+            } else {
+                vec![None]
+            };
+            for consumer in targets {
+                let target = consumer.map(|i| &cred.delivered_to[i as usize]);
+                match plan_step(cred, step, target, strategy, &included_ids) {
+                    Ok(mut ps) => {
+                        ps.credential = ci;
+                        let n = u32::try_from(steps.len()).expect("fewer than 2^32 steps");
+                        nodes
+                            .entry(step.id.as_str())
+                            .or_default()
+                            .push((n, consumer));
+                        steps.push(ps);
+                    }
+                    Err(r) => refusals.push(r),
+                }
+            }
+        }
+        credentials.push(PlannedCredential {
+            id: cred.id.clone(),
+            kind: cred.kind,
+            owner: cred.owner.clone(),
+            strategy,
+            reason,
+            helper,
+            runbook: runbook.location.file.path().display().to_string(),
+            notes,
+            steps: Vec::new(),
+            first_irreversible: None,
+        });
+        cred_plans.push(CredPlan {
+            cred,
+            runbook,
+            strategy,
+            nodes,
+            included,
+        });
+    }
+    if !refusals.is_empty() {
+        return Err(PlanError::Refused(refusals));
+    }
+
+    for cp in &cred_plans {
+        internal_edges(cp, &mut edges);
+    }
+    helper_edges(&cred_plans, &steps, &mut edges);
+
+    let plan = order(req.mode, credentials, steps, edges)?;
+    Ok(plan)
+}
+
+/// Builds one planned step: fills inputs from the credential and consumer, keeps references to
+/// other steps' outputs for the engine.
+fn plan_step(
+    cred: &Credential,
+    step: &Step,
+    consumer: Option<&Consumer>,
+    strategy: Strategy,
+    included: &HashSet<&str>,
+) -> Result<PlannedStep, Refusal> {
+    let mut inputs = BTreeMap::new();
+    for (name, template) in &step.inputs {
+        let filled = template.fill(|v| lookup(cred, consumer, included, v));
+        match filled {
+            Ok(t) => {
+                inputs.insert(name.clone(), t);
+            }
+            Err(missing) => {
+                let required = step.action.input(name).is_some_and(|p| p.required);
+                if required {
+                    return Err(Refusal {
+                        credential: cred.id.clone(),
+                        message: format!(
+                            "step `{}` needs `{missing}` for its input `{name}`, and it is not set",
+                            step.id
+                        ),
+                        help: Some(match &missing {
+                            Var::Credential { field } => {
+                                format!("add `{field}:` to the credential")
+                            }
+                            _ => format!(
+                                "the runbook's {} mode leaves it out",
+                                strategy.mode().as_str()
+                            ),
+                        }),
+                        location: Some(cred.location.clone()),
+                    });
+                }
+                // An optional input whose value is unknown is left out: the action discovers it.
+            }
+        }
+    }
+    let mut call = consumer
+        .and_then(|c| step.action.consumer_call(c))
+        .unwrap_or(step.action.call)
+        .to_owned();
+    let mut manual = step
+        .manual
+        .as_ref()
+        .map(|m| fill_manual(cred, consumer, included, m));
+    let mut effect = step.action.effect;
+    // Reading the old value back needs a consumer that can be read; otherwise a person types it.
+    if step.action.name == "consumer.read_current" {
+        match cred.delivered_to.iter().find(|c| c.readable()) {
+            Some(c) => {
+                call = format!(
+                    "{} from {}",
+                    step.action.consumer_call(c).unwrap_or(step.action.call),
+                    c.label()
+                );
+                inputs.insert("consumer".into(), Template::literal(c.label()));
+            }
+            None => {
+                call = "an operator enters the current (old) value".into();
+                effect = Effect::Human;
+                manual = Some(Manual {
+                    instructions: Template::literal(format!(
+                        "No consumer of {} can be read back. Enter the current (old) value so that it can be revoked.",
+                        cred.id
+                    )),
+                    link: None,
+                });
+            }
+        }
+    }
+    let suffix = consumer
+        .map(|c| format!("[{}]", c.label()))
+        .unwrap_or_default();
+    Ok(PlannedStep {
+        id: format!("{}/{}{}", cred.id, step.id, suffix),
+        credential: 0,
+        step: step.id.clone(),
+        phase: step.phase,
+        action: step.action.name.to_owned(),
+        provider: step.action.provider.to_owned(),
+        call,
+        effect,
+        consumer: consumer.and_then(|c| {
+            cred.delivered_to
+                .iter()
+                .position(|x| std::ptr::eq(x, c))
+                .map(|i| u32::try_from(i).expect("few consumers"))
+        }),
+        consumer_label: consumer.map(Consumer::label),
+        inputs,
+        outputs: step
+            .action
+            .outputs
+            .iter()
+            .map(|o| OutputDecl {
+                name: o.name.to_owned(),
+                secret: o.secret,
+            })
+            .collect(),
+        irreversible: step.irreversible,
+        manual,
+    })
+}
+
+fn lookup(
+    cred: &Credential,
+    consumer: Option<&Consumer>,
+    included: &HashSet<&str>,
+    v: &Var,
+) -> Fill {
+    let known = |s: Option<String>| s.map_or(Fill::Absent, Fill::Value);
+    match v {
+        Var::Credential { field } => match field.as_str() {
+            "id" => Fill::Value(cred.id.clone()),
+            "kind" => Fill::Value(cred.kind.to_string()),
+            "owner" => known(cred.owner.clone()),
+            // Documented defaults of optional fields.
+            "registry" => Fill::Value(
+                cred.field("registry")
+                    .unwrap_or("https://registry.npmjs.org/")
+                    .to_owned(),
+            ),
+            "host_pattern" => Fill::Value(cred.field("host_pattern").unwrap_or("%").to_owned()),
+            f => known(cred.field(f).map(str::to_owned)),
+        },
+        Var::Consumer { field } => known(consumer.and_then(|c| c.field(field))),
+        Var::Helper { field } if field == "id" => known(cred.rotate_with.clone()),
+        Var::StepOutput { step, .. } if !included.contains(step.as_str()) => Fill::Absent,
+        _ => Fill::Keep,
+    }
+}
+
+fn fill_manual(
+    cred: &Credential,
+    consumer: Option<&Consumer>,
+    included: &HashSet<&str>,
+    m: &Manual,
+) -> Manual {
+    // Instructions read better with "(not recorded)" than with a raw variable.
+    let fill = |t: &Template| {
+        t.fill(|v| match lookup(cred, consumer, included, v) {
+            Fill::Absent => Fill::Value("(not recorded)".into()),
+            other => other,
+        })
+        .unwrap_or_else(|_| t.clone())
+    };
+    Manual {
+        instructions: fill(&m.instructions),
+        link: m.link.as_ref().map(fill),
+    }
+}
+
+/// Edges inside one credential: runbook `needs` and the mode's phase order.
+fn internal_edges(cp: &CredPlan<'_>, edges: &mut Vec<Edge>) {
+    let included: HashMap<&str, &Step> = cp.included.iter().map(|s| (s.id.as_str(), *s)).collect();
+    for step in &cp.included {
+        let Some(to_nodes) = cp.nodes.get(step.id.as_str()) else {
+            continue;
+        };
+        for dep in effective_needs(step, &included, cp.runbook) {
+            let Some(from_nodes) = cp.nodes.get(dep) else {
+                continue;
+            };
+            let dep_per_consumer = included.get(dep).is_some_and(|d| d.for_each_consumer);
+            for &(to, to_c) in to_nodes {
+                for &(from, from_c) in from_nodes {
+                    // Per-consumer steps pair up consumer by consumer.
+                    if step.for_each_consumer && dep_per_consumer && to_c != from_c {
+                        continue;
+                    }
+                    edges.push(Edge {
+                        from,
+                        to,
+                        kind: EdgeKind::Needs,
+                    });
+                }
+            }
+        }
+    }
+    // Phase order: every step of a phase waits for every step of the previous non-empty one.
+    let mut previous: Vec<u32> = Vec::new();
+    for phase in cp.strategy.phases() {
+        let current: Vec<u32> = cp
+            .included
+            .iter()
+            .filter(|s| s.phase == phase)
+            .filter_map(|s| cp.nodes.get(s.id.as_str()))
+            .flatten()
+            .map(|&(n, _)| n)
+            .collect();
+        if current.is_empty() {
+            continue;
+        }
+        for &from in &previous {
+            for &to in &current {
+                edges.push(Edge {
+                    from,
+                    to,
+                    kind: EdgeKind::Phase,
+                });
+            }
+        }
+        previous = current;
+    }
+}
+
+/// `needs` of a step, looking through steps this mode leaves out (their own needs stand in).
+fn effective_needs<'a>(
+    step: &'a Step,
+    included: &HashMap<&str, &'a Step>,
+    runbook: &'a Runbook,
+) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&str> = step.needs.iter().map(String::as_str).collect();
+    let mut seen = HashSet::new();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if included.contains_key(n) {
+            out.push(n);
+        } else if let Some(s) = runbook.step(n) {
+            stack.extend(s.needs.iter().map(String::as_str));
+        }
+    }
+    out
+}
+
+/// A credential whose helper is in the plan waits, for every step that uses the helper, until
+/// the helper's new value is verified.
+fn helper_edges(cps: &[CredPlan<'_>], steps: &[PlannedStep], edges: &mut Vec<Edge>) {
+    let by_id: HashMap<&str, &CredPlan<'_>> =
+        cps.iter().map(|cp| (cp.cred.id.as_str(), cp)).collect();
+    for cp in cps {
+        let Some(helper) = cp.cred.rotate_with.as_deref().and_then(|h| by_id.get(h)) else {
+            continue;
+        };
+        let verified: Vec<u32> = helper
+            .nodes
+            .values()
+            .flatten()
+            .map(|&(n, _)| n)
+            .filter(|&n| steps[n as usize].phase == Phase::Verify)
+            .collect();
+        for step in &cp.included {
+            if !(step.uses_helper || step.phase == Phase::Deliver) {
+                continue;
+            }
+            for &(to, _) in cp.nodes.get(step.id.as_str()).into_iter().flatten() {
+                for &from in &verified {
+                    edges.push(Edge {
+                        from,
+                        to,
+                        kind: EdgeKind::Helper,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Sorts steps topologically (petgraph), renumbers them and the edges, and fills each
+/// credential's ordered step list.
+fn order(
+    mode: Mode,
+    mut credentials: Vec<PlannedCredential>,
+    steps: Vec<PlannedStep>,
+    mut edges: Vec<Edge>,
+) -> Result<Plan, PlanError> {
+    edges.sort_by_key(|e| (e.from, e.to, e.kind));
+    edges.dedup_by_key(|e| (e.from, e.to));
+
+    let mut g: DiGraph<(), ()> = DiGraph::with_capacity(steps.len(), edges.len());
+    for _ in 0..steps.len() {
+        g.add_node(());
+    }
+    for e in &edges {
+        g.add_edge(e.from.into(), e.to.into(), ());
+    }
+    let topo = petgraph::algo::toposort(&g, None).map_err(|cycle| {
+        let start = cycle.node_id();
+        // Report the loop through the node petgraph found.
+        let sccs = petgraph::algo::tarjan_scc(&g);
+        let scc = sccs
+            .into_iter()
+            .find(|c| c.contains(&start))
+            .unwrap_or_else(|| vec![start]);
+        PlanError::Cycle(
+            scc.iter()
+                .rev()
+                .map(|n| steps[n.index()].id.clone())
+                .collect(),
+        )
+    })?;
+    // Stable order: topological, then by credential so a credential's steps stay together.
+    let mut new_index = vec![0u32; steps.len()];
+    for (pos, n) in topo.iter().enumerate() {
+        new_index[n.index()] = u32::try_from(pos).expect("fewer than 2^32 steps");
+    }
+    let mut slots: Vec<Option<PlannedStep>> = steps.into_iter().map(Some).collect();
+    let ordered: Vec<PlannedStep> = topo
+        .iter()
+        .map(|n| slots[n.index()].take().expect("each node once"))
+        .collect();
+    for e in &mut edges {
+        e.from = new_index[e.from as usize];
+        e.to = new_index[e.to as usize];
+    }
+    edges.sort_by_key(|e| (e.to, e.from));
+    for (i, s) in ordered.iter().enumerate() {
+        let c = &mut credentials[s.credential as usize];
+        let i = u32::try_from(i).expect("fewer than 2^32 steps");
+        c.steps.push(i);
+        if s.irreversible && c.first_irreversible.is_none() {
+            c.first_irreversible = Some(i);
+        }
+    }
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        mode,
+        credentials,
+        steps: ordered,
+        edges,
+    })
+}
+
+/// What the capability map says about this credential under this strategy.
+fn capability_notes(c: &Credential, strategy: Strategy) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let warn = |text: String| Note {
+        level: NoteLevel::Warning,
+        text,
+    };
+    let caps = c.kind.capabilities();
+    if c.kind.is_legacy() {
+        notes.push(warn(format!(
+            "legacy credential kind {}: {}",
+            c.kind, caps.note
+        )));
+    }
+    let downtime = match (c.kind, c.field("provider"), c.field("strategy")) {
+        (CredentialKind::OauthClientSecret, Some("auth0"), _) => Some(
+            "Auth0 keeps one secret per client: rotate-secret ends the old at once, so consumers fail until delivery",
+        ),
+        (CredentialKind::PostgresPassword, _, None | Some("single")) => Some(
+            "one password per role: new logins with the old password fail from set-password until consumers have the new one (use strategy: alternating for none)",
+        ),
+        (CredentialKind::MysqlPassword, _, _) => Some(
+            "one password per user: new logins with the old password fail from set-password until consumers have the new one",
+        ),
+        _ => None,
+    };
+    if let (Some(d), Strategy::RotateFirst) = (downtime, strategy) {
+        notes.push(warn(format!("downtime: {d}")));
+    }
+    if matches!(c.kind, CredentialKind::GcpServiceAccountKey) && strategy == Strategy::RevokeFirst {
+        notes.push(warn(
+            "access tokens already minted with the old key stay valid until they expire (up to 1 hour)".into(),
+        ));
+    }
+    if matches!(
+        c.kind,
+        CredentialKind::PostgresPassword | CredentialKind::MysqlPassword
+    ) && strategy == Strategy::RevokeFirst
+    {
+        notes.push(Note {
+            level: NoteLevel::Info,
+            text: "open sessions survive a password change: they are terminated after login is disabled".into(),
+        });
+    }
+    notes
+}
+
+/// Overlap limits that a plan would break: IAM allows 2 keys per user (a rotation needs one
+/// free), GCP 10 per service account.
+fn check_headroom(inv: &Inventory, chosen: &[usize], refusals: &mut Vec<Refusal>) {
+    let mut groups: BTreeMap<(CredentialKind, String), Vec<&Credential>> = BTreeMap::new();
+    for c in &inv.credentials {
+        let owner_key = match c.kind {
+            CredentialKind::AwsIamAccessKey => format!(
+                "{}/{}",
+                c.field("account_id").unwrap_or("-"),
+                c.field("user_name").unwrap_or_default()
+            ),
+            CredentialKind::GcpServiceAccountKey => {
+                c.field("service_account").unwrap_or_default().to_owned()
+            }
+            _ => continue,
+        };
+        groups.entry((c.kind, owner_key)).or_default().push(c);
+    }
+    let selected: HashSet<&str> = chosen
+        .iter()
+        .map(|&i| inv.credentials[i].id.as_str())
+        .collect();
+    for ((kind, _), members) in groups {
+        let limit = kind.capabilities().max_overlap.unwrap_or(u32::MAX) as usize;
+        // A rotation holds old and new at once: each tracked key on the owner needs one more slot.
+        if members.len() < limit || !members.iter().any(|c| selected.contains(c.id.as_str())) {
+            continue;
+        }
+        let ids: Vec<&str> = members.iter().map(|c| c.id.as_str()).collect();
+        let (owner, help) = match kind {
+            CredentialKind::AwsIamAccessKey => (
+                format!(
+                    "IAM user `{}`",
+                    members[0].field("user_name").unwrap_or_default()
+                ),
+                "IAM allows 2 access keys per user and a rotation needs a free one: give each key its own IAM user, or delete one key and its inventory entry first",
+            ),
+            _ => (
+                format!(
+                    "service account `{}`",
+                    members[0].field("service_account").unwrap_or_default()
+                ),
+                "GCP allows 10 keys per service account and a rotation needs a free one: delete an unused key first",
+            ),
+        };
+        for c in members.iter().filter(|c| selected.contains(c.id.as_str())) {
+            refusals.push(Refusal {
+                credential: c.id.clone(),
+                message: format!(
+                    "{owner} holds {} tracked keys ({}); rotating needs one more, beyond the limit of {limit}",
+                    members.len(),
+                    ids.join(", ")
+                ),
+                help: Some(help.into()),
+                location: Some(c.location.clone()),
+            });
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! The action registry: every named action a runbook step may use, with its inputs, outputs,
+//! the provider call it makes and what it does to the world. Runbooks are checked against this
+//! table, and the plan prints its `call` column so an operator sees every API call in advance.
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::Consumer;
+
+/// Where a step sits in a credential's rotation. The plan orders phases per mode:
+/// rotate first (drill): prepare → mint → deliver → verify → revoke → cleanup;
+/// revoke first (incident): prepare → revoke → mint → deliver → verify → cleanup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Read-only look-ups (capture what the old value is, check headroom).
+    Prepare,
+    /// Disable or delete the old value.
+    Revoke,
+    /// Create the new value.
+    Mint,
+    /// Hand the new value to every consumer.
+    Deliver,
+    /// Prove the new value works (and switch consumers over to it).
+    Verify,
+    /// Remove what is left of the old value, record evidence.
+    Cleanup,
+}
+
+impl Phase {
+    pub const ALL: [Self; 6] = [
+        Self::Prepare,
+        Self::Revoke,
+        Self::Mint,
+        Self::Deliver,
+        Self::Verify,
+        Self::Cleanup,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prepare => "prepare",
+            Self::Revoke => "revoke",
+            Self::Mint => "mint",
+            Self::Deliver => "deliver",
+            Self::Verify => "verify",
+            Self::Cleanup => "cleanup",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// The run mode chosen by the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Rotate first: nothing is revoked before the new value is verified.
+    Drill,
+    /// Revoke first: the exposed value is disabled before anything else.
+    Incident,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Drill => "drill",
+            Self::Incident => "incident",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "drill" | "scheduled" => Some(Self::Drill),
+            "incident" => Some(Self::Incident),
+            _ => None,
+        }
+    }
+}
+
+/// What an action does to the world; used to check phases and to mark the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Looks only.
+    Read,
+    /// Creates a new credential value.
+    Create,
+    /// Writes a value to a consumer.
+    Write,
+    /// Disables a value, reversibly.
+    Disable,
+    /// Deletes or revokes a value; cannot be undone.
+    Delete,
+    /// Proves a value works.
+    Verify,
+    /// A human does it.
+    Human,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub required: bool,
+    /// May receive a secret step output (only in memory, never in the plan).
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub name: &'static str,
+    /// Secret outputs stay in memory and are never stored or printed.
+    pub secret: bool,
+}
+
+#[derive(Debug)]
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub provider: &'static str,
+    /// The provider call, as an operator would recognize it.
+    pub call: &'static str,
+    pub effect: Effect,
+    pub inputs: &'static [Param],
+    pub outputs: &'static [Output],
+    /// Takes any input names (e.g. the fields of the document delivered to a consumer).
+    pub open_inputs: bool,
+    /// Runs once per consumer of the credential (`for_each: consumer`).
+    pub per_consumer: bool,
+    /// Waits for an operator; needs `manual:` instructions in the runbook.
+    pub manual: bool,
+}
+
+const fn p(name: &'static str) -> Param {
+    Param {
+        name,
+        required: true,
+        secret: false,
+    }
+}
+const fn o(name: &'static str) -> Param {
+    Param {
+        name,
+        required: false,
+        secret: false,
+    }
+}
+const fn s(name: &'static str) -> Param {
+    Param {
+        name,
+        required: true,
+        secret: true,
+    }
+}
+const fn out(name: &'static str) -> Output {
+    Output {
+        name,
+        secret: false,
+    }
+}
+const fn secret(name: &'static str) -> Output {
+    Output { name, secret: true }
+}
+
+macro_rules! action {
+    ($name:literal, $provider:literal, $call:literal, $effect:ident, [$($i:expr),*], [$($o:expr),*]) => {
+        ActionSpec {
+            name: $name,
+            provider: $provider,
+            call: $call,
+            effect: Effect::$effect,
+            inputs: &[$($i),*],
+            outputs: &[$($o),*],
+            open_inputs: false,
+            per_consumer: false,
+            manual: false,
+        }
+    };
+}
+
+/// Every action a runbook may name.
+pub static ACTIONS: &[ActionSpec] = &[
+    // AWS IAM / STS
+    action!(
+        "aws.iam.ensure_key_slot",
+        "aws",
+        "iam:ListAccessKeys; at the 2-key limit, iam:DeleteAccessKey of an inactive untracked key (refuses if both are active)",
+        Write,
+        [p("user_name"), o("keep_access_key_id")],
+        [out("free_slots")]
+    ),
+    action!(
+        "aws.iam.create_access_key",
+        "aws",
+        "iam:CreateAccessKey",
+        Create,
+        [p("user_name")],
+        [out("access_key_id"), secret("secret_access_key")]
+    ),
+    action!(
+        "aws.iam.deactivate_access_key",
+        "aws",
+        "iam:UpdateAccessKey Status=Inactive",
+        Disable,
+        [
+            p("user_name"),
+            o("access_key_id"),
+            o("except_access_key_id")
+        ],
+        [out("deactivated")]
+    ),
+    action!(
+        "aws.iam.get_access_key_last_used",
+        "aws",
+        "iam:GetAccessKeyLastUsed",
+        Read,
+        [
+            p("user_name"),
+            o("access_key_id"),
+            o("except_access_key_id")
+        ],
+        [out("last_used_date"), out("last_used_service")]
+    ),
+    action!(
+        "aws.iam.delete_access_key",
+        "aws",
+        "iam:DeleteAccessKey",
+        Delete,
+        [
+            p("user_name"),
+            o("access_key_id"),
+            o("except_access_key_id")
+        ],
+        [out("deleted")]
+    ),
+    action!(
+        "aws.sts.get_caller_identity",
+        "aws",
+        "sts:GetCallerIdentity signed with the new key",
+        Verify,
+        [p("access_key_id"), s("secret_access_key"), o("region")],
+        [out("arn"), out("account")]
+    ),
+    // GCP IAM
+    action!(
+        "gcp.iam.create_key",
+        "gcp",
+        "POST iam/v1/projects/{project}/serviceAccounts/{sa}/keys",
+        Create,
+        [p("project"), p("service_account")],
+        [out("key_id"), secret("private_key_data")]
+    ),
+    action!(
+        "gcp.iam.verify_key",
+        "gcp",
+        "GET …/keys/{key_id}; token exchange with a JWT signed by the new key",
+        Verify,
+        [
+            p("project"),
+            p("service_account"),
+            p("key_id"),
+            s("private_key_data")
+        ],
+        []
+    ),
+    action!(
+        "gcp.iam.disable_key",
+        "gcp",
+        "POST …/keys/{key_id}:disable",
+        Disable,
+        [
+            p("project"),
+            p("service_account"),
+            o("key_id"),
+            o("except_key_id"),
+            o("reason")
+        ],
+        [out("disabled")]
+    ),
+    action!(
+        "gcp.iam.delete_key",
+        "gcp",
+        "DELETE …/keys/{key_id}",
+        Delete,
+        [
+            p("project"),
+            p("service_account"),
+            o("key_id"),
+            o("except_key_id")
+        ],
+        [out("deleted")]
+    ),
+    // GitHub
+    action!(
+        "github.user.get",
+        "github",
+        "GET /user with the new token",
+        Verify,
+        [s("token"), o("expected_login")],
+        [out("login")]
+    ),
+    action!(
+        "github.credentials.revoke",
+        "github",
+        "POST /credentials/revoke (irreversible)",
+        Delete,
+        [s("token")],
+        []
+    ),
+    action!(
+        "github.app.verify_key",
+        "github",
+        "GET /app with a JWT signed by the new key",
+        Verify,
+        [p("app_id"), s("private_key")],
+        [out("app_slug")]
+    ),
+    // npm
+    action!(
+        "npm.tokens.create",
+        "npm",
+        "POST /-/npm/v1/tokens",
+        Create,
+        [
+            p("registry"),
+            p("user"),
+            p("password_env"),
+            o("readonly"),
+            o("cidr_whitelist")
+        ],
+        [out("key"), secret("token")]
+    ),
+    action!(
+        "npm.whoami",
+        "npm",
+        "GET /-/whoami with the new token",
+        Verify,
+        [p("registry"), s("token"), o("expected_user")],
+        [out("username")]
+    ),
+    action!(
+        "npm.tokens.delete",
+        "npm",
+        "DELETE /-/npm/v1/tokens/token/{key}",
+        Delete,
+        [p("registry"), o("key"), o("except_key")],
+        [out("deleted")]
+    ),
+    // Hugging Face
+    action!(
+        "huggingface.whoami",
+        "huggingface",
+        "GET /api/whoami-v2 with the new token",
+        Verify,
+        [s("token"), o("expected_user")],
+        [out("name")]
+    ),
+    // Okta / Auth0 / generic OAuth
+    action!(
+        "okta.create_client_secret",
+        "okta",
+        "POST /api/v1/apps/{app_id}/credentials/secrets",
+        Create,
+        [p("domain"), p("app_id"), p("api_token_env")],
+        [out("secret_id"), secret("client_secret")]
+    ),
+    action!(
+        "okta.deactivate_client_secret",
+        "okta",
+        "POST /api/v1/apps/{app_id}/credentials/secrets/{secret_id}/lifecycle/deactivate",
+        Disable,
+        [
+            p("domain"),
+            p("app_id"),
+            p("api_token_env"),
+            o("secret_id"),
+            o("except_secret_id")
+        ],
+        [out("deactivated")]
+    ),
+    action!(
+        "okta.delete_client_secret",
+        "okta",
+        "DELETE /api/v1/apps/{app_id}/credentials/secrets/{secret_id}",
+        Delete,
+        [
+            p("domain"),
+            p("app_id"),
+            p("api_token_env"),
+            o("secret_id"),
+            o("except_secret_id")
+        ],
+        [out("deleted")]
+    ),
+    action!(
+        "auth0.rotate_client_secret",
+        "auth0",
+        "POST /api/v2/clients/{client_id}/rotate-secret (the old secret stops working at once)",
+        Create,
+        [p("domain"), p("client_id"), p("api_token_env")],
+        [secret("client_secret")]
+    ),
+    action!(
+        "oauth.verify_client_credentials",
+        "oauth",
+        "POST {token_url} grant_type=client_credentials with the new secret",
+        Verify,
+        [p("token_url"), p("client_id"), s("client_secret")],
+        []
+    ),
+    // PostgreSQL
+    action!(
+        "postgres.set_password",
+        "postgres",
+        "ALTER ROLE {role} LOGIN PASSWORD '<SCRAM-SHA-256 verifier>'",
+        Create,
+        [p("admin_url_env"), p("role")],
+        [secret("password")]
+    ),
+    action!(
+        "postgres.disable_login",
+        "postgres",
+        "ALTER ROLE {role} NOLOGIN",
+        Disable,
+        [p("admin_url_env"), p("role")],
+        []
+    ),
+    action!(
+        "postgres.terminate_sessions",
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {role}",
+        Disable,
+        [p("admin_url_env"), p("role")],
+        [out("terminated")]
+    ),
+    action!(
+        "postgres.verify_login",
+        "postgres",
+        "connect as {role} with the new password",
+        Verify,
+        [p("admin_url_env"), p("role"), s("password"), o("database")],
+        []
+    ),
+    // MySQL / MariaDB
+    action!(
+        "mysql.set_password",
+        "mysql",
+        "ALTER USER {user}@{host} IDENTIFIED BY <new> ACCOUNT UNLOCK",
+        Create,
+        [p("admin_url_env"), p("user"), o("host_pattern")],
+        [secret("password")]
+    ),
+    action!(
+        "mysql.lock_account",
+        "mysql",
+        "ALTER USER {user}@{host} ACCOUNT LOCK",
+        Disable,
+        [p("admin_url_env"), p("user"), o("host_pattern")],
+        []
+    ),
+    action!(
+        "mysql.kill_sessions",
+        "mysql",
+        "KILL CONNECTION for each session of {user}",
+        Disable,
+        [p("admin_url_env"), p("user")],
+        [out("killed")]
+    ),
+    action!(
+        "mysql.verify_login",
+        "mysql",
+        "connect as {user} with the new password",
+        Verify,
+        [p("admin_url_env"), p("user"), s("password")],
+        []
+    ),
+    // Consumers
+    ActionSpec {
+        name: "consumer.deliver",
+        provider: "consumer",
+        call: "write the new value to the consumer",
+        effect: Effect::Write,
+        inputs: &[],
+        outputs: &[out("version")],
+        open_inputs: true,
+        per_consumer: true,
+        manual: false,
+    },
+    ActionSpec {
+        name: "consumer.promote",
+        provider: "consumer",
+        call: "make the delivered value current",
+        effect: Effect::Write,
+        inputs: &[],
+        outputs: &[],
+        open_inputs: false,
+        per_consumer: true,
+        manual: false,
+    },
+    ActionSpec {
+        name: "consumer.read_current",
+        provider: "consumer",
+        call: "read the value a consumer holds now",
+        effect: Effect::Read,
+        inputs: &[],
+        outputs: &[secret("value")],
+        open_inputs: false,
+        per_consumer: false,
+        manual: false,
+    },
+    // People
+    ActionSpec {
+        name: "manual.provide_secret",
+        provider: "operator",
+        call: "an operator creates the value and enters it (hidden prompt or file descriptor)",
+        effect: Effect::Human,
+        inputs: &[],
+        outputs: &[secret("value")],
+        open_inputs: false,
+        per_consumer: false,
+        manual: true,
+    },
+    ActionSpec {
+        name: "manual.confirm",
+        provider: "operator",
+        call: "an operator does it and confirms",
+        effect: Effect::Human,
+        inputs: &[],
+        outputs: &[],
+        open_inputs: false,
+        per_consumer: false,
+        manual: true,
+    },
+];
+
+pub fn action(name: &str) -> Option<&'static ActionSpec> {
+    ACTIONS.iter().find(|a| a.name == name)
+}
+
+impl ActionSpec {
+    pub fn input(&self, name: &str) -> Option<&Param> {
+        self.inputs.iter().find(|p| p.name == name)
+    }
+
+    pub fn output(&self, name: &str) -> Option<&Output> {
+        self.outputs.iter().find(|o| o.name == name)
+    }
+
+    /// The call made for one consumer; `None` when the action has nothing to do there
+    /// (only Secrets Manager has staging labels to promote).
+    pub fn consumer_call(&self, consumer: &Consumer) -> Option<&'static str> {
+        match (self.name, consumer) {
+            ("consumer.deliver", Consumer::AwsSecretsManager { .. }) => Some(
+                "secretsmanager:PutSecretValue as AWSPENDING (ClientRequestToken from run and step)",
+            ),
+            ("consumer.deliver", Consumer::GithubActionsSecret { .. }) => {
+                Some("GET …/actions/secrets/public-key; PUT …/actions/secrets/{name} (sealed box)")
+            }
+            ("consumer.deliver", Consumer::EnvFile { .. }) => {
+                Some("write the file atomically (temp file, fsync, rename)")
+            }
+            ("consumer.promote", Consumer::AwsSecretsManager { .. }) => {
+                Some("secretsmanager:UpdateSecretVersionStage AWSCURRENT (old becomes AWSPREVIOUS)")
+            }
+            ("consumer.read_current", Consumer::AwsSecretsManager { .. }) => {
+                Some("secretsmanager:GetSecretValue VersionStage=AWSCURRENT")
+            }
+            ("consumer.read_current", Consumer::EnvFile { .. }) => Some("read the file"),
+            ("consumer.promote" | "consumer.read_current", _) => None,
+            _ => Some(self.call),
+        }
+    }
+}

@@ -1,0 +1,1098 @@
+//! The inventory: hosts, services and credentials, read from `inventory/*.yaml`.
+//!
+//! Reading happens in two passes, as in ripgrep's low/high args: the YAML is deserialized into
+//! `Raw*` types that mirror the file (with spans), then [`check`] turns them into the types the
+//! planner trusts: ids unique across files, every reference resolved, kind fields present and
+//! well-formed, dates valid, and no value that looks like a secret.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::civil::Date;
+use marked_yaml::{Node, Spanned};
+use serde::{Deserialize, Serialize};
+
+use crate::diag::{Location, SourceFile, SpecError, SpecErrors};
+use crate::kind::{CredentialKind, FieldType, HostKind, kind_names};
+use crate::yaml;
+
+// ---------------------------------------------------------------------------------------------
+// Raw types: the file as written.
+
+type S = Spanned<String>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    id: S,
+    kind: S,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    id: S,
+    #[serde(default)]
+    owner: Option<S>,
+    #[serde(default)]
+    sboms: Vec<S>,
+    #[serde(default)]
+    built_on: Vec<S>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// The fields every credential shares; kind-specific fields are split off before this is read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredential {
+    id: S,
+    kind: S,
+    #[serde(default)]
+    owner: Option<S>,
+    #[serde(default)]
+    used_by: Vec<S>,
+    #[serde(default)]
+    present_on: Vec<S>,
+    #[serde(default)]
+    rotate_with: Option<S>,
+    #[serde(default)]
+    policy: Option<RawPolicy>,
+    #[serde(default)]
+    last_rotated: Option<S>,
+    #[serde(default)]
+    delivered_to: Vec<Spanned<RawConsumer>>,
+    #[serde(default)]
+    description: Option<S>,
+}
+
+const COMMON_FIELDS: &[&str] = &[
+    "id",
+    "kind",
+    "owner",
+    "used_by",
+    "present_on",
+    "rotate_with",
+    "policy",
+    "last_rotated",
+    "delivered_to",
+    "description",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    max_age_days: Spanned<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsumer {
+    #[serde(default)]
+    aws_secrets_manager: Option<RawSecretsManager>,
+    #[serde(default)]
+    github_actions_secret: Option<RawActionsSecret>,
+    #[serde(default)]
+    env_file: Option<RawEnvFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecretsManager {
+    secret_id: S,
+    #[serde(default)]
+    region: Option<S>,
+    #[serde(default)]
+    field: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawActionsSecret {
+    #[serde(default)]
+    repo: Option<S>,
+    #[serde(default)]
+    org: Option<S>,
+    #[serde(default)]
+    environment: Option<S>,
+    name: S,
+    #[serde(default)]
+    field: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvFile {
+    path: S,
+    key: S,
+    #[serde(default)]
+    field: Option<S>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checked types: what the planner trusts.
+
+/// A machine or runner group where code runs and credential values are present.
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub id: String,
+    pub kind: HostKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip)]
+    pub location: Location,
+}
+
+/// A service: what it is built from (SBOMs, lockfiles) and where it is built.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Paths resolved against the inventory file's folder.
+    pub sboms: Vec<PathBuf>,
+    pub built_on: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip)]
+    pub location: Location,
+}
+
+/// Where a GitHub Actions secret lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionsScope {
+    Repo { repo: String },
+    Org { org: String },
+    Environment { repo: String, environment: String },
+}
+
+/// A place that receives every new value of a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Consumer {
+    AwsSecretsManager {
+        secret_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        /// Store only this field of the value document instead of the whole JSON document.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
+    GithubActionsSecret {
+        #[serde(flatten)]
+        scope: ActionsScope,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
+    EnvFile {
+        path: String,
+        key: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
+}
+
+impl Consumer {
+    /// The consumer type's name as written in the inventory.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::AwsSecretsManager { .. } => "aws_secrets_manager",
+            Self::GithubActionsSecret { .. } => "github_actions_secret",
+            Self::EnvFile { .. } => "env_file",
+        }
+    }
+
+    /// A short human label: `secretsmanager:prod/web/aws`, `actions:acme/web/AWS_KEY`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::AwsSecretsManager { secret_id, .. } => format!("secretsmanager:{secret_id}"),
+            Self::GithubActionsSecret { scope, name, .. } => match scope {
+                ActionsScope::Repo { repo } => format!("actions:{repo}/{name}"),
+                ActionsScope::Org { org } => format!("actions:org/{org}/{name}"),
+                ActionsScope::Environment { repo, environment } => {
+                    format!("actions:{repo}@{environment}/{name}")
+                }
+            },
+            Self::EnvFile { path, key, .. } => format!("env:{path}#{key}"),
+        }
+    }
+
+    /// The consumer's fields as template variables (`{{ consumer.secret_id }}`).
+    pub fn field(&self, name: &str) -> Option<String> {
+        let v = match (self, name) {
+            (_, "type") => Some(self.type_name()),
+            (_, "label") => return Some(self.label()),
+            (Self::AwsSecretsManager { secret_id, .. }, "secret_id") => Some(secret_id.as_str()),
+            (Self::AwsSecretsManager { region, .. }, "region") => region.as_deref(),
+            (Self::GithubActionsSecret { name, .. }, "name") => Some(name.as_str()),
+            (Self::EnvFile { path, .. }, "path") => Some(path.as_str()),
+            (Self::EnvFile { key, .. }, "key") => Some(key.as_str()),
+            (
+                Self::AwsSecretsManager { field, .. }
+                | Self::GithubActionsSecret { field, .. }
+                | Self::EnvFile { field, .. },
+                "field",
+            ) => field.as_deref(),
+            _ => None,
+        };
+        v.map(str::to_owned)
+    }
+
+    /// Whether the current value can be read back (GitHub Actions secrets are write-only).
+    pub fn readable(&self) -> bool {
+        !matches!(self, Self::GithubActionsSecret { .. })
+    }
+}
+
+/// Rotation policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub max_age_days: u32,
+}
+
+/// A credential: where it is, who uses it, where its values go. Never its value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Credential {
+    pub id: String,
+    pub kind: CredentialKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub used_by: Vec<String>,
+    pub present_on: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotate_with: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rotated: Option<Date>,
+    pub delivered_to: Vec<Consumer>,
+    /// Kind-specific fields (`user_name`, `role`, …), all plain identifiers.
+    pub fields: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip)]
+    pub location: Location,
+    #[serde(skip)]
+    pub rotate_with_location: Option<Location>,
+    #[serde(skip)]
+    pub reference_locations: ReferenceLocations,
+}
+
+/// Where each `used_by` / `present_on` entry was written, index for index.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceLocations {
+    pub used_by: Vec<Location>,
+    pub present_on: Vec<Location>,
+}
+
+impl Credential {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// Days since the last rotation, when known.
+    pub fn age_days(&self, today: Date) -> Option<i64> {
+        let last = self.last_rotated?;
+        let span = today.since(last).ok()?;
+        Some(i64::from(span.get_days()))
+    }
+
+    /// Whether the policy's maximum age has passed.
+    pub fn is_due(&self, today: Date) -> bool {
+        match (self.policy, self.age_days(today)) {
+            (Some(p), Some(age)) => age >= i64::from(p.max_age_days),
+            // No record of a rotation: treat as due, the safe answer.
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+/// The checked inventory.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Inventory {
+    pub hosts: Vec<Host>,
+    pub services: Vec<Service>,
+    pub credentials: Vec<Credential>,
+    #[serde(skip)]
+    credential_index: HashMap<String, usize>,
+    #[serde(skip)]
+    service_index: HashMap<String, usize>,
+    #[serde(skip)]
+    host_index: HashMap<String, usize>,
+}
+
+impl Inventory {
+    pub fn credential(&self, id: &str) -> Option<&Credential> {
+        self.credential_index.get(id).map(|&i| &self.credentials[i])
+    }
+
+    pub fn credential_index(&self, id: &str) -> Option<usize> {
+        self.credential_index.get(id).copied()
+    }
+
+    pub fn service(&self, id: &str) -> Option<&Service> {
+        self.service_index.get(id).map(|&i| &self.services[i])
+    }
+
+    pub fn host(&self, id: &str) -> Option<&Host> {
+        self.host_index.get(id).map(|&i| &self.hosts[i])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+/// Lists the `*.yaml` / `*.yml` files of a folder, sorted for deterministic output.
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, SpecError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        SpecError::new(None, format!("cannot read folder {}: {e}", dir.display()))
+            .help("pass the folder with --inventory/--runbooks, or run rekey where ./inventory is")
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension().is_some_and(|e| {
+                    e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml")
+                })
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+pub(crate) fn read_source(path: &Path) -> Result<Arc<SourceFile>, SpecError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SpecError::new(None, format!("cannot read {}: {e}", path.display())))?;
+    Ok(Arc::new(SourceFile::new(path, text)))
+}
+
+/// Reads and checks every inventory file in `dir`.
+pub fn load_inventory(dir: &Path) -> Result<Inventory, SpecErrors> {
+    let files = yaml_files(dir)?;
+    if files.is_empty() {
+        return Err(SpecError::new(
+            None,
+            format!("no inventory files (*.yaml) in {}", dir.display()),
+        )
+        .into());
+    }
+    let mut sources = Vec::with_capacity(files.len());
+    let mut errors = SpecErrors::default();
+    for path in &files {
+        match read_source(path) {
+            Ok(s) => sources.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    let inv = parse_inventory(&sources);
+    match inv {
+        Ok(inv) if errors.is_empty() => Ok(inv),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            errors.0.extend(more.0);
+            Err(errors)
+        }
+    }
+}
+
+/// Parses and checks inventory sources already in memory (tests, generated inventories).
+pub fn parse_inventory(sources: &[Arc<SourceFile>]) -> Result<Inventory, SpecErrors> {
+    let mut errors = SpecErrors::default();
+    let mut raw = RawInventory::default();
+    for file in sources {
+        if let Err(e) = read_file(file, &mut raw) {
+            errors.0.extend(e.0);
+        }
+    }
+    let inventory = check(raw, &mut errors);
+    errors.into_result(inventory)
+}
+
+struct Located<T> {
+    file: Arc<SourceFile>,
+    raw: T,
+}
+
+/// A credential split into its common part and its kind-specific fields.
+struct SplitCredential {
+    common: RawCredential,
+    extra: Vec<(Location, String, Location, String)>,
+}
+
+#[derive(Default)]
+struct RawInventory {
+    hosts: Vec<Located<RawHost>>,
+    services: Vec<Located<RawService>>,
+    credentials: Vec<Located<SplitCredential>>,
+}
+
+fn read_file(file: &Arc<SourceFile>, out: &mut RawInventory) -> Result<(), SpecErrors> {
+    let root = yaml::parse(file)?;
+    let mut errors = SpecErrors::default();
+    let Some(map) = root.as_mapping() else {
+        return Err(SpecError::at(
+            Location::from_span(file, root.span()),
+            "expected a mapping with `hosts`, `services` and `credentials`",
+        )
+        .into());
+    };
+    for (key, value) in map.iter() {
+        let key_loc = Location::from_span(file, key.span());
+        let Some(items) = value.as_sequence() else {
+            if value.as_scalar().is_some_and(|s| s.as_str().is_empty()) {
+                continue; // `credentials:` with nothing under it
+            }
+            errors.push(SpecError::at(
+                Location::from_span(file, value.span()),
+                format!("`{}` must be a list", key.as_str()),
+            ));
+            continue;
+        };
+        match key.as_str() {
+            "hosts" => {
+                for item in items.iter() {
+                    match yaml::from_node::<RawHost>(file, item, "host") {
+                        Ok(raw) => out.hosts.push(Located {
+                            file: Arc::clone(file),
+                            raw,
+                        }),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            "services" => {
+                for item in items.iter() {
+                    match yaml::from_node::<RawService>(file, item, "service") {
+                        Ok(raw) => out.services.push(Located {
+                            file: Arc::clone(file),
+                            raw,
+                        }),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            "credentials" => {
+                for item in items.iter() {
+                    match split_credential(file, item) {
+                        Ok(raw) => out.credentials.push(Located {
+                            file: Arc::clone(file),
+                            raw,
+                        }),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            other => errors.push(
+                SpecError::at(key_loc, format!("unknown top-level key `{other}`"))
+                    .label("unknown key")
+                    .help("expected one of `hosts`, `services`, `credentials`"),
+            ),
+        }
+    }
+    errors.into_result(())
+}
+
+/// Splits a credential mapping into the common fields (read by serde, unknown ones rejected
+/// there) and the kind-specific ones (checked against the kind once it is known).
+fn split_credential(file: &Arc<SourceFile>, node: &Node) -> Result<SplitCredential, SpecError> {
+    let Some(map) = node.as_mapping() else {
+        return Err(SpecError::at(
+            Location::from_span(file, node.span()),
+            "a credential must be a mapping with at least `id` and `kind`",
+        ));
+    };
+    let mut common = map.clone();
+    common.retain(|k, _| COMMON_FIELDS.contains(&k.as_str()));
+    let mut extra = Vec::new();
+    for (k, v) in map.iter() {
+        if COMMON_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        let v = yaml::scalar(file, v, k.as_str())?;
+        extra.push((
+            Location::from_span(file, k.span()),
+            k.as_str().to_owned(),
+            Location::from_span(file, v.span()),
+            v.as_str().to_owned(),
+        ));
+    }
+    let common = yaml::from_node::<RawCredential>(file, &Node::Mapping(common), "credential")?;
+    Ok(SplitCredential { common, extra })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking.
+
+fn loc(file: &Arc<SourceFile>, s: &S) -> Location {
+    Location::from_span(file, s.span())
+}
+
+fn check_id(errors: &mut SpecErrors, file: &Arc<SourceFile>, id: &S, what: &str) {
+    let ok = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        errors.push(
+            SpecError::at(
+                loc(file, id),
+                format!("invalid {what} id `{}`", id.as_str()),
+            )
+            .help("ids use letters, digits, `-`, `_` and `.`"),
+        );
+    }
+}
+
+fn check(raw: RawInventory, errors: &mut SpecErrors) -> Inventory {
+    let mut inv = Inventory::default();
+    // One namespace per entity type; ids are unique across all files.
+    let mut first_seen: HashMap<(&'static str, String), Location> = HashMap::new();
+    let mut unique =
+        |errors: &mut SpecErrors, what: &'static str, id: &str, at: &Location| -> bool {
+            match first_seen.get(&(what, id.to_owned())) {
+                Some(first) => {
+                    errors.push(
+                        SpecError::at(at.clone(), format!("duplicate {what} id `{id}`"))
+                            .label("defined again here")
+                            .related(first.clone(), "first defined"),
+                    );
+                    false
+                }
+                None => {
+                    first_seen.insert((what, id.to_owned()), at.clone());
+                    true
+                }
+            }
+        };
+
+    for Located { file, raw } in raw.hosts {
+        check_id(errors, &file, &raw.id, "host");
+        let at = loc(&file, &raw.id);
+        let Some(kind) = HostKind::parse(&raw.kind) else {
+            errors.push(
+                SpecError::at(
+                    loc(&file, &raw.kind),
+                    format!("unknown host kind `{}`", raw.kind.as_str()),
+                )
+                .help(format!("expected one of {}", HostKind::NAMES.join(", "))),
+            );
+            continue;
+        };
+        if unique(errors, "host", &raw.id, &at) {
+            inv.host_index.insert(raw.id.to_string(), inv.hosts.len());
+            inv.hosts.push(Host {
+                id: raw.id.to_string(),
+                kind,
+                description: raw.description,
+                location: at,
+            });
+        }
+    }
+
+    let mut service_refs = Vec::new();
+    for Located { file, raw } in raw.services {
+        check_id(errors, &file, &raw.id, "service");
+        let at = loc(&file, &raw.id);
+        if !unique(errors, "service", &raw.id, &at) {
+            continue;
+        }
+        let base = file.path().parent().unwrap_or(Path::new("."));
+        for h in &raw.built_on {
+            service_refs.push((loc(&file, h), h.to_string()));
+        }
+        inv.service_index
+            .insert(raw.id.to_string(), inv.services.len());
+        inv.services.push(Service {
+            id: raw.id.to_string(),
+            owner: raw.owner.map(|o| o.to_string()),
+            sboms: raw.sboms.iter().map(|p| base.join(p.as_str())).collect(),
+            built_on: raw.built_on.iter().map(|h| h.to_string()).collect(),
+            description: raw.description,
+            location: at,
+        });
+    }
+    for (at, host) in service_refs {
+        if inv.host(&host).is_none() {
+            errors.push(dangling(
+                at,
+                "host",
+                &host,
+                inv.hosts.iter().map(|h| h.id.as_str()),
+            ));
+        }
+    }
+
+    let mut pending = Vec::new();
+    for Located { file, raw } in raw.credentials {
+        if let Some(c) = check_credential(&file, raw, errors) {
+            if unique(errors, "credential", &c.id, &c.location) {
+                pending.push((file, c));
+            }
+        }
+    }
+    for (i, (_, c)) in pending.iter().enumerate() {
+        inv.credential_index.insert(c.id.clone(), i);
+    }
+    inv.credentials = pending.into_iter().map(|(_, c)| c).collect();
+    check_references(&inv, errors);
+    check_rotate_with_cycles(&inv, errors);
+    inv
+}
+
+fn dangling<'a>(
+    at: Location,
+    what: &str,
+    id: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> SpecError {
+    let mut e =
+        SpecError::at(at, format!("unknown {what} `{id}`")).label(format!("no {what} has this id"));
+    if let Some(best) = closest(id, known) {
+        e = e.help(format!("did you mean `{best}`?"));
+    }
+    e
+}
+
+/// The nearest known name by edit distance, for "did you mean".
+pub fn closest<'a>(word: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (edit_distance(word, k), k))
+        .filter(|(d, k)| *d <= (k.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn check_credential(
+    file: &Arc<SourceFile>,
+    split: SplitCredential,
+    errors: &mut SpecErrors,
+) -> Option<Credential> {
+    let raw = split.common;
+    check_id(errors, file, &raw.id, "credential");
+    let kind = match raw.kind.parse::<CredentialKind>() {
+        Ok(k) => k,
+        Err(_) => {
+            let mut e = SpecError::at(
+                loc(file, &raw.kind),
+                format!("unknown credential kind `{}`", raw.kind.as_str()),
+            )
+            .label("unknown kind")
+            .help(format!("expected one of {}", kind_names()));
+            if let Some(best) = closest(&raw.kind, CredentialKind::ALL.iter().map(|k| k.as_str())) {
+                e = e.help(format!("did you mean `{best}`? Kinds: {}", kind_names()));
+            }
+            errors.push(e);
+            return None;
+        }
+    };
+    let before = errors.len();
+
+    // Kind-specific fields.
+    let specs = kind.fields();
+    let mut fields = BTreeMap::new();
+    // Fields present but rejected: not reported again as missing.
+    let mut rejected: Vec<&str> = Vec::new();
+    for (key_loc, key, value_loc, value) in split.extra {
+        let Some(spec) = specs.iter().find(|s| s.name == key) else {
+            let expected: Vec<&str> = COMMON_FIELDS
+                .iter()
+                .copied()
+                .chain(specs.iter().map(|s| s.name))
+                .collect();
+            let mut e = SpecError::at(key_loc, format!("unknown field `{key}` for kind {kind}"))
+                .label("unknown field");
+            e = match closest(&key, expected.iter().copied()) {
+                Some(best) => e.help(format!(
+                    "did you mean `{best}`? {kind} takes: {}",
+                    expected.join(", ")
+                )),
+                None => e.help(format!("{kind} takes: {}", expected.join(", "))),
+            };
+            errors.push(e);
+            continue;
+        };
+        if let Some(what) = looks_like_secret(&value) {
+            errors.push(secret_error(value_loc, &key, what));
+            rejected.push(spec.name);
+            continue;
+        }
+        if let Err(why) = check_field_value(spec.ty, &value) {
+            errors.push(SpecError::at(value_loc, format!("invalid `{key}`: {why}")).help(spec.doc));
+            rejected.push(spec.name);
+            continue;
+        }
+        fields.insert(key, value);
+    }
+    let provider = fields.get("provider").map(String::as_str);
+    let strategy = fields.get("strategy").map(String::as_str);
+    let conditional = kind.conditional_fields(provider, strategy);
+    for spec in specs {
+        let needed = spec.required || conditional.contains(&spec.name);
+        if needed && !fields.contains_key(spec.name) && !rejected.contains(&spec.name) {
+            let why = if spec.required {
+                format!(
+                    "credential `{}` of kind {kind} is missing required field `{}`",
+                    raw.id.as_str(),
+                    spec.name
+                )
+            } else {
+                format!(
+                    "credential `{}` is missing field `{}`, required with {}",
+                    raw.id.as_str(),
+                    spec.name,
+                    provider.map_or_else(
+                        || format!("strategy {}", strategy.unwrap_or_default()),
+                        |p| format!("provider {p}")
+                    )
+                )
+            };
+            errors.push(
+                SpecError::at(loc(file, &raw.id), why)
+                    .help(format!("`{}`: {}", spec.name, spec.doc)),
+            );
+        }
+    }
+
+    let last_rotated = raw
+        .last_rotated
+        .as_ref()
+        .and_then(|d| match d.parse::<Date>() {
+            Ok(date) if d.len() == 10 => Some(date),
+            _ => {
+                errors.push(
+                    SpecError::at(loc(file, d), format!("invalid date `{}`", d.as_str()))
+                        .label("not a calendar date")
+                        .help("expected a date as YYYY-MM-DD, e.g. 2026-08-01"),
+                );
+                None
+            }
+        });
+    let policy = raw.policy.as_ref().map(|p| Policy {
+        max_age_days: *p.max_age_days,
+    });
+    if let Some(p) = &raw.policy {
+        if *p.max_age_days == 0 {
+            errors.push(SpecError::at(
+                Location::from_span(file, p.max_age_days.span()),
+                "`max_age_days` must be at least 1",
+            ));
+        }
+    }
+    if let Some(d) = &raw.description {
+        if let Some(what) = looks_like_secret(d) {
+            errors.push(secret_error(loc(file, d), "description", what));
+        }
+    }
+
+    let mut delivered_to = Vec::new();
+    for c in &raw.delivered_to {
+        if let Some(c) = check_consumer(file, c, errors) {
+            delivered_to.push(c);
+        }
+    }
+
+    if errors.len() > before {
+        return None;
+    }
+    Some(Credential {
+        id: raw.id.to_string(),
+        kind,
+        owner: raw.owner.map(|o| o.to_string()),
+        used_by: raw.used_by.iter().map(|s| s.to_string()).collect(),
+        present_on: raw.present_on.iter().map(|s| s.to_string()).collect(),
+        rotate_with_location: raw.rotate_with.as_ref().map(|r| loc(file, r)),
+        rotate_with: raw.rotate_with.map(|r| r.to_string()),
+        policy,
+        last_rotated,
+        delivered_to,
+        fields,
+        description: raw.description.map(|d| d.to_string()),
+        location: loc(file, &raw.id),
+        reference_locations: ReferenceLocations {
+            used_by: raw.used_by.iter().map(|s| loc(file, s)).collect(),
+            present_on: raw.present_on.iter().map(|s| loc(file, s)).collect(),
+        },
+    })
+}
+
+fn check_references(inv: &Inventory, errors: &mut SpecErrors) {
+    for c in &inv.credentials {
+        for (s, at) in c.used_by.iter().zip(&c.reference_locations.used_by) {
+            if inv.service(s).is_none() {
+                errors.push(dangling(
+                    at.clone(),
+                    "service",
+                    s,
+                    inv.services.iter().map(|s| s.id.as_str()),
+                ));
+            }
+        }
+        for (h, at) in c.present_on.iter().zip(&c.reference_locations.present_on) {
+            if inv.host(h).is_none() {
+                errors.push(dangling(
+                    at.clone(),
+                    "host",
+                    h,
+                    inv.hosts.iter().map(|h| h.id.as_str()),
+                ));
+            }
+        }
+        if let (Some(helper), Some(at)) = (&c.rotate_with, &c.rotate_with_location) {
+            if helper == &c.id {
+                errors.push(SpecError::at(
+                    at.clone(),
+                    format!("credential `{}` cannot rotate with itself", c.id),
+                ));
+            } else if inv.credential(helper).is_none() {
+                errors.push(dangling(
+                    at.clone(),
+                    "credential",
+                    helper,
+                    inv.credentials.iter().map(|c| c.id.as_str()),
+                ));
+            }
+        }
+    }
+}
+
+/// `rotate_with` chains must end: a → b → a can never be ordered.
+fn check_rotate_with_cycles(inv: &Inventory, errors: &mut SpecErrors) {
+    // Each credential has at most one helper, so walking the chain finds any cycle.
+    let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for start in &inv.credentials {
+        let mut path: Vec<&Credential> = vec![start];
+        let mut cur = start;
+        while let Some(next) = cur.rotate_with.as_deref().and_then(|h| inv.credential(h)) {
+            if next.id == cur.id {
+                break; // self-reference, reported already
+            }
+            if let Some(pos) = path.iter().position(|c| c.id == next.id) {
+                let cycle = &path[pos..];
+                if cycle.iter().any(|c| reported.contains(&c.id)) {
+                    break;
+                }
+                // Start the printed cycle at its smallest id so it reads the same from anywhere.
+                let min = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, c)| &c.id)
+                    .map_or(0, |(i, _)| i);
+                let ordered: Vec<&Credential> =
+                    cycle[min..].iter().chain(&cycle[..min]).copied().collect();
+                let text = ordered
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .chain(std::iter::once(ordered[0].id.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" → ");
+                let first = ordered[0];
+                let mut e = SpecError::at(
+                    first
+                        .rotate_with_location
+                        .clone()
+                        .unwrap_or_else(|| first.location.clone()),
+                    format!("rotate_with cycle: {text}"),
+                )
+                .label("cycle starts here")
+                .help("a credential's rotate_with helper must not (indirectly) need it back");
+                for c in &ordered[1..] {
+                    if let Some(at) = &c.rotate_with_location {
+                        e = e.related(
+                            at.clone(),
+                            format!(
+                                "{} rotate_with {}",
+                                c.id,
+                                c.rotate_with.as_deref().unwrap_or_default()
+                            ),
+                        );
+                    }
+                }
+                errors.push(e);
+                reported.extend(cycle.iter().map(|c| c.id.clone()));
+                break;
+            }
+            path.push(next);
+            cur = next;
+        }
+    }
+}
+
+fn check_consumer(
+    file: &Arc<SourceFile>,
+    c: &Spanned<RawConsumer>,
+    errors: &mut SpecErrors,
+) -> Option<Consumer> {
+    let at = Location::from_span(file, c.span());
+    let set = usize::from(c.aws_secrets_manager.is_some())
+        + usize::from(c.github_actions_secret.is_some())
+        + usize::from(c.env_file.is_some());
+    if set != 1 {
+        errors.push(
+            SpecError::at(at, format!("a consumer names exactly one destination, found {set}"))
+                .help("write `- aws_secrets_manager: {…}`, `- github_actions_secret: {…}` or `- env_file: {…}`"),
+        );
+        return None;
+    }
+    let opt = |s: &Option<S>| s.as_ref().map(|v| v.to_string());
+    if let Some(sm) = &c.aws_secrets_manager {
+        return Some(Consumer::AwsSecretsManager {
+            secret_id: sm.secret_id.to_string(),
+            region: opt(&sm.region),
+            field: opt(&sm.field),
+        });
+    }
+    if let Some(gh) = &c.github_actions_secret {
+        let scope = match (&gh.repo, &gh.org, &gh.environment) {
+            (Some(repo), None, None) => ActionsScope::Repo {
+                repo: repo.to_string(),
+            },
+            (None, Some(org), None) => ActionsScope::Org {
+                org: org.to_string(),
+            },
+            (Some(repo), None, Some(env)) => ActionsScope::Environment {
+                repo: repo.to_string(),
+                environment: env.to_string(),
+            },
+            _ => {
+                errors.push(
+                    SpecError::at(
+                        at,
+                        "a GitHub Actions secret needs `repo`, `org`, or `repo` with `environment`",
+                    )
+                    .help("repo: acme/web | org: acme | repo: acme/web + environment: production"),
+                );
+                return None;
+            }
+        };
+        if let ActionsScope::Repo { repo } | ActionsScope::Environment { repo, .. } = &scope {
+            if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
+                let r = gh.repo.as_ref().expect("repo scope has a repo");
+                errors.push(
+                    SpecError::at(loc(file, r), format!("invalid repository `{repo}`"))
+                        .help("expected OWNER/NAME, e.g. acme/web"),
+                );
+                return None;
+            }
+        }
+        return Some(Consumer::GithubActionsSecret {
+            scope,
+            name: gh.name.to_string(),
+            field: opt(&gh.field),
+        });
+    }
+    let env = c.env_file.as_ref().expect("one consumer type is set");
+    Some(Consumer::EnvFile {
+        path: env.path.to_string(),
+        key: env.key.to_string(),
+        field: opt(&env.field),
+    })
+}
+
+fn check_field_value(ty: FieldType, value: &str) -> Result<(), String> {
+    match ty {
+        FieldType::Name => {
+            if value.is_empty() || value.chars().any(char::is_whitespace) {
+                return Err("expected a non-empty name without spaces".into());
+            }
+        }
+        FieldType::EnvVar => {
+            let ok = value
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !ok {
+                return Err(format!(
+                    "`{value}` is not an environment variable name (expected e.g. PG_ADMIN_URL)"
+                ));
+            }
+        }
+        FieldType::Url => {
+            if !(value.starts_with("https://") || value.starts_with("http://")) {
+                return Err(format!("`{value}` is not an http(s) URL"));
+            }
+        }
+        FieldType::OneOf(options) => {
+            if !options.contains(&value) {
+                return Err(format!(
+                    "expected one of {}, found `{value}`",
+                    options.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn secret_error(at: Location, field: &str, what: &str) -> SpecError {
+    // The offending line holds what looks like a secret: never echo it.
+    SpecError::at(at, format!("`{field}` looks like a secret value ({what})"))
+        .help("the inventory names where a secret lives and how to manage it, never the value itself; remove it and rotate that secret")
+        .hide_source()
+}
+
+/// Recognizes well-known secret formats, so a pasted token is refused instead of stored.
+pub fn looks_like_secret(value: &str) -> Option<&'static str> {
+    const PREFIXES: &[(&str, &str)] = &[
+        ("ghp_", "a GitHub classic token"),
+        ("gho_", "a GitHub OAuth token"),
+        ("ghu_", "a GitHub user-to-server token"),
+        ("ghs_", "a GitHub server-to-server token"),
+        ("ghr_", "a GitHub refresh token"),
+        ("github_pat_", "a GitHub fine-grained token"),
+        ("npm_", "an npm token"),
+        ("hf_", "a Hugging Face token"),
+        ("-----BEGIN", "a PEM private key"),
+        ("xoxb-", "a Slack token"),
+        ("sk-", "an API secret key"),
+    ];
+    let v = value.trim();
+    for (prefix, what) in PREFIXES {
+        if v.starts_with(prefix) && v.len() >= prefix.len() + 16 {
+            return Some(what);
+        }
+    }
+    // user:password@host in a connection string
+    if let Some((_, rest)) = v.split_once("://") {
+        if let Some((userinfo, _)) = rest.split_once('@') {
+            if userinfo.contains(':') {
+                return Some("a URL with a password");
+            }
+        }
+    }
+    // AWS secret access keys: 40 characters of base64 with mixed classes.
+    if v.len() == 40
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '/' || c == '+')
+        && v.chars().any(|c| c.is_ascii_lowercase())
+        && v.chars().any(|c| c.is_ascii_uppercase())
+        && v.chars().any(|c| c.is_ascii_digit())
+    {
+        return Some("an AWS secret access key");
+    }
+    None
+}

@@ -1,0 +1,108 @@
+//! `rekey inventory list`.
+
+use std::io::Write;
+
+use anstyle::AnsiColor;
+use serde::Serialize;
+
+use crate::cli::{Global, InventoryArgs, InventoryCommand};
+use crate::report::Failure;
+
+#[derive(Serialize)]
+struct Row<'a> {
+    id: &'a str,
+    kind: &'a str,
+    owner: Option<&'a str>,
+    legacy: bool,
+    last_rotated: Option<String>,
+    age_days: Option<i64>,
+    max_age_days: Option<u32>,
+    due: bool,
+    used_by: &'a [String],
+    present_on: &'a [String],
+    rotate_with: Option<&'a str>,
+    consumers: Vec<String>,
+}
+
+pub(crate) fn run(global: &Global, args: &InventoryArgs) -> Result<(), Failure> {
+    let InventoryCommand::List { json } = args.command;
+    let inventory = super::load_inventory(global)?;
+    let today = super::today(global);
+    let rows: Vec<Row<'_>> = inventory
+        .credentials
+        .iter()
+        .map(|c| Row {
+            id: &c.id,
+            kind: c.kind.as_str(),
+            owner: c.owner.as_deref(),
+            legacy: c.kind.is_legacy(),
+            last_rotated: c.last_rotated.map(|d| d.to_string()),
+            age_days: c.age_days(today),
+            max_age_days: c.policy.map(|p| p.max_age_days),
+            due: c.is_due(today),
+            used_by: &c.used_by,
+            present_on: &c.present_on,
+            rotate_with: c.rotate_with.as_deref(),
+            consumers: c
+                .delivered_to
+                .iter()
+                .map(rekey_spec::Consumer::label)
+                .collect(),
+        })
+        .collect();
+    let mut out = anstream::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?
+        );
+        return Ok(());
+    }
+    let w_id = rows.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
+    let w_kind = rows.iter().map(|r| r.kind.len()).max().unwrap_or(4).max(4);
+    let w_owner = rows
+        .iter()
+        .map(|r| r.owner.map_or(1, str::len))
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let bold = anstyle::Style::new().bold();
+    let _ = writeln!(
+        out,
+        "{bold}{:<w_id$}  {:<w_kind$}  {:<w_owner$}  {:>5}  {:<7}  {}{bold:#}",
+        "ID", "KIND", "OWNER", "AGE", "DUE", "EXPOSURE (present on)"
+    );
+    for r in &rows {
+        let age = r
+            .age_days
+            .map_or_else(|| "-".to_owned(), |a| format!("{a}d"));
+        let (due, style) = match (r.due, r.max_age_days) {
+            (true, _) => ("due", AnsiColor::Red.on_default()),
+            (false, Some(_)) => ("ok", AnsiColor::Green.on_default()),
+            (false, None) => ("-", anstyle::Style::new()),
+        };
+        let legacy = if r.legacy { " (legacy)" } else { "" };
+        let _ = writeln!(
+            out,
+            "{:<w_id$}  {:<w_kind$}  {:<w_owner$}  {:>5}  {style}{:<7}{style:#}  {}{legacy}",
+            r.id,
+            r.kind,
+            r.owner.unwrap_or("-"),
+            age,
+            due,
+            if r.present_on.is_empty() {
+                "-".to_owned()
+            } else {
+                r.present_on.join(", ")
+            },
+        );
+    }
+    let due = rows.iter().filter(|r| r.due).count();
+    let _ = writeln!(
+        out,
+        "\n{} credential(s), {due} due for rotation",
+        rows.len()
+    );
+    Ok(())
+}
