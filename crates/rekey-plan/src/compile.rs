@@ -349,6 +349,24 @@ fn plan_step(
             }
         }
     }
+    if let (Some(c), true) = (consumer, step.action.open_inputs) {
+        if let Some(field) = c.field("field") {
+            if !step.inputs.contains_key(&field) {
+                let fields: Vec<&str> = step.inputs.keys().map(String::as_str).collect();
+                return Err(Refusal {
+                    credential: cred.id.clone(),
+                    message: format!(
+                        "consumer {} takes field `{field}`, but step `{}` delivers only: {}",
+                        c.label(),
+                        step.id,
+                        fields.join(", ")
+                    ),
+                    help: Some("fix the consumer's `field:`".into()),
+                    location: Some(cred.location.clone()),
+                });
+            }
+        }
+    }
     let mut call = consumer
         .and_then(|c| step.action.consumer_call(c))
         .unwrap_or(step.action.call)
@@ -591,14 +609,10 @@ fn order(
     for e in &edges {
         g.add_edge(e.from.into(), e.to.into(), ());
     }
-    let topo = petgraph::algo::toposort(&g, None).map_err(|cycle| {
-        let start = cycle.node_id();
-        // Report the loop through the node petgraph found.
+    let topo = stable_toposort(&g).ok_or_else(|| {
+        // Report the loop: the strongly connected component with more than one step.
         let sccs = petgraph::algo::tarjan_scc(&g);
-        let scc = sccs
-            .into_iter()
-            .find(|c| c.contains(&start))
-            .unwrap_or_else(|| vec![start]);
+        let scc = sccs.into_iter().find(|c| c.len() > 1).unwrap_or_default();
         PlanError::Cycle(
             scc.iter()
                 .rev()
@@ -621,6 +635,29 @@ fn order(
         e.to = new_index[e.to as usize];
     }
     edges.sort_by_key(|e| (e.to, e.from));
+    // List credentials in the order they start (helpers before the credentials that wait for
+    // them), so the printed plan reads top to bottom.
+    let mut first_step = vec![u32::MAX; credentials.len()];
+    for (i, s) in ordered.iter().enumerate() {
+        let f = &mut first_step[s.credential as usize];
+        *f = (*f).min(u32::try_from(i).expect("fewer than 2^32 steps"));
+    }
+    let mut by_start: Vec<usize> = (0..credentials.len()).collect();
+    by_start.sort_by_key(|&c| (first_step[c], c));
+    let mut new_cred = vec![0u32; credentials.len()];
+    for (pos, &c) in by_start.iter().enumerate() {
+        new_cred[c] = u32::try_from(pos).expect("fewer than 2^32 credentials");
+    }
+    let mut cred_slots: Vec<Option<PlannedCredential>> =
+        credentials.into_iter().map(Some).collect();
+    let mut credentials: Vec<PlannedCredential> = by_start
+        .iter()
+        .map(|&c| cred_slots[c].take().expect("each credential once"))
+        .collect();
+    let mut ordered = ordered;
+    for s in &mut ordered {
+        s.credential = new_cred[s.credential as usize];
+    }
     for (i, s) in ordered.iter().enumerate() {
         let c = &mut credentials[s.credential as usize];
         let i = u32::try_from(i).expect("fewer than 2^32 steps");
@@ -636,6 +673,38 @@ fn order(
         steps: ordered,
         edges,
     })
+}
+
+/// Kahn's algorithm, always taking the ready step that was created first: unconstrained steps
+/// keep inventory and runbook order, so plans read (and diff) predictably. `None` on a cycle.
+fn stable_toposort(g: &DiGraph<(), ()>) -> Option<Vec<petgraph::graph::NodeIndex>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut indegree: Vec<usize> = g
+        .node_indices()
+        .map(|n| {
+            g.neighbors_directed(n, petgraph::Direction::Incoming)
+                .count()
+        })
+        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = indegree
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d == 0)
+        .map(|(i, _)| Reverse(i))
+        .collect();
+    let mut out = Vec::with_capacity(indegree.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        let n = petgraph::graph::NodeIndex::new(i);
+        out.push(n);
+        for m in g.neighbors_directed(n, petgraph::Direction::Outgoing) {
+            indegree[m.index()] -= 1;
+            if indegree[m.index()] == 0 {
+                ready.push(Reverse(m.index()));
+            }
+        }
+    }
+    (out.len() == indegree.len()).then_some(out)
 }
 
 /// What the capability map says about this credential under this strategy.

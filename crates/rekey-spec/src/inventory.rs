@@ -64,7 +64,7 @@ struct RawCredential {
     #[serde(default)]
     last_rotated: Option<S>,
     #[serde(default)]
-    delivered_to: Vec<Spanned<RawConsumer>>,
+    delivered_to: Vec<RawConsumer>,
     #[serde(default)]
     description: Option<S>,
 }
@@ -424,6 +424,8 @@ struct Located<T> {
 /// A credential split into its common part and its kind-specific fields.
 struct SplitCredential {
     common: RawCredential,
+    /// Where each `delivered_to` entry starts.
+    consumer_locations: Vec<Location>,
     extra: Vec<(Location, String, Location, String)>,
 }
 
@@ -524,8 +526,21 @@ fn split_credential(file: &Arc<SourceFile>, node: &Node) -> Result<SplitCredenti
             v.as_str().to_owned(),
         ));
     }
+    let consumer_locations = map
+        .get_sequence("delivered_to")
+        .map(|items| {
+            items
+                .iter()
+                .map(|n| Location::from_span(file, n.span()))
+                .collect()
+        })
+        .unwrap_or_default();
     let common = yaml::from_node::<RawCredential>(file, &Node::Mapping(common), "credential")?;
-    Ok(SplitCredential { common, extra })
+    Ok(SplitCredential {
+        common,
+        consumer_locations,
+        extra,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -670,18 +685,29 @@ pub fn closest<'a>(word: &str, known: impl Iterator<Item = &'a str>) -> Option<&
         .map(|(_, k)| k)
 }
 
+/// Optimal string alignment distance: edits plus swaps of neighbours (`wbe` → `web` is 1).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 fn check_credential(
@@ -807,8 +833,13 @@ fn check_credential(
     }
 
     let mut delivered_to = Vec::new();
-    for c in &raw.delivered_to {
-        if let Some(c) = check_consumer(file, c, errors) {
+    for (i, c) in raw.delivered_to.iter().enumerate() {
+        let at = split
+            .consumer_locations
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| loc(file, &raw.id));
+        if let Some(c) = check_consumer(file, c, at, errors) {
             delivered_to.push(c);
         }
     }
@@ -941,10 +972,10 @@ fn check_rotate_with_cycles(inv: &Inventory, errors: &mut SpecErrors) {
 
 fn check_consumer(
     file: &Arc<SourceFile>,
-    c: &Spanned<RawConsumer>,
+    c: &RawConsumer,
+    at: Location,
     errors: &mut SpecErrors,
 ) -> Option<Consumer> {
-    let at = Location::from_span(file, c.span());
     let set = usize::from(c.aws_secrets_manager.is_some())
         + usize::from(c.github_actions_secret.is_some())
         + usize::from(c.env_file.is_some());

@@ -555,6 +555,10 @@ fn check_runbook(
         });
     }
 
+    // Only when every step was understood: a step dropped for a typo is not a missing phase.
+    if errors.len() > before {
+        return None;
+    }
     if !steps.iter().any(|s| s.phase == Phase::Mint) {
         errors.push(
             SpecError::at(

@@ -1,0 +1,176 @@
+//! The `rekey` binary: commands, formats, exit codes.
+
+use crate::harness::Test;
+
+#[test]
+fn validate_example_inventory() {
+    Test::example()
+        .args(["validate"])
+        .stdout_has("ok: 5 host(s), 4 service(s), 15 credential(s)")
+        .run();
+}
+
+#[test]
+fn validate_reports_every_problem_and_exits_2() {
+    let out = Test::new()
+        .file(
+            "inventory/a.yaml",
+            "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    usr_name: u\n",
+        )
+        .file("inventory/b.yaml", "hosts:\n  - id: h\n    kind: laptop\n")
+        .args(["validate"])
+        .status(2)
+        .stderr_has("inventory/a.yaml:4:5: unknown field `usr_name` for kind aws_iam_access_key")
+        .stderr_has("inventory/b.yaml:3:11: unknown host kind `laptop`")
+        .stderr_has("4 │     usr_name: u")
+        .stderr_has("nothing was done")
+        .run();
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "NO_COLOR output has escapes"
+    );
+}
+
+#[test]
+fn missing_inventory_folder_is_bad_input() {
+    Test::new()
+        .args(["plan"])
+        .status(2)
+        .stderr_has("cannot read folder inventory")
+        .run();
+}
+
+#[test]
+fn plan_text_is_a_dry_run_with_a_summary() {
+    Test::example()
+        .args([
+            "plan",
+            "--credential",
+            "aws-deploy-web",
+            "--mode",
+            "incident",
+        ])
+        .stdout_has("rekey plan: mode incident, 1 credential(s), 10 step(s)")
+        .stdout_has("revoke first: incident: exposed, its value is present on gha-org-runners")
+        .stdout_has("iam:UpdateAccessKey Status=Inactive")
+        .stdout_has("Plan: 1 credential(s): 1 revoke first, 0 rotate first; 10 step(s)")
+        .stdout_lacks("\u{1b}[")
+        .run();
+}
+
+#[test]
+fn plan_formats() {
+    let json = Test::example()
+        .args(["plan", "--kind", "npm_granular_token", "--format", "json"])
+        .run();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["mode"], "drill");
+    assert_eq!(v["credentials"][0]["id"], "npm-publish");
+    let dot = Test::example()
+        .args(["plan", "--service", "web", "--format", "dot"])
+        .stdout_has("digraph rekey_plan {")
+        .run();
+    assert!(
+        dot.stdout.contains("subgraph cluster_0") && dot.stdout.contains(" -> "),
+        "{}",
+        dot.stdout
+    );
+    assert!(
+        dot.stdout.contains("color=red"),
+        "irreversible steps are marked"
+    );
+    Test::example()
+        .args(["plan", "--credential", "hf-ml-read", "--format", "mermaid"])
+        .stdout_has("flowchart TD")
+        .stdout_has("-->")
+        .stdout_has("class ")
+        .run();
+}
+
+#[test]
+fn plan_selection_errors_are_bad_input() {
+    Test::example()
+        .args(["plan", "--credential", "nope"])
+        .status(2)
+        .stderr_has("no credential `nope` in the inventory")
+        .run();
+    Test::example()
+        .args(["plan", "--kind", "aws_key"])
+        .status(2)
+        .stderr_has("expected one of aws_iam_access_key")
+        .run();
+    Test::example()
+        .args(["plan", "--mode", "panic"])
+        .status(2)
+        .run();
+}
+
+#[test]
+fn plan_refusal_exits_2_with_the_reason() {
+    Test::new()
+        .file(
+            "inventory/a.yaml",
+            "credentials:\n  - id: a\n    kind: aws_iam_access_key\n    user_name: u\n  - id: b\n    kind: aws_iam_access_key\n    user_name: u\n",
+        )
+        .args(["plan"])
+        .status(2)
+        .stderr_has("plan refused")
+        .stderr_has("IAM user `u` holds 2 tracked keys (a, b)")
+        .run();
+}
+
+#[test]
+fn inventory_list_table_and_json() {
+    Test::example()
+        .args(["inventory", "list"])
+        .stdout_has("aws-deploy-web")
+        .stdout_has("114d")
+        .stdout_has("(legacy)")
+        .stdout_has("15 credential(s), 5 due for rotation")
+        .run();
+    let out = Test::example().args(["inventory", "list", "--json"]).run();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let aws = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "aws-deploy-web")
+        .unwrap();
+    assert_eq!(aws["age_days"], 114);
+    assert_eq!(aws["due"], true);
+    assert_eq!(aws["present_on"][0], "gha-org-runners");
+    assert_eq!(aws["consumers"][0], "secretsmanager:prod/web/aws-deploy");
+}
+
+#[test]
+fn team_runbooks_replace_bundled_ones() {
+    let custom = "kind: huggingface_token\nsteps:\n  - id: create\n    phase: mint\n    action: manual.provide_secret\n    manual: { instructions: ask the ML platform team }\n  - id: check\n    phase: verify\n    action: huggingface.whoami\n    with: { token: \"{{ steps.create.outputs.value }}\" }\n";
+    Test::example()
+        .file("team-runbooks/hf.yaml", custom)
+        .args([
+            "plan",
+            "--credential",
+            "hf-ml-read",
+            "--runbooks",
+            "team-runbooks",
+        ])
+        .stdout_has("ask the ML platform team")
+        .stdout_has("runbook team-runbooks/hf.yaml")
+        .run();
+    Test::example()
+        .file("team-runbooks/a.yaml", custom)
+        .file("team-runbooks/b.yaml", custom)
+        .args(["validate", "--runbooks", "team-runbooks"])
+        .status(2)
+        .stderr_has("team-runbooks/b.yaml:1:7: a second runbook for kind huggingface_token")
+        .run();
+}
+
+#[test]
+fn validate_lists_actions() {
+    Test::new()
+        .args(["validate", "--actions"])
+        .stdout_has("aws.iam.create_access_key")
+        .stdout_has("secret_access_key (secret)")
+        .run();
+}

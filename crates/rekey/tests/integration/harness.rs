@@ -1,0 +1,148 @@
+//! A small builder for running the real `rekey` binary against files in a temp folder, in the
+//! spirit of just's `tests/test.rs`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use rekey_spec::{Inventory, Runbooks, SourceFile};
+
+/// The repository root (for the example inventory and bundled runbooks).
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub(crate) fn example_inventory() -> Inventory {
+    rekey_spec::load_inventory(&repo_root().join("inventory"))
+        .expect("the example inventory is valid")
+}
+
+pub(crate) fn bundled_runbooks() -> Runbooks {
+    rekey_spec::load_runbooks(None).expect("the bundled runbooks are valid")
+}
+
+/// Parses one in-memory inventory file named `name`.
+pub(crate) fn inventory_from(name: &str, text: &str) -> Result<Inventory, rekey_spec::SpecErrors> {
+    rekey_spec::parse_inventory(&[Arc::new(SourceFile::new(name, text))])
+}
+
+#[must_use]
+pub(crate) struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    status: i32,
+    stdout_has: Vec<String>,
+    stderr_has: Vec<String>,
+    stdout_lacks: Vec<String>,
+}
+
+pub(crate) struct Output {
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Test {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            args: Vec::new(),
+            env: vec![
+                ("NO_COLOR".into(), "1".into()),
+                ("REKEY_TODAY".into(), "2026-11-23".into()),
+            ],
+            status: 0,
+            stdout_has: Vec::new(),
+            stderr_has: Vec::new(),
+            stdout_lacks: Vec::new(),
+        }
+    }
+
+    /// Runs in a copy of the example inventory.
+    pub(crate) fn example() -> Self {
+        let t = Self::new();
+        let src = repo_root().join("inventory");
+        let dst = t.dir.path().join("inventory");
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(src).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_file() {
+                std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+            }
+        }
+        t
+    }
+
+    pub(crate) fn file(self, path: &str, text: &str) -> Self {
+        let p = self.dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    pub(crate) fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub(crate) fn status(mut self, code: i32) -> Self {
+        self.status = code;
+        self
+    }
+
+    pub(crate) fn stdout_has(mut self, s: &str) -> Self {
+        self.stdout_has.push(s.into());
+        self
+    }
+
+    pub(crate) fn stdout_lacks(mut self, s: &str) -> Self {
+        self.stdout_lacks.push(s.into());
+        self
+    }
+
+    pub(crate) fn stderr_has(mut self, s: &str) -> Self {
+        self.stderr_has.push(s.into());
+        self
+    }
+
+    pub(crate) fn run(self) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rekey"));
+        cmd.current_dir(self.dir.path())
+            .args(&self.args)
+            .env_remove("REKEY_INVENTORY")
+            .env_remove("REKEY_RUNBOOKS");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let ctx = format!(
+            "rekey {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            self.args.join(" ")
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(self.status),
+            "unexpected exit status\n{ctx}"
+        );
+        for s in &self.stdout_has {
+            assert!(stdout.contains(s), "stdout lacks {s:?}\n{ctx}");
+        }
+        for s in &self.stdout_lacks {
+            assert!(!stdout.contains(s), "stdout has {s:?}\n{ctx}");
+        }
+        for s in &self.stderr_has {
+            assert!(stderr.contains(s), "stderr lacks {s:?}\n{ctx}");
+        }
+        Output { stdout, stderr }
+    }
+}
