@@ -349,23 +349,22 @@ fn plan_step(
             }
         }
     }
-    if let (Some(c), true) = (consumer, step.action.open_inputs) {
-        if let Some(field) = c.field("field") {
-            if !step.inputs.contains_key(&field) {
-                let fields: Vec<&str> = step.inputs.keys().map(String::as_str).collect();
-                return Err(Refusal {
-                    credential: cred.id.clone(),
-                    message: format!(
-                        "consumer {} takes field `{field}`, but step `{}` delivers only: {}",
-                        c.label(),
-                        step.id,
-                        fields.join(", ")
-                    ),
-                    help: Some("fix the consumer's `field:`".into()),
-                    location: Some(cred.location.clone()),
-                });
-            }
-        }
+    if let (Some(c), true) = (consumer, step.action.open_inputs)
+        && let Some(field) = c.field("field")
+        && !step.inputs.contains_key(&field)
+    {
+        let fields: Vec<&str> = step.inputs.keys().map(String::as_str).collect();
+        return Err(Refusal {
+            credential: cred.id.clone(),
+            message: format!(
+                "consumer {} takes field `{field}`, but step `{}` delivers only: {}",
+                c.label(),
+                step.id,
+                fields.join(", ")
+            ),
+            help: Some("fix the consumer's `field:`".into()),
+            location: Some(cred.location.clone()),
+        });
     }
     let mut call = consumer
         .and_then(|c| step.action.consumer_call(c))
@@ -378,26 +377,23 @@ fn plan_step(
     let mut effect = step.action.effect;
     // Reading the old value back needs a consumer that can be read; otherwise a person types it.
     if step.action.name == "consumer.read_current" {
-        match cred.delivered_to.iter().find(|c| c.readable()) {
-            Some(c) => {
-                call = format!(
-                    "{} from {}",
-                    step.action.consumer_call(c).unwrap_or(step.action.call),
-                    c.label()
-                );
-                inputs.insert("consumer".into(), Template::literal(c.label()));
-            }
-            None => {
-                call = "an operator enters the current (old) value".into();
-                effect = Effect::Human;
-                manual = Some(Manual {
-                    instructions: Template::literal(format!(
-                        "No consumer of {} can be read back. Enter the current (old) value so that it can be revoked.",
-                        cred.id
-                    )),
-                    link: None,
-                });
-            }
+        if let Some(c) = cred.delivered_to.iter().find(|c| c.readable()) {
+            call = format!(
+                "{} from {}",
+                step.action.consumer_call(c).unwrap_or(step.action.call),
+                c.label()
+            );
+            inputs.insert("consumer".into(), Template::literal(c.label()));
+        } else {
+            call = "an operator enters the current (old) value".into();
+            effect = Effect::Human;
+            manual = Some(Manual {
+                instructions: Template::literal(format!(
+                    "No consumer of {} can be read back. Enter the current (old) value so that it can be revoked.",
+                    cred.id
+                )),
+                link: None,
+            });
         }
     }
     let suffix = consumer
@@ -595,7 +591,7 @@ fn helper_edges(cps: &[CredPlan<'_>], steps: &[PlannedStep], edges: &mut Vec<Edg
 /// credential's ordered step list.
 fn order(
     mode: Mode,
-    mut credentials: Vec<PlannedCredential>,
+    credentials: Vec<PlannedCredential>,
     steps: Vec<PlannedStep>,
     mut edges: Vec<Edge>,
 ) -> Result<Plan, PlanError> {

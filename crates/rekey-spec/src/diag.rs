@@ -61,9 +61,7 @@ impl SourceFile {
         if let Some(quote @ ('"' | '\'')) = line.chars().next() {
             return line[1..].find(quote).map_or(line.len(), |i| i + 2);
         }
-        let end = line
-            .find(|c: char| c == ',' || c == ']' || c == '}' || c == '#')
-            .unwrap_or(line.len());
+        let end = line.find([',', ']', '}', '#']).unwrap_or(line.len());
         let word = line[..end].trim_end();
         let word = word.strip_suffix(':').map_or(word, |w| w);
         word.len().max(1)
@@ -191,12 +189,13 @@ impl SpecError {
     /// One line with everything: location, message, help and related places (for logs and
     /// non-graphical output; `Display` leaves help and related places to miette).
     pub fn one_line(&self) -> String {
+        use std::fmt::Write as _;
         let mut s = self.to_string();
         if let Some(help) = &self.help {
-            s.push_str(&format!(" ({help})"));
+            let _ = write!(s, " ({help})");
         }
         for (loc, note) in &self.related {
-            s.push_str(&format!("; {note} at {loc}"));
+            let _ = write!(s, "; {note} at {loc}");
         }
         s
     }

@@ -572,19 +572,16 @@ fn check(raw: RawInventory, errors: &mut SpecErrors) -> Inventory {
     let mut first_seen: HashMap<(&'static str, String), Location> = HashMap::new();
     let mut unique =
         |errors: &mut SpecErrors, what: &'static str, id: &str, at: &Location| -> bool {
-            match first_seen.get(&(what, id.to_owned())) {
-                Some(first) => {
-                    errors.push(
-                        SpecError::at(at.clone(), format!("duplicate {what} id `{id}`"))
-                            .label("defined again here")
-                            .related(first.clone(), "first defined"),
-                    );
-                    false
-                }
-                None => {
-                    first_seen.insert((what, id.to_owned()), at.clone());
-                    true
-                }
+            if let Some(first) = first_seen.get(&(what, id.to_owned())) {
+                errors.push(
+                    SpecError::at(at.clone(), format!("duplicate {what} id `{id}`"))
+                        .label("defined again here")
+                        .related(first.clone(), "first defined"),
+                );
+                false
+            } else {
+                first_seen.insert((what, id.to_owned()), at.clone());
+                true
             }
         };
 
@@ -647,10 +644,10 @@ fn check(raw: RawInventory, errors: &mut SpecErrors) -> Inventory {
 
     let mut pending = Vec::new();
     for Located { file, raw } in raw.credentials {
-        if let Some(c) = check_credential(&file, raw, errors) {
-            if unique(errors, "credential", &c.id, &c.location) {
-                pending.push((file, c));
-            }
+        if let Some(c) = check_credential(&file, raw, errors)
+            && unique(errors, "credential", &c.id, &c.location)
+        {
+            pending.push((file, c));
         }
     }
     for (i, (_, c)) in pending.iter().enumerate() {
@@ -693,8 +690,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -717,21 +714,18 @@ fn check_credential(
 ) -> Option<Credential> {
     let raw = split.common;
     check_id(errors, file, &raw.id, "credential");
-    let kind = match raw.kind.parse::<CredentialKind>() {
-        Ok(k) => k,
-        Err(_) => {
-            let mut e = SpecError::at(
-                loc(file, &raw.kind),
-                format!("unknown credential kind `{}`", raw.kind.as_str()),
-            )
-            .label("unknown kind")
-            .help(format!("expected one of {}", kind_names()));
-            if let Some(best) = closest(&raw.kind, CredentialKind::ALL.iter().map(|k| k.as_str())) {
-                e = e.help(format!("did you mean `{best}`? Kinds: {}", kind_names()));
-            }
-            errors.push(e);
-            return None;
+    let Ok(kind) = raw.kind.parse::<CredentialKind>() else {
+        let mut e = SpecError::at(
+            loc(file, &raw.kind),
+            format!("unknown credential kind `{}`", raw.kind.as_str()),
+        )
+        .label("unknown kind")
+        .help(format!("expected one of {}", kind_names()));
+        if let Some(best) = closest(&raw.kind, CredentialKind::ALL.iter().map(|k| k.as_str())) {
+            e = e.help(format!("did you mean `{best}`? Kinds: {}", kind_names()));
         }
+        errors.push(e);
+        return None;
     };
     let before = errors.len();
 
@@ -818,18 +812,18 @@ fn check_credential(
     let policy = raw.policy.as_ref().map(|p| Policy {
         max_age_days: *p.max_age_days,
     });
-    if let Some(p) = &raw.policy {
-        if *p.max_age_days == 0 {
-            errors.push(SpecError::at(
-                Location::from_span(file, p.max_age_days.span()),
-                "`max_age_days` must be at least 1",
-            ));
-        }
+    if let Some(p) = &raw.policy
+        && *p.max_age_days == 0
+    {
+        errors.push(SpecError::at(
+            Location::from_span(file, p.max_age_days.span()),
+            "`max_age_days` must be at least 1",
+        ));
     }
-    if let Some(d) = &raw.description {
-        if let Some(what) = looks_like_secret(d) {
-            errors.push(secret_error(loc(file, d), "description", what));
-        }
+    if let Some(d) = &raw.description
+        && let Some(what) = looks_like_secret(d)
+    {
+        errors.push(secret_error(loc(file, d), "description", what));
     }
 
     let mut delivered_to = Vec::new();
@@ -1017,15 +1011,15 @@ fn check_consumer(
                 return None;
             }
         };
-        if let ActionsScope::Repo { repo } | ActionsScope::Environment { repo, .. } = &scope {
-            if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
-                let r = gh.repo.as_ref().expect("repo scope has a repo");
-                errors.push(
-                    SpecError::at(loc(file, r), format!("invalid repository `{repo}`"))
-                        .help("expected OWNER/NAME, e.g. acme/web"),
-                );
-                return None;
-            }
+        if let ActionsScope::Repo { repo } | ActionsScope::Environment { repo, .. } = &scope
+            && (repo.split('/').count() != 2 || repo.split('/').any(str::is_empty))
+        {
+            let r = gh.repo.as_ref().expect("repo scope has a repo");
+            errors.push(
+                SpecError::at(loc(file, r), format!("invalid repository `{repo}`"))
+                    .help("expected OWNER/NAME, e.g. acme/web"),
+            );
+            return None;
         }
         return Some(Consumer::GithubActionsSecret {
             scope,
@@ -1108,12 +1102,11 @@ pub fn looks_like_secret(value: &str) -> Option<&'static str> {
         }
     }
     // user:password@host in a connection string
-    if let Some((_, rest)) = v.split_once("://") {
-        if let Some((userinfo, _)) = rest.split_once('@') {
-            if userinfo.contains(':') {
-                return Some("a URL with a password");
-            }
-        }
+    if let Some((_, rest)) = v.split_once("://")
+        && let Some((userinfo, _)) = rest.split_once('@')
+        && userinfo.contains(':')
+    {
+        return Some("a URL with a password");
     }
     // AWS secret access keys: 40 characters of base64 with mixed classes.
     if v.len() == 40

@@ -261,19 +261,16 @@ fn check_runbook(
     errors: &mut SpecErrors,
 ) -> Option<Runbook> {
     let before = errors.len();
-    let kind = match raw.kind.parse::<CredentialKind>() {
-        Ok(k) => k,
-        Err(_) => {
-            errors.push(
-                SpecError::at(
-                    at(file, &raw.kind),
-                    format!("unknown credential kind `{}`", raw.kind.as_str()),
-                )
-                .label("unknown kind")
-                .help(format!("expected one of {}", kind_names())),
-            );
-            return None;
-        }
+    let Ok(kind) = raw.kind.parse::<CredentialKind>() else {
+        errors.push(
+            SpecError::at(
+                at(file, &raw.kind),
+                format!("unknown credential kind `{}`", raw.kind.as_str()),
+            )
+            .label("unknown kind")
+            .help(format!("expected one of {}", kind_names())),
+        );
+        return None;
     };
     if raw.steps.is_empty() {
         errors.push(SpecError::at(
@@ -334,18 +331,15 @@ fn check_runbook(
         let Some(spec) = action(&step.action) else {
             continue;
         };
-        let phase = match Phase::parse(&step.phase) {
-            Some(p) => p,
-            None => {
-                errors.push(
-                    SpecError::at(
-                        at(file, &step.phase),
-                        format!("unknown phase `{}`", step.phase.as_str()),
-                    )
-                    .help("expected one of prepare, revoke, mint, deliver, verify, cleanup"),
-                );
-                continue;
-            }
+        let Some(phase) = Phase::parse(&step.phase) else {
+            errors.push(
+                SpecError::at(
+                    at(file, &step.phase),
+                    format!("unknown phase `{}`", step.phase.as_str()),
+                )
+                .help("expected one of prepare, revoke, mint, deliver, verify, cleanup"),
+            );
+            continue;
         };
         if phase == Phase::Prepare && spec.effect != Effect::Read {
             errors.push(
@@ -460,10 +454,10 @@ fn check_runbook(
                 errors,
             ) {
                 for v in t.vars() {
-                    if let Var::StepOutput { step: dep, .. } = v {
-                        if !needs.contains(dep) {
-                            needs.push(dep.clone());
-                        }
+                    if let Var::StepOutput { step: dep, .. } = v
+                        && !needs.contains(dep)
+                    {
+                        needs.push(dep.clone());
                     }
                 }
                 inputs.insert(name.to_string(), t);
@@ -680,14 +674,6 @@ fn check_template(
 
 /// Needs (explicit and implied by templates) must not loop inside a runbook.
 fn check_step_cycles(steps: &[Step], errors: &mut SpecErrors) {
-    let index: HashMap<&str, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    // 0 = unvisited, 1 = on the stack, 2 = done
-    let mut state = vec![0u8; steps.len()];
-    let mut reported: HashSet<usize> = HashSet::new();
     fn visit(
         i: usize,
         steps: &[Step],
@@ -714,6 +700,14 @@ fn check_step_cycles(steps: &[Step], errors: &mut SpecErrors) {
         stack.pop();
         state[i] = 2;
     }
+    // 0 = unvisited, 1 = on the stack, 2 = done
+    let mut state = vec![0u8; steps.len()];
+    let mut reported: HashSet<usize> = HashSet::new();
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut found = Vec::new();
     for i in 0..steps.len() {
         if state[i] == 0 {
