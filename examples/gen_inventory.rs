@@ -7,8 +7,8 @@
 //! The output mixes all eleven credential kinds, split over teams with their own services, CI
 //! runner groups, developer laptops and servers. `rotate_with` chains are acyclic by
 //! construction: the organization's Actions-secrets admin token → each team's secrets-writer
-//! token → that team's keys and tokens delivered to GitHub Actions; each team's PostgreSQL and
-//! MySQL admin logins → its application roles. Every AWS key has its own IAM user and a GCP
+//! token → that team's keys and tokens delivered to GitHub Actions; each team's `postgres` and
+//! `mysql` admin logins → its application roles. Every AWS key has its own IAM user and a GCP
 //! service account holds at most three tracked keys, so the plan is never refused for headroom.
 //!
 //! The benchmark (`crates/rekey/benches/plan.rs`) includes this file as a module and calls
@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or_default();
         let ours = name == "hosts.yaml"
             || name == "services.yaml"
-            || (name.starts_with("credentials-") && name.ends_with(".yaml"));
+            || (name.starts_with("credentials-") && path.extension().is_some_and(|e| e == "yaml"));
         if ours && path.is_file() {
             std::fs::remove_file(&path)?;
         }
@@ -273,6 +273,15 @@ const POLICY_DAYS: &[u32] = &[30, 60, 90, 90, 90, 180, 180, 365];
 
 const ORG: &str = "acme";
 
+/// The kinds of a team's hosts, in the order they are dealt out.
+const HOST_PATTERN: [&str; 5] = [
+    "ci_runner",
+    "developer_machine",
+    "server",
+    "developer_machine",
+    "server",
+];
+
 // ---------------------------------------------------------------------------------------------
 // The model being generated.
 
@@ -330,21 +339,9 @@ enum Consumer {
 }
 
 impl Consumer {
-    fn label(&self) -> String {
-        match self {
-            Self::SecretsManager { secret_id, .. } => format!("sm:{secret_id}"),
-            Self::Actions { scope, name, .. } => match scope {
-                Scope::Repo(r) => format!("gha:{r}/{name}"),
-                Scope::Org => format!("gha:org/{name}"),
-                Scope::Environment(r, e) => format!("gha:{r}@{e}/{name}"),
-            },
-            Self::EnvFile { path, key, .. } => format!("env:{path}#{key}"),
-        }
-    }
-
     fn render(&self, out: &mut String) {
         let field =
-            |f: &Option<&'static str>| f.map(|f| format!(", field: {f}")).unwrap_or_default();
+            |f: Option<&'static str>| f.map(|f| format!(", field: {f}")).unwrap_or_default();
         let _ = match self {
             Self::SecretsManager {
                 secret_id,
@@ -355,7 +352,7 @@ impl Consumer {
                 "      - aws_secrets_manager: {{ secret_id: {}{}{} }}",
                 q(secret_id),
                 region.map(|r| format!(", region: {r}")).unwrap_or_default(),
-                field(f)
+                field(*f)
             ),
             Self::Actions {
                 scope,
@@ -371,7 +368,7 @@ impl Consumer {
                     out,
                     "      - github_actions_secret: {{ {scope}, name: {}{} }}",
                     q(name),
-                    field(f)
+                    field(*f)
                 )
             }
             Self::EnvFile {
@@ -383,7 +380,7 @@ impl Consumer {
                 "      - env_file: {{ path: {}, key: {}{} }}",
                 q(path),
                 q(key),
-                field(f)
+                field(*f)
             ),
         };
     }
@@ -505,7 +502,7 @@ impl Generator {
     fn new(n: usize, seed: u64) -> Self {
         let mut g = Self {
             n,
-            rng: Rng(seed ^ 0x5EED_0F_4E4E_u64),
+            rng: Rng(seed ^ 0x005E_ED0F_4E4E_u64),
             teams: Vec::new(),
             hosts: Vec::new(),
             services: Vec::new(),
@@ -521,13 +518,18 @@ impl Generator {
 
     /// `base`, or `base-2`, `base-3`, … when taken.
     fn unique(&mut self, base: &str) -> String {
-        let mut id = base.to_owned();
+        self.unique_in("id", base, '-')
+    }
+
+    /// `base`, or `base{sep}2`, … when taken in the namespace `ns` (IAM users, roles, …).
+    fn unique_in(&mut self, ns: &str, base: &str, sep: char) -> String {
+        let mut name = base.to_owned();
         let mut k = 2;
-        while !self.taken.insert(id.clone()) {
-            id = format!("{base}-{k}");
+        while !self.taken.insert(format!("{ns}:{name}")) {
+            name = format!("{base}{sep}{k}");
             k += 1;
         }
-        id
+        name
     }
 
     fn teams(&mut self) {
@@ -572,7 +574,7 @@ impl Generator {
             ),
         ];
         for (id, kind, description) in org_hosts {
-            self.taken.insert(id.to_owned());
+            self.taken.insert(format!("id:{id}"));
             self.hosts.push(Host {
                 id: id.to_owned(),
                 kind,
@@ -581,13 +583,6 @@ impl Generator {
         }
         // About n/50 more, dealt out to teams in turn: runner groups, laptops and servers.
         let budget = self.n / 50 + 6;
-        const PATTERN: [&str; 5] = [
-            "ci_runner",
-            "developer_machine",
-            "server",
-            "developer_machine",
-            "server",
-        ];
         let teams = self.teams.len();
         let mut per_team = vec![0usize; teams];
         for i in 0..budget {
@@ -595,10 +590,10 @@ impl Generator {
             let k = per_team[t];
             per_team[t] += 1;
             let short = self.team_short(t);
-            let kind = if k >= PATTERN.len() && k % 7 == 5 {
+            let kind = if k >= HOST_PATTERN.len() && k % 7 == 5 {
                 "ci_runner"
             } else {
-                PATTERN[k % PATTERN.len()]
+                HOST_PATTERN[k % HOST_PATTERN.len()]
             };
             let (id, description) = match kind {
                 "ci_runner" => {
@@ -739,8 +734,8 @@ impl Generator {
     }
 
     /// Common fields of a new credential of team `t`, used by one to three of its services.
-    fn base(&mut self, t: usize, kind: &'static str, id_base: &str) -> Cred {
-        let id = self.unique(id_base);
+    /// The id is `prefix` when `fixed`, else `{prefix}-{first service}`.
+    fn base(&mut self, t: usize, kind: &'static str, prefix: &str, fixed: bool) -> Cred {
         let team = &self.teams[t];
         let mut used_by = Vec::new();
         if !team.services.is_empty() {
@@ -752,6 +747,10 @@ impl Generator {
             }
         }
         let used_by = dedup(used_by);
+        let id = match used_by.first() {
+            Some(s) if !fixed => self.unique(&format!("{prefix}-{s}")),
+            _ => self.unique(prefix),
+        };
         let policy = (!self.rng.chance(12)).then(|| *self.rng.pick(POLICY_DAYS));
         let last_rotated = (!self.rng.chance(6)).then(|| self.date());
         Cred {
@@ -796,10 +795,10 @@ impl Generator {
                     .unwrap_or_else(|| "gha-org-runners".to_owned()),
             );
         }
-        if self.rng.chance(60) {
-            if let Some(s) = self.pick_of(&servers) {
-                out.push(s);
-            }
+        if self.rng.chance(60)
+            && let Some(s) = self.pick_of(&servers)
+        {
+            out.push(s);
         }
         if self.rng.chance(25) {
             let laptop = self
@@ -810,8 +809,15 @@ impl Generator {
         dedup(out)
     }
 
-    /// One to three consumers; `purpose` names the secret (`DEPLOY`, `DB` …).
-    fn consumers(&mut self, c: &Cred, purpose: &str, aws_pair: bool) -> Vec<Consumer> {
+    /// One to three consumers. `purpose` is the variable name consumers know the value by
+    /// (`NPM_TOKEN`, `DATABASE_PASSWORD` …); `field` the part of the value document they take.
+    fn consumers(
+        &mut self,
+        c: &Cred,
+        purpose: &str,
+        field: Option<&'static str>,
+        aws_pair: bool,
+    ) -> Vec<Consumer> {
         let service = c
             .used_by
             .first()
@@ -820,71 +826,63 @@ impl Generator {
         let repo = format!("{ORG}/{service}");
         let env = *self.rng.pick(ENVIRONMENTS);
         let count = 1 + self.rng.weighted(&[45, 40, 15]);
-        let name = upper_snake(&format!("{purpose}_{}", c.id));
         let mut out = Vec::new();
-        for i in 0..count {
-            let consumer = match self.rng.weighted(&[45, 40, 15]) {
-                0 => Consumer::SecretsManager {
-                    secret_id: format!("{env}/{service}/{}", c.id),
+        // Each destination type at most once: Secrets Manager, Actions, an env file.
+        let mut types = vec![(0, 45), (1, 40), (2, 15)];
+        while out.len() < count && !types.is_empty() {
+            let weights: Vec<usize> = types.iter().map(|&(_, w)| w).collect();
+            let (ty, _) = types.remove(self.rng.weighted(&weights));
+            match ty {
+                0 => out.push(Consumer::SecretsManager {
+                    secret_id: self.unique_in("sm", &format!("{env}/{service}/{}", c.id), '-'),
                     region: self.rng.chance(40).then(|| *self.rng.pick(REGIONS)),
                     field: None,
-                },
+                }),
                 1 => {
-                    let scope = match self.rng.weighted(&[55, 15, 30]) {
-                        0 => Scope::Repo(repo.clone()),
-                        1 => Scope::Org,
-                        _ => Scope::Environment(
-                            repo.clone(),
-                            self.rng.pick(&["production", "staging", "release"]),
-                        ),
+                    let (scope, ns) = match self.rng.weighted(&[55, 15, 30]) {
+                        0 => (Scope::Repo(repo.clone()), repo.clone()),
+                        1 => (Scope::Org, format!("org/{ORG}")),
+                        _ => {
+                            let e = *self.rng.pick(&["production", "staging", "release"]);
+                            (Scope::Environment(repo.clone(), e), format!("{repo}@{e}"))
+                        }
+                    };
+                    // Org secrets are named after the service; names are unique per scope.
+                    let base = match scope {
+                        Scope::Org => upper_snake(&format!("{service}_{purpose}")),
+                        _ => purpose.to_owned(),
                     };
                     if aws_pair {
+                        if out.len() + 2 > count.max(2) {
+                            continue;
+                        }
                         // The usual pair of secrets, each with one field of the key.
-                        let same = |s: &Scope| match s {
+                        let id_name = self.unique_in(
+                            &format!("gha:{ns}"),
+                            &base.replace("SECRET_ACCESS_KEY", "ACCESS_KEY_ID"),
+                            '_',
+                        );
+                        let same = match &scope {
                             Scope::Repo(r) => Scope::Repo(r.clone()),
                             Scope::Org => Scope::Org,
                             Scope::Environment(r, e) => Scope::Environment(r.clone(), e),
                         };
                         out.push(Consumer::Actions {
-                            scope: same(&scope),
-                            name: format!("{name}_ACCESS_KEY_ID"),
+                            scope: same,
+                            name: id_name,
                             field: Some("AccessKeyId"),
                         });
-                        Consumer::Actions {
-                            scope,
-                            name: format!("{name}_SECRET_ACCESS_KEY"),
-                            field: Some("SecretAccessKey"),
-                        }
-                    } else {
-                        Consumer::Actions {
-                            scope,
-                            name: if i == 0 {
-                                name.clone()
-                            } else {
-                                format!("{name}_{i}")
-                            },
-                            field: None,
-                        }
                     }
+                    let name = self.unique_in(&format!("gha:{ns}"), &base, '_');
+                    out.push(Consumer::Actions { scope, name, field });
                 }
-                _ => Consumer::EnvFile {
-                    path: format!("/etc/{ORG}/{service}.env"),
-                    key: format!(
-                        "{name}{}",
-                        if i == 0 {
-                            String::new()
-                        } else {
-                            format!("_{i}")
-                        }
-                    ),
-                    field: None,
-                },
-            };
-            out.push(consumer);
+                _ => {
+                    let path = format!("/etc/{ORG}/{service}.env");
+                    let key = self.unique_in(&format!("env:{path}"), purpose, '_');
+                    out.push(Consumer::EnvFile { path, key, field });
+                }
+            }
         }
-        // One destination once: a repeated label would make two identical plan steps.
-        let mut seen = HashSet::new();
-        out.retain(|c| seen.insert(c.label()));
         out
     }
 
@@ -896,7 +894,7 @@ impl Generator {
 
     fn org_admin_token(&mut self) {
         let id = self.org_admin.clone();
-        self.taken.insert(id.clone());
+        self.taken.insert(format!("id:{id}"));
         self.creds.push(Cred {
             id,
             kind: "github_fine_grained_pat",
@@ -930,6 +928,7 @@ impl Generator {
             t,
             "github_fine_grained_pat",
             &format!("gh-{short}-secrets-writer"),
+            true,
         );
         c.description = Some(format!(
             "writes the Actions secrets of team {short}; rotate_with of the team's CI credentials"
@@ -964,7 +963,7 @@ impl Generator {
         } else {
             ("mysql", "MYSQL")
         };
-        let mut c = self.base(t, kind, &format!("{prefix}-{short}-admin"));
+        let mut c = self.base(t, kind, &format!("{prefix}-{short}-admin"), true);
         c.description = Some(format!(
             "the admin login that rotates the application roles of team {short}"
         ));
@@ -995,39 +994,37 @@ impl Generator {
 
     fn random_credential(&mut self, t: usize, kind: &'static str) {
         let short = self.team_short(t);
-        let svc = |g: &Self, c: &Cred| {
-            c.used_by
-                .first()
-                .cloned()
-                .unwrap_or_else(|| g.team_short(t))
-        };
         let org = ORG;
-        let (id_base, purpose, ci) = match kind {
-            "aws_iam_access_key" => ("aws", "aws", true),
-            "gcp_service_account_key" => ("gcp", "gcp_key", false),
-            "github_fine_grained_pat" => ("gh-pat", "gh_token", true),
-            "github_classic_pat" => ("gh-classic", "gh_token", true),
-            "github_app_private_key" => ("gh-app", "gh_app_key", false),
-            "npm_granular_token" => ("npm", "npm_token", true),
-            "npm_classic_token" => ("npm-classic", "npm_token", true),
-            "huggingface_token" => ("hf", "hf_token", false),
-            "oauth_client_secret" => ("oauth", "oauth_client_secret", false),
-            "postgres_password" => ("pg", "db_password", false),
-            _ => ("mysql", "db_password", false),
+        // Id prefix, the name consumers know the value by, the field they take, whether the
+        // value is mostly used in CI.
+        let (prefix, purpose, field, ci) = match kind {
+            "aws_iam_access_key" => (
+                "aws",
+                "AWS_SECRET_ACCESS_KEY",
+                Some("SecretAccessKey"),
+                true,
+            ),
+            "gcp_service_account_key" => ("gcp", "GCP_SERVICE_ACCOUNT_KEY", None, false),
+            "github_fine_grained_pat" => ("gh-pat", "GH_TOKEN", None, true),
+            "github_classic_pat" => ("gh-classic", "GH_TOKEN", None, true),
+            "github_app_private_key" => ("gh-app", "GITHUB_APP_PRIVATE_KEY", None, false),
+            "npm_granular_token" => ("npm", "NPM_TOKEN", None, true),
+            "npm_classic_token" => ("npm-classic", "NPM_TOKEN", None, true),
+            "huggingface_token" => ("hf", "HF_TOKEN", None, false),
+            "oauth_client_secret" => ("oauth", "OAUTH_CLIENT_SECRET", Some("client_secret"), false),
+            "postgres_password" => ("pg", "DATABASE_PASSWORD", Some("password"), false),
+            _ => ("mysql", "MYSQL_PASSWORD", Some("password"), false),
         };
-        let mut c = self.base(t, kind, &format!("{id_base}-{short}"));
-        // A readable id: kind prefix, the first service, a number.
-        let service = svc(self, &c);
-        self.taken.remove(&c.id);
-        c.id = self.unique(&format!("{id_base}-{service}"));
-        c.present_on = self.present_on(t, ci || self.rng.chance(40));
+        let mut c = self.base(t, kind, prefix, false);
+        let service = c.used_by.first().cloned().unwrap_or_else(|| short.clone());
+        let ci = ci || self.rng.chance(40);
+        c.present_on = self.present_on(t, ci);
 
-        let user_base = format!("{service}-{}", self.rng.between(1, 99));
+        let name_base = format!("{service}-{}", self.rng.between(1, 99));
         match kind {
             "aws_iam_access_key" => {
-                // One tracked key per IAM user: a rotation needs the second slot.
-                let user = self.unique(&format!("iam:{user_base}"));
-                let user = user.trim_start_matches("iam:").to_owned();
+                // One tracked key per IAM user: a rotation needs the user's second slot.
+                let user = self.unique_in("iam", &name_base, '-');
                 c.fields.push(("user_name", user));
                 if self.rng.chance(70) {
                     let id = format!("AKIA{}", self.rng.upper_alnum(16));
@@ -1043,22 +1040,21 @@ impl Generator {
                 }
             }
             "gcp_service_account_key" => {
-                let team = &self.teams[t];
                 // Up to three tracked keys per service account (GCP allows ten).
-                let reuse = team
+                let reuse = self.rng.chance(30);
+                let existing = self.teams[t]
                     .service_accounts
                     .iter()
                     .position(|(_, _, keys)| *keys < 3)
-                    .filter(|_| self.rng.chance(30));
-                let (project, sa) = if let Some(i) = reuse {
+                    .filter(|_| reuse);
+                let (project, sa) = if let Some(i) = existing {
                     let entry = &mut self.teams[t].service_accounts[i];
                     entry.2 += 1;
                     (entry.0.clone(), entry.1.clone())
                 } else {
                     let env = *self.rng.pick(ENVIRONMENTS);
                     let project = format!("{org}-{short}-{env}");
-                    let name = self.unique(&format!("sa:{service}"));
-                    let name = name.trim_start_matches("sa:");
+                    let name = self.unique_in("sa", &service, '-');
                     let sa = format!("{name}@{project}.iam.gserviceaccount.com");
                     self.teams[t]
                         .service_accounts
@@ -1079,13 +1075,8 @@ impl Generator {
                 };
                 c.fields.push(("github_user", user));
                 if self.rng.chance(85) {
-                    c.fields.push((
-                        "token_name",
-                        format!(
-                            "{service}-{}",
-                            self.rng.pick(&["ci", "release", "deploy", "sync", "bot"])
-                        ),
-                    ));
+                    let what = self.rng.pick(&["ci", "release", "deploy", "sync", "bot"]);
+                    c.fields.push(("token_name", format!("{service}-{what}")));
                 }
                 if kind == "github_classic_pat" && self.rng.chance(50) {
                     c.description = Some(
@@ -1096,30 +1087,25 @@ impl Generator {
             }
             "github_app_private_key" => {
                 c.fields.push(("app_id", self.rng.digits(6)));
-                let slug = self.unique(&format!("app:{org}-{service}"));
-                c.fields
-                    .push(("app_slug", slug.trim_start_matches("app:").to_owned()));
+                let slug = self.unique_in("app", &format!("{org}-{service}"), '-');
+                c.fields.push(("app_slug", slug));
                 if self.rng.chance(80) {
                     c.fields.push(("github_org", org.to_owned()));
                 }
                 if self.rng.chance(60) {
-                    let fp = format!(
-                        "SHA256:{}",
-                        self.rng.chars(
-                            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                            43
-                        )
+                    let fp = self.rng.chars(
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                        43,
                     );
-                    c.fields.push(("key_fingerprint", fp));
+                    c.fields.push(("key_fingerprint", format!("SHA256:{fp}")));
                 }
             }
             "npm_granular_token" | "npm_classic_token" => {
-                let user = format!("{org}-{short}-publisher");
+                c.fields
+                    .push(("npm_user", format!("{org}-{short}-publisher")));
                 if kind == "npm_granular_token" {
-                    c.fields.push((
-                        "password_env",
-                        upper_snake(&format!("npm_{short}_password")),
-                    ));
+                    let env = upper_snake(&format!("npm_{short}_password"));
+                    c.fields.push(("password_env", env));
                 }
                 if self.rng.chance(10) {
                     c.fields
@@ -1128,7 +1114,6 @@ impl Generator {
                 if self.rng.chance(75) {
                     c.fields.push(("token_key", self.rng.hex(12)));
                 }
-                c.fields.push(("npm_user", user));
                 if kind == "npm_classic_token" && self.rng.chance(50) {
                     c.description =
                         Some("a forgotten classic token beside trusted publishing".to_owned());
@@ -1171,13 +1156,14 @@ impl Generator {
                     c.fields.push(("client_id", format!("{service}-client")));
                     c.fields.push((
                         "token_url",
-                        format!("https://sso.{org}.internal/realms/{short}/protocol/openid-connect/token"),
+                        format!(
+                            "https://sso.{org}.internal/realms/{short}/protocol/openid-connect/token"
+                        ),
                     ));
                 }
             },
             "postgres_password" => {
-                let role = self.unique(&format!("role:{}", user_base.replace('-', "_")));
-                let role = role.trim_start_matches("role:").replace('-', "_");
+                let role = self.unique_in("role", &name_base.replace('-', "_"), '_');
                 c.fields.push(("role", role.clone()));
                 c.fields.push(("admin_url_env", "PG_ADMIN_URL".to_owned()));
                 if self.rng.chance(70) {
@@ -1191,8 +1177,7 @@ impl Generator {
                 }
             }
             _ => {
-                let user = self.unique(&format!("mysql:{}", user_base.replace('-', "_")));
-                let user = user.trim_start_matches("mysql:").replace('-', "_");
+                let user = self.unique_in("mysql", &name_base.replace('-', "_"), '_');
                 c.fields.push(("user", user));
                 if self.rng.chance(60) {
                     let pattern = *self.rng.pick(&["%", "10.%", "app-%.internal", "localhost"]);
@@ -1203,17 +1188,17 @@ impl Generator {
             }
         }
 
-        c.delivered_to = self.consumers(&c, purpose, kind == "aws_iam_access_key");
+        c.delivered_to = self.consumers(&c, purpose, field, kind == "aws_iam_access_key");
 
         // rotate_with: database roles with the team's admin login; whatever is delivered to
         // GitHub Actions with the team's secrets writer.
+        let roll = self.rng.below(100);
         let team = &self.teams[t];
         c.rotate_with = match kind {
-            "postgres_password" => team.pg_admin.clone().filter(|_| self.rng.chance(90)),
-            "mysql_password" => team.mysql_admin.clone().filter(|_| self.rng.chance(80)),
-            _ if Self::has_actions_consumer(&c) => {
-                team.writer.clone().filter(|_| self.rng.chance(85))
-            }
+            "postgres_password" if roll < 90 => team.pg_admin.clone(),
+            "mysql_password" if roll < 80 => team.mysql_admin.clone(),
+            "postgres_password" | "mysql_password" => None,
+            _ if roll < 85 && Self::has_actions_consumer(&c) => team.writer.clone(),
             _ => None,
         };
         self.creds.push(c);

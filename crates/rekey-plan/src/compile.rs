@@ -415,6 +415,7 @@ fn plan_step(
                 .map(|i| u32::try_from(i).expect("few consumers"))
         }),
         consumer_label: consumer.map(Consumer::label),
+        target: consumer.cloned(),
         inputs,
         outputs: step
             .action

@@ -134,6 +134,9 @@ pub struct PlannedStep {
     pub consumer: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer_label: Option<String>,
+    /// The consumer itself, so a run never needs the inventory again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<rekey_spec::Consumer>,
     /// Credential and consumer variables are filled in; step outputs stay references.
     pub inputs: BTreeMap<String, Template>,
     /// Names of the outputs, with whether each is secret (kept in memory only).

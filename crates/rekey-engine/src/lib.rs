@@ -1,0 +1,16 @@
+//! The run engine: executes a stored plan with durable, write-ahead step state; bounded
+//! concurrency; retries; a failure policy (roll back before the irreversible step, stop for an
+//! operator after it); reconciliation after a crash; and a simulated provider for rehearsals,
+//! tests and benchmarks.
+
+pub mod fingerprint;
+pub mod provider;
+pub mod run;
+pub mod sim;
+
+pub use fingerprint::Fingerprinter;
+pub use provider::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
+pub use run::{
+    Engine, EngineConfig, EngineError, Observer, Providers, RunOutcome, idempotency_key, new_run_id,
+};
+pub use sim::{SimOptions, SimProvider};

@@ -1,0 +1,153 @@
+//! The provider interface: what the engine asks of AWS, GitHub, a database, or the simulator.
+//!
+//! Values that may be secret travel as [`Value::Secret`] (a `secrecy::SecretString`): their
+//! `Debug` is redacted and they are never serialized. Only [`Value::Plain`] outputs are stored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rekey_plan::{PlannedCredential, PlannedStep};
+use secrecy::{ExposeSecret, SecretString};
+
+/// An input or output value.
+#[derive(Clone)]
+pub enum Value {
+    Plain(String),
+    Secret(SecretString),
+}
+
+impl Value {
+    pub fn secret(s: impl Into<String>) -> Self {
+        Self::Secret(SecretString::from(s.into()))
+    }
+
+    /// The text of a value; for secrets this is the one greppable place where it is revealed.
+    pub fn expose(&self) -> &str {
+        match self {
+            Self::Plain(s) => s,
+            Self::Secret(s) => s.expose_secret(),
+        }
+    }
+
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Self::Secret(_))
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plain(s) => write!(f, "{s:?}"),
+            Self::Secret(_) => f.write_str("[REDACTED]"),
+        }
+    }
+}
+
+/// Named values (inputs or outputs of a step).
+pub type Values = BTreeMap<String, Value>;
+
+/// Splits outputs into the storable part (plain values as JSON) and the secret part.
+pub fn plain_json(values: &Values) -> String {
+    let plain: BTreeMap<&str, &str> = values
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::Plain(s) => Some((k.as_str(), s.as_str())),
+            Value::Secret(_) => None,
+        })
+        .collect();
+    serde_json::to_string(&plain).expect("strings serialize")
+}
+
+/// One call of a step.
+pub struct Call<'a> {
+    pub run_id: &'a str,
+    pub step: &'a PlannedStep,
+    pub credential: &'a PlannedCredential,
+    pub inputs: &'a Values,
+    /// Stable for (run, step): providers that accept an idempotency token get this one.
+    pub idempotency_key: &'a str,
+    pub attempt: u32,
+}
+
+/// How a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Worth another try (timeouts, 5xx).
+    Transient,
+    /// 429 / throttling: wait at least this long.
+    RateLimited(Option<Duration>),
+    /// Will fail again (bad input, permission denied, a limit reached).
+    Permanent,
+}
+
+/// A provider error. The message must never contain a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Transient,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+        }
+    }
+
+    pub fn rate_limited(retry_after: Option<Duration>, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::RateLimited(retry_after),
+            message: message.into(),
+        }
+    }
+}
+
+/// What a provider found when asked about a step whose outcome was lost in a crash.
+#[derive(Debug)]
+pub enum Reconciled {
+    /// The call took effect and its outputs are known again (no secret outputs).
+    Done(Values),
+    /// Nothing is left of it (anything it created has been removed): run it again.
+    NotDone,
+}
+
+/// An operator's answer to a manual step.
+pub enum OperatorAnswer {
+    /// The value they created (for `manual.provide_secret`).
+    Value(SecretString),
+    /// They confirmed the step is done.
+    Confirmed,
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Performs the step. Must be idempotent for the same idempotency key.
+    async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError>;
+
+    /// Reverses a step that succeeded (or partly ran and failed), best effort and idempotent.
+    async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError>;
+
+    /// After a crash, says whether a step that was started took effect, removing anything it
+    /// created whose secret was lost (an orphan).
+    async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError>;
+
+    /// Reads back a delivered document from a consumer, to recover secrets lost with a crashed
+    /// process. `None` when the consumer cannot be read.
+    async fn read_back(
+        &self,
+        _call: &Call<'_>,
+    ) -> Result<Option<BTreeMap<String, SecretString>>, ProviderError> {
+        Ok(None)
+    }
+}

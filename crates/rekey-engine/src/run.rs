@@ -1,0 +1,1270 @@
+//! Executing a stored plan: write-ahead step state, bounded concurrency, retries, the failure
+//! policy, reconciliation on resume, and secrets that live only in memory.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rekey_plan::{Plan, PlannedStep};
+use rekey_spec::Effect;
+use rekey_spec::template::{Part, Var};
+use rekey_store::{
+    AuditDraft, NewRun, RunStatus, StepEvent, StepRecord, StepState, Store, StoreError, Transition,
+};
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::fingerprint::Fingerprinter;
+use crate::provider::{
+    Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values, plain_json,
+};
+use crate::sim::crash_point;
+
+/// Tuning of a run.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Steps in flight at once, across all providers.
+    pub concurrency: usize,
+    /// Steps in flight at once per provider (AWS, GitHub, …).
+    pub per_provider: usize,
+    pub step_timeout: Duration,
+    /// Tries per step before it fails (transient errors and rate limits are retried).
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub actor: String,
+    pub reason: Option<String>,
+    /// Abort at the N-th crash point (crash tests).
+    pub crash_at: Option<u64>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            per_provider: 8,
+            step_timeout: Duration::from_secs(120),
+            max_attempts: 4,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(20),
+            actor: "unknown".into(),
+            reason: None,
+            crash_at: None,
+        }
+    }
+}
+
+/// Which provider serves which step.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_name: HashMap<String, Arc<dyn Provider>>,
+    fallback: Option<Arc<dyn Provider>>,
+}
+
+impl Providers {
+    /// Every step goes to one provider (the simulator).
+    pub fn all(p: Arc<dyn Provider>) -> Self {
+        Self {
+            by_name: HashMap::new(),
+            fallback: Some(p),
+        }
+    }
+
+    pub fn with(mut self, name: &str, p: Arc<dyn Provider>) -> Self {
+        self.by_name.insert(name.to_owned(), p);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.by_name
+            .get(name)
+            .cloned()
+            .or_else(|| self.fallback.clone())
+    }
+}
+
+/// Something that wants to watch a run (progress bars, plain lines).
+pub trait Observer: Send + Sync {
+    fn step_finished(&self, _step: &PlannedStep, _state: StepState) {}
+    fn message(&self, _text: &str) {}
+}
+
+/// A run's result.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the stored plan of run {0} cannot be read: {1}")]
+    Plan(String, String),
+    #[error("run {0} is {1}: nothing to resume")]
+    Finished(String, RunStatus),
+    #[error("no provider for `{0}` in this build")]
+    NoProvider(String),
+}
+
+/// The idempotency key of a step in a run: stable across retries and resumes.
+pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(run_id.as_bytes());
+    h.update([0]);
+    h.update(step_id.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// A new run id: sortable by time, unique.
+pub fn new_run_id() -> String {
+    let mut r = [0u8; 3];
+    getrandom::fill(&mut r).expect("the OS has randomness");
+    let ts = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S");
+    format!("run-{ts}-{}", hex::encode(r))
+}
+
+pub struct Engine {
+    pub store: Arc<Store>,
+    pub providers: Providers,
+    pub fingerprints: Arc<Fingerprinter>,
+    pub config: EngineConfig,
+    pub simulated: bool,
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CredState {
+    Active,
+    /// A step failed; no new steps start; decide when in-flight steps are done.
+    Halting,
+    RolledBack,
+    NeedsOperator,
+    UndoFailed,
+    Paused,
+}
+
+/// What a task reports back to the scheduler.
+enum TaskResult {
+    Succeeded(Values),
+    Waiting,
+    Failed(String),
+}
+
+impl Engine {
+    fn audit(
+        &self,
+        run_id: &str,
+        step: Option<&PlannedStep>,
+        cred: Option<&str>,
+        event: &str,
+        outcome: &str,
+    ) -> AuditDraft {
+        AuditDraft {
+            run_id: Some(run_id.to_owned()),
+            actor: self.config.actor.clone(),
+            reason: self.config.reason.clone(),
+            credential: cred.map(str::to_owned),
+            step: step.map(|s| s.id.clone()),
+            action: step.map(|s| s.action.clone()),
+            event: event.to_owned(),
+            outcome: outcome.to_owned(),
+            detail: None,
+            fingerprint: None,
+            simulated: self.simulated,
+        }
+    }
+
+    /// Stores the plan as a new run (taking its credential locks) and executes it.
+    pub async fn start(
+        &self,
+        plan: &Plan,
+        run_id: &str,
+        options_json: &str,
+    ) -> Result<RunOutcome, EngineError> {
+        for s in &plan.steps {
+            if s.effect != Effect::Human && self.providers.get(&s.provider).is_none() {
+                return Err(EngineError::NoProvider(s.provider.clone()));
+            }
+        }
+        let plan_json = serde_json::to_string(plan).expect("plans serialize");
+        let steps: Vec<(i64, String, String)> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    i64::try_from(i).expect("few steps"),
+                    s.id.clone(),
+                    plan.credentials[s.credential as usize].id.clone(),
+                )
+            })
+            .collect();
+        let credentials: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
+        let mut audit = self.audit(run_id, None, None, "run_created", "ok");
+        audit.detail = Some(format!(
+            "mode {}, {} credential(s), {} step(s){}",
+            plan.mode.as_str(),
+            plan.credentials.len(),
+            plan.steps.len(),
+            if self.simulated { ", simulated" } else { "" }
+        ));
+        self.store
+            .create_run(
+                &NewRun {
+                    id: run_id,
+                    mode: plan.mode.as_str(),
+                    reason: self.config.reason.as_deref(),
+                    actor: &self.config.actor,
+                    simulated: self.simulated,
+                    plan_json: &plan_json,
+                    options_json,
+                    steps: &steps,
+                    credentials: &credentials,
+                },
+                audit,
+            )
+            .await?;
+        let records = self.store.steps(run_id).await?;
+        self.execute(run_id, plan, records, &BTreeMap::new()).await
+    }
+
+    /// Continues a run from its stored plan and step states, after reconciling whatever a crash
+    /// left unknown. `operator_inputs` answer manual steps (step id → value).
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        operator_inputs: &BTreeMap<String, SecretString>,
+    ) -> Result<RunOutcome, EngineError> {
+        let run = self.store.run(run_id).await?;
+        if run.status.is_terminal() {
+            return Err(EngineError::Finished(run_id.to_owned(), run.status));
+        }
+        let plan: Plan = serde_json::from_str(&run.plan_json)
+            .map_err(|e| EngineError::Plan(run_id.to_owned(), e.to_string()))?;
+        self.store
+            .set_run_status(
+                run_id,
+                RunStatus::Running,
+                None,
+                self.audit(run_id, None, None, "run_resumed", "ok"),
+            )
+            .await?;
+        let records = self.store.steps(run_id).await?;
+        self.execute(run_id, &plan, records, operator_inputs).await
+    }
+
+    #[allow(clippy::too_many_lines)]
+    async fn execute(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        records: Vec<StepRecord>,
+        operator_inputs: &BTreeMap<String, SecretString>,
+    ) -> Result<RunOutcome, EngineError> {
+        let n = plan.steps.len();
+        let mut ex = Exec::new(plan, &records);
+
+        // 1. Reconcile steps whose outcome was lost, and finish interrupted undos.
+        for i in 0..n {
+            match ex.state[i] {
+                StepState::Started => self.reconcile(run_id, plan, &mut ex, i).await?,
+                StepState::Failed if run_status_allows_retry(&records) => {
+                    self.transition(
+                        run_id,
+                        plan,
+                        &mut ex,
+                        i,
+                        StepEvent::Retry,
+                        None,
+                        None,
+                        Some("retry_after_operator"),
+                    )
+                    .await?;
+                }
+                StepState::UndoStarted | StepState::Undone | StepState::UndoFailed => {
+                    let c = plan.steps[i].credential as usize;
+                    if ex.cred[c] == CredState::Active {
+                        ex.cred[c] = if ex.state[i] == StepState::UndoFailed {
+                            CredState::UndoFailed
+                        } else {
+                            CredState::Halting
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+        // 2. Secrets needed by unfinished steps but lost with a crashed process: read them
+        //    back from a consumer that holds them, or mint again.
+        self.recover_secrets(run_id, plan, &mut ex).await?;
+        // Credentials whose rollback was interrupted finish it now.
+        for c in 0..plan.credentials.len() {
+            if ex.cred[c] == CredState::Halting {
+                self.settle_credential(run_id, plan, &mut ex, c).await?;
+            }
+        }
+
+        // 3. Schedule.
+        ex.init_ready(plan);
+        let global = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut per_provider: HashMap<String, Arc<Semaphore>> = HashMap::new();
+        let mut tasks: JoinSet<(usize, TaskResult)> = JoinSet::new();
+        loop {
+            while let Some(Reverse(i)) = ex.ready.pop() {
+                let c = plan.steps[i].credential as usize;
+                if ex.state[i] != StepState::Pending && ex.state[i] != StepState::WaitingForOperator
+                {
+                    continue;
+                }
+                if ex.cred[c] != CredState::Active {
+                    continue;
+                }
+                let step = &plan.steps[i];
+                let inputs = match ex.resolve_inputs(plan, run_id, i) {
+                    Ok(v) => v,
+                    Err(msg) => {
+                        // A plan/engine mismatch: fail the step so the policy applies.
+                        self.transition(
+                            run_id,
+                            plan,
+                            &mut ex,
+                            i,
+                            StepEvent::Start,
+                            None,
+                            None,
+                            Some("step_started"),
+                        )
+                        .await?;
+                        self.transition(
+                            run_id,
+                            plan,
+                            &mut ex,
+                            i,
+                            StepEvent::Fail,
+                            None,
+                            Some(&msg),
+                            Some("step_failed"),
+                        )
+                        .await?;
+                        ex.cred[c] = CredState::Halting;
+                        continue;
+                    }
+                };
+                let manual_real = step.effect == Effect::Human && !self.simulated;
+                let provider = if manual_real {
+                    None
+                } else {
+                    self.providers.get(&step.provider)
+                };
+                let operator = operator_inputs.get(&step.id).cloned();
+                let permit_g = Arc::clone(&global)
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore open");
+                let sem = Arc::clone(
+                    per_provider
+                        .entry(step.provider.clone())
+                        .or_insert_with(|| {
+                            Arc::new(Semaphore::new(self.config.per_provider.max(1)))
+                        }),
+                );
+                ex.inflight[c] += 1;
+                let ctx = TaskCtx {
+                    store: Arc::clone(&self.store),
+                    fingerprints: Arc::clone(&self.fingerprints),
+                    config: self.config.clone(),
+                    simulated: self.simulated,
+                    run_id: run_id.to_owned(),
+                    step: step.clone(),
+                    credential: plan.credentials[c].clone(),
+                    from: ex.state[i],
+                    idx: i,
+                };
+                tasks.spawn(async move {
+                    let _g = permit_g;
+                    let _p = sem.acquire_owned().await.expect("semaphore open");
+                    let r = ctx.run(provider, inputs, operator).await;
+                    (i, r)
+                });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            let (i, result) = joined.expect("step tasks do not panic");
+            let c = plan.steps[i].credential as usize;
+            ex.inflight[c] -= 1;
+            match result {
+                TaskResult::Succeeded(values) => {
+                    ex.state[i] = StepState::Succeeded;
+                    ex.outputs[i] = Some(values);
+                    ex.release_dependents(i);
+                    self.notify(&plan.steps[i], StepState::Succeeded);
+                }
+                TaskResult::Waiting => {
+                    ex.state[i] = StepState::WaitingForOperator;
+                    if ex.cred[c] == CredState::Active {
+                        ex.cred[c] = CredState::Paused;
+                    }
+                    self.notify(&plan.steps[i], StepState::WaitingForOperator);
+                }
+                TaskResult::Failed(msg) => {
+                    ex.state[i] = StepState::Failed;
+                    ex.errors.insert(i, msg);
+                    if matches!(ex.cred[c], CredState::Active | CredState::Paused) {
+                        ex.cred[c] = CredState::Halting;
+                    }
+                    self.notify(&plan.steps[i], StepState::Failed);
+                }
+            }
+            if ex.cred[c] == CredState::Halting && ex.inflight[c] == 0 {
+                self.settle_credential(run_id, plan, &mut ex, c).await?;
+            }
+        }
+
+        // 4. The run's verdict.
+        let (status, message) = ex.verdict(plan);
+        let mut audit = self.audit(run_id, None, None, "run_finished", status.as_str());
+        audit.detail.clone_from(&message);
+        self.store
+            .set_run_status(run_id, status, message.as_deref(), audit)
+            .await?;
+        Ok(RunOutcome {
+            run_id: run_id.to_owned(),
+            status,
+            message,
+        })
+    }
+
+    fn notify(&self, step: &PlannedStep, state: StepState) {
+        if let Some(o) = &self.observer {
+            o.step_finished(step, state);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn transition(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &mut Exec,
+        i: usize,
+        event: StepEvent,
+        outputs_json: Option<&str>,
+        error: Option<&str>,
+        audit_event: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let step = &plan.steps[i];
+        let audit = audit_event.map(|e| {
+            let mut a = self.audit(
+                run_id,
+                Some(step),
+                Some(&plan.credentials[step.credential as usize].id),
+                e,
+                if error.is_some() { "error" } else { "ok" },
+            );
+            a.detail = error.map(str::to_owned);
+            a
+        });
+        let to = self
+            .store
+            .transition(Transition {
+                run_id,
+                idx: i64::try_from(i).expect("few steps"),
+                from: ex.state[i],
+                event,
+                outputs_json,
+                error,
+                bump_attempts: event == StepEvent::Start,
+                audit,
+            })
+            .await?;
+        ex.state[i] = to;
+        Ok(())
+    }
+
+    fn call<'a>(
+        &self,
+        run_id: &'a str,
+        plan: &'a Plan,
+        i: usize,
+        inputs: &'a Values,
+        key: &'a str,
+    ) -> Call<'a> {
+        let step = &plan.steps[i];
+        Call {
+            run_id,
+            step,
+            credential: &plan.credentials[step.credential as usize],
+            inputs,
+            idempotency_key: key,
+            attempt: 1,
+        }
+    }
+
+    async fn reconcile(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &mut Exec,
+        i: usize,
+    ) -> Result<(), EngineError> {
+        let step = &plan.steps[i];
+        let key = idempotency_key(run_id, &step.id);
+        let inputs = ex.resolve_inputs(plan, run_id, i).unwrap_or_default();
+        let found = if step.effect == Effect::Human && !self.simulated {
+            Ok(Reconciled::NotDone)
+        } else {
+            match self.providers.get(&step.provider) {
+                Some(p) => {
+                    p.reconcile(&self.call(run_id, plan, i, &inputs, &key))
+                        .await
+                }
+                None => Err(ProviderError::permanent(format!(
+                    "no provider for {}",
+                    step.provider
+                ))),
+            }
+        };
+        match found {
+            Ok(Reconciled::Done(values)) if !step.outputs.iter().any(|o| o.secret) => {
+                let json = plain_json(&values);
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    i,
+                    StepEvent::Succeed,
+                    Some(&json),
+                    None,
+                    Some("step_reconciled_done"),
+                )
+                .await?;
+                ex.outputs[i] = Some(values);
+            }
+            Ok(_) => {
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    i,
+                    StepEvent::Retry,
+                    None,
+                    None,
+                    Some("step_reconciled_not_done"),
+                )
+                .await?;
+            }
+            Err(e) => {
+                let msg = format!("reconciliation failed: {e}");
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    i,
+                    StepEvent::Fail,
+                    None,
+                    Some(&msg),
+                    Some("step_failed"),
+                )
+                .await?;
+                let c = step.credential as usize;
+                ex.cred[c] = CredState::Halting;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds succeeded steps whose secret outputs are still needed but gone from memory.
+    async fn recover_secrets(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &mut Exec,
+    ) -> Result<(), EngineError> {
+        for s in 0..plan.steps.len() {
+            let step = &plan.steps[s];
+            if ex.state[s] != StepState::Succeeded || !step.outputs.iter().any(|o| o.secret) {
+                continue;
+            }
+            let users = ex.secret_users(plan, s);
+            if users.iter().all(|&u| ex.state[u] == StepState::Succeeded) {
+                continue;
+            }
+            // Read back from a consumer that received the value and can be read.
+            let mut recovered: Option<Values> = None;
+            for &u in &users {
+                let us = &plan.steps[u];
+                if ex.state[u] != StepState::Succeeded || us.action != "consumer.deliver" {
+                    continue;
+                }
+                let Some(p) = self.providers.get(&us.provider) else {
+                    continue;
+                };
+                let key = idempotency_key(run_id, &us.id);
+                let inputs = Values::new();
+                let Ok(Some(doc)) = p
+                    .read_back(&self.call(run_id, plan, u, &inputs, &key))
+                    .await
+                else {
+                    continue;
+                };
+                let mut values = ex.outputs[s].clone().unwrap_or_default();
+                for (field, t) in &us.inputs {
+                    if let [Part::Var(Var::StepOutput { output, .. })] = t.parts.as_slice() {
+                        if let Some(v) = doc.get(field) {
+                            values.insert(output.clone(), Value::Secret(v.clone()));
+                        }
+                    }
+                }
+                if step
+                    .outputs
+                    .iter()
+                    .filter(|o| o.secret)
+                    .all(|o| values.get(&o.name).is_some_and(Value::is_secret))
+                {
+                    recovered = Some(values);
+                    break;
+                }
+            }
+            if let Some(values) = recovered {
+                let mut a = self.audit(
+                    run_id,
+                    Some(step),
+                    Some(&plan.credentials[step.credential as usize].id),
+                    "secret_recovered",
+                    "ok",
+                );
+                a.detail =
+                    Some("the new value was read back from a consumer after a restart".into());
+                self.store.append_audit(a).await?;
+                ex.outputs[s] = Some(values);
+                continue;
+            }
+            // Mint again: remove the value nobody can use, and redo what used it.
+            let mut redo = vec![s];
+            redo.extend(
+                users
+                    .iter()
+                    .copied()
+                    .filter(|&u| ex.state[u] == StepState::Succeeded),
+            );
+            for &r in &redo {
+                let rs = &plan.steps[r];
+                let key = idempotency_key(run_id, &rs.id);
+                let inputs = Values::new();
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    r,
+                    StepEvent::UndoStart,
+                    None,
+                    None,
+                    Some("step_redo_undo_started"),
+                )
+                .await?;
+                let undone = match self.providers.get(&rs.provider) {
+                    Some(p) => {
+                        p.undo(&self.call(run_id, plan, r, &inputs, &key), &Values::new())
+                            .await
+                    }
+                    None => Ok(()),
+                };
+                if let Err(e) = undone {
+                    let msg = format!("could not remove the value whose secret was lost: {e}");
+                    self.transition(
+                        run_id,
+                        plan,
+                        ex,
+                        r,
+                        StepEvent::UndoFail,
+                        None,
+                        Some(&msg),
+                        Some("step_undo_failed"),
+                    )
+                    .await?;
+                    ex.cred[rs.credential as usize] = CredState::UndoFailed;
+                    break;
+                }
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    r,
+                    StepEvent::UndoFinish,
+                    None,
+                    None,
+                    Some("step_undone"),
+                )
+                .await?;
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    r,
+                    StepEvent::Redo,
+                    None,
+                    Some("secret lost with a crashed process: redo"),
+                    Some("step_redo"),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failure, once nothing of the credential is in flight: roll back if no
+    /// irreversible step has started, else stop for an operator.
+    async fn settle_credential(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &mut Exec,
+        c: usize,
+    ) -> Result<(), EngineError> {
+        let cred = &plan.credentials[c];
+        let irreversible_started = cred.steps.iter().any(|&s| {
+            plan.steps[s as usize].irreversible
+                && !matches!(ex.state[s as usize], StepState::Pending | StepState::Undone)
+        });
+        if irreversible_started {
+            ex.cred[c] = CredState::NeedsOperator;
+            let mut a = self.audit(
+                run_id,
+                None,
+                Some(&cred.id),
+                "credential_needs_operator",
+                "error",
+            );
+            a.detail = Some(
+                "a step failed after an irreversible step: retried, now stopped for an operator"
+                    .into(),
+            );
+            self.store.append_audit(a).await?;
+            return Ok(());
+        }
+        for &s in cred.steps.iter().rev() {
+            let i = s as usize;
+            if !matches!(
+                ex.state[i],
+                StepState::Succeeded | StepState::Failed | StepState::UndoStarted
+            ) {
+                continue;
+            }
+            let step = &plan.steps[i];
+            if ex.state[i] != StepState::UndoStarted {
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    i,
+                    StepEvent::UndoStart,
+                    None,
+                    None,
+                    Some("step_undo_started"),
+                )
+                .await?;
+            }
+            let key = idempotency_key(run_id, &step.id);
+            let outputs = ex.outputs[i].clone().unwrap_or_default();
+            let inputs = ex.resolve_inputs(plan, run_id, i).unwrap_or_default();
+            let result = if step.effect == Effect::Human && !self.simulated {
+                Ok(())
+            } else {
+                match self.providers.get(&step.provider) {
+                    Some(p) => {
+                        p.undo(&self.call(run_id, plan, i, &inputs, &key), &outputs)
+                            .await
+                    }
+                    None => Err(ProviderError::permanent("no provider")),
+                }
+            };
+            match result {
+                Ok(()) => {
+                    self.transition(
+                        run_id,
+                        plan,
+                        ex,
+                        i,
+                        StepEvent::UndoFinish,
+                        None,
+                        None,
+                        Some("step_undone"),
+                    )
+                    .await?
+                }
+                Err(e) => {
+                    let msg = format!("undo failed: {e}");
+                    self.transition(
+                        run_id,
+                        plan,
+                        ex,
+                        i,
+                        StepEvent::UndoFail,
+                        None,
+                        Some(&msg),
+                        Some("step_undo_failed"),
+                    )
+                    .await?;
+                    ex.cred[c] = CredState::UndoFailed;
+                    return Ok(());
+                }
+            }
+        }
+        ex.cred[c] = CredState::RolledBack;
+        Ok(())
+    }
+}
+
+fn run_status_allows_retry(_records: &[StepRecord]) -> bool {
+    // A resumed run retries its failed steps: the operator resumed it after fixing the cause.
+    true
+}
+
+/// Everything one step task needs, owned so the task can outlive the scheduler's borrow.
+struct TaskCtx {
+    store: Arc<Store>,
+    fingerprints: Arc<Fingerprinter>,
+    config: EngineConfig,
+    simulated: bool,
+    run_id: String,
+    step: PlannedStep,
+    credential: rekey_plan::PlannedCredential,
+    from: StepState,
+    idx: usize,
+}
+
+impl TaskCtx {
+    fn audit(&self, event: &str, outcome: &str) -> AuditDraft {
+        AuditDraft {
+            run_id: Some(self.run_id.clone()),
+            actor: self.config.actor.clone(),
+            reason: self.config.reason.clone(),
+            credential: Some(self.credential.id.clone()),
+            step: Some(self.step.id.clone()),
+            action: Some(self.step.action.clone()),
+            event: event.to_owned(),
+            outcome: outcome.to_owned(),
+            detail: None,
+            fingerprint: None,
+            simulated: self.simulated,
+        }
+    }
+
+    async fn write(
+        &self,
+        from: StepState,
+        event: StepEvent,
+        outputs: Option<&str>,
+        error: Option<&str>,
+        audit: AuditDraft,
+    ) -> Result<StepState, StoreError> {
+        self.store
+            .transition(Transition {
+                run_id: &self.run_id,
+                idx: i64::try_from(self.idx).expect("few steps"),
+                from,
+                event,
+                outputs_json: outputs,
+                error,
+                bump_attempts: event == StepEvent::Start,
+                audit: Some(audit),
+            })
+            .await
+    }
+
+    async fn run(
+        self,
+        provider: Option<Arc<dyn Provider>>,
+        inputs: Values,
+        operator: Option<SecretString>,
+    ) -> TaskResult {
+        match self.run_inner(provider, inputs, operator).await {
+            Ok(r) => r,
+            // The state store itself failed: the run cannot record progress, so it must stop.
+            Err(e) => TaskResult::Failed(format!("state store: {e}")),
+        }
+    }
+
+    async fn run_inner(
+        self,
+        provider: Option<Arc<dyn Provider>>,
+        inputs: Values,
+        operator: Option<SecretString>,
+    ) -> Result<TaskResult, StoreError> {
+        // Write-ahead: `started` is durable before anything is called.
+        let started = self
+            .write(
+                self.from,
+                StepEvent::Start,
+                None,
+                None,
+                self.audit("step_started", "ok"),
+            )
+            .await?;
+        crash_point(self.config.crash_at);
+        let key = idempotency_key(&self.run_id, &self.step.id);
+
+        let result: Result<Values, ProviderError> = match provider {
+            None => {
+                // A manual step in a real run: the operator's answer, or wait for it.
+                match operator {
+                    Some(v) => Ok(self
+                        .step
+                        .outputs
+                        .iter()
+                        .filter(|o| o.secret)
+                        .map(|o| (o.name.clone(), Value::Secret(v.clone())))
+                        .collect()),
+                    None => {
+                        let mut a = self.audit("waiting_for_operator", "paused");
+                        a.detail = self
+                            .step
+                            .manual
+                            .as_ref()
+                            .map(|m| m.instructions.to_string());
+                        self.write(started, StepEvent::Wait, None, None, a).await?;
+                        return Ok(TaskResult::Waiting);
+                    }
+                }
+            }
+            Some(p) => self.call_with_retries(p.as_ref(), &inputs, &key).await,
+        };
+        crash_point(self.config.crash_at);
+        match result {
+            Ok(values) => {
+                let json = plain_json(&values);
+                let mut a = self.audit("step_succeeded", "ok");
+                // Evidence without values: keyed fingerprints of secrets, plain outputs as detail.
+                let prints: Vec<String> = values
+                    .iter()
+                    .filter(|(_, v)| v.is_secret())
+                    .map(|(k, v)| format!("{k}={}", self.fingerprints.fingerprint(v.expose())))
+                    .collect();
+                if !prints.is_empty() {
+                    a.fingerprint = Some(prints.join(","));
+                }
+                if json != "{}" {
+                    a.detail = Some(json.clone());
+                }
+                self.write(started, StepEvent::Succeed, Some(&json), None, a)
+                    .await?;
+                crash_point(self.config.crash_at);
+                Ok(TaskResult::Succeeded(values))
+            }
+            Err(e) => {
+                let msg = e.message.clone();
+                let mut a = self.audit("step_failed", "error");
+                a.detail = Some(msg.clone());
+                self.write(started, StepEvent::Fail, None, Some(&msg), a)
+                    .await?;
+                Ok(TaskResult::Failed(msg))
+            }
+        }
+    }
+
+    async fn call_with_retries(
+        &self,
+        p: &dyn Provider,
+        inputs: &Values,
+        key: &str,
+    ) -> Result<Values, ProviderError> {
+        let mut attempt = 1;
+        loop {
+            let call = Call {
+                run_id: &self.run_id,
+                step: &self.step,
+                credential: &self.credential,
+                inputs,
+                idempotency_key: key,
+                attempt,
+            };
+            let timeout = if self.step.effect == Effect::Human {
+                Duration::from_secs(24 * 3600)
+            } else {
+                self.config.step_timeout
+            };
+            let result = match tokio::time::timeout(timeout, p.execute(&call)).await {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::transient(format!(
+                    "timed out after {}s",
+                    timeout.as_secs()
+                ))),
+            };
+            let err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let retry_after = match &err.kind {
+                ErrorKind::Permanent => return Err(err),
+                ErrorKind::Transient => None,
+                ErrorKind::RateLimited(after) => *after,
+            };
+            if attempt >= self.config.max_attempts {
+                return Err(ProviderError {
+                    message: format!("{} (after {attempt} attempts)", err.message),
+                    ..err
+                });
+            }
+            tokio::time::sleep(backoff(&self.config, attempt, retry_after)).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// Exponential backoff with full jitter, never shorter than a server's Retry-After.
+fn backoff(config: &EngineConfig, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = config
+        .backoff_base
+        .saturating_mul(1u32 << (attempt - 1).min(16))
+        .min(config.backoff_max);
+    let mut r = [0u8; 4];
+    getrandom::fill(&mut r).expect("the OS has randomness");
+    let jitter = f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX);
+    let d = exp.mul_f64(0.5 + jitter / 2.0);
+    retry_after.map_or(d, |ra| d.max(ra))
+}
+
+/// The scheduler's view of a run.
+struct Exec {
+    state: Vec<StepState>,
+    outputs: Vec<Option<Values>>,
+    errors: HashMap<usize, String>,
+    deps: Vec<Vec<usize>>,
+    dependents: Vec<Vec<usize>>,
+    waiting_on: Vec<usize>,
+    ready: BinaryHeap<Reverse<usize>>,
+    cred: Vec<CredState>,
+    inflight: Vec<usize>,
+    /// (credential, runbook step, consumer label) → plan step.
+    by_name: HashMap<(u32, String, Option<String>), usize>,
+}
+
+impl Exec {
+    fn new(plan: &Plan, records: &[StepRecord]) -> Self {
+        let n = plan.steps.len();
+        let mut deps = vec![Vec::new(); n];
+        let mut dependents = vec![Vec::new(); n];
+        for e in &plan.edges {
+            deps[e.to as usize].push(e.from as usize);
+            dependents[e.from as usize].push(e.to as usize);
+        }
+        let mut state = vec![StepState::Pending; n];
+        let mut outputs = vec![None; n];
+        let mut errors = HashMap::new();
+        for r in records {
+            let i = usize::try_from(r.idx).expect("stored index");
+            if i < n {
+                state[i] = r.state;
+                if r.state == StepState::Succeeded {
+                    let plain: BTreeMap<String, String> = r
+                        .outputs_json
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str(j).ok())
+                        .unwrap_or_default();
+                    outputs[i] = Some(
+                        plain
+                            .into_iter()
+                            .map(|(k, v)| (k, Value::Plain(v)))
+                            .collect(),
+                    );
+                }
+                if let Some(e) = &r.error {
+                    errors.insert(i, e.clone());
+                }
+            }
+        }
+        let by_name = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.credential, s.step.clone(), s.consumer_label.clone()), i))
+            .collect();
+        Self {
+            state,
+            outputs,
+            errors,
+            deps,
+            dependents,
+            waiting_on: vec![0; n],
+            ready: BinaryHeap::new(),
+            cred: vec![CredState::Active; plan.credentials.len()],
+            inflight: vec![0; plan.credentials.len()],
+            by_name,
+        }
+    }
+
+    fn init_ready(&mut self, plan: &Plan) {
+        for i in 0..plan.steps.len() {
+            self.waiting_on[i] = self.deps[i]
+                .iter()
+                .filter(|&&d| self.state[d] != StepState::Succeeded)
+                .count();
+            if self.waiting_on[i] == 0
+                && matches!(
+                    self.state[i],
+                    StepState::Pending | StepState::WaitingForOperator
+                )
+            {
+                self.ready.push(Reverse(i));
+            }
+        }
+    }
+
+    fn release_dependents(&mut self, i: usize) {
+        for k in 0..self.dependents[i].len() {
+            let d = self.dependents[i][k];
+            self.waiting_on[d] = self.waiting_on[d].saturating_sub(1);
+            if self.waiting_on[d] == 0 && self.state[d] == StepState::Pending {
+                self.ready.push(Reverse(d));
+            }
+        }
+    }
+
+    /// The step that `steps.NAME` means for step `i`: the same consumer's when both are
+    /// per-consumer.
+    fn referenced(&self, plan: &Plan, i: usize, name: &str) -> Option<usize> {
+        let s = &plan.steps[i];
+        self.by_name
+            .get(&(s.credential, name.to_owned(), s.consumer_label.clone()))
+            .or_else(|| self.by_name.get(&(s.credential, name.to_owned(), None)))
+            .copied()
+    }
+
+    /// Steps whose inputs use a secret output of step `s`.
+    fn secret_users(&self, plan: &Plan, s: usize) -> Vec<usize> {
+        let src = &plan.steps[s];
+        let secret: Vec<&str> = src
+            .outputs
+            .iter()
+            .filter(|o| o.secret)
+            .map(|o| o.name.as_str())
+            .collect();
+        let cred = &plan.credentials[src.credential as usize];
+        cred.steps
+            .iter()
+            .map(|&u| u as usize)
+            .filter(|&u| {
+                plan.steps[u].inputs.values().flat_map(|t| t.vars()).any(|v| {
+                    matches!(v, Var::StepOutput { step, output } if secret.contains(&output.as_str()) && self.referenced(plan, u, step) == Some(s))
+                })
+            })
+            .collect()
+    }
+
+    /// Fills a step's inputs from earlier outputs (secrets stay secret).
+    fn resolve_inputs(&self, plan: &Plan, run_id: &str, i: usize) -> Result<Values, String> {
+        let step = &plan.steps[i];
+        let mut values = Values::new();
+        for (name, t) in &step.inputs {
+            let mut text = String::new();
+            let mut secret = false;
+            for part in &t.parts {
+                match part {
+                    Part::Text(s) => text.push_str(s),
+                    Part::Var(Var::Run { .. }) => text.push_str(run_id),
+                    Part::Var(Var::StepOutput { step: from, output }) => {
+                        let j = self.referenced(plan, i, from).ok_or_else(|| {
+                            format!("input `{name}` names step `{from}`, which is not in the plan")
+                        })?;
+                        let v = self.outputs[j]
+                            .as_ref()
+                            .and_then(|o| o.get(output))
+                            .ok_or_else(|| format!("input `{name}` needs output `{output}` of `{}`, which is not available", plan.steps[j].id))?;
+                        secret |= v.is_secret();
+                        text.push_str(v.expose());
+                    }
+                    Part::Var(v) => {
+                        return Err(format!("input `{name}` has an unfilled variable {v}"));
+                    }
+                }
+            }
+            values.insert(
+                name.clone(),
+                if secret {
+                    Value::secret(text)
+                } else {
+                    Value::Plain(text)
+                },
+            );
+        }
+        Ok(values)
+    }
+
+    fn verdict(&self, plan: &Plan) -> (RunStatus, Option<String>) {
+        let mut problems = Vec::new();
+        let mut status = RunStatus::Succeeded;
+        let rank = |s: RunStatus| match s {
+            RunStatus::Succeeded => 0,
+            RunStatus::Failed => 1,
+            RunStatus::Paused => 2,
+            _ => 3,
+        };
+        let worst = |s: RunStatus, status: &mut RunStatus| {
+            if rank(s) > rank(*status) {
+                *status = s;
+            }
+        };
+        for (c, cred) in plan.credentials.iter().enumerate() {
+            let unfinished = cred
+                .steps
+                .iter()
+                .any(|&s| self.state[s as usize] != StepState::Succeeded);
+            match self.cred[c] {
+                CredState::Active if !unfinished => {}
+                CredState::Active => {
+                    problems.push(format!("{}: blocked by a credential it waits for", cred.id));
+                    worst(RunStatus::NeedsOperator, &mut status);
+                }
+                CredState::Paused => {
+                    let waiting: Vec<&str> = cred
+                        .steps
+                        .iter()
+                        .filter(|&&s| self.state[s as usize] == StepState::WaitingForOperator)
+                        .map(|&s| plan.steps[s as usize].id.as_str())
+                        .collect();
+                    problems.push(format!(
+                        "{}: waiting for an operator at {}",
+                        cred.id,
+                        waiting.join(", ")
+                    ));
+                    worst(RunStatus::Paused, &mut status);
+                }
+                CredState::RolledBack => {
+                    let failed = self.failed_step(plan, c);
+                    problems.push(format!("{}: rolled back after {failed}", cred.id));
+                    worst(RunStatus::Failed, &mut status);
+                }
+                CredState::NeedsOperator | CredState::Halting => {
+                    let failed = self.failed_step(plan, c);
+                    problems.push(format!("{}: stopped after its irreversible step; {failed}; fix the cause and `rekey resume`", cred.id));
+                    worst(RunStatus::NeedsOperator, &mut status);
+                }
+                CredState::UndoFailed => {
+                    problems.push(format!("{}: UNDO FAILED, the provider may hold a half-done rotation; inspect it by hand", cred.id));
+                    worst(RunStatus::NeedsOperator, &mut status);
+                }
+            }
+        }
+        (status, (!problems.is_empty()).then(|| problems.join("; ")))
+    }
+
+    fn failed_step(&self, plan: &Plan, c: usize) -> String {
+        plan.credentials[c]
+            .steps
+            .iter()
+            .map(|&s| s as usize)
+            .find_map(|s| {
+                self.errors
+                    .get(&s)
+                    .map(|e| format!("{} failed: {e}", plan.steps[s].id))
+            })
+            .unwrap_or_else(|| "a failure".into())
+    }
+}

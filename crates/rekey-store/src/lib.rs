@@ -1,0 +1,550 @@
+//! Durable state: runs with their stored plans, per-step state, credential locks and the
+//! hash-chained audit log, in SQLite (default, WAL) or PostgreSQL.
+//!
+//! The same SQL runs on both (`$1` parameters work in SQLite too); only the migrations differ.
+//! Queries are built at run time (no `DATABASE_URL` needed to compile), as in atuin.
+
+pub mod audit;
+pub mod state;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::Mutex;
+
+pub use audit::{AuditDraft, AuditEvent, AuditProblem};
+pub use state::{IllegalTransition, RunStatus, StepEvent, StepState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("cannot prepare the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "credential `{credential}` is already being rotated by run {run_id}; wait for it, resume it, or `rekey abandon {run_id}`"
+    )]
+    Locked { credential: String, run_id: String },
+    #[error("no run `{0}`")]
+    NoRun(String),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error(
+        "step {idx} of run {run_id} is `{actual}`, not `{expected}`: another process changed it"
+    )]
+    Conflict {
+        run_id: String,
+        idx: i64,
+        expected: StepState,
+        actual: String,
+    },
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool is open.
+macro_rules! with_pool {
+    ($self:expr, $pool:ident => $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// The chain head `(seq, hash)` as stored, inside a transaction.
+macro_rules! read_head {
+    ($ex:expr) => {{
+        let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional($ex)
+            .await?;
+        match row {
+            Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?),
+            None => (0, audit::GENESIS.to_owned()),
+        }
+    }};
+}
+
+/// Inserts one chained audit row; evaluates to its hash.
+macro_rules! insert_audit {
+    ($ex:expr, $seq:expr, $at:expr, $d:expr, $prev:expr) => {{
+        let (seq, at, d, prev): (i64, &str, &AuditDraft, &str) = ($seq, $at, $d, $prev);
+        let hash = audit::row_hash(seq, at, d, prev);
+        sqlx::query("INSERT INTO audit_events (seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+            .bind(seq)
+            .bind(at)
+            .bind(d.run_id.as_deref())
+            .bind(d.actor.as_str())
+            .bind(d.reason.as_deref())
+            .bind(d.credential.as_deref())
+            .bind(d.step.as_deref())
+            .bind(d.action.as_deref())
+            .bind(d.event.as_str())
+            .bind(d.outcome.as_str())
+            .bind(d.detail.as_deref())
+            .bind(d.fingerprint.as_deref())
+            .bind(d.simulated)
+            .bind(prev)
+            .bind(hash.as_str())
+            .execute($ex)
+            .await?;
+        hash
+    }};
+}
+
+macro_rules! run_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let status: String = r.try_get("status")?;
+        Ok::<_, StoreError>(RunRecord {
+            id: r.try_get("id")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            mode: r.try_get("mode")?,
+            reason: r.try_get("reason")?,
+            actor: r.try_get("actor")?,
+            simulated: r.try_get("simulated")?,
+            status: status.parse().map_err(StoreError::Corrupt)?,
+            message: r.try_get("message")?,
+            plan_json: r.try_get("plan_json")?,
+            options_json: r.try_get("options_json")?,
+        })
+    }};
+}
+
+/// A new run.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub mode: &'a str,
+    pub reason: Option<&'a str>,
+    pub actor: &'a str,
+    pub simulated: bool,
+    pub plan_json: &'a str,
+    pub options_json: &'a str,
+    /// `(index, step id, credential id)` for every step of the plan.
+    pub steps: &'a [(i64, String, String)],
+    pub credentials: &'a [String],
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub mode: String,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub simulated: bool,
+    pub status: RunStatus,
+    pub message: Option<String>,
+    #[serde(skip)]
+    pub plan_json: String,
+    #[serde(skip)]
+    pub options_json: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub idx: i64,
+    pub step_id: String,
+    pub credential: String,
+    pub state: StepState,
+    pub attempts: i64,
+    /// Non-secret outputs only (JSON object).
+    pub outputs_json: Option<String>,
+    pub error: Option<String>,
+    pub updated_at: String,
+}
+
+/// One step change: checked against the state machine, written with its audit event in one
+/// transaction.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    pub run_id: &'a str,
+    pub idx: i64,
+    pub from: StepState,
+    pub event: StepEvent,
+    pub outputs_json: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub bump_attempts: bool,
+    pub audit: Option<AuditDraft>,
+}
+
+pub fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+#[derive(Debug)]
+pub struct Store {
+    pool: Pool,
+    /// The chain head `(seq, hash)` as this process last wrote it; re-read on a conflict with
+    /// another writer.
+    head: Mutex<Option<(i64, String)>>,
+    url: String,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url`: `sqlite://PATH` / a plain path, or
+    /// `postgres://…`. Migrations are applied.
+    pub async fn open(url: &str) -> Result<Self> {
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            sqlx::migrate!("../../migrations/postgres")
+                .run(&pool)
+                .await?;
+            Pool::Postgres(pool)
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)?;
+            }
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // WAL + NORMAL: a commit survives a process crash; only an OS crash may lose
+                // the last transactions, never corrupt the file.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await?;
+            sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+            Pool::Sqlite(pool)
+        };
+        Ok(Self {
+            pool,
+            head: Mutex::new(None),
+            url: redact_url(url),
+        })
+    }
+
+    /// The URL with any password removed, for messages.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, p => p.close().await);
+    }
+
+    /// Creates a run, its steps and its credential locks atomically. A credential held by an
+    /// active run refuses the whole run and names the other run.
+    pub async fn create_run(&self, run: &NewRun<'_>, audit: AuditDraft) -> Result<()> {
+        let at = now();
+        let mut head = self.head.lock().await;
+        for attempt in 0..5 {
+            let res: Result<(i64, String)> = with_pool!(self, p => {
+                let mut tx = p.begin().await?;
+                for c in run.credentials {
+                    let holder: Option<String> = sqlx::query("SELECT run_id FROM credential_locks WHERE credential = $1")
+                        .bind(c)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| r.get::<String, _>(0));
+                    if let Some(run_id) = holder {
+                        return Err(StoreError::Locked { credential: c.clone(), run_id });
+                    }
+                }
+                sqlx::query("INSERT INTO runs (id, created_at, updated_at, mode, reason, actor, simulated, status, message, plan_json, options_json) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, NULL, $8, $9)")
+                    .bind(run.id).bind(&at).bind(run.mode).bind(run.reason).bind(run.actor).bind(run.simulated)
+                    .bind(RunStatus::Running.as_str()).bind(run.plan_json).bind(run.options_json)
+                    .execute(&mut *tx).await?;
+                for c in run.credentials {
+                    // The primary key makes two runs racing for a credential fail here.
+                    let ins = sqlx::query("INSERT INTO credential_locks (credential, run_id, acquired_at) VALUES ($1, $2, $3)")
+                        .bind(c).bind(run.id).bind(&at)
+                        .execute(&mut *tx).await;
+                    if let Err(e) = ins {
+                        if is_unique_violation(&e) {
+                            return Err(StoreError::Locked { credential: c.clone(), run_id: "another run (created just now)".into() });
+                        }
+                        return Err(e.into());
+                    }
+                }
+                for (idx, step_id, cred) in run.steps {
+                    sqlx::query("INSERT INTO steps (run_id, idx, step_id, credential, state, attempts, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6)")
+                        .bind(run.id).bind(idx).bind(step_id).bind(cred).bind(StepState::Pending.as_str()).bind(&at)
+                        .execute(&mut *tx).await?;
+                }
+                let (seq, prev) = match head.clone() {
+                    Some(h) if attempt == 0 => h,
+                    _ => read_head!(&mut *tx),
+                };
+                let hash = insert_audit!(&mut *tx, seq + 1, &at, &audit, &prev);
+                tx.commit().await?;
+                Ok((seq + 1, hash))
+            });
+            match res {
+                Ok(h) => {
+                    *head = Some(h);
+                    return Ok(());
+                }
+                Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
+                    *head = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Corrupt(
+            "could not append to the audit log after 5 attempts".into(),
+        ))
+    }
+
+    /// Applies one step transition (checked by the state machine and, in the database, by
+    /// `WHERE state = from`) together with its audit event.
+    pub async fn transition(&self, t: Transition<'_>) -> Result<StepState> {
+        let to = t.from.next(t.event)?;
+        let at = now();
+        let mut head = self.head.lock().await;
+        for attempt in 0..5 {
+            let res: Result<Option<(i64, String)>> = with_pool!(self, p => {
+                let mut tx = p.begin().await?;
+                let updated = sqlx::query("UPDATE steps SET state = $1, outputs_json = COALESCE($2, outputs_json), error = $3, attempts = attempts + $4, updated_at = $5 WHERE run_id = $6 AND idx = $7 AND state = $8")
+                    .bind(to.as_str()).bind(t.outputs_json).bind(t.error).bind(i64::from(t.bump_attempts)).bind(&at)
+                    .bind(t.run_id).bind(t.idx).bind(t.from.as_str())
+                    .execute(&mut *tx).await?
+                    .rows_affected();
+                if updated != 1 {
+                    let actual: Option<String> = sqlx::query("SELECT state FROM steps WHERE run_id = $1 AND idx = $2")
+                        .bind(t.run_id).bind(t.idx).fetch_optional(&mut *tx).await?.map(|r| r.get(0));
+                    return Err(StoreError::Conflict { run_id: t.run_id.to_owned(), idx: t.idx, expected: t.from, actual: actual.unwrap_or_else(|| "missing".into()) });
+                }
+                let new_head = match &t.audit {
+                    Some(audit) => {
+                        let (seq, prev) = match head.clone() {
+                            Some(h) if attempt == 0 => h,
+                            _ => read_head!(&mut *tx),
+                        };
+                        let hash = insert_audit!(&mut *tx, seq + 1, &at, audit, &prev);
+                        Some((seq + 1, hash))
+                    }
+                    None => None,
+                };
+                tx.commit().await?;
+                Ok(new_head)
+            });
+            match res {
+                Ok(h) => {
+                    if h.is_some() {
+                        *head = h;
+                    }
+                    return Ok(to);
+                }
+                Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
+                    *head = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Corrupt(
+            "could not append to the audit log after 5 attempts".into(),
+        ))
+    }
+
+    /// Sets a run's status (and message) with an audit event; terminal statuses release the
+    /// run's credential locks in the same transaction.
+    pub async fn set_run_status(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        message: Option<&str>,
+        audit: AuditDraft,
+    ) -> Result<()> {
+        let at = now();
+        let mut head = self.head.lock().await;
+        for attempt in 0..5 {
+            let res: Result<(i64, String)> = with_pool!(self, p => {
+                let mut tx = p.begin().await?;
+                let n = sqlx::query("UPDATE runs SET status = $1, message = $2, updated_at = $3 WHERE id = $4")
+                    .bind(status.as_str()).bind(message).bind(&at).bind(run_id)
+                    .execute(&mut *tx).await?.rows_affected();
+                if n != 1 {
+                    return Err(StoreError::NoRun(run_id.to_owned()));
+                }
+                if status.is_terminal() {
+                    sqlx::query("DELETE FROM credential_locks WHERE run_id = $1").bind(run_id).execute(&mut *tx).await?;
+                }
+                let (seq, prev) = match head.clone() {
+                    Some(h) if attempt == 0 => h,
+                    _ => read_head!(&mut *tx),
+                };
+                let hash = insert_audit!(&mut *tx, seq + 1, &at, &audit, &prev);
+                tx.commit().await?;
+                Ok((seq + 1, hash))
+            });
+            match res {
+                Ok(h) => {
+                    *head = Some(h);
+                    return Ok(());
+                }
+                Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
+                    *head = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Corrupt(
+            "could not append to the audit log after 5 attempts".into(),
+        ))
+    }
+
+    /// Appends one audit event on its own.
+    pub async fn append_audit(&self, audit: AuditDraft) -> Result<()> {
+        let at = now();
+        let mut head = self.head.lock().await;
+        for attempt in 0..5 {
+            let res: Result<(i64, String)> = with_pool!(self, p => {
+                let mut tx = p.begin().await?;
+                let (seq, prev) = match head.clone() {
+                    Some(h) if attempt == 0 => h,
+                    _ => read_head!(&mut *tx),
+                };
+                let hash = insert_audit!(&mut *tx, seq + 1, &at, &audit, &prev);
+                tx.commit().await?;
+                Ok((seq + 1, hash))
+            });
+            match res {
+                Ok(h) => {
+                    *head = Some(h);
+                    return Ok(());
+                }
+                Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
+                    *head = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Corrupt(
+            "could not append to the audit log after 5 attempts".into(),
+        ))
+    }
+
+    pub async fn run(&self, id: &str) -> Result<RunRecord> {
+        let row = with_pool!(self, p => {
+            sqlx::query("SELECT id, created_at, updated_at, mode, reason, actor, simulated, status, message, plan_json, options_json FROM runs WHERE id = $1")
+                .bind(id).fetch_optional(p).await?.map(|r| run_from_row!(&r))
+        });
+        row.ok_or_else(|| StoreError::NoRun(id.to_owned()))?
+    }
+
+    /// Every run, newest first.
+    pub async fn runs(&self) -> Result<Vec<RunRecord>> {
+        with_pool!(self, p => {
+            sqlx::query("SELECT id, created_at, updated_at, mode, reason, actor, simulated, status, message, '' AS plan_json, '' AS options_json FROM runs ORDER BY created_at DESC, id DESC")
+                .fetch_all(p).await?.iter().map(|r| run_from_row!(r)).collect()
+        })
+    }
+
+    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
+        with_pool!(self, p => {
+            sqlx::query("SELECT idx, step_id, credential, state, attempts, outputs_json, error, updated_at FROM steps WHERE run_id = $1 ORDER BY idx")
+                .bind(run_id).fetch_all(p).await?.iter().map(|r| {
+                    let state: String = r.try_get("state")?;
+                    Ok(StepRecord {
+                        idx: r.try_get("idx")?,
+                        step_id: r.try_get("step_id")?,
+                        credential: r.try_get("credential")?,
+                        state: state.parse().map_err(StoreError::Corrupt)?,
+                        attempts: r.try_get("attempts")?,
+                        outputs_json: r.try_get("outputs_json")?,
+                        error: r.try_get("error")?,
+                        updated_at: r.try_get("updated_at")?,
+                    })
+                }).collect()
+        })
+    }
+
+    /// Audit events in chain order, optionally of one run.
+    pub async fn audit_events(&self, run_id: Option<&str>) -> Result<Vec<AuditEvent>> {
+        let sql = "SELECT seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash FROM audit_events WHERE ($1 IS NULL OR run_id = $1) ORDER BY seq";
+        with_pool!(self, p => {
+            sqlx::query(sql).bind(run_id).fetch_all(p).await?.iter().map(|r| Ok(AuditEvent {
+                seq: r.try_get("seq")?,
+                at: r.try_get("at")?,
+                draft: AuditDraft {
+                    run_id: r.try_get("run_id")?,
+                    actor: r.try_get("actor")?,
+                    reason: r.try_get("reason")?,
+                    credential: r.try_get("credential")?,
+                    step: r.try_get("step")?,
+                    action: r.try_get("action")?,
+                    event: r.try_get("event")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                    fingerprint: r.try_get("fingerprint")?,
+                    simulated: r.try_get("simulated")?,
+                },
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })).collect()
+        })
+    }
+
+    /// Checks the whole chain.
+    pub async fn verify_audit(&self) -> Result<Vec<AuditProblem>> {
+        Ok(audit::verify(&self.audit_events(None).await?))
+    }
+
+    /// Runs a raw statement (tests use this to tamper with the log).
+    pub async fn execute_raw(&self, sql: String) -> Result<u64> {
+        with_pool!(self, p => Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await?.rows_affected()))
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.message().contains("database is locked"))
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_owned()
+}
