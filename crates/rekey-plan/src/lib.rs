@@ -16,7 +16,7 @@ use rekey_spec::template::Template;
 use serde::{Deserialize, Serialize};
 
 pub use compile::{PlanError, PlanRequest, Refusal, Selection, compile};
-pub use render::{render_dot, render_json, render_mermaid, render_text};
+pub use render::{render_dot, render_json, render_mermaid, render_text, write_json};
 
 /// Bumped when the stored plan's shape changes, so an old run is not misread.
 pub const PLAN_FORMAT: u32 = 1;

@@ -406,11 +406,40 @@ pub fn load_inventory(dir: &Path) -> Result<Inventory, SpecErrors> {
 /// Parses and checks inventory sources already in memory (tests, generated inventories).
 pub fn parse_inventory(sources: &[Arc<SourceFile>]) -> Result<Inventory, SpecErrors> {
     let mut errors = SpecErrors::default();
+    // YAML parsing dominates for large inventories and files are independent: parse them on
+    // all cores, then merge in file order so ids and errors come out deterministically.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(sources.len())
+        .max(1);
+    let chunk = sources.len().div_ceil(threads).max(1);
+    let parsed: Vec<Vec<(RawInventory, SpecErrors)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = sources
+            .chunks(chunk)
+            .map(|files| {
+                scope.spawn(move || {
+                    files
+                        .iter()
+                        .map(|file| {
+                            let mut raw = RawInventory::default();
+                            let errs = read_file(file, &mut raw).err().unwrap_or_default();
+                            (raw, errs)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("parser threads do not panic"))
+            .collect()
+    });
     let mut raw = RawInventory::default();
-    for file in sources {
-        if let Err(e) = read_file(file, &mut raw) {
-            errors.0.extend(e.0);
-        }
+    for (part, errs) in parsed.into_iter().flatten() {
+        raw.hosts.extend(part.hosts);
+        raw.services.extend(part.services);
+        raw.credentials.extend(part.credentials);
+        errors.0.extend(errs.0);
     }
     let inventory = check(raw, &mut errors);
     errors.into_result(inventory)
@@ -511,8 +540,12 @@ fn split_credential(file: &Arc<SourceFile>, node: &Node) -> Result<SplitCredenti
             "a credential must be a mapping with at least `id` and `kind`",
         ));
     };
-    let mut common = map.clone();
-    common.retain(|k, _| COMMON_FIELDS.contains(&k.as_str()));
+    // Copy only the common fields: kind fields are read straight from `map` below.
+    let common: marked_yaml::types::MarkedMappingNode = map
+        .iter()
+        .filter(|(k, _)| COMMON_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut extra = Vec::new();
     for (k, v) in map.iter() {
         if COMMON_FIELDS.contains(&k.as_str()) {

@@ -28,14 +28,20 @@ pub(crate) fn run(global: &Global, args: &PlanArgs) -> Result<(), Failure> {
         exposed: None,
     };
     let plan = rekey_plan::compile(&req).map_err(Failure::Plan)?;
-    let text = match args.format {
-        Format::Text => rekey_plan::render_text(&plan, stdout_color()),
-        Format::Json => rekey_plan::render_json(&plan),
-        Format::Dot => rekey_plan::render_dot(&plan),
-        Format::Mermaid => rekey_plan::render_mermaid(&plan),
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = match args.format {
+        Format::Json => rekey_plan::write_json(&plan, &mut out),
+        Format::Text => out.write_all(rekey_plan::render_text(&plan, stdout_color()).as_bytes()),
+        Format::Dot => out.write_all(rekey_plan::render_dot(&plan).as_bytes()),
+        Format::Mermaid => out.write_all(rekey_plan::render_mermaid(&plan).as_bytes()),
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
+    written
+        .and_then(|()| out.flush())
         .map_err(anyhow::Error::from)?;
+    // The process ends right after: freeing a 10,000-credential plan and inventory piece by
+    // piece costs ~15% of the command's time for nothing.
+    std::mem::forget(plan);
+    std::mem::forget(inventory);
+    std::mem::forget(runbooks);
     Ok(())
 }
