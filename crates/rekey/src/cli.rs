@@ -29,6 +29,9 @@ pub(crate) struct Global {
     /// Folder of runbooks that add to or replace the bundled ones (one per kind).
     #[arg(long, global = true, env = "REKEY_RUNBOOKS", value_name = "DIR")]
     pub(crate) runbooks: Option<PathBuf>,
+    /// State database: a SQLite path, or postgres://… for teams.
+    #[arg(long, global = true, env = "REKEY_DATABASE_URL", default_value = ".rekey/state.db", value_name = "URL")]
+    pub(crate) database_url: String,
     /// Today's date for ages and due dates (YYYY-MM-DD); for reproducible reports.
     #[arg(long, global = true, env = "REKEY_TODAY", hide = true)]
     pub(crate) today: Option<jiff::civil::Date>,
@@ -42,6 +45,113 @@ pub(crate) enum Command {
     Inventory(InventoryArgs),
     /// Show what a rotation would do, step by step, without touching anything.
     Plan(PlanArgs),
+    /// Rotate: execute the plan, durably (exit 3 when paused for an operator).
+    Run(RunArgs),
+    /// Continue a run after a crash, a pause or a fix, from its stored plan.
+    Resume(ResumeArgs),
+    /// Runs, or the per-step state of one run.
+    Status(StatusArgs),
+    /// Give up on a run: release its credentials for another run (nothing is undone).
+    Abandon(AbandonArgs),
+    /// The hash-chained audit log.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
+    /// drill: rotate first; incident: revoke first.
+    #[arg(long, value_enum, default_value = "drill")]
+    pub(crate) mode: ModeArg,
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// Why: an incident or drill id, recorded with every audit event.
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// Steps in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    /// Steps in flight at once per provider.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) per_provider: usize,
+    #[command(flatten)]
+    pub(crate) sim: SimArgs,
+}
+
+/// Rehearsal: every provider call replaced by a deterministic simulated one.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct SimArgs {
+    /// Run the real engine against simulated providers (no network).
+    #[arg(long)]
+    pub(crate) simulate: bool,
+    /// Simulated latency of every call, in milliseconds.
+    #[arg(long, default_value_t = 0, requires = "simulate")]
+    pub(crate) latency: u64,
+    /// Probability that a simulated call fails transiently (retried).
+    #[arg(long, default_value_t = 0.0, requires = "simulate")]
+    pub(crate) fail_rate: f64,
+    /// Seed of the simulated failures.
+    #[arg(long, default_value_t = 0, requires = "simulate")]
+    pub(crate) seed: u64,
+    /// Make this plan step fail permanently (failure injection; repeatable).
+    #[arg(long = "sim-fail", value_name = "STEP", requires = "simulate", hide = true)]
+    pub(crate) fail_steps: Vec<String>,
+    /// The simulated provider's ledger (default: beside the state database).
+    #[arg(long, value_name = "PATH", requires = "simulate", hide = true)]
+    pub(crate) sim_ledger: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    pub(crate) run_id: String,
+    /// Answer a manual step: STEP=PATH reads the value from a file (`-` for standard input).
+    #[arg(long = "input", value_name = "STEP=PATH")]
+    pub(crate) inputs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    pub(crate) run_id: Option<String>,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AbandonArgs {
+    pub(crate) run_id: String,
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    #[command(subcommand)]
+    pub(crate) command: AuditCommand,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum AuditFormat {
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Print events (all, or one run's).
+    Show {
+        #[arg(long = "run", value_name = "RUN_ID")]
+        run: Option<String>,
+    },
+    /// Check the hash chain: exit 1 and name every edited, deleted, inserted or reordered row.
+    Verify,
+    /// Export events, one JSON object per line.
+    Export {
+        #[arg(long = "run", value_name = "RUN_ID")]
+        run: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: AuditFormat,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -12,10 +12,21 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr; `REKEY_LOG=debug` for more. No value is ever logged.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("REKEY_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_ansi(report::stderr_color())
+        .init();
     let result = match &cli.command {
         Command::Validate(args) => command::validate::run(&cli.global, args),
         Command::Inventory(args) => command::inventory::run(&cli.global, args),
         Command::Plan(args) => command::plan::run(&cli.global, args),
+        Command::Run(args) => command::run::run(&cli.global, args),
+        Command::Resume(args) => command::run::resume(&cli.global, args),
+        Command::Status(args) => command::status::status(&cli.global, args),
+        Command::Abandon(args) => command::status::abandon(&cli.global, args),
+        Command::Audit(args) => command::audit::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,8 @@ pub(crate) enum Failure {
     Plan(PlanError),
     /// Anything else: exit 1.
     Other(anyhow::Error),
+    /// A finished command with a status to report (`code`: 1 failed, 2 refused, 3 paused).
+    Exit { code: u8, message: String },
 }
 
 impl From<anyhow::Error> for Failure {
@@ -70,6 +72,12 @@ impl Failure {
             Self::Other(e) => {
                 let _ = writeln!(stderr, "error: {e:#}");
                 ExitCode::from(1)
+            }
+            Self::Exit { code, message } => {
+                if !message.is_empty() {
+                    let _ = writeln!(stderr, "{message}");
+                }
+                ExitCode::from(code)
             }
         }
     }

@@ -1,7 +1,11 @@
 //! One file per subcommand.
 
+pub(crate) mod audit;
 pub(crate) mod inventory;
 pub(crate) mod plan;
+pub(crate) mod run;
+pub(crate) mod state;
+pub(crate) mod status;
 pub(crate) mod validate;
 
 use std::path::Path;

@@ -1,0 +1,247 @@
+//! `rekey run` and `rekey resume`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rekey_engine::{Engine, EngineConfig, EngineError, Observer, Providers, RunOutcome, SimOptions, SimProvider};
+use rekey_plan::{Plan, PlanRequest, PlannedStep};
+use rekey_store::{RunStatus, StepState, StoreError};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::state;
+use crate::cli::{Global, ResumeArgs, RunArgs, SimArgs};
+use crate::report::{Failure, stdout_color};
+
+/// How a run was started; stored with it so `resume` carries on the same way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunOptions {
+    simulate: bool,
+    latency_ms: u64,
+    fail_rate: f64,
+    seed: u64,
+    fail_steps: Vec<String>,
+    sim_ledger: Option<String>,
+    concurrency: usize,
+    per_provider: usize,
+    reason: Option<String>,
+}
+
+/// Progress: a bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let total = total as u64;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps {msg}")
+                    .expect("valid template"),
+            );
+            b
+        });
+        Self { bar, total, done: std::sync::atomic::AtomicU64::new(0) }
+    }
+}
+
+impl Observer for Progress {
+    fn step_finished(&self, step: &PlannedStep, state: StepState) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                if state != StepState::Succeeded {
+                    bar.println(format!("{state}: {}", step.id));
+                }
+            }
+            None => {
+                // Every step of small runs; for large ones, failures and each tenth.
+                let every = (self.total / 10).max(1);
+                if state != StepState::Succeeded || self.total <= 200 || done % every == 0 {
+                    eprintln!("{state}: {} ({done}/{})", step.id, self.total);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+async fn engine(global: &Global, options: &RunOptions, reason: Option<String>, total: usize, seed: &[String]) -> anyhow::Result<Engine> {
+    let store = state::open_store(global).await?;
+    let fingerprints = state::fingerprinter(global)?;
+    let crash_at = std::env::var("REKEY_SIM_CRASH_AT").ok().and_then(|v| v.parse().ok());
+    let providers = if options.simulate {
+        let ledger = options.sim_ledger.clone().map_or_else(|| state::state_dir(global).join("sim-ledger.db"), Into::into);
+        let sim = SimProvider::open(
+            &ledger,
+            SimOptions {
+                latency: Duration::from_millis(options.latency_ms),
+                fail_rate: options.fail_rate,
+                seed: options.seed,
+                fail_steps: options.fail_steps.iter().cloned().collect(),
+                crash_at,
+            },
+        )
+        .await
+        .with_context(|| format!("cannot open the simulator ledger {}", ledger.display()))?;
+        // Every credential starts with its current ("seed") value in the simulated provider.
+        sim.seed(seed.iter().map(String::as_str)).await.context("cannot seed the simulator ledger")?;
+        Providers::all(Arc::new(sim))
+    } else {
+        // Real providers arrive with the provider crates; until then only manual steps run.
+        Providers::default()
+    };
+    Ok(Engine {
+        store,
+        providers,
+        fingerprints,
+        config: EngineConfig {
+            concurrency: options.concurrency,
+            per_provider: options.per_provider,
+            actor: state::actor(),
+            reason,
+            crash_at,
+            backoff_base: if options.simulate { Duration::from_millis(5) } else { Duration::from_millis(200) },
+            ..EngineConfig::default()
+        },
+        simulated: options.simulate,
+        observer: Some(Arc::new(Progress::new(total))),
+    })
+}
+
+fn outcome(o: &RunOutcome) -> Result<(), Failure> {
+    let msg = o.message.clone().unwrap_or_default();
+    match o.status {
+        RunStatus::Succeeded => {
+            println!("run {} succeeded", o.run_id);
+            Ok(())
+        }
+        RunStatus::Paused => Err(Failure::Exit {
+            code: 3,
+            message: format!("run {} is paused for an operator: {msg}\nanswer with `rekey resume {} --input STEP=FILE`", o.run_id, o.run_id),
+        }),
+        status => Err(Failure::Exit { code: 1, message: format!("run {} {status}: {msg}", o.run_id) }),
+    }
+}
+
+fn engine_error(e: EngineError) -> Failure {
+    match e {
+        EngineError::Store(StoreError::Locked { .. }) | EngineError::NoProvider(_) | EngineError::Finished(..) => {
+            Failure::Exit { code: 2, message: format!("error: {e}") }
+        }
+        EngineError::Store(StoreError::NoRun(_)) => Failure::Exit { code: 2, message: format!("error: {e}") },
+        e => Failure::Other(e.into()),
+    }
+}
+
+fn confirm(plan: &Plan, yes: bool) -> Result<(), Failure> {
+    if yes {
+        return Ok(());
+    }
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    print!("{}", rekey_plan::render_text(plan, stdout_color()));
+    if !interactive {
+        return Err(Failure::Exit { code: 2, message: "error: not on a terminal: pass --yes to run this plan".into() });
+    }
+    print!("\nRun this plan? Type `yes` to proceed: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(anyhow::Error::from)?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Failure::Exit { code: 1, message: "cancelled; nothing was done".into() })
+    }
+}
+
+fn options_from(args: &RunArgs, sim: &SimArgs) -> RunOptions {
+    RunOptions {
+        simulate: sim.simulate,
+        latency_ms: sim.latency,
+        fail_rate: sim.fail_rate,
+        seed: sim.seed,
+        fail_steps: sim.fail_steps.clone(),
+        sim_ledger: sim.sim_ledger.as_ref().map(|p| p.display().to_string()),
+        concurrency: args.concurrency,
+        per_provider: args.per_provider,
+        reason: args.reason.clone(),
+    }
+}
+
+pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
+    if !(0.0..=1.0).contains(&args.sim.fail_rate) {
+        return Err(Failure::Exit { code: 2, message: "error: --fail-rate is a probability between 0 and 1".into() });
+    }
+    let (inventory, runbooks) = super::load(global)?;
+    let selection = args.selection.to_selection();
+    let plan = rekey_plan::compile(&PlanRequest {
+        inventory: &inventory,
+        runbooks: &runbooks,
+        selection: &selection,
+        mode: args.mode.into(),
+        exposed: None,
+    })
+    .map_err(Failure::Plan)?;
+    confirm(&plan, args.yes)?;
+    let options = options_from(args, &args.sim);
+    let rt = state::runtime()?;
+    rt.block_on(async {
+        let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
+        let engine = engine(global, &options, args.reason.clone(), plan.steps.len(), &ids).await?;
+        let run_id = rekey_engine::new_run_id();
+        eprintln!("run {run_id}: {} credential(s), {} step(s){}", plan.credentials.len(), plan.steps.len(), if options.simulate { " (simulated)" } else { "" });
+        let options_json = serde_json::to_string(&options).expect("options serialize");
+        let result = engine.start(&plan, &run_id, &options_json).await;
+        engine.store.close().await;
+        outcome(&result.map_err(engine_error)?)
+    })
+}
+
+/// `STEP=PATH` → the value in PATH (`-`: standard input), kept in a redacting type.
+fn operator_inputs(specs: &[String]) -> Result<BTreeMap<String, SecretString>, Failure> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let Some((step, path)) = spec.split_once('=') else {
+            return Err(Failure::Exit { code: 2, message: format!("error: --input {spec}: expected STEP=PATH") });
+        };
+        let mut value = String::new();
+        if path == "-" {
+            std::io::stdin().read_to_string(&mut value).map_err(anyhow::Error::from)?;
+        } else {
+            value = std::fs::read_to_string(path).map_err(|e| Failure::Exit { code: 2, message: format!("error: --input {step}: cannot read {path}: {e}") })?;
+        }
+        out.insert(step.to_owned(), SecretString::from(value.trim_end_matches(['\n', '\r']).to_owned()));
+    }
+    Ok(out)
+}
+
+pub(crate) fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> {
+    let inputs = operator_inputs(&args.inputs)?;
+    let rt = state::runtime()?;
+    rt.block_on(async {
+        let store = state::open_store(global).await?;
+        let record = store.run(&args.run_id).await.map_err(|e| engine_error(e.into()))?;
+        store.close().await;
+        let options: RunOptions = serde_json::from_str(&record.options_json).context("the run's stored options cannot be read")?;
+        let total = serde_json::from_str::<Plan>(&record.plan_json).map_or(0, |p| p.steps.len());
+        let engine = engine(global, &options, record.reason.clone(), total, &[]).await?;
+        let result = engine.resume(&args.run_id, &inputs).await;
+        engine.store.close().await;
+        outcome(&result.map_err(engine_error)?)
+    })
+}
