@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub reason: Option<String>,
     /// Abort at the N-th crash point (crash tests).
     pub crash_at: Option<u64>,
+    /// Testing aid: call every action twice with the same idempotency key, to prove that
+    /// running a step again changes nothing.
+    pub repeat_calls: bool,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             actor: "unknown".into(),
             reason: None,
             crash_at: None,
+            repeat_calls: false,
         }
     }
 }
@@ -733,7 +737,14 @@ impl Engine {
             plan.steps[s as usize].irreversible
                 && !matches!(ex.state[s as usize], StepState::Pending | StepState::Undone)
         });
-        if irreversible_started {
+        // Revoke first: an exposed value that was disabled stays disabled. Undoing the revoke
+        // would re-enable a compromised credential, so this is a point of no return too.
+        let exposed_revoked = cred.strategy == rekey_plan::Strategy::RevokeFirst
+            && cred.steps.iter().any(|&s| {
+                plan.steps[s as usize].phase == rekey_spec::Phase::Revoke
+                    && ex.state[s as usize] == StepState::Succeeded
+            });
+        if irreversible_started || exposed_revoked {
             ex.cred[c] = CredState::NeedsOperator;
             let mut a = self.audit(
                 run_id,
@@ -990,6 +1001,9 @@ impl TaskCtx {
             } else {
                 self.config.step_timeout
             };
+            if self.config.repeat_calls {
+                let _ = tokio::time::timeout(timeout, p.execute(&call)).await;
+            }
             let result = match tokio::time::timeout(timeout, p.execute(&call)).await {
                 Ok(r) => r,
                 Err(_) => Err(ProviderError::transient(format!(
@@ -1243,7 +1257,7 @@ impl Exec {
                 }
                 CredState::NeedsOperator | CredState::Halting => {
                     let failed = self.failed_step(plan, c);
-                    problems.push(format!("{}: stopped after its irreversible step; {failed}; fix the cause and `rekey resume`", cred.id));
+                    problems.push(format!("{}: stopped for an operator (past its point of no return); {failed}; fix the cause and `rekey resume`", cred.id));
                     worst(RunStatus::NeedsOperator, &mut status);
                 }
                 CredState::UndoFailed => {

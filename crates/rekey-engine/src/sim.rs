@@ -286,6 +286,11 @@ impl Provider for SimProvider {
         let outputs = match (step.effect, step.action.as_str()) {
             (Effect::Create, _) | (Effect::Human, "manual.provide_secret") => {
                 let id = self.mint(call).await?;
+                // One value at a time (a role's password, an Auth0 secret): the new one
+                // replaces the old, as the real provider does.
+                if call.credential.kind.capabilities().max_overlap == Some(1) {
+                    self.retire(call, "deleted").await?;
+                }
                 self.outputs_for(call, id)
             }
             (Effect::Write, "consumer.deliver") => {

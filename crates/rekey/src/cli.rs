@@ -30,7 +30,13 @@ pub(crate) struct Global {
     #[arg(long, global = true, env = "REKEY_RUNBOOKS", value_name = "DIR")]
     pub(crate) runbooks: Option<PathBuf>,
     /// State database: a SQLite path, or postgres://… for teams.
-    #[arg(long, global = true, env = "REKEY_DATABASE_URL", default_value = ".rekey/state.db", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "REKEY_DATABASE_URL",
+        default_value = ".rekey/state.db",
+        value_name = "URL"
+    )]
     pub(crate) database_url: String,
     /// Today's date for ages and due dates (YYYY-MM-DD); for reproducible reports.
     #[arg(long, global = true, env = "REKEY_TODAY", hide = true)]
@@ -96,7 +102,12 @@ pub(crate) struct SimArgs {
     #[arg(long, default_value_t = 0, requires = "simulate")]
     pub(crate) seed: u64,
     /// Make this plan step fail permanently (failure injection; repeatable).
-    #[arg(long = "sim-fail", value_name = "STEP", requires = "simulate", hide = true)]
+    #[arg(
+        long = "sim-fail",
+        value_name = "STEP",
+        requires = "simulate",
+        hide = true
+    )]
     pub(crate) fail_steps: Vec<String>,
     /// The simulated provider's ledger (default: beside the state database).
     #[arg(long, value_name = "PATH", requires = "simulate", hide = true)]

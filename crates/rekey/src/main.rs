@@ -15,7 +15,10 @@ fn main() -> ExitCode {
     // Logs go to stderr; `REKEY_LOG=debug` for more. No value is ever logged.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("REKEY_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REKEY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_ansi(report::stderr_color())
         .init();
     let result = match &cli.command {

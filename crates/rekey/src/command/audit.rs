@@ -13,35 +13,72 @@ pub(crate) fn run(global: &Global, args: &AuditArgs) -> Result<(), Failure> {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let result = match &args.command {
             AuditCommand::Show { run } => {
-                for e in store.audit_events(run.as_deref()).await.map_err(anyhow::Error::from)? {
+                for e in store
+                    .audit_events(run.as_deref())
+                    .await
+                    .map_err(anyhow::Error::from)?
+                {
                     let d = &e.draft;
                     let mut line = format!("{:>6} {} {} {}", e.seq, e.at, d.event, d.outcome);
-                    for (k, v) in [("run", &d.run_id), ("credential", &d.credential), ("step", &d.step), ("reason", &d.reason), ("detail", &d.detail), ("fingerprint", &d.fingerprint)] {
+                    for (k, v) in [
+                        ("run", &d.run_id),
+                        ("credential", &d.credential),
+                        ("step", &d.step),
+                        ("reason", &d.reason),
+                        ("detail", &d.detail),
+                        ("fingerprint", &d.fingerprint),
+                    ] {
                         if let Some(v) = v {
                             line.push_str(&format!(" {k}={v}"));
                         }
                     }
-                    line.push_str(&format!(" actor={}{}", d.actor, if d.simulated { " simulated" } else { "" }));
+                    line.push_str(&format!(
+                        " actor={}{}",
+                        d.actor,
+                        if d.simulated { " simulated" } else { "" }
+                    ));
                     writeln!(out, "{line}").map_err(anyhow::Error::from)?;
                 }
                 Ok(())
             }
             AuditCommand::Export { run, .. } => {
-                for e in store.audit_events(run.as_deref()).await.map_err(anyhow::Error::from)? {
+                for e in store
+                    .audit_events(run.as_deref())
+                    .await
+                    .map_err(anyhow::Error::from)?
+                {
                     serde_json::to_writer(&mut out, &e).map_err(anyhow::Error::from)?;
                     out.write_all(b"\n").map_err(anyhow::Error::from)?;
                 }
                 Ok(())
             }
             AuditCommand::Verify => {
-                let events = store.audit_events(None).await.map_err(anyhow::Error::from)?;
+                let events = store
+                    .audit_events(None)
+                    .await
+                    .map_err(anyhow::Error::from)?;
                 let problems = rekey_store::audit::verify(&events);
                 if problems.is_empty() {
-                    writeln!(out, "ok: {} audit event(s), the hash chain is intact", events.len()).map_err(anyhow::Error::from)?;
+                    writeln!(
+                        out,
+                        "ok: {} audit event(s), the hash chain is intact",
+                        events.len()
+                    )
+                    .map_err(anyhow::Error::from)?;
                     Ok(())
                 } else {
-                    let lines: Vec<String> = problems.iter().map(|p| format!("  {}", p.problem)).collect();
-                    Err(Failure::Exit { code: 1, message: format!("error: the audit log was tampered with ({} problem(s)):\n{}", problems.len(), lines.join("\n")) })
+                    let lines: Vec<String> = problems
+                        .iter()
+                        .map(|p| format!("  {}", p.problem))
+                        .collect();
+                    Err(Failure::Exit {
+                        code: 1,
+                        message: format!(
+                            "error: the audit log was tampered with ({} problem(s)):\n{}",
+                            problems.len(),
+                            lines.join("\n")
+                        ),
+                    })
                 }
             }
         };

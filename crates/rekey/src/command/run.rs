@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rekey_engine::{Engine, EngineConfig, EngineError, Observer, Providers, RunOutcome, SimOptions, SimProvider};
+use rekey_engine::{
+    Engine, EngineConfig, EngineError, Observer, Providers, RunOutcome, SimOptions, SimProvider,
+};
 use rekey_plan::{Plan, PlanRequest, PlannedStep};
 use rekey_store::{RunStatus, StepState, StoreError};
 use secrecy::SecretString;
@@ -43,12 +45,18 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps {msg}")
-                    .expect("valid template"),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps {msg}",
+                )
+                .expect("valid template"),
             );
             b
         });
-        Self { bar, total, done: std::sync::atomic::AtomicU64::new(0) }
+        Self {
+            bar,
+            total,
+            done: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 }
 
@@ -81,12 +89,23 @@ impl Drop for Progress {
     }
 }
 
-async fn engine(global: &Global, options: &RunOptions, reason: Option<String>, total: usize, seed: &[String]) -> anyhow::Result<Engine> {
+async fn engine(
+    global: &Global,
+    options: &RunOptions,
+    reason: Option<String>,
+    total: usize,
+    seed: &[String],
+) -> anyhow::Result<Engine> {
     let store = state::open_store(global).await?;
     let fingerprints = state::fingerprinter(global)?;
-    let crash_at = std::env::var("REKEY_SIM_CRASH_AT").ok().and_then(|v| v.parse().ok());
+    let crash_at = std::env::var("REKEY_SIM_CRASH_AT")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let providers = if options.simulate {
-        let ledger = options.sim_ledger.clone().map_or_else(|| state::state_dir(global).join("sim-ledger.db"), Into::into);
+        let ledger = options.sim_ledger.clone().map_or_else(
+            || state::state_dir(global).join("sim-ledger.db"),
+            Into::into,
+        );
         let sim = SimProvider::open(
             &ledger,
             SimOptions {
@@ -100,7 +119,9 @@ async fn engine(global: &Global, options: &RunOptions, reason: Option<String>, t
         .await
         .with_context(|| format!("cannot open the simulator ledger {}", ledger.display()))?;
         // Every credential starts with its current ("seed") value in the simulated provider.
-        sim.seed(seed.iter().map(String::as_str)).await.context("cannot seed the simulator ledger")?;
+        sim.seed(seed.iter().map(String::as_str))
+            .await
+            .context("cannot seed the simulator ledger")?;
         Providers::all(Arc::new(sim))
     } else {
         // Real providers arrive with the provider crates; until then only manual steps run.
@@ -116,7 +137,11 @@ async fn engine(global: &Global, options: &RunOptions, reason: Option<String>, t
             actor: state::actor(),
             reason,
             crash_at,
-            backoff_base: if options.simulate { Duration::from_millis(5) } else { Duration::from_millis(200) },
+            backoff_base: if options.simulate {
+                Duration::from_millis(5)
+            } else {
+                Duration::from_millis(200)
+            },
             ..EngineConfig::default()
         },
         simulated: options.simulate,
@@ -133,18 +158,30 @@ fn outcome(o: &RunOutcome) -> Result<(), Failure> {
         }
         RunStatus::Paused => Err(Failure::Exit {
             code: 3,
-            message: format!("run {} is paused for an operator: {msg}\nanswer with `rekey resume {} --input STEP=FILE`", o.run_id, o.run_id),
+            message: format!(
+                "run {} is paused for an operator: {msg}\nanswer with `rekey resume {} --input STEP=FILE`",
+                o.run_id, o.run_id
+            ),
         }),
-        status => Err(Failure::Exit { code: 1, message: format!("run {} {status}: {msg}", o.run_id) }),
+        status => Err(Failure::Exit {
+            code: 1,
+            message: format!("run {} {status}: {msg}", o.run_id),
+        }),
     }
 }
 
 fn engine_error(e: EngineError) -> Failure {
     match e {
-        EngineError::Store(StoreError::Locked { .. }) | EngineError::NoProvider(_) | EngineError::Finished(..) => {
-            Failure::Exit { code: 2, message: format!("error: {e}") }
-        }
-        EngineError::Store(StoreError::NoRun(_)) => Failure::Exit { code: 2, message: format!("error: {e}") },
+        EngineError::Store(StoreError::Locked { .. })
+        | EngineError::NoProvider(_)
+        | EngineError::Finished(..) => Failure::Exit {
+            code: 2,
+            message: format!("error: {e}"),
+        },
+        EngineError::Store(StoreError::NoRun(_)) => Failure::Exit {
+            code: 2,
+            message: format!("error: {e}"),
+        },
         e => Failure::Other(e.into()),
     }
 }
@@ -156,16 +193,24 @@ fn confirm(plan: &Plan, yes: bool) -> Result<(), Failure> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     print!("{}", rekey_plan::render_text(plan, stdout_color()));
     if !interactive {
-        return Err(Failure::Exit { code: 2, message: "error: not on a terminal: pass --yes to run this plan".into() });
+        return Err(Failure::Exit {
+            code: 2,
+            message: "error: not on a terminal: pass --yes to run this plan".into(),
+        });
     }
     print!("\nRun this plan? Type `yes` to proceed: ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).map_err(anyhow::Error::from)?;
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(anyhow::Error::from)?;
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        Err(Failure::Exit { code: 1, message: "cancelled; nothing was done".into() })
+        Err(Failure::Exit {
+            code: 1,
+            message: "cancelled; nothing was done".into(),
+        })
     }
 }
 
@@ -185,7 +230,10 @@ fn options_from(args: &RunArgs, sim: &SimArgs) -> RunOptions {
 
 pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
     if !(0.0..=1.0).contains(&args.sim.fail_rate) {
-        return Err(Failure::Exit { code: 2, message: "error: --fail-rate is a probability between 0 and 1".into() });
+        return Err(Failure::Exit {
+            code: 2,
+            message: "error: --fail-rate is a probability between 0 and 1".into(),
+        });
     }
     let (inventory, runbooks) = super::load(global)?;
     let selection = args.selection.to_selection();
@@ -202,9 +250,21 @@ pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
     let rt = state::runtime()?;
     rt.block_on(async {
         let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
-        let engine = engine(global, &options, args.reason.clone(), plan.steps.len(), &ids).await?;
+        let engine = engine(
+            global,
+            &options,
+            args.reason.clone(),
+            plan.steps.len(),
+            &ids,
+        )
+        .await?;
         let run_id = rekey_engine::new_run_id();
-        eprintln!("run {run_id}: {} credential(s), {} step(s){}", plan.credentials.len(), plan.steps.len(), if options.simulate { " (simulated)" } else { "" });
+        eprintln!(
+            "run {run_id}: {} credential(s), {} step(s){}",
+            plan.credentials.len(),
+            plan.steps.len(),
+            if options.simulate { " (simulated)" } else { "" }
+        );
         let options_json = serde_json::to_string(&options).expect("options serialize");
         let result = engine.start(&plan, &run_id, &options_json).await;
         engine.store.close().await;
@@ -217,15 +277,26 @@ fn operator_inputs(specs: &[String]) -> Result<BTreeMap<String, SecretString>, F
     let mut out = BTreeMap::new();
     for spec in specs {
         let Some((step, path)) = spec.split_once('=') else {
-            return Err(Failure::Exit { code: 2, message: format!("error: --input {spec}: expected STEP=PATH") });
+            return Err(Failure::Exit {
+                code: 2,
+                message: format!("error: --input {spec}: expected STEP=PATH"),
+            });
         };
         let mut value = String::new();
         if path == "-" {
-            std::io::stdin().read_to_string(&mut value).map_err(anyhow::Error::from)?;
+            std::io::stdin()
+                .read_to_string(&mut value)
+                .map_err(anyhow::Error::from)?;
         } else {
-            value = std::fs::read_to_string(path).map_err(|e| Failure::Exit { code: 2, message: format!("error: --input {step}: cannot read {path}: {e}") })?;
+            value = std::fs::read_to_string(path).map_err(|e| Failure::Exit {
+                code: 2,
+                message: format!("error: --input {step}: cannot read {path}: {e}"),
+            })?;
         }
-        out.insert(step.to_owned(), SecretString::from(value.trim_end_matches(['\n', '\r']).to_owned()));
+        out.insert(
+            step.to_owned(),
+            SecretString::from(value.trim_end_matches(['\n', '\r']).to_owned()),
+        );
     }
     Ok(out)
 }
@@ -235,9 +306,13 @@ pub(crate) fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> 
     let rt = state::runtime()?;
     rt.block_on(async {
         let store = state::open_store(global).await?;
-        let record = store.run(&args.run_id).await.map_err(|e| engine_error(e.into()))?;
+        let record = store
+            .run(&args.run_id)
+            .await
+            .map_err(|e| engine_error(e.into()))?;
         store.close().await;
-        let options: RunOptions = serde_json::from_str(&record.options_json).context("the run's stored options cannot be read")?;
+        let options: RunOptions = serde_json::from_str(&record.options_json)
+            .context("the run's stored options cannot be read")?;
         let total = serde_json::from_str::<Plan>(&record.plan_json).map_or(0, |p| p.steps.len());
         let engine = engine(global, &options, record.reason.clone(), total, &[]).await?;
         let result = engine.resume(&args.run_id, &inputs).await;

@@ -25,24 +25,55 @@ pub(crate) fn status(global: &Global, args: &StatusArgs) -> Result<(), Failure> 
             None => {
                 let runs = store.runs().await.map_err(anyhow::Error::from)?;
                 if args.json {
-                    let _ = writeln!(out, "{}", serde_json::to_string_pretty(&runs).map_err(anyhow::Error::from)?);
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(&runs).map_err(anyhow::Error::from)?
+                    );
                 } else if runs.is_empty() {
                     let _ = writeln!(out, "no runs yet");
                 } else {
                     for r in &runs {
                         let sim = if r.simulated { " (simulated)" } else { "" };
-                        let _ = writeln!(out, "{}  {:<14}  {:<8}  {}  {}{sim}", r.id, r.status.as_str(), r.mode, r.created_at, r.reason.as_deref().unwrap_or("-"));
+                        let _ = writeln!(
+                            out,
+                            "{}  {:<14}  {:<8}  {}  {}{sim}",
+                            r.id,
+                            r.status.as_str(),
+                            r.mode,
+                            r.created_at,
+                            r.reason.as_deref().unwrap_or("-")
+                        );
                     }
                 }
             }
             Some(id) => {
-                let run = store.run(id).await.map_err(|e| Failure::Exit { code: 2, message: format!("error: {e}") })?;
+                let run = store.run(id).await.map_err(|e| Failure::Exit {
+                    code: 2,
+                    message: format!("error: {e}"),
+                })?;
                 let steps = store.steps(id).await.map_err(anyhow::Error::from)?;
                 if args.json {
-                    let _ = writeln!(out, "{}", serde_json::to_string_pretty(&RunView { run: &run, steps: &steps }).map_err(anyhow::Error::from)?);
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(&RunView {
+                            run: &run,
+                            steps: &steps
+                        })
+                        .map_err(anyhow::Error::from)?
+                    );
                 } else {
                     let sim = if run.simulated { ", simulated" } else { "" };
-                    let _ = writeln!(out, "run {}: {} (mode {}{sim}, by {}, reason {})", run.id, run.status, run.mode, run.actor, run.reason.as_deref().unwrap_or("-"));
+                    let _ = writeln!(
+                        out,
+                        "run {}: {} (mode {}{sim}, by {}, reason {})",
+                        run.id,
+                        run.status,
+                        run.mode,
+                        run.actor,
+                        run.reason.as_deref().unwrap_or("-")
+                    );
                     if let Some(m) = &run.message {
                         let _ = writeln!(out, "  {m}");
                     }
@@ -52,8 +83,18 @@ pub(crate) fn status(global: &Global, args: &StatusArgs) -> Result<(), Failure> 
                             current = &s.credential;
                             let _ = writeln!(out, "# {current}");
                         }
-                        let err = s.error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default();
-                        let _ = writeln!(out, "  {:<22} {} (attempts {}){err}", s.state.as_str(), s.step_id, s.attempts);
+                        let err = s
+                            .error
+                            .as_deref()
+                            .map(|e| format!("  ({e})"))
+                            .unwrap_or_default();
+                        let _ = writeln!(
+                            out,
+                            "  {:<22} {} (attempts {}){err}",
+                            s.state.as_str(),
+                            s.step_id,
+                            s.attempts
+                        );
                     }
                 }
             }
@@ -67,9 +108,15 @@ pub(crate) fn abandon(global: &Global, args: &AbandonArgs) -> Result<(), Failure
     let rt = state::runtime()?;
     rt.block_on(async {
         let store = state::open_store(global).await?;
-        let run = store.run(&args.run_id).await.map_err(|e| Failure::Exit { code: 2, message: format!("error: {e}") })?;
+        let run = store.run(&args.run_id).await.map_err(|e| Failure::Exit {
+            code: 2,
+            message: format!("error: {e}"),
+        })?;
         if run.status.is_terminal() {
-            return Err(Failure::Exit { code: 2, message: format!("error: run {} is already {}", run.id, run.status) });
+            return Err(Failure::Exit {
+                code: 2,
+                message: format!("error: run {} is already {}", run.id, run.status),
+            });
         }
         let audit = AuditDraft {
             run_id: Some(run.id.clone()),
@@ -81,9 +128,20 @@ pub(crate) fn abandon(global: &Global, args: &AbandonArgs) -> Result<(), Failure
             simulated: run.simulated,
             ..AuditDraft::default()
         };
-        store.set_run_status(&run.id, RunStatus::Abandoned, Some("abandoned by an operator"), audit).await.map_err(anyhow::Error::from)?;
+        store
+            .set_run_status(
+                &run.id,
+                RunStatus::Abandoned,
+                Some("abandoned by an operator"),
+                audit,
+            )
+            .await
+            .map_err(anyhow::Error::from)?;
         store.close().await;
-        println!("run {} abandoned; its credentials are free for another run", run.id);
+        println!(
+            "run {} abandoned; its credentials are free for another run",
+            run.id
+        );
         Ok(())
     })
 }

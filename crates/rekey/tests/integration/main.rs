@@ -2,5 +2,6 @@
 
 mod cli;
 mod diagnostics;
+mod engine;
 mod harness;
 mod planning;

@@ -1,0 +1,560 @@
+//! The engine in-process, against the simulated provider: failure injection at every step of
+//! every bundled runbook, idempotency, locks, and the step state machine in the store.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rekey_engine::{Engine, EngineConfig, Fingerprinter, Providers, SimOptions, SimProvider};
+use rekey_plan::{Plan, PlanRequest, Selection};
+use rekey_spec::{CredentialKind, Mode};
+use rekey_store::{RunStatus, StepState, Store};
+
+use crate::harness::{bundled_runbooks, example_inventory};
+
+pub(crate) struct Rig {
+    pub(crate) engine: Engine,
+    pub(crate) sim: Arc<SimProvider>,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) async fn rig(plan: &Plan, options: SimOptions, config: EngineConfig) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    rig_in(dir, plan, options, config, None).await
+}
+
+pub(crate) async fn rig_in(
+    dir: tempfile::TempDir,
+    plan: &Plan,
+    options: SimOptions,
+    config: EngineConfig,
+    url: Option<&str>,
+) -> Rig {
+    let db = dir.path().join("state.db");
+    let store = Store::open(url.unwrap_or(db.to_str().unwrap()))
+        .await
+        .unwrap();
+    let sim = Arc::new(
+        SimProvider::open(&dir.path().join("ledger.db"), options)
+            .await
+            .unwrap(),
+    );
+    sim.seed(plan.credentials.iter().map(|c| c.id.as_str()))
+        .await
+        .unwrap();
+    let engine = Engine {
+        store: Arc::new(store),
+        providers: Providers::all(sim.clone()),
+        fingerprints: Arc::new(Fingerprinter::ephemeral()),
+        config: EngineConfig {
+            actor: "test".into(),
+            backoff_base: std::time::Duration::from_millis(1),
+            ..config
+        },
+        simulated: true,
+        observer: None,
+    };
+    Rig {
+        engine,
+        sim,
+        _dir: dir,
+    }
+}
+
+pub(crate) fn plan_for(ids: &[&str], mode: Mode) -> Plan {
+    let inv = example_inventory();
+    let rb = bundled_runbooks();
+    let sel = Selection {
+        credentials: ids.iter().map(|s| (*s).to_owned()).collect(),
+        ..Selection::default()
+    };
+    rekey_plan::compile(&PlanRequest {
+        inventory: &inv,
+        runbooks: &rb,
+        selection: &sel,
+        mode,
+        exposed: None,
+    })
+    .unwrap()
+}
+
+/// The example credential of each kind.
+fn one_per_kind() -> Vec<String> {
+    let inv = example_inventory();
+    CredentialKind::ALL
+        .iter()
+        .map(|k| {
+            inv.credentials
+                .iter()
+                .find(|c| c.kind == *k)
+                .unwrap()
+                .id
+                .clone()
+        })
+        .collect()
+}
+
+/// After a successful run: each credential has exactly one active value, minted by this run,
+/// every step took effect exactly once, and every consumer that stages holds the new value.
+pub(crate) async fn assert_converged(
+    sim: &SimProvider,
+    plan: &Plan,
+    run_id: &str,
+    exactly_once: bool,
+) {
+    let summary = sim.summary(run_id).await.unwrap();
+    for c in &plan.credentials {
+        let active = summary.active.get(&c.id).cloned().unwrap_or_default();
+        assert_eq!(
+            active.len(),
+            1,
+            "{}: expected one active value, found {active:?}",
+            c.id
+        );
+        assert_eq!(
+            active[0].1, run_id,
+            "{}: the active value was not minted by the run",
+            c.id
+        );
+        for &s in &c.steps {
+            let step = &plan.steps[s as usize];
+            if step.action == "consumer.promote" {
+                let key = format!("{}/{}", c.id, step.consumer_label.as_deref().unwrap());
+                assert_eq!(
+                    summary.current.get(&key),
+                    Some(&active[0].0),
+                    "{key} does not hold the new value"
+                );
+            }
+        }
+    }
+    if exactly_once {
+        for s in &plan.steps {
+            assert_eq!(
+                summary.effects.get(&s.id),
+                Some(&1),
+                "{} took effect {:?} times",
+                s.id,
+                summary.effects.get(&s.id)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_at_every_step_of_every_runbook() {
+    for id in one_per_kind() {
+        for mode in [Mode::Drill, Mode::Incident] {
+            let plan = plan_for(&[id.as_str()], mode);
+            let cred = &plan.credentials[0];
+            for &failing in &cred.steps {
+                let step = &plan.steps[failing as usize];
+                let options = SimOptions {
+                    fail_steps: [step.id.clone()].into(),
+                    ..SimOptions::default()
+                };
+                let rig = rig(
+                    &plan,
+                    options,
+                    EngineConfig {
+                        concurrency: 1,
+                        ..EngineConfig::default()
+                    },
+                )
+                .await;
+                let run_id = format!("run-fail-{failing}");
+                let outcome = rig.engine.start(&plan, &run_id, "{}").await.unwrap();
+                let states: BTreeMap<String, StepState> = rig
+                    .engine
+                    .store
+                    .steps(&run_id)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| (r.step_id, r.state))
+                    .collect();
+                let ctx = format!(
+                    "{id} {mode:?}, failing {}: {:?} {:?}\n{states:#?}",
+                    step.id, outcome.status, outcome.message
+                );
+                // Past the point of no return: an irreversible step has started, or (revoke
+                // first) the exposed value was revoked.
+                let point_of_no_return =
+                    cred.steps
+                        .iter()
+                        .map(|&s| &plan.steps[s as usize])
+                        .any(|s| {
+                            let started =
+                                !matches!(states[&s.id], StepState::Pending | StepState::Undone);
+                            (s.irreversible && started)
+                                || (mode == Mode::Incident
+                                    && s.phase == rekey_spec::Phase::Revoke
+                                    && states[&s.id] == StepState::Succeeded)
+                        });
+                let summary = rig.sim.summary(&run_id).await.unwrap();
+                let active = summary.active.get(&id).cloned().unwrap_or_default();
+                if point_of_no_return {
+                    assert_eq!(outcome.status, RunStatus::NeedsOperator, "{ctx}");
+                    assert_eq!(states[&step.id], StepState::Failed, "{ctx}");
+                    assert!(
+                        outcome
+                            .message
+                            .as_deref()
+                            .unwrap_or_default()
+                            .contains("failed"),
+                        "{ctx}"
+                    );
+                } else {
+                    assert_eq!(outcome.status, RunStatus::Failed, "{ctx}");
+                    // Rolled back in reverse: nothing of the rotation is left.
+                    for (s, st) in &states {
+                        assert!(
+                            matches!(st, StepState::Pending | StepState::Undone),
+                            "{ctx}: {s} is {st}"
+                        );
+                    }
+                    assert_eq!(active.len(), 1, "{ctx}: {active:?}");
+                    assert_eq!(
+                        active[0].1, "seed",
+                        "{ctx}: the original value is active again"
+                    );
+                    assert!(
+                        summary
+                            .current
+                            .keys()
+                            .all(|k| !k.starts_with(&format!("{id}/"))),
+                        "{ctx}"
+                    );
+                }
+                assert!(rig.engine.store.verify_audit().await.unwrap().is_empty());
+                // Undo events come in reverse order of the steps they undo.
+                let undone: Vec<i64> = rig
+                    .engine
+                    .store
+                    .audit_events(Some(&run_id))
+                    .await
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e.draft.event == "step_undone")
+                    .map(|e| {
+                        plan.step(e.draft.step.as_deref().unwrap())
+                            .unwrap()
+                            .0
+                            .into()
+                    })
+                    .collect();
+                assert!(
+                    undone.windows(2).all(|w| w[0] > w[1]),
+                    "{ctx}: undo order {undone:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_is_idempotent() {
+    let ids = one_per_kind();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for mode in [Mode::Drill, Mode::Incident] {
+        let plan = plan_for(&refs, mode);
+        let rig = rig(
+            &plan,
+            SimOptions::default(),
+            EngineConfig {
+                repeat_calls: true,
+                ..EngineConfig::default()
+            },
+        )
+        .await;
+        let outcome = rig.engine.start(&plan, "run-twice", "{}").await.unwrap();
+        assert_eq!(
+            outcome.status,
+            RunStatus::Succeeded,
+            "{:?}",
+            outcome.message
+        );
+        assert_converged(&rig.sim, &plan, "run-twice", false).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried() {
+    let plan = plan_for(
+        &[
+            "aws-deploy-web",
+            "gh-secrets-writer",
+            "pg-admin",
+            "pg-web-app",
+        ],
+        Mode::Drill,
+    );
+    let options = SimOptions {
+        fail_rate: 0.3,
+        seed: 7,
+        ..SimOptions::default()
+    };
+    let rig = rig(
+        &plan,
+        options,
+        EngineConfig {
+            max_attempts: 12,
+            ..EngineConfig::default()
+        },
+    )
+    .await;
+    let outcome = rig.engine.start(&plan, "run-flaky", "{}").await.unwrap();
+    assert_eq!(
+        outcome.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        outcome.message
+    );
+    let steps = rig.engine.store.steps("run-flaky").await.unwrap();
+    assert!(
+        steps.iter().any(|s| s.attempts == 1),
+        "each try of a step is counted once"
+    );
+    assert_converged(&rig.sim, &plan, "run-flaky", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_per_credential() {
+    let plan = plan_for(&["aws-deploy-web", "hf-ml-read"], Mode::Drill);
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("state.db").display().to_string();
+    let store = Store::open(&url).await.unwrap();
+    let steps: Vec<(i64, String, String)> = vec![(0, "x".into(), "aws-deploy-web".into())];
+    let new = |id: &'static str, creds: &'static [String]| rekey_store::NewRun {
+        id,
+        mode: "drill",
+        reason: None,
+        actor: "t",
+        simulated: true,
+        plan_json: "{}",
+        options_json: "{}",
+        steps: &[],
+        credentials: creds,
+    };
+    let held: &'static [String] = Box::leak(Box::new(["aws-deploy-web".to_owned()]));
+    store
+        .create_run(
+            &rekey_store::NewRun {
+                steps: &steps,
+                ..new("run-a", held)
+            },
+            rekey_store::AuditDraft {
+                actor: "t".into(),
+                event: "run_created".into(),
+                outcome: "ok".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let err = store
+        .create_run(
+            &new("run-b", held),
+            rekey_store::AuditDraft {
+                actor: "t".into(),
+                event: "run_created".into(),
+                outcome: "ok".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`aws-deploy-web` is already being rotated by run run-a"),
+        "{err}"
+    );
+    assert!(
+        matches!(
+            store.run("run-b").await,
+            Err(rekey_store::StoreError::NoRun(_))
+        ),
+        "nothing of the refused run is stored"
+    );
+    // The engine refuses too, naming the run.
+    let rig = rig_in(
+        tempfile::tempdir().unwrap(),
+        &plan,
+        SimOptions::default(),
+        EngineConfig::default(),
+        Some(&url),
+    )
+    .await;
+    let err = rig.engine.start(&plan, "run-c", "{}").await.unwrap_err();
+    assert!(err.to_string().contains("run run-a"), "{err}");
+    // A finished run frees its credentials.
+    store
+        .set_run_status(
+            "run-a",
+            RunStatus::Abandoned,
+            None,
+            rekey_store::AuditDraft {
+                actor: "t".into(),
+                event: "run_abandoned".into(),
+                outcome: "ok".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let outcome = rig.engine.start(&plan, "run-c", "{}").await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Succeeded);
+    drop(dir);
+}
+
+/// The store's own contract, run against SQLite here and PostgreSQL in `postgres.rs`.
+pub(crate) async fn store_conformance(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let audit = |e: &str| rekey_store::AuditDraft {
+        actor: "t".into(),
+        event: e.into(),
+        outcome: "ok".into(),
+        run_id: Some("run-1".into()),
+        ..Default::default()
+    };
+    let steps = vec![
+        (0, "c/a".to_owned(), "c".to_owned()),
+        (1, "c/b".to_owned(), "c".to_owned()),
+    ];
+    let creds = vec!["c".to_owned()];
+    store
+        .create_run(
+            &rekey_store::NewRun {
+                id: "run-1",
+                mode: "drill",
+                reason: Some("drill-1"),
+                actor: "t",
+                simulated: true,
+                plan_json: "{}",
+                options_json: "{}",
+                steps: &steps,
+                credentials: &creds,
+            },
+            audit("run_created"),
+        )
+        .await
+        .unwrap();
+    let t = |from, event, audit: Option<rekey_store::AuditDraft>| rekey_store::Transition {
+        run_id: "run-1",
+        idx: 0,
+        from,
+        event,
+        outputs_json: Some("{\"id\":\"k1\"}"),
+        error: None,
+        bump_attempts: true,
+        audit,
+    };
+    use rekey_store::StepEvent as E;
+    assert_eq!(
+        store
+            .transition(t(StepState::Pending, E::Start, Some(audit("step_started"))))
+            .await
+            .unwrap(),
+        StepState::Started
+    );
+    // Illegal transitions are rejected before anything is written.
+    assert!(matches!(
+        store
+            .transition(t(StepState::Pending, E::Succeed, None))
+            .await,
+        Err(rekey_store::StoreError::Illegal(_))
+    ));
+    // A stale `from` (another process moved the step) is a conflict, not an overwrite.
+    assert!(matches!(
+        store
+            .transition(t(StepState::Pending, E::Start, None))
+            .await,
+        Err(rekey_store::StoreError::Conflict { .. })
+    ));
+    store
+        .transition(t(
+            StepState::Started,
+            E::Succeed,
+            Some(audit("step_succeeded")),
+        ))
+        .await
+        .unwrap();
+    let recs = store.steps("run-1").await.unwrap();
+    assert_eq!(
+        (
+            recs[0].state,
+            recs[0].attempts,
+            recs[0].outputs_json.as_deref()
+        ),
+        (StepState::Succeeded, 2, Some("{\"id\":\"k1\"}"))
+    );
+    assert_eq!(recs[1].state, StepState::Pending);
+    // Locks: held while running, refused to another run, released when finished.
+    let err = store
+        .create_run(
+            &rekey_store::NewRun {
+                id: "run-2",
+                mode: "drill",
+                reason: None,
+                actor: "t",
+                simulated: true,
+                plan_json: "{}",
+                options_json: "{}",
+                steps: &[],
+                credentials: &creds,
+            },
+            audit("run_created"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, rekey_store::StoreError::Locked { ref run_id, .. } if run_id == "run-1"),
+        "{err}"
+    );
+    store
+        .set_run_status("run-1", RunStatus::Succeeded, None, audit("run_finished"))
+        .await
+        .unwrap();
+    store
+        .create_run(
+            &rekey_store::NewRun {
+                id: "run-2",
+                mode: "drill",
+                reason: None,
+                actor: "t",
+                simulated: true,
+                plan_json: "{}",
+                options_json: "{}",
+                steps: &[],
+                credentials: &creds,
+            },
+            audit("run_created"),
+        )
+        .await
+        .unwrap();
+    // The chain: intact, then each kind of tampering is named.
+    let events = store.audit_events(None).await.unwrap();
+    assert_eq!(events.len(), 5);
+    assert!(rekey_store::audit::verify(&events).is_empty());
+    assert_eq!(store.audit_events(Some("run-1")).await.unwrap().len(), 5);
+    store
+        .execute_raw("UPDATE audit_events SET detail = 'edited' WHERE seq = 2".into())
+        .await
+        .unwrap();
+    let problems = store.verify_audit().await.unwrap();
+    assert_eq!(
+        problems
+            .iter()
+            .map(|p| p.problem.as_str())
+            .collect::<Vec<_>>(),
+        ["row 2: its content does not match its hash (edited)"]
+    );
+    store.close().await;
+    let _ = Path::new(url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    store_conformance(dir.path().join("s.db").to_str().unwrap()).await;
+}
