@@ -432,6 +432,50 @@ impl Provider for SimProvider {
                 tracing::info!(step = %call.step.id, "reconcile: removed a value minted by a step whose outcome was lost");
             }
         }
+        // A revoke whose outcome was lost may well have happened: ask whether the old value
+        // is still there. Calling it again may be impossible (a revoked token cannot be
+        // captured again), so "already done" must be recognized.
+        let step = call.step;
+        let retiring = match (step.effect, step.action.as_str()) {
+            (Effect::Disable, _) => Some("('active')"),
+            (Effect::Delete, _) | (Effect::Human, "manual.confirm") => {
+                Some("('active', 'inactive')")
+            }
+            _ => None,
+        };
+        if let Some(states) = retiring {
+            let keep = self.named_ids(call, "except");
+            let remaining: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM credential_values WHERE credential = $1 AND minted_run != $2 AND state IN {states}"
+            )))
+            .bind(&call.credential.id)
+            .bind(call.run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .filter(|id| !keep.contains(id))
+            .collect();
+            let done: i64 =
+                sqlx::query("SELECT COUNT(*) FROM effects WHERE idem_key = $1 AND reverted = 0")
+                    .bind(call.idempotency_key)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?
+                    .get(0);
+            if remaining.is_empty() {
+                if done == 0 {
+                    self.record_effect(call).await?;
+                }
+                let outputs = step
+                    .outputs
+                    .iter()
+                    .map(|o| (o.name.clone(), Value::Plain("sim-done".into())))
+                    .collect();
+                return Ok(Reconciled::Done(outputs));
+            }
+        }
         sqlx::query("UPDATE effects SET reverted = 1 WHERE idem_key = $1")
             .bind(call.idempotency_key)
             .execute(&self.pool)
@@ -514,6 +558,16 @@ impl SimProvider {
             effects,
             current,
         })
+    }
+
+    /// Every value id the ledger has ever held.
+    pub async fn all_value_ids(&self) -> Result<Vec<i64>, sqlx::Error> {
+        Ok(sqlx::query("SELECT id FROM credential_values ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
     }
 
     /// The simulated secret of a value id (tests search outputs for it).

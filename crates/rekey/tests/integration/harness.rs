@@ -146,3 +146,61 @@ impl Test {
         Output { stdout, stderr }
     }
 }
+
+/// A folder to run several commands in (a copy of the example inventory).
+pub(crate) struct Workspace {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+pub(crate) struct Ran {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Workspace {
+    pub(crate) fn example() -> Self {
+        let t = Test::example();
+        Self { dir: t.dir }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rekey"));
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env_remove("REKEY_INVENTORY")
+            .env_remove("REKEY_RUNBOOKS")
+            .env_remove("REKEY_DATABASE_URL")
+            .env_remove("REKEY_SIM_CRASH_AT")
+            .env("NO_COLOR", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub(crate) fn rekey(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
+        let out = self.command(args, env).output().unwrap();
+        Ran {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The ids of the runs in the state database, newest first.
+    pub(crate) fn run_ids(&self, env: &[(&str, &str)]) -> Vec<String> {
+        let r = self.rekey(&["status", "--json"], env);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}

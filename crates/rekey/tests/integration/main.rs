@@ -5,3 +5,4 @@ mod diagnostics;
 mod engine;
 mod harness;
 mod planning;
+mod runs;

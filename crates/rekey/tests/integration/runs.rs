@@ -1,0 +1,445 @@
+//! The real binary, killed and resumed: crash safety, audit tampering, secrets in outputs.
+
+use std::time::Duration;
+
+use rekey_engine::{SimOptions, SimProvider};
+use rekey_spec::Mode;
+use rekey_store::{StepState, Store};
+
+use crate::engine::{assert_converged, plan_for};
+use crate::harness::Workspace;
+
+const CREDS: &[&str] = &["aws-deploy-web", "gh-secrets-writer", "hf-ml-read"];
+
+async fn ledger(ws: &Workspace) -> SimProvider {
+    SimProvider::open(
+        &ws.path().join(".rekey/sim-ledger.db"),
+        SimOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Resumes until the run finishes; asserts it succeeded and converged exactly once.
+async fn finish_and_check(ws: &Workspace, context: &str) {
+    let ids = ws.run_ids(&[]);
+    assert_eq!(ids.len(), 1, "{context}: one run expected, found {ids:?}");
+    let run_id = &ids[0];
+    let status = ws.rekey(&["status", run_id, "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    if v["status"] != "succeeded" {
+        let r = ws.rekey(&["resume", run_id], &[]);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "{context}: resume failed\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    for s in store.steps(run_id).await.unwrap() {
+        assert_eq!(
+            s.state,
+            StepState::Succeeded,
+            "{context}: {} is {}",
+            s.step_id,
+            s.state
+        );
+    }
+    assert!(
+        store.verify_audit().await.unwrap().is_empty(),
+        "{context}: audit chain broken"
+    );
+    store.close().await;
+    let plan = plan_for(CREDS, Mode::Drill);
+    assert_converged(&ledger(ws).await, &plan, run_id, true).await;
+    let verify = ws.rekey(&["audit", "verify"], &[]);
+    assert_eq!(verify.code, Some(0), "{context}: {}", verify.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_at_every_step_boundary_then_resume() {
+    let creds = CREDS.join(",");
+    let mut crashes = 0;
+    for n in 1.. {
+        let ws = Workspace::example();
+        let at = n.to_string();
+        let r = ws.rekey(
+            &["run", "--simulate", "--yes", "--credential", &creds],
+            &[("REKEY_SIM_CRASH_AT", &at)],
+        );
+        if r.code == Some(0) {
+            // Past the last crash point: the run finished undisturbed.
+            finish_and_check(&ws, "undisturbed").await;
+            break;
+        }
+        assert_eq!(
+            r.code, None,
+            "crash point {n}: expected an abort, got {:?}\n{}",
+            r.code, r.stderr
+        );
+        assert!(
+            r.stderr
+                .contains(&format!("simulated crash at crash point {n}")),
+            "{}",
+            r.stderr
+        );
+        crashes += 1;
+        finish_and_check(&ws, &format!("crash point {n}")).await;
+    }
+    assert!(crashes > 60, "only {crashes} crash points were exercised");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_instants_then_resume() {
+    let creds = CREDS.join(",");
+    // A fixed list of instants, spread over the run (deterministic, no RNG needed).
+    for (round, delays) in [
+        [35u64, 90, 160],
+        [60, 20, 240],
+        [120, 75, 10],
+        [15, 300, 45],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ws = Workspace::example();
+        let mut child = ws
+            .command(
+                &[
+                    "run",
+                    "--simulate",
+                    "--yes",
+                    "--latency",
+                    "8",
+                    "--credential",
+                    &creds,
+                ],
+                &[],
+            )
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delays[0]));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        for &d in &delays[1..] {
+            let ids = ws.run_ids(&[]);
+            let Some(id) = ids.first() else { break };
+            let mut child = ws.command(&["resume", id], &[]).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(d));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if ws.run_ids(&[]).is_empty() {
+            // Killed before the run was stored: nothing happened, nothing to resume.
+            assert!(
+                ledger(&ws)
+                    .await
+                    .summary("none")
+                    .await
+                    .unwrap()
+                    .effects
+                    .is_empty(),
+                "round {round}"
+            );
+            continue;
+        }
+        finish_and_check(&ws, &format!("round {round}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_in_an_active_run_is_refused_until_abandoned() {
+    let ws = Workspace::example();
+    let r = ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "aws-deploy-web",
+        ],
+        &[("REKEY_SIM_CRASH_AT", "3")],
+    );
+    assert_eq!(r.code, None);
+    let first = ws.run_ids(&[])[0].clone();
+    let r = ws.rekey(&["run", "--simulate", "--yes", "--service", "web"], &[]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "credential `aws-deploy-web` is already being rotated by run {first}"
+        )),
+        "{}",
+        r.stderr
+    );
+    let r = ws.rekey(&["abandon", &first], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = ws.rekey(&["run", "--simulate", "--yes", "--service", "web"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = ws.rekey(&["resume", &first], &[]);
+    assert_eq!(r.code, Some(2), "an abandoned run does not resume");
+    assert!(r.stderr.contains("is abandoned"), "{}", r.stderr);
+}
+
+#[test]
+fn run_exit_codes_and_refusals() {
+    let ws = Workspace::example();
+    // Not on a terminal and no --yes: refused, nothing stored.
+    let r = ws.rekey(
+        &["run", "--simulate", "--credential", "aws-deploy-web"],
+        &[],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("pass --yes"), "{}", r.stderr);
+    assert!(!ws.path().join(".rekey/state.db").exists() || ws.run_ids(&[]).is_empty());
+    // Real providers are not in this build yet: refused before anything runs.
+    let r = ws.rekey(&["run", "--yes", "--credential", "aws-deploy-web"], &[]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("no provider for `aws`"), "{}", r.stderr);
+    assert!(ws.run_ids(&[]).is_empty());
+    // A failure before the irreversible step rolls back: exit 1, status says so.
+    let r = ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "aws-deploy-web",
+            "--sim-fail",
+            "aws-deploy-web/verify",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("rolled back after aws-deploy-web/verify failed"),
+        "{}",
+        r.stderr
+    );
+    let id = ws.run_ids(&[])[0].clone();
+    let s = ws.rekey(&["status", &id], &[]);
+    assert!(
+        s.stdout.contains("failed") && s.stdout.contains("undone"),
+        "{}",
+        s.stdout
+    );
+    // After the irreversible step: needs an operator (exit 1), resumable once fixed.
+    let r = ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "gh-secrets-writer",
+            "--sim-fail",
+            "gh-secrets-writer/promote[secretsmanager:platform/github/secrets-writer]",
+            "--mode",
+            "incident",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("needs_operator"), "{}", r.stderr);
+}
+
+async fn tamper(ws: &Workspace, sql: &[&str]) -> (Option<i32>, String) {
+    let copy = tempfile::tempdir().unwrap();
+    let db = copy.path().join("state.db");
+    std::fs::copy(ws.path().join(".rekey/state.db"), &db).unwrap();
+    let store = Store::open(db.to_str().unwrap()).await.unwrap();
+    for s in sql {
+        store.execute_raw((*s).to_owned()).await.unwrap();
+    }
+    store.close().await;
+    let r = ws.rekey(
+        &["audit", "verify", "--database-url", db.to_str().unwrap()],
+        &[],
+    );
+    (r.code, r.stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_tampered_rows() {
+    let ws = Workspace::example();
+    let r = ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "aws-deploy-web",
+            "--reason",
+            "INC-7",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(ws.rekey(&["audit", "verify"], &[]).code, Some(0));
+
+    let (code, err) = tamper(
+        &ws,
+        &["UPDATE audit_events SET outcome = 'ok', detail = 'nothing to see' WHERE seq = 5"],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("row 5: its content does not match its hash (edited)"),
+        "{err}"
+    );
+
+    let (code, err) = tamper(&ws, &["DELETE FROM audit_events WHERE seq = 6"]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("row 6 is missing (deleted)")
+            && err.contains("row 7: does not follow the row before it"),
+        "{err}"
+    );
+
+    // Insert a forged row at 5 (later rows renumbered): the renumbered row no longer matches.
+    let (code, err) = tamper(&ws, &[
+        "UPDATE audit_events SET seq = -seq WHERE seq >= 5",
+        "UPDATE audit_events SET seq = 1 - seq WHERE seq < 0",
+        "INSERT INTO audit_events (seq, at, actor, event, outcome, simulated, prev_hash, hash) SELECT 5, at, actor, 'step_succeeded', 'ok', simulated, hash, hash FROM audit_events WHERE seq = 4",
+    ]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("row 5: its content does not match its hash")
+            && err.contains("row 6: its content does not match its hash"),
+        "{err}"
+    );
+
+    // Swap two rows.
+    let (code, err) = tamper(
+        &ws,
+        &[
+            "UPDATE audit_events SET seq = -1 WHERE seq = 8",
+            "UPDATE audit_events SET seq = 8 WHERE seq = 9",
+            "UPDATE audit_events SET seq = 9 WHERE seq = -1",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("row 8:") && err.contains("row 9:"), "{err}");
+    assert!(err.contains("reordered"), "{err}");
+
+    // Export: JSON lines with the reason and fingerprints of new secrets.
+    let r = ws.rekey(&["audit", "export", "--format", "jsonl"], &[]);
+    let lines: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["reason"] == "INC-7" && l["simulated"] == true)
+    );
+    let minted = lines
+        .iter()
+        .find(|l| l["event"] == "step_succeeded" && l["step"] == "aws-deploy-web/create")
+        .unwrap();
+    assert!(
+        minted["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("secret_access_key=hmac-sha256:"),
+        "{minted}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_value_reaches_any_output_or_store() {
+    let ws = Workspace::example();
+    let env = [("REKEY_LOG", "trace")];
+    let mut seen = String::new();
+    // A full run, a crash and a resume (which recovers or re-mints secrets), a failure with rollback.
+    for args in [
+        vec![
+            "run",
+            "--simulate",
+            "--yes",
+            "--mode",
+            "incident",
+            "--credential",
+            "gh-secrets-writer,hf-ml-read,pg-admin",
+        ],
+        vec![
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "aws-deploy-web",
+            "--sim-fail",
+            "aws-deploy-web/verify",
+        ],
+    ] {
+        let r = ws.rekey(&args, &env);
+        seen.push_str(&r.stdout);
+        seen.push_str(&r.stderr);
+    }
+    let r = ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "aws-ml-bedrock",
+        ],
+        &[("REKEY_SIM_CRASH_AT", "20"), ("REKEY_LOG", "trace")],
+    );
+    assert_eq!(r.code, None);
+    seen.push_str(&r.stderr);
+    let id = ws.run_ids(&[])[0].clone();
+    for args in [
+        vec!["resume", id.as_str()],
+        vec!["status", id.as_str(), "--json"],
+        vec!["audit", "export"],
+        vec!["audit", "show"],
+    ] {
+        let r = ws.rekey(&args, &env);
+        seen.push_str(&r.stdout);
+        seen.push_str(&r.stderr);
+    }
+    let mut files = Vec::new();
+    for name in ["state.db", "state.db-wal"] {
+        if let Ok(bytes) = std::fs::read(ws.path().join(".rekey").join(name)) {
+            files.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    let sim = ledger(&ws).await;
+    let ids = sim.all_value_ids().await.unwrap();
+    assert!(ids.len() >= 10, "the runs handled secrets: {ids:?}");
+    for id in ids {
+        let secret = sim.secret_for_test(id);
+        assert!(!seen.contains(&secret), "secret of value {id} printed");
+        for f in &files {
+            assert!(
+                !f.contains(&secret),
+                "secret of value {id} in the state database"
+            );
+        }
+    }
+    assert!(
+        seen.contains("hmac-sha256:"),
+        "fingerprints are the evidence instead"
+    );
+}
+
+#[test]
+fn redacting_types_hide_values() {
+    let v = rekey_engine::Value::secret("hunter2-very-secret");
+    assert_eq!(format!("{v:?}"), "[REDACTED]");
+    assert_eq!(format!("{:#?}", v), "[REDACTED]");
+    let values: rekey_engine::Values = [("token".to_owned(), v)].into();
+    assert!(!format!("{values:?}").contains("hunter2"));
+    let f = rekey_engine::Fingerprinter::ephemeral();
+    assert!(format!("{f:?}").contains("[REDACTED]"));
+    assert_eq!(
+        rekey_store::redact_url("postgres://admin:s3cret@db/x"),
+        "postgres://admin:***@db/x"
+    );
+}
