@@ -319,8 +319,10 @@ impl Engine {
         let global = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut per_provider: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut tasks: JoinSet<(usize, TaskResult)> = JoinSet::new();
+        let (write_tx, write_rx) = tokio::sync::mpsc::unbounded_channel();
+        let writer_task = tokio::spawn(writer(Arc::clone(&self.store), write_rx));
         loop {
-            while let Some(Reverse(i)) = ex.ready.pop() {
+            while let Some((_, Reverse(i))) = ex.ready.pop() {
                 let c = plan.steps[i].credential as usize;
                 if ex.state[i] != StepState::Pending && ex.state[i] != StepState::WaitingForOperator
                 {
@@ -380,7 +382,7 @@ impl Engine {
                 );
                 ex.inflight[c] += 1;
                 let ctx = TaskCtx {
-                    store: Arc::clone(&self.store),
+                    writer: write_tx.clone(),
                     fingerprints: Arc::clone(&self.fingerprints),
                     config: self.config.clone(),
                     simulated: self.simulated,
@@ -430,6 +432,9 @@ impl Engine {
                 self.settle_credential(run_id, plan, &mut ex, c).await?;
             }
         }
+
+        drop(write_tx);
+        let _ = writer_task.await;
 
         // 4. The run's verdict.
         let (status, message) = ex.verdict(plan);
@@ -838,9 +843,64 @@ fn run_status_allows_retry(_records: &[StepRecord]) -> bool {
     true
 }
 
+/// A step transition waiting for the group-commit writer.
+struct WriteReq {
+    run_id: String,
+    idx: i64,
+    from: StepState,
+    event: StepEvent,
+    outputs_json: Option<String>,
+    error: Option<String>,
+    audit: AuditDraft,
+    reply: tokio::sync::oneshot::Sender<Result<StepState, StoreError>>,
+}
+
+/// Commits the transitions of all steps in flight together: one transaction per batch instead
+/// of one per transition. Each task still waits for its own commit before going on, so
+/// `started` is durable before the call and `succeeded` before dependents start.
+async fn writer(store: Arc<Store>, mut rx: tokio::sync::mpsc::UnboundedReceiver<WriteReq>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let ts: Vec<Transition<'_>> = batch
+            .iter()
+            .map(|r| Transition {
+                run_id: &r.run_id,
+                idx: r.idx,
+                from: r.from,
+                event: r.event,
+                outputs_json: r.outputs_json.as_deref(),
+                error: r.error.as_deref(),
+                bump_attempts: r.event == StepEvent::Start,
+                audit: Some(r.audit.clone()),
+            })
+            .collect();
+        let results = store.transitions(&ts).await;
+        drop(ts);
+        match results {
+            Ok(results) => {
+                for (req, res) in batch.into_iter().zip(results) {
+                    let _ = req.reply.send(res);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for req in batch {
+                    let _ = req.reply.send(Err(StoreError::Corrupt(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
 /// Everything one step task needs, owned so the task can outlive the scheduler's borrow.
 struct TaskCtx {
-    store: Arc<Store>,
+    writer: tokio::sync::mpsc::UnboundedSender<WriteReq>,
     fingerprints: Arc<Fingerprinter>,
     config: EngineConfig,
     simulated: bool,
@@ -876,18 +936,20 @@ impl TaskCtx {
         error: Option<&str>,
         audit: AuditDraft,
     ) -> Result<StepState, StoreError> {
-        self.store
-            .transition(Transition {
-                run_id: &self.run_id,
-                idx: i64::try_from(self.idx).expect("few steps"),
-                from,
-                event,
-                outputs_json: outputs,
-                error,
-                bump_attempts: event == StepEvent::Start,
-                audit: Some(audit),
-            })
-            .await
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let req = WriteReq {
+            run_id: self.run_id.clone(),
+            idx: i64::try_from(self.idx).expect("few steps"),
+            from,
+            event,
+            outputs_json: outputs.map(str::to_owned),
+            error: error.map(str::to_owned),
+            audit,
+            reply,
+        };
+        let stopped = || StoreError::Corrupt("the state writer stopped".into());
+        self.writer.send(req).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     async fn run(
@@ -1053,7 +1115,11 @@ struct Exec {
     deps: Vec<Vec<usize>>,
     dependents: Vec<Vec<usize>>,
     waiting_on: Vec<usize>,
-    ready: BinaryHeap<Reverse<usize>>,
+    /// Ready steps, longest remaining chain first (then plan order): long credentials start
+    /// early, so the run does not end on one slow chain while the other slots sit idle.
+    ready: BinaryHeap<(usize, Reverse<usize>)>,
+    /// Steps on the longest path from each step to the end of the plan.
+    height: Vec<usize>,
     cred: Vec<CredState>,
     inflight: Vec<usize>,
     /// (credential, runbook step, consumer label) → plan step.
@@ -1094,6 +1160,11 @@ impl Exec {
                 }
             }
         }
+        // Steps are stored in topological order: walk backwards to get each one's height.
+        let mut height = vec![1usize; n];
+        for i in (0..n).rev() {
+            height[i] = 1 + dependents[i].iter().map(|&d| height[d]).max().unwrap_or(0);
+        }
         let by_name = plan
             .steps
             .iter()
@@ -1108,6 +1179,7 @@ impl Exec {
             dependents,
             waiting_on: vec![0; n],
             ready: BinaryHeap::new(),
+            height,
             cred: vec![CredState::Active; plan.credentials.len()],
             inflight: vec![0; plan.credentials.len()],
             by_name,
@@ -1126,7 +1198,7 @@ impl Exec {
                     StepState::Pending | StepState::WaitingForOperator
                 )
             {
-                self.ready.push(Reverse(i));
+                self.ready.push((self.height[i], Reverse(i)));
             }
         }
     }
@@ -1136,7 +1208,7 @@ impl Exec {
             let d = self.dependents[i][k];
             self.waiting_on[d] = self.waiting_on[d].saturating_sub(1);
             if self.waiting_on[d] == 0 && self.state[d] == StepState::Pending {
-                self.ready.push(Reverse(d));
+                self.ready.push((self.height[d], Reverse(d)));
             }
         }
     }

@@ -328,42 +328,64 @@ impl Store {
     /// Applies one step transition (checked by the state machine and, in the database, by
     /// `WHERE state = from`) together with its audit event.
     pub async fn transition(&self, t: Transition<'_>) -> Result<StepState> {
-        let to = t.from.next(t.event)?;
+        self.transitions(std::slice::from_ref(&t))
+            .await?
+            .pop()
+            .expect("one result per transition")
+    }
+
+    /// Applies many step transitions in one transaction (group commit): each is checked on its
+    /// own and gets its own result; the audit events are chained in order. One commit for a
+    /// whole batch is what lets many steps in flight share the cost of durability.
+    pub async fn transitions(&self, batch: &[Transition<'_>]) -> Result<Vec<Result<StepState>>> {
         let at = now();
         let mut head = self.head.lock().await;
         for attempt in 0..5 {
-            let res: Result<Option<(i64, String)>> = with_pool!(self, p => {
+            let res: Result<(Vec<Result<StepState>>, Option<(i64, String)>)> = with_pool!(self, p => {
                 let mut tx = p.begin().await?;
-                let updated = sqlx::query("UPDATE steps SET state = $1, outputs_json = COALESCE($2, outputs_json), error = $3, attempts = attempts + $4, updated_at = $5 WHERE run_id = $6 AND idx = $7 AND state = $8")
-                    .bind(to.as_str()).bind(t.outputs_json).bind(t.error).bind(i64::from(t.bump_attempts)).bind(&at)
-                    .bind(t.run_id).bind(t.idx).bind(t.from.as_str())
-                    .execute(&mut *tx).await?
-                    .rows_affected();
-                if updated != 1 {
-                    let actual: Option<String> = sqlx::query("SELECT state FROM steps WHERE run_id = $1 AND idx = $2")
-                        .bind(t.run_id).bind(t.idx).fetch_optional(&mut *tx).await?.map(|r| r.get(0));
-                    return Err(StoreError::Conflict { run_id: t.run_id.to_owned(), idx: t.idx, expected: t.from, actual: actual.unwrap_or_else(|| "missing".into()) });
-                }
-                let new_head = match &t.audit {
-                    Some(audit) => {
-                        let (seq, prev) = match head.clone() {
-                            Some(h) if attempt == 0 => h,
-                            _ => read_head!(&mut *tx),
+                let mut results = Vec::with_capacity(batch.len());
+                let mut chain: Option<(i64, String)> = None;
+                for t in batch {
+                    let to = match t.from.next(t.event) {
+                        Ok(to) => to,
+                        Err(e) => {
+                            results.push(Err(e.into()));
+                            continue;
+                        }
+                    };
+                    let updated = sqlx::query("UPDATE steps SET state = $1, outputs_json = COALESCE($2, outputs_json), error = $3, attempts = attempts + $4, updated_at = $5 WHERE run_id = $6 AND idx = $7 AND state = $8")
+                        .bind(to.as_str()).bind(t.outputs_json).bind(t.error).bind(i64::from(t.bump_attempts)).bind(&at)
+                        .bind(t.run_id).bind(t.idx).bind(t.from.as_str())
+                        .execute(&mut *tx).await?
+                        .rows_affected();
+                    if updated != 1 {
+                        let actual: Option<String> = sqlx::query("SELECT state FROM steps WHERE run_id = $1 AND idx = $2")
+                            .bind(t.run_id).bind(t.idx).fetch_optional(&mut *tx).await?.map(|r| r.get(0));
+                        results.push(Err(StoreError::Conflict { run_id: t.run_id.to_owned(), idx: t.idx, expected: t.from, actual: actual.unwrap_or_else(|| "missing".into()) }));
+                        continue;
+                    }
+                    if let Some(audit) = &t.audit {
+                        let (seq, prev) = match chain.take() {
+                            Some(h) => h,
+                            None => match head.clone() {
+                                Some(h) if attempt == 0 => h,
+                                _ => read_head!(&mut *tx),
+                            },
                         };
                         let hash = insert_audit!(&mut *tx, seq + 1, &at, audit, &prev);
-                        Some((seq + 1, hash))
+                        chain = Some((seq + 1, hash));
                     }
-                    None => None,
-                };
+                    results.push(Ok(to));
+                }
                 tx.commit().await?;
-                Ok(new_head)
+                Ok((results, chain))
             });
             match res {
-                Ok(h) => {
-                    if h.is_some() {
-                        *head = h;
+                Ok((results, chain)) => {
+                    if chain.is_some() {
+                        *head = chain;
                     }
-                    return Ok(to);
+                    return Ok(results);
                 }
                 Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
                     *head = None;

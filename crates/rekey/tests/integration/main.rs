@@ -5,4 +5,5 @@ mod diagnostics;
 mod engine;
 mod harness;
 mod planning;
+mod postgres;
 mod runs;
