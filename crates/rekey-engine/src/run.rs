@@ -49,7 +49,7 @@ impl Default for EngineConfig {
         Self {
             concurrency: 16,
             per_provider: 8,
-            step_timeout: Duration::from_secs(120),
+            step_timeout: Duration::from_mins(2),
             max_attempts: 4,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(20),
@@ -77,6 +77,7 @@ impl Providers {
         }
     }
 
+    #[must_use]
     pub fn with(mut self, name: &str, p: Arc<dyn Provider>) -> Self {
         self.by_name.insert(name.to_owned(), p);
         self
@@ -498,7 +499,6 @@ impl Engine {
     }
 
     fn call<'a>(
-        &self,
         run_id: &'a str,
         plan: &'a Plan,
         i: usize,
@@ -531,7 +531,7 @@ impl Engine {
         } else {
             match self.providers.get(&step.provider) {
                 Some(p) => {
-                    p.reconcile(&self.call(run_id, plan, i, &inputs, &key))
+                    p.reconcile(&Self::call(run_id, plan, i, &inputs, &key))
                         .await
                 }
                 None => Err(ProviderError::permanent(format!(
@@ -618,17 +618,17 @@ impl Engine {
                 let key = idempotency_key(run_id, &us.id);
                 let inputs = Values::new();
                 let Ok(Some(doc)) = p
-                    .read_back(&self.call(run_id, plan, u, &inputs, &key))
+                    .read_back(&Self::call(run_id, plan, u, &inputs, &key))
                     .await
                 else {
                     continue;
                 };
                 let mut values = ex.outputs[s].clone().unwrap_or_default();
                 for (field, t) in &us.inputs {
-                    if let [Part::Var(Var::StepOutput { output, .. })] = t.parts.as_slice() {
-                        if let Some(v) = doc.get(field) {
-                            values.insert(output.clone(), Value::Secret(v.clone()));
-                        }
+                    if let [Part::Var(Var::StepOutput { output, .. })] = t.parts.as_slice()
+                        && let Some(v) = doc.get(field)
+                    {
+                        values.insert(output.clone(), Value::Secret(v.clone()));
                     }
                 }
                 if step
@@ -680,7 +680,7 @@ impl Engine {
                 .await?;
                 let undone = match self.providers.get(&rs.provider) {
                     Some(p) => {
-                        p.undo(&self.call(run_id, plan, r, &inputs, &key), &Values::new())
+                        p.undo(&Self::call(run_id, plan, r, &inputs, &key), &Values::new())
                             .await
                     }
                     None => Ok(()),
@@ -795,7 +795,7 @@ impl Engine {
             } else {
                 match self.providers.get(&step.provider) {
                     Some(p) => {
-                        p.undo(&self.call(run_id, plan, i, &inputs, &key), &outputs)
+                        p.undo(&Self::call(run_id, plan, i, &inputs, &key), &outputs)
                             .await
                     }
                     None => Err(ProviderError::permanent("no provider")),
@@ -813,7 +813,7 @@ impl Engine {
                         None,
                         Some("step_undone"),
                     )
-                    .await?
+                    .await?;
                 }
                 Err(e) => {
                     let msg = format!("undo failed: {e}");
@@ -987,24 +987,23 @@ impl TaskCtx {
         let result: Result<Values, ProviderError> = match provider {
             None => {
                 // A manual step in a real run: the operator's answer, or wait for it.
-                match operator {
-                    Some(v) => Ok(self
+                if let Some(v) = operator {
+                    Ok(self
                         .step
                         .outputs
                         .iter()
                         .filter(|o| o.secret)
                         .map(|o| (o.name.clone(), Value::Secret(v.clone())))
-                        .collect()),
-                    None => {
-                        let mut a = self.audit("waiting_for_operator", "paused");
-                        a.detail = self
-                            .step
-                            .manual
-                            .as_ref()
-                            .map(|m| m.instructions.to_string());
-                        self.write(started, StepEvent::Wait, None, None, a).await?;
-                        return Ok(TaskResult::Waiting);
-                    }
+                        .collect())
+                } else {
+                    let mut a = self.audit("waiting_for_operator", "paused");
+                    a.detail = self
+                        .step
+                        .manual
+                        .as_ref()
+                        .map(|m| m.instructions.to_string());
+                    self.write(started, StepEvent::Wait, None, None, a).await?;
+                    return Ok(TaskResult::Waiting);
                 }
             }
             Some(p) => self.call_with_retries(p.as_ref(), &inputs, &key).await,
@@ -1059,7 +1058,7 @@ impl TaskCtx {
                 attempt,
             };
             let timeout = if self.step.effect == Effect::Human {
-                Duration::from_secs(24 * 3600)
+                Duration::from_hours(24)
             } else {
                 self.config.step_timeout
             };
@@ -1237,7 +1236,7 @@ impl Exec {
             .iter()
             .map(|&u| u as usize)
             .filter(|&u| {
-                plan.steps[u].inputs.values().flat_map(|t| t.vars()).any(|v| {
+                plan.steps[u].inputs.values().flat_map(rekey_spec::Template::vars).any(|v| {
                     matches!(v, Var::StepOutput { step, output } if secret.contains(&output.as_str()) && self.referenced(plan, u, step) == Some(s))
                 })
             })

@@ -1,5 +1,5 @@
 //! The simulated provider: every action of every kind, with latency, deterministic failures and
-//! a small durable ledger (its own SQLite file) standing in for the real provider's state.
+//! a small durable ledger (its own `SQLite` file) standing in for the real provider's state.
 //!
 //! The ledger is what makes crash tests honest: a "key" minted by a step whose outcome was lost
 //! really exists in it, and reconciliation must find and delete it.
@@ -263,6 +263,8 @@ pub fn crash_point(at: Option<u64>) {
     }
 }
 
+// By value so that it reads `.map_err(db)`.
+#[allow(clippy::needless_pass_by_value)]
 fn db(e: sqlx::Error) -> ProviderError {
     ProviderError::transient(format!("simulated provider ledger: {e}"))
 }
@@ -323,7 +325,7 @@ impl Provider for SimProvider {
                 Values::new()
             }
             (Effect::Write, _) => Values::new(), // e.g. making room: nothing to simulate
-            (Effect::Read, "consumer.read_current") | (Effect::Human, "consumer.read_current") => {
+            (Effect::Read | Effect::Human, "consumer.read_current") => {
                 let id: Option<i64> = sqlx::query("SELECT id FROM credential_values WHERE credential = $1 AND minted_run != $2 AND state = 'active' ORDER BY id DESC LIMIT 1")
                     .bind(&call.credential.id)
                     .bind(call.run_id)

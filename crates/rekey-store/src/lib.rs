@@ -1,7 +1,7 @@
 //! Durable state: runs with their stored plans, per-step state, credential locks and the
-//! hash-chained audit log, in SQLite (default, WAL) or PostgreSQL.
+//! hash-chained audit log, in `SQLite` (default, WAL) or `PostgreSQL`.
 //!
-//! The same SQL runs on both (`$1` parameters work in SQLite too); only the migrations differ.
+//! The same SQL runs on both (`$1` parameters work in `SQLite` too); only the migrations differ.
 //! Queries are built at run time (no `DATABASE_URL` needed to compile), as in atuin.
 
 pub mod audit;
@@ -188,6 +188,9 @@ pub struct Transition<'a> {
     pub audit: Option<AuditDraft>,
 }
 
+/// Per-transition results, and the new chain head if anything was appended.
+type BatchOutcome = (Vec<Result<StepState>>, Option<(i64, String)>);
+
 pub fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
@@ -315,7 +318,6 @@ impl Store {
                 }
                 Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
                     *head = None;
-                    continue;
                 }
                 Err(e) => return Err(e),
             }
@@ -341,7 +343,7 @@ impl Store {
         let at = now();
         let mut head = self.head.lock().await;
         for attempt in 0..5 {
-            let res: Result<(Vec<Result<StepState>>, Option<(i64, String)>)> = with_pool!(self, p => {
+            let res: Result<BatchOutcome> = with_pool!(self, p => {
                 let mut tx = p.begin().await?;
                 let mut results = Vec::with_capacity(batch.len());
                 let mut chain: Option<(i64, String)> = None;
@@ -389,7 +391,6 @@ impl Store {
                 }
                 Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
                     *head = None;
-                    continue;
                 }
                 Err(e) => return Err(e),
             }
@@ -437,7 +438,6 @@ impl Store {
                 }
                 Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
                     *head = None;
-                    continue;
                 }
                 Err(e) => return Err(e),
             }
@@ -469,7 +469,6 @@ impl Store {
                 }
                 Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
                     *head = None;
-                    continue;
                 }
                 Err(e) => return Err(e),
             }
@@ -561,12 +560,11 @@ fn is_busy(e: &sqlx::Error) -> bool {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            if let Some((user, _)) = userinfo.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
     }
     url.to_owned()
 }

@@ -70,11 +70,10 @@ impl StepState {
             (S::Started, E::Fail) => S::Failed,
             (S::Started, E::Wait) => S::WaitingForOperator,
             // Reconciliation found nothing done, or an operator resumes a stopped run.
-            (S::Started | S::Failed, E::Retry) => S::Pending,
+            (S::Started | S::Failed, E::Retry) | (S::Undone, E::Redo) => S::Pending,
             (S::Succeeded | S::Failed | S::UndoStarted, E::UndoStart) => S::UndoStarted,
             (S::UndoStarted, E::UndoFinish) => S::Undone,
             (S::UndoStarted, E::UndoFail) => S::UndoFailed,
-            (S::Undone, E::Redo) => S::Pending,
             (from, event) => return Err(IllegalTransition { from, event }),
         };
         Ok(to)

@@ -1,10 +1,10 @@
-//! The run engine with a no-op provider and durable SQLite state.
+//! The run engine with a no-op provider and durable `SQLite` state.
 //!
 //! ```text
 //! cargo bench -p rekey --bench engine
 //! ```
 //!
-//! - `no_latency`: engine overhead per step (write-ahead state + audit chain in SQLite, WAL)
+//! - `no_latency`: engine overhead per step (write-ahead state + audit chain in `SQLite`, WAL)
 //!   with zero-latency simulated providers. Target ≥ 2,000 steps/s.
 //! - `latency_50ms_c64`: every call takes 50 ms, 64 in flight. Target ≥ 90 % of 64 / 50 ms
 //!   = 1,280 steps/s.

@@ -29,7 +29,7 @@ pub(crate) struct Global {
     /// Folder of runbooks that add to or replace the bundled ones (one per kind).
     #[arg(long, global = true, env = "REKEY_RUNBOOKS", value_name = "DIR")]
     pub(crate) runbooks: Option<PathBuf>,
-    /// State database: a SQLite path, or postgres://… for teams.
+    /// State database: a `SQLite` path, or postgres://… for teams.
     #[arg(
         long,
         global = true,
@@ -45,7 +45,7 @@ pub(crate) struct Global {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Check the inventory and runbooks: exit 0, or every problem with file:line:column.
+    /// Check the inventory and runbooks: exit 0, or every problem with <file:line:column>.
     Validate(ValidateArgs),
     /// Inspect the credential inventory.
     Inventory(InventoryArgs),
@@ -197,7 +197,7 @@ pub(crate) struct SelectionArgs {
     /// Service id: every credential it uses (repeatable, or comma-separated).
     #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
     pub(crate) services: Vec<String>,
-    /// Credential kind, e.g. aws_iam_access_key (repeatable, or comma-separated).
+    /// Credential kind, e.g. `aws_iam_access_key` (repeatable, or comma-separated).
     #[arg(long = "kind", value_name = "KIND", value_delimiter = ',', value_parser = parse_kind)]
     pub(crate) kinds: Vec<CredentialKind>,
 }

@@ -1,5 +1,6 @@
 //! `rekey audit show|verify|export`.
 
+use std::fmt::Write as _;
 use std::io::Write;
 
 use super::state;
@@ -29,14 +30,15 @@ pub(crate) fn run(global: &Global, args: &AuditArgs) -> Result<(), Failure> {
                         ("fingerprint", &d.fingerprint),
                     ] {
                         if let Some(v) = v {
-                            line.push_str(&format!(" {k}={v}"));
+                            let _ = write!(line, " {k}={v}");
                         }
                     }
-                    line.push_str(&format!(
+                    let _ = write!(
+                        line,
                         " actor={}{}",
                         d.actor,
                         if d.simulated { " simulated" } else { "" }
-                    ));
+                    );
                     writeln!(out, "{line}").map_err(anyhow::Error::from)?;
                 }
                 Ok(())

@@ -70,8 +70,8 @@ pub(crate) fn run(global: &Global, args: &InventoryArgs) -> Result<(), Failure> 
     let bold = anstyle::Style::new().bold();
     let _ = writeln!(
         out,
-        "{bold}{:<w_id$}  {:<w_kind$}  {:<w_owner$}  {:>5}  {:<7}  {}{bold:#}",
-        "ID", "KIND", "OWNER", "AGE", "DUE", "EXPOSURE (present on)"
+        "{bold}{:<w_id$}  {:<w_kind$}  {:<w_owner$}  {:>5}  {:<7}  EXPOSURE (present on){bold:#}",
+        "ID", "KIND", "OWNER", "AGE", "DUE"
     );
     for r in &rows {
         let age = r

@@ -63,19 +63,16 @@ impl Progress {
 impl Observer for Progress {
     fn step_finished(&self, step: &PlannedStep, state: StepState) {
         let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(done);
-                if state != StepState::Succeeded {
-                    bar.println(format!("{state}: {}", step.id));
-                }
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            if state != StepState::Succeeded {
+                bar.println(format!("{state}: {}", step.id));
             }
-            None => {
-                // Every step of small runs; for large ones, failures and each tenth.
-                let every = (self.total / 10).max(1);
-                if state != StepState::Succeeded || self.total <= 200 || done % every == 0 {
-                    eprintln!("{state}: {} ({done}/{})", step.id, self.total);
-                }
+        } else {
+            // Every step of small runs; for large ones, failures and each tenth.
+            let every = (self.total / 10).max(1);
+            if state != StepState::Succeeded || self.total <= 200 || done.is_multiple_of(every) {
+                eprintln!("{state}: {} ({done}/{})", step.id, self.total);
             }
         }
     }
@@ -172,13 +169,9 @@ fn outcome(o: &RunOutcome) -> Result<(), Failure> {
 
 fn engine_error(e: EngineError) -> Failure {
     match e {
-        EngineError::Store(StoreError::Locked { .. })
+        EngineError::Store(StoreError::Locked { .. } | StoreError::NoRun(_))
         | EngineError::NoProvider(_)
         | EngineError::Finished(..) => Failure::Exit {
-            code: 2,
-            message: format!("error: {e}"),
-        },
-        EngineError::Store(StoreError::NoRun(_)) => Failure::Exit {
             code: 2,
             message: format!("error: {e}"),
         },

@@ -26,7 +26,7 @@ pub(crate) async fn open_store(global: &Global) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(store))
 }
 
-/// The folder for local files (fingerprint key, simulator ledger): beside a SQLite state
+/// The folder for local files (fingerprint key, simulator ledger): beside a `SQLite` state
 /// database, else `.rekey/`.
 pub(crate) fn state_dir(global: &Global) -> PathBuf {
     let url = &global.database_url;

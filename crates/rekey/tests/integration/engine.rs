@@ -407,8 +407,9 @@ async fn one_run_per_credential() {
     drop(dir);
 }
 
-/// The store's own contract, run against SQLite here and PostgreSQL in `postgres.rs`.
+/// The store's own contract, run against `SQLite` here and `PostgreSQL` in `postgres.rs`.
 pub(crate) async fn store_conformance(url: &str) {
+    use rekey_store::StepEvent as E;
     let store = Store::open(url).await.unwrap();
     let audit = |e: &str| rekey_store::AuditDraft {
         actor: "t".into(),
@@ -449,7 +450,6 @@ pub(crate) async fn store_conformance(url: &str) {
         bump_attempts: true,
         audit,
     };
-    use rekey_store::StepEvent as E;
     assert_eq!(
         store
             .transition(t(StepState::Pending, E::Start, Some(audit("step_started"))))

@@ -88,11 +88,6 @@ impl Test {
         self
     }
 
-    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
-        self.env.push((k.into(), v.into()));
-        self
-    }
-
     pub(crate) fn status(mut self, code: i32) -> Self {
         self.status = code;
         self

@@ -1,4 +1,4 @@
-//! The plan: every kind, mode ordering, rotate_with ordering, capability refusals, snapshots.
+//! The plan: every kind, mode ordering, `rotate_with` ordering, capability refusals, snapshots.
 
 use std::collections::BTreeMap;
 
@@ -347,7 +347,7 @@ fn exposure_map_splits_revoke_first_from_adjacent() {
 
 #[test]
 fn capability_map_refuses_a_third_iam_key() {
-    let text = r#"
+    let text = r"
 credentials:
   - id: key-a
     kind: aws_iam_access_key
@@ -358,7 +358,7 @@ credentials:
   - id: key-c
     kind: aws_iam_access_key
     user_name: other
-"#;
+";
     let inv = inventory_from("two-keys.yaml", text).unwrap();
     let rb = bundled_runbooks();
     let err = compile(&PlanRequest {

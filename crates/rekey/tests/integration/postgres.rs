@@ -1,4 +1,4 @@
-//! The PostgreSQL backend against a real, throwaway PostgreSQL cluster on 127.0.0.1.
+//! The `PostgreSQL` backend against a real, throwaway `PostgreSQL` cluster on 127.0.0.1.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::harness::Workspace;
 
-/// A PostgreSQL cluster in a temp folder, stopped on drop.
+/// A `PostgreSQL` cluster in a temp folder, stopped on drop.
 pub(crate) struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,

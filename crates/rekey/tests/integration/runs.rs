@@ -433,7 +433,7 @@ async fn no_secret_value_reaches_any_output_or_store() {
 fn redacting_types_hide_values() {
     let v = rekey_engine::Value::secret("hunter2-very-secret");
     assert_eq!(format!("{v:?}"), "[REDACTED]");
-    assert_eq!(format!("{:#?}", v), "[REDACTED]");
+    assert_eq!(format!("{v:#?}"), "[REDACTED]");
     let values: rekey_engine::Values = [("token".to_owned(), v)].into();
     assert!(!format!("{values:?}").contains("hunter2"));
     let f = rekey_engine::Fingerprinter::ephemeral();
