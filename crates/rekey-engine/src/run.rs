@@ -317,7 +317,10 @@ impl Engine {
 
         // 3. Schedule.
         ex.init_ready(plan);
-        let global = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        // Calls in flight are bounded by `concurrency`; up to as many more tasks may be writing
+        // their `started` record meanwhile, so no call slot waits on a commit.
+        let calls = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let global = Arc::new(Semaphore::new(self.config.concurrency.max(1) * 2));
         let mut per_provider: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut tasks: JoinSet<(usize, TaskResult)> = JoinSet::new();
         let (write_tx, write_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -383,6 +386,8 @@ impl Engine {
                 );
                 ex.inflight[c] += 1;
                 let ctx = TaskCtx {
+                    calls: Arc::clone(&calls),
+                    provider_slots: sem,
                     writer: write_tx.clone(),
                     fingerprints: Arc::clone(&self.fingerprints),
                     config: self.config.clone(),
@@ -394,8 +399,7 @@ impl Engine {
                     idx: i,
                 };
                 tasks.spawn(async move {
-                    let _g = permit_g;
-                    let _p = sem.acquire_owned().await.expect("semaphore open");
+                    let _task = permit_g;
                     let r = ctx.run(provider, inputs, operator).await;
                     (i, r)
                 });
@@ -900,6 +904,9 @@ async fn writer(store: Arc<Store>, mut rx: tokio::sync::mpsc::UnboundedReceiver<
 
 /// Everything one step task needs, owned so the task can outlive the scheduler's borrow.
 struct TaskCtx {
+    /// Calls in flight, across providers and per provider.
+    calls: Arc<Semaphore>,
+    provider_slots: Arc<Semaphore>,
     writer: tokio::sync::mpsc::UnboundedSender<WriteReq>,
     fingerprints: Arc<Fingerprinter>,
     config: EngineConfig,
@@ -984,6 +991,16 @@ impl TaskCtx {
         crash_point(self.config.crash_at);
         let key = idempotency_key(&self.run_id, &self.step.id);
 
+        let permits = (
+            Arc::clone(&self.calls)
+                .acquire_owned()
+                .await
+                .expect("semaphore open"),
+            Arc::clone(&self.provider_slots)
+                .acquire_owned()
+                .await
+                .expect("semaphore open"),
+        );
         let result: Result<Values, ProviderError> = match provider {
             None => {
                 // A manual step in a real run: the operator's answer, or wait for it.
@@ -1008,6 +1025,8 @@ impl TaskCtx {
             }
             Some(p) => self.call_with_retries(p.as_ref(), &inputs, &key).await,
         };
+        // The limits bound calls in flight; recording the outcome need not hold a slot.
+        drop(permits);
         crash_point(self.config.crash_at);
         match result {
             Ok(values) => {

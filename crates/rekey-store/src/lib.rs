@@ -298,10 +298,21 @@ impl Store {
                         return Err(e.into());
                     }
                 }
-                for (idx, step_id, cred) in run.steps {
-                    sqlx::query("INSERT INTO steps (run_id, idx, step_id, credential, state, attempts, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6)")
-                        .bind(run.id).bind(idx).bind(step_id).bind(cred).bind(StepState::Pending.as_str()).bind(&at)
-                        .execute(&mut *tx).await?;
+                // Multi-row inserts: a 10,000-step plan is stored in a few statements.
+                for chunk in run.steps.chunks(500) {
+                    let mut sql = String::from("INSERT INTO steps (run_id, idx, step_id, credential, state, attempts, updated_at) VALUES ");
+                    for k in 0..chunk.len() {
+                        let b = 4 + k * 3;
+                        if k > 0 {
+                            sql.push_str(", ");
+                        }
+                        sql.push_str(&format!("($1, CAST(${b} AS BIGINT), ${}, ${}, $2, 0, $3)", b + 1, b + 2));
+                    }
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run.id).bind(StepState::Pending.as_str()).bind(&at);
+                    for (idx, step_id, cred) in chunk {
+                        q = q.bind(idx).bind(step_id).bind(cred);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 let (seq, prev) = match head.clone() {
                     Some(h) if attempt == 0 => h,
@@ -343,43 +354,86 @@ impl Store {
         let at = now();
         let mut head = self.head.lock().await;
         for attempt in 0..5 {
+            // Two statements per batch whatever its size: one UPDATE … FROM (VALUES …)
+            // RETURNING for the steps, one multi-row INSERT for their audit events.
+            let planned: Vec<Result<StepState>> = batch
+                .iter()
+                .map(|t| t.from.next(t.event).map_err(StoreError::from))
+                .collect();
+            let valid: Vec<usize> = (0..batch.len()).filter(|&i| planned[i].is_ok()).collect();
             let res: Result<BatchOutcome> = with_pool!(self, p => {
                 let mut tx = p.begin().await?;
+                let mut updated: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
+                for chunk in valid.chunks(256) {
+                    let mut sql = String::from("UPDATE steps SET state = v.column4, outputs_json = COALESCE(v.column5, steps.outputs_json), error = v.column6, attempts = steps.attempts + v.column7, updated_at = $1 FROM (VALUES ");
+                    for (k, _) in chunk.iter().enumerate() {
+                        let b = 2 + k * 7;
+                        if k > 0 {
+                            sql.push_str(", ");
+                        }
+                        sql.push_str(&format!("(${b}, CAST(${} AS BIGINT), ${}, ${}, ${}, ${}, CAST(${} AS BIGINT))", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+                    }
+                    sql.push_str(") AS v WHERE steps.run_id = v.column1 AND steps.idx = v.column2 AND steps.state = v.column3 RETURNING steps.run_id, steps.idx");
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&at);
+                    for &i in chunk {
+                        let t = &batch[i];
+                        let to = *planned[i].as_ref().expect("valid transitions only");
+                        q = q.bind(t.run_id).bind(t.idx).bind(t.from.as_str()).bind(to.as_str()).bind(t.outputs_json).bind(t.error).bind(i64::from(t.bump_attempts));
+                    }
+                    for r in q.fetch_all(&mut *tx).await? {
+                        updated.insert((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?));
+                    }
+                }
                 let mut results = Vec::with_capacity(batch.len());
-                let mut chain: Option<(i64, String)> = None;
-                for t in batch {
-                    let to = match t.from.next(t.event) {
-                        Ok(to) => to,
-                        Err(e) => {
-                            results.push(Err(e.into()));
+                let mut rows: Vec<(i64, String, &AuditDraft, String)> = Vec::new();
+                let (mut seq, mut prev) = match head.clone() {
+                    Some(h) if attempt == 0 => h,
+                    _ => read_head!(&mut *tx),
+                };
+                for (i, t) in batch.iter().enumerate() {
+                    let to = match &planned[i] {
+                        Ok(to) => *to,
+                        Err(StoreError::Illegal(e)) => {
+                            results.push(Err(StoreError::Illegal(e.clone())));
                             continue;
                         }
+                        Err(_) => unreachable!("planned holds illegal transitions only"),
                     };
-                    let updated = sqlx::query("UPDATE steps SET state = $1, outputs_json = COALESCE($2, outputs_json), error = $3, attempts = attempts + $4, updated_at = $5 WHERE run_id = $6 AND idx = $7 AND state = $8")
-                        .bind(to.as_str()).bind(t.outputs_json).bind(t.error).bind(i64::from(t.bump_attempts)).bind(&at)
-                        .bind(t.run_id).bind(t.idx).bind(t.from.as_str())
-                        .execute(&mut *tx).await?
-                        .rows_affected();
-                    if updated != 1 {
+                    if !updated.contains(&(t.run_id.to_owned(), t.idx)) {
                         let actual: Option<String> = sqlx::query("SELECT state FROM steps WHERE run_id = $1 AND idx = $2")
                             .bind(t.run_id).bind(t.idx).fetch_optional(&mut *tx).await?.map(|r| r.get(0));
                         results.push(Err(StoreError::Conflict { run_id: t.run_id.to_owned(), idx: t.idx, expected: t.from, actual: actual.unwrap_or_else(|| "missing".into()) }));
                         continue;
                     }
                     if let Some(audit) = &t.audit {
-                        let (seq, prev) = match chain.take() {
-                            Some(h) => h,
-                            None => match head.clone() {
-                                Some(h) if attempt == 0 => h,
-                                _ => read_head!(&mut *tx),
-                            },
-                        };
-                        let hash = insert_audit!(&mut *tx, seq + 1, &at, audit, &prev);
-                        chain = Some((seq + 1, hash));
+                        let hash = audit::row_hash(seq + 1, &at, audit, &prev);
+                        rows.push((seq + 1, prev.clone(), audit, hash.clone()));
+                        seq += 1;
+                        prev = hash;
                     }
                     results.push(Ok(to));
                 }
+                for chunk in rows.chunks(256) {
+                    let mut sql = String::from("INSERT INTO audit_events (seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash) VALUES ");
+                    for k in 0..chunk.len() {
+                        let b = 1 + k * 15;
+                        if k > 0 {
+                            sql.push_str(", ");
+                        }
+                        let ps: Vec<String> = (b..b + 15).map(|n| format!("${n}")).collect();
+                        sql.push_str(&format!("({})", ps.join(", ")));
+                    }
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (seq, prev, d, hash) in chunk {
+                        q = q.bind(*seq).bind(at.as_str()).bind(d.run_id.as_deref()).bind(d.actor.as_str()).bind(d.reason.as_deref())
+                            .bind(d.credential.as_deref()).bind(d.step.as_deref()).bind(d.action.as_deref()).bind(d.event.as_str())
+                            .bind(d.outcome.as_str()).bind(d.detail.as_deref()).bind(d.fingerprint.as_deref()).bind(d.simulated)
+                            .bind(prev.as_str()).bind(hash.as_str());
+                    }
+                    q.execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
+                let chain = (!rows.is_empty()).then(|| (seq, prev));
                 Ok((results, chain))
             });
             match res {
