@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod state;
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -174,6 +175,20 @@ pub struct StepRecord {
     pub updated_at: String,
 }
 
+/// A file in the dependency index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexedFile {
+    pub path: String,
+    pub size: i64,
+    pub mtime: String,
+    pub sha256: String,
+    pub format: Option<String>,
+    /// Why the file could not be read; its packages are then absent from the index.
+    pub error: Option<String>,
+    pub packages: i64,
+    pub indexed_at: String,
+}
+
 /// One step change: checked against the state machine, written with its audit event in one
 /// transaction.
 #[derive(Debug, Clone)]
@@ -306,7 +321,7 @@ impl Store {
                         if k > 0 {
                             sql.push_str(", ");
                         }
-                        sql.push_str(&format!("($1, CAST(${b} AS BIGINT), ${}, ${}, $2, 0, $3)", b + 1, b + 2));
+                        let _ = write!(sql, "($1, CAST(${b} AS BIGINT), ${}, ${}, $2, 0, $3)", b + 1, b + 2);
                     }
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run.id).bind(StepState::Pending.as_str()).bind(&at);
                     for (idx, step_id, cred) in chunk {
@@ -371,7 +386,7 @@ impl Store {
                         if k > 0 {
                             sql.push_str(", ");
                         }
-                        sql.push_str(&format!("(${b}, CAST(${} AS BIGINT), ${}, ${}, ${}, ${}, CAST(${} AS BIGINT))", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+                        let _ = write!(sql, "(${b}, CAST(${} AS BIGINT), ${}, ${}, ${}, ${}, CAST(${} AS BIGINT))", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6);
                     }
                     sql.push_str(") AS v WHERE steps.run_id = v.column1 AND steps.idx = v.column2 AND steps.state = v.column3 RETURNING steps.run_id, steps.idx");
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&at);
@@ -421,7 +436,7 @@ impl Store {
                             sql.push_str(", ");
                         }
                         let ps: Vec<String> = (b..b + 15).map(|n| format!("${n}")).collect();
-                        sql.push_str(&format!("({})", ps.join(", ")));
+                        let _ = write!(sql, "({})", ps.join(", "));
                     }
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for (seq, prev, d, hash) in chunk {
@@ -433,7 +448,7 @@ impl Store {
                     q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                let chain = (!rows.is_empty()).then(|| (seq, prev));
+                let chain = (!rows.is_empty()).then_some((seq, prev));
                 Ok((results, chain))
             });
             match res {
@@ -596,6 +611,83 @@ impl Store {
     /// Checks the whole chain.
     pub async fn verify_audit(&self) -> Result<Vec<AuditProblem>> {
         Ok(audit::verify(&self.audit_events(None).await?))
+    }
+
+    /// What the dependency index knows about each file.
+    pub async fn index_files(&self) -> Result<Vec<IndexedFile>> {
+        with_pool!(self, p => {
+            sqlx::query("SELECT path, size, mtime, sha256, format, error, packages, indexed_at FROM index_files ORDER BY path")
+                .fetch_all(p).await?.iter().map(|r| Ok(IndexedFile {
+                    path: r.try_get("path")?,
+                    size: r.try_get("size")?,
+                    mtime: r.try_get("mtime")?,
+                    sha256: r.try_get("sha256")?,
+                    format: r.try_get("format")?,
+                    error: r.try_get("error")?,
+                    packages: r.try_get("packages")?,
+                    indexed_at: r.try_get("indexed_at")?,
+                })).collect()
+        })
+    }
+
+    /// Replaces everything the index holds for one file, atomically.
+    pub async fn index_replace(
+        &self,
+        file: &IndexedFile,
+        packages: &[(String, String, String)],
+    ) -> Result<()> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM index_packages WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM index_files WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO index_files (path, size, mtime, sha256, format, error, packages, indexed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(&file.path).bind(file.size).bind(&file.mtime).bind(&file.sha256).bind(file.format.as_deref())
+                .bind(file.error.as_deref()).bind(file.packages).bind(&file.indexed_at)
+                .execute(&mut *tx).await?;
+            for chunk in packages.chunks(1000) {
+                let mut sql = String::from("INSERT INTO index_packages (path, ecosystem, name, version) VALUES ");
+                for k in 0..chunk.len() {
+                    let b = 2 + k * 3;
+                    if k > 0 {
+                        sql.push_str(", ");
+                    }
+                    let _ = write!(sql, "($1, ${b}, ${}, ${})", b + 1, b + 2);
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&file.path);
+                for (e, n, v) in chunk {
+                    q = q.bind(e).bind(n).bind(v);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Forgets files no longer named by any service.
+    pub async fn index_remove(&self, path: &str) -> Result<()> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM index_packages WHERE path = $1").bind(path).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM index_files WHERE path = $1").bind(path).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// `(path, version)` of every indexed file holding `ecosystem/name`, at `version` if given.
+    pub async fn index_lookup(
+        &self,
+        ecosystem: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<(String, String)>> {
+        with_pool!(self, p => {
+            sqlx::query("SELECT path, version FROM index_packages WHERE ecosystem = $1 AND name = $2 AND ($3 IS NULL OR version = $3) ORDER BY path, version")
+                .bind(ecosystem).bind(name).bind(version)
+                .fetch_all(p).await?.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        })
     }
 
     /// Runs a raw statement (tests use this to tamper with the log).

@@ -61,6 +61,62 @@ pub(crate) enum Command {
     Abandon(AbandonArgs),
     /// The hash-chained audit log.
     Audit(AuditArgs),
+    /// A package was compromised: which services, hosts and credentials, and the revoke-first plan.
+    Incident(IncidentArgs),
+    /// Build or refresh the dependency index from every service's SBOMs and lockfiles.
+    Index(IndexArgs),
+    /// Which services use a package (at a version): one index lookup.
+    WhoUses(WhoUsesArgs),
+}
+
+// Flags are flags: a CLI arguments struct is where many bools belong.
+#[allow(clippy::struct_excessive_bools)]
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["advisory", "package", "purl"]))]
+pub(crate) struct IncidentArgs {
+    /// An OSV advisory (JSON), e.g. a `MAL-` record from ossf/malicious-packages.
+    #[arg(long, value_name = "OSV.json")]
+    pub(crate) advisory: Option<PathBuf>,
+    /// ECOSYSTEM/NAME@VERSION, e.g. npm/axios@1.14.1.
+    #[arg(long, value_name = "ECO/NAME@VER")]
+    pub(crate) package: Option<String>,
+    /// A package URL, e.g. pkg:npm/axios@1.14.1.
+    #[arg(long, value_name = "PURL")]
+    pub(crate) purl: Option<String>,
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Print the decision rules.
+    #[arg(long)]
+    pub(crate) explain: bool,
+    /// Run the revoke-first plan now (with the advisory id as the audit reason).
+    #[arg(long)]
+    pub(crate) execute: bool,
+    /// Do not ask for confirmation (required off a terminal).
+    #[arg(long, requires = "execute")]
+    pub(crate) yes: bool,
+    /// The audit reason (default: the advisory id or package).
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    #[arg(long, default_value_t = 8)]
+    pub(crate) per_provider: usize,
+    #[command(flatten)]
+    pub(crate) sim: SimArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IndexArgs {
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WhoUsesArgs {
+    /// PURL or ECOSYSTEM/NAME[@VERSION], e.g. npm/axios or pkg:pypi/litellm@1.82.7.
+    pub(crate) package: String,
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

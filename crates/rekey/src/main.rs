@@ -30,6 +30,9 @@ fn main() -> ExitCode {
         Command::Status(args) => command::status::status(&cli.global, args),
         Command::Abandon(args) => command::status::abandon(&cli.global, args),
         Command::Audit(args) => command::audit::run(&cli.global, args),
+        Command::Incident(args) => command::incident::incident(&cli.global, args),
+        Command::Index(args) => command::incident::index(&cli.global, args),
+        Command::WhoUses(args) => command::incident::who_uses(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

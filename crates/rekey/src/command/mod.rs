@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub(crate) mod audit;
+pub(crate) mod incident;
 pub(crate) mod inventory;
 pub(crate) mod plan;
 pub(crate) mod run;

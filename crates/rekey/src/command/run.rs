@@ -20,16 +20,16 @@ use crate::report::{Failure, stdout_color};
 
 /// How a run was started; stored with it so `resume` carries on the same way.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct RunOptions {
-    simulate: bool,
-    latency_ms: u64,
-    fail_rate: f64,
-    seed: u64,
-    fail_steps: Vec<String>,
-    sim_ledger: Option<String>,
-    concurrency: usize,
-    per_provider: usize,
-    reason: Option<String>,
+pub(crate) struct RunOptions {
+    pub(crate) simulate: bool,
+    pub(crate) latency_ms: u64,
+    pub(crate) fail_rate: f64,
+    pub(crate) seed: u64,
+    pub(crate) fail_steps: Vec<String>,
+    pub(crate) sim_ledger: Option<String>,
+    pub(crate) concurrency: usize,
+    pub(crate) per_provider: usize,
+    pub(crate) reason: Option<String>,
 }
 
 /// Progress: a bar on a terminal, plain lines otherwise.
@@ -86,7 +86,7 @@ impl Drop for Progress {
     }
 }
 
-async fn engine(
+pub(crate) async fn engine(
     global: &Global,
     options: &RunOptions,
     reason: Option<String>,
@@ -146,7 +146,7 @@ async fn engine(
     })
 }
 
-fn outcome(o: &RunOutcome) -> Result<(), Failure> {
+pub(crate) fn outcome(o: &RunOutcome) -> Result<(), Failure> {
     let msg = o.message.clone().unwrap_or_default();
     match o.status {
         RunStatus::Succeeded => {
@@ -167,7 +167,7 @@ fn outcome(o: &RunOutcome) -> Result<(), Failure> {
     }
 }
 
-fn engine_error(e: EngineError) -> Failure {
+pub(crate) fn engine_error(e: EngineError) -> Failure {
     match e {
         EngineError::Store(StoreError::Locked { .. } | StoreError::NoRun(_))
         | EngineError::NoProvider(_)
@@ -179,7 +179,7 @@ fn engine_error(e: EngineError) -> Failure {
     }
 }
 
-fn confirm(plan: &Plan, yes: bool) -> Result<(), Failure> {
+pub(crate) fn confirm(plan: &Plan, yes: bool) -> Result<(), Failure> {
     if yes {
         return Ok(());
     }

@@ -29,6 +29,18 @@ pub(crate) fn inventory_from(name: &str, text: &str) -> Result<Inventory, rekey_
     rekey_spec::parse_inventory(&[Arc::new(SourceFile::new(name, text))])
 }
 
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dst.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 #[must_use]
 pub(crate) struct Test {
     dir: tempfile::TempDir,
@@ -67,12 +79,7 @@ impl Test {
         let src = repo_root().join("inventory");
         let dst = t.dir.path().join("inventory");
         std::fs::create_dir_all(&dst).unwrap();
-        for e in std::fs::read_dir(src).unwrap() {
-            let e = e.unwrap();
-            if e.path().is_file() {
-                std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-            }
-        }
+        copy_dir(&src, &dst);
         t
     }
 

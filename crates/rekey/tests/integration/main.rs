@@ -4,6 +4,7 @@ mod cli;
 mod diagnostics;
 mod engine;
 mod harness;
+mod incident;
 mod planning;
 mod postgres;
 mod runs;

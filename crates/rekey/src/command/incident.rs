@@ -1,0 +1,534 @@
+//! `rekey incident`, `rekey index`, `rekey who-uses`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use rekey_deps::blast::{BlastRadius, RULES, ServiceHit};
+use rekey_deps::osv::{Advisory, MatchKind};
+use rekey_deps::{Ecosystem, Package};
+use rekey_plan::{PlanRequest, Selection};
+use rekey_spec::{Inventory, Mode};
+use rekey_store::{IndexedFile, Store};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::run::{RunOptions, confirm, engine, engine_error, outcome};
+use super::state;
+use crate::cli::{Global, IncidentArgs, IndexArgs, WhoUsesArgs};
+use crate::report::{Failure, stdout_color};
+
+/// The ecosystem key stored in the index (the purl type).
+fn eco_key(e: Ecosystem) -> &'static str {
+    e.purl_type()
+}
+
+/// `(ecosystem, name, version)` rows of one file.
+type Rows = Vec<(String, String, String)>;
+
+#[derive(Debug, Default, Serialize)]
+struct IndexReport {
+    files: usize,
+    reread: usize,
+    packages: i64,
+    errors: Vec<(String, String)>,
+}
+
+/// Every SBOM/lockfile path the inventory names, with the services that name it.
+fn sbom_paths(inv: &Inventory) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in &inv.services {
+        for p in &s.sboms {
+            out.entry(p.display().to_string())
+                .or_default()
+                .push(s.id.clone());
+        }
+    }
+    out
+}
+
+fn mtime(meta: &std::fs::Metadata) -> String {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(|| "-".into(), |d| d.as_nanos().to_string())
+}
+
+/// Re-reads only the files whose size or modification time changed; one bad file is recorded
+/// with its error and does not stop the others.
+async fn refresh_index(
+    store: &Store,
+    inv: &Inventory,
+    progress: bool,
+) -> anyhow::Result<IndexReport> {
+    let paths = sbom_paths(inv);
+    let known: BTreeMap<String, IndexedFile> = store
+        .index_files()
+        .await?
+        .into_iter()
+        .map(|f| (f.path.clone(), f))
+        .collect();
+    let mut report = IndexReport {
+        files: paths.len(),
+        ..IndexReport::default()
+    };
+    let mut todo: Vec<(String, std::fs::Metadata)> = Vec::new();
+    for path in paths.keys() {
+        match std::fs::metadata(path) {
+            Ok(meta) => {
+                let same = known.get(path).is_some_and(|k| {
+                    k.size == i64::try_from(meta.len()).unwrap_or(-1)
+                        && k.mtime == mtime(&meta)
+                        && k.error.is_none()
+                });
+                if !same {
+                    todo.push((path.clone(), meta));
+                }
+            }
+            Err(e) => {
+                let error = format!("cannot read: {e}");
+                if known.get(path).and_then(|k| k.error.as_deref()) != Some(error.as_str()) {
+                    let file = IndexedFile {
+                        path: path.clone(),
+                        size: 0,
+                        mtime: "-".into(),
+                        sha256: String::new(),
+                        format: None,
+                        error: Some(error),
+                        packages: 0,
+                        indexed_at: rekey_store::now(),
+                    };
+                    store.index_replace(&file, &[]).await?;
+                }
+            }
+        }
+    }
+    let bar = (progress && todo.len() > 50 && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| indicatif::ProgressBar::new(todo.len() as u64));
+    // Parse on every core; store one file at a time, each atomically.
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    for chunk in todo.chunks(threads * 16) {
+        let parsed: Vec<(IndexedFile, Rows)> = std::thread::scope(|scope| {
+            let per = chunk.len().div_ceil(threads).max(1);
+            let handles: Vec<_> = chunk
+                .chunks(per)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(path, meta)| read_one(path, meta))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("index threads do not panic"))
+                .collect()
+        });
+        for (file, packages) in parsed {
+            store.index_replace(&file, &packages).await?;
+            report.reread += 1;
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for path in known.keys().filter(|p| !paths.contains_key(*p)) {
+        store.index_remove(path).await?;
+    }
+    for f in store.index_files().await? {
+        report.packages += f.packages;
+        if let Some(e) = f.error {
+            report.errors.push((f.path, e));
+        }
+    }
+    Ok(report)
+}
+
+fn read_one(path: &str, meta: &std::fs::Metadata) -> (IndexedFile, Rows) {
+    let mut file = IndexedFile {
+        path: path.to_owned(),
+        size: i64::try_from(meta.len()).unwrap_or(i64::MAX),
+        mtime: mtime(meta),
+        sha256: String::new(),
+        format: None,
+        error: None,
+        packages: 0,
+        indexed_at: rekey_store::now(),
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            file.error = Some(format!("cannot read: {e}"));
+            return (file, Vec::new());
+        }
+    };
+    file.sha256 = hex::encode(Sha256::digest(&bytes));
+    let text = String::from_utf8_lossy(&bytes);
+    match rekey_deps::sbom::parse(&text) {
+        Ok(parsed) => {
+            file.format = Some(format!("{:?}", parsed.format));
+            let rows: Vec<(String, String, String)> = parsed
+                .packages
+                .into_iter()
+                .map(|p| (eco_key(p.ecosystem).to_owned(), p.name, p.version))
+                .collect();
+            file.packages = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+            (file, rows)
+        }
+        Err(e) => {
+            file.error = Some(e.to_string());
+            (file, Vec::new())
+        }
+    }
+}
+
+fn print_index_errors(report: &IndexReport) {
+    for (path, e) in &report.errors {
+        eprintln!("warning: {path}: {e} (its packages are not in the index)");
+    }
+}
+
+pub(crate) fn index(global: &Global, args: &IndexArgs) -> Result<(), Failure> {
+    let inventory = super::load_inventory(global)?;
+    let rt = state::runtime()?;
+    rt.block_on(async {
+        let store = state::open_store(global).await?;
+        let report = refresh_index(&store, &inventory, true).await?;
+        store.close().await;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+            );
+        } else {
+            print_index_errors(&report);
+            println!(
+                "indexed {} file(s) ({} re-read), {} package(s), {} unreadable",
+                report.files,
+                report.reread,
+                report.packages,
+                report.errors.len()
+            );
+        }
+        Ok(())
+    })
+}
+
+/// `ECO/NAME[@VER]` or a purl; the version is optional.
+fn parse_query(spec: &str) -> Result<(Ecosystem, String, Option<String>), Failure> {
+    let bad = |e: rekey_deps::osv::AdvisoryError| Failure::Exit {
+        code: 2,
+        message: format!("error: {e}"),
+    };
+    if let Ok(p) = rekey_deps::osv::parse_package_spec(spec) {
+        return Ok((p.ecosystem, p.name, Some(p.version)));
+    }
+    // No version: parse it with a placeholder and drop it.
+    let probe = format!("{spec}@0.0.0");
+    match rekey_deps::osv::parse_package_spec(&probe) {
+        Ok(p) => Ok((p.ecosystem, p.name, None)),
+        Err(_) => Err(bad(
+            rekey_deps::osv::parse_package_spec(spec).expect_err("failed above")
+        )),
+    }
+}
+
+#[derive(Serialize)]
+struct Use {
+    service: String,
+    version: String,
+    file: String,
+}
+
+pub(crate) fn who_uses(global: &Global, args: &WhoUsesArgs) -> Result<(), Failure> {
+    let (eco, name, version) = parse_query(&args.package)?;
+    let inventory = super::load_inventory(global)?;
+    let rt = state::runtime()?;
+    rt.block_on(async {
+        let store = state::open_store(global).await?;
+        let report = refresh_index(&store, &inventory, true).await?;
+        print_index_errors(&report);
+        let rows = store
+            .index_lookup(eco_key(eco), &name, version.as_deref())
+            .await
+            .map_err(anyhow::Error::from)?;
+        store.close().await;
+        let paths = sbom_paths(&inventory);
+        let mut uses: Vec<Use> = Vec::new();
+        for (file, v) in rows {
+            for s in paths.get(&file).into_iter().flatten() {
+                uses.push(Use {
+                    service: s.clone(),
+                    version: v.clone(),
+                    file: file.clone(),
+                });
+            }
+        }
+        uses.sort_by(|a, b| (&a.service, &a.version).cmp(&(&b.service, &b.version)));
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&uses).map_err(anyhow::Error::from)?
+            );
+        } else if uses.is_empty() {
+            let _ = writeln!(
+                out,
+                "no service uses {eco}/{name}{}",
+                version.map(|v| format!("@{v}")).unwrap_or_default()
+            );
+        } else {
+            for u in &uses {
+                let _ = writeln!(out, "{}  {name}@{}  {}", u.service, u.version, u.file);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// What the incident is about.
+struct Subject {
+    id: String,
+    summary: Option<String>,
+    advisory: Advisory,
+}
+
+fn subject(args: &IncidentArgs) -> Result<Subject, Failure> {
+    let bad = |m: String| Failure::Exit {
+        code: 2,
+        message: format!("error: {m}"),
+    };
+    if let Some(path) = &args.advisory {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+        let advisory = rekey_deps::osv::parse_advisory(&text)
+            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        return Ok(Subject {
+            id: advisory.id.clone(),
+            summary: advisory.summary.clone(),
+            advisory,
+        });
+    }
+    let spec = args
+        .package
+        .as_deref()
+        .or(args.purl.as_deref())
+        .expect("clap requires one");
+    let p: Package = if args.purl.is_some() {
+        rekey_deps::osv::parse_purl(spec)
+    } else {
+        rekey_deps::osv::parse_package_spec(spec)
+    }
+    .map_err(|e| bad(e.to_string()))?;
+    // A one-version advisory built from the flag.
+    let label = format!("{}/{}@{}", p.ecosystem, p.name, p.version);
+    let json = serde_json::json!({
+        "id": label,
+        "affected": [{ "package": { "ecosystem": p.ecosystem.osv_name(), "name": p.name }, "versions": [p.version] }],
+    });
+    let advisory =
+        rekey_deps::osv::parse_advisory(&json.to_string()).map_err(|e| bad(e.to_string()))?;
+    Ok(Subject {
+        id: label,
+        summary: None,
+        advisory,
+    })
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    advisory: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a str>,
+    #[serde(flatten)]
+    blast: &'a BlastRadius,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'a rekey_plan::Plan>,
+}
+
+pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failure> {
+    let subject = subject(args)?;
+    let (inventory, runbooks) = super::load(global)?;
+    let rt = state::runtime()?;
+    let (hits, index_report) = rt.block_on(async {
+        let store = state::open_store(global).await?;
+        let report = refresh_index(&store, &inventory, true).await?;
+        let paths = sbom_paths(&inventory);
+        let mut hits: Vec<ServiceHit> = Vec::new();
+        for affected in &subject.advisory.affected {
+            let rows = store
+                .index_lookup(eco_key(affected.ecosystem), &affected.name, None)
+                .await?;
+            let whole = affected.match_kind() == MatchKind::WholePackage;
+            for (file, version) in rows {
+                if !affected.matches(&version) {
+                    continue;
+                }
+                for s in paths.get(&file).into_iter().flatten() {
+                    hits.push(ServiceHit {
+                        service: s.clone(),
+                        package: format!("{}@{version}", affected.name),
+                        file: file.clone(),
+                        whole_package: whole,
+                    });
+                }
+            }
+        }
+        store.close().await;
+        anyhow::Ok((hits, report))
+    })?;
+    print_index_errors(&index_report);
+    let blast = rekey_deps::blast::blast_radius(&inventory, &hits);
+    let exposed = blast.exposed_map();
+    let plan = if exposed.is_empty() {
+        None
+    } else {
+        let selection = Selection {
+            credentials: exposed.keys().cloned().collect(),
+            ..Selection::default()
+        };
+        Some(
+            rekey_plan::compile(&PlanRequest {
+                inventory: &inventory,
+                runbooks: &runbooks,
+                selection: &selection,
+                mode: Mode::Incident,
+                exposed: Some(&exposed),
+            })
+            .map_err(Failure::Plan)?,
+        )
+    };
+
+    if args.json {
+        let report = Report {
+            advisory: &subject.id,
+            summary: subject.summary.as_deref(),
+            blast: &blast,
+            plan: plan.as_ref(),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+    } else {
+        print!("{}", render(&subject, &blast, args.explain));
+        if let Some(plan) = &plan {
+            print!("\n{}", rekey_plan::render_text(plan, stdout_color()));
+        }
+    }
+    if !args.execute {
+        return Ok(());
+    }
+    let Some(plan) = plan else {
+        eprintln!("nothing to execute: no credential is exposed");
+        return Ok(());
+    };
+    confirm(&plan, args.yes)?;
+    let reason = args.reason.clone().unwrap_or_else(|| subject.id.clone());
+    let options = RunOptions {
+        simulate: args.sim.simulate,
+        latency_ms: args.sim.latency,
+        fail_rate: args.sim.fail_rate,
+        seed: args.sim.seed,
+        fail_steps: args.sim.fail_steps.clone(),
+        sim_ledger: args
+            .sim
+            .sim_ledger
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        concurrency: args.concurrency,
+        per_provider: args.per_provider,
+        reason: Some(reason.clone()),
+    };
+    rt.block_on(async {
+        let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
+        let engine = engine(global, &options, Some(reason), plan.steps.len(), &ids).await?;
+        let run_id = rekey_engine::new_run_id();
+        eprintln!(
+            "run {run_id}: revoke first for {} exposed credential(s)",
+            plan.credentials.len()
+        );
+        let options_json = serde_json::to_string(&options).expect("options serialize");
+        let result = engine.start(&plan, &run_id, &options_json).await;
+        engine.store.close().await;
+        outcome(&result.map_err(engine_error)?)
+    })
+}
+
+fn render(subject: &Subject, blast: &BlastRadius, explain: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let services: BTreeSet<&str> = blast.services.iter().map(|h| h.service.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "rekey incident: {}{} — {} service(s) affected, {} host(s), {} credential(s) exposed, {} adjacent\n",
+        subject.id,
+        subject
+            .summary
+            .as_deref()
+            .map(|s| format!(" ({})", s.lines().next().unwrap_or_default()))
+            .unwrap_or_default(),
+        services.len(),
+        blast.hosts.len(),
+        blast.exposed.len(),
+        blast.adjacent.len()
+    );
+    if explain {
+        out.push_str("Rules:\n");
+        for r in RULES {
+            let _ = writeln!(out, "  {r}");
+        }
+        out.push('\n');
+    }
+    if blast.services.is_empty() {
+        out.push_str(
+            "No indexed SBOM or lockfile holds an affected version: no credential is exposed.\n",
+        );
+        return out;
+    }
+    out.push_str("Affected services:\n");
+    for h in &blast.services {
+        let why = if h.whole_package {
+            "every version is malicious"
+        } else {
+            "affected version"
+        };
+        let _ = writeln!(
+            out,
+            "  {:<16} {} in {} ({why})",
+            h.service, h.package, h.file
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Hosts that ran it: {}",
+        if blast.hosts.is_empty() {
+            "none recorded (no built_on)".to_owned()
+        } else {
+            blast.hosts.join(", ")
+        }
+    );
+    out.push_str("\nExposed, revoke first:\n");
+    if blast.exposed.is_empty() {
+        out.push_str("  none\n");
+    }
+    for f in &blast.exposed {
+        let _ = writeln!(out, "  {:<22} {}", f.credential, f.path);
+    }
+    out.push_str("\nAdjacent, not exposed:\n");
+    if blast.adjacent.is_empty() {
+        out.push_str("  none\n");
+    }
+    for f in &blast.adjacent {
+        let _ = writeln!(
+            out,
+            "  {:<22} {}: {}",
+            f.credential, f.path, f.recommendation
+        );
+    }
+    out
+}

@@ -1,0 +1,255 @@
+//! `rekey incident`, `rekey index`, `rekey who-uses` on the example inventory with lockfiles
+//! crafted from the real ones, and the real OSV advisories.
+
+use std::collections::BTreeMap;
+
+use crate::harness::{Workspace, repo_root};
+
+fn advisory(name: &str) -> String {
+    repo_root()
+        .join("crates/rekey-deps/tests/data/osv")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The real package-lock of the example `web` service, with `axios` added at `version`.
+fn web_lock_with_axios(ws: &Workspace, version: &str) {
+    let path = ws.path().join("inventory/sboms/web.package-lock.json");
+    let mut lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    lock["packages"]["node_modules/axios"] = serde_json::json!({
+        "version": version,
+        "resolved": format!("https://registry.npmjs.org/axios/-/axios-{version}.tgz"),
+        "license": "MIT"
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+    // A fresh mtime is what makes the index re-read it.
+}
+
+fn json(ws: &Workspace, args: &[&str]) -> serde_json::Value {
+    let r = ws.rekey(args, &[]);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "rekey {}\n{}\n{}",
+        args.join(" "),
+        r.stdout,
+        r.stderr
+    );
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+}
+
+#[test]
+fn axios_advisory_exposes_exactly_these_credentials() {
+    let ws = Workspace::example();
+    web_lock_with_axios(&ws, "1.14.1");
+    let report = json(
+        &ws,
+        &[
+            "incident",
+            "--advisory",
+            &advisory("MAL-2026-2307_npm_axios.json"),
+            "--json",
+        ],
+    );
+    assert_eq!(report["advisory"], "MAL-2026-2307");
+    assert_eq!(report["services"][0]["service"], "web");
+    assert_eq!(report["services"][0]["package"], "axios@1.14.1");
+    assert_eq!(
+        report["hosts"],
+        serde_json::json!(["gha-org-runners", "laptop-alice"])
+    );
+    let exposed: BTreeMap<String, String> = report["exposed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["credential"].as_str().unwrap().to_owned(),
+                f["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, String> = [
+        ("aws-deploy-web", "axios@1.14.1 → service web → runner gha-org-runners → credential aws-deploy-web"),
+        ("aws-ml-bedrock", "axios@1.14.1 → service web → runner gha-org-runners → credential aws-ml-bedrock"),
+        ("gh-app-deployer", "axios@1.14.1 → service web → runner gha-org-runners → credential gh-app-deployer"),
+        ("hf-ml-read", "axios@1.14.1 → service web → runner gha-org-runners → credential hf-ml-read"),
+        ("pg-web-app", "axios@1.14.1 → service web → runner gha-org-runners → credential pg-web-app"),
+        ("gh-secrets-writer", "axios@1.14.1 → service web → laptop laptop-alice → credential gh-secrets-writer"),
+        ("npm-legacy-laptop", "axios@1.14.1 → service web → laptop laptop-alice → credential npm-legacy-laptop"),
+        ("pg-admin", "axios@1.14.1 → service web → laptop laptop-alice → credential pg-admin"),
+        (
+            "npm-publish",
+            "axios@1.14.1 → service web → laptop laptop-alice → credential gh-secrets-writer → writes the Actions secrets of credential npm-publish",
+        ),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    assert_eq!(exposed, expected);
+    let adjacent: Vec<&str> = report["adjacent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["credential"].as_str().unwrap())
+        .collect();
+    assert_eq!(adjacent, ["gh-oauth-docs", "okta-web-client"]);
+    // The plan: incident mode, exposed credentials only, each revoke first with its path.
+    let plan = &report["plan"];
+    assert_eq!(plan["mode"], "incident");
+    let planned: Vec<&str> = plan["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned.len(), expected.len());
+    for c in plan["credentials"].as_array().unwrap() {
+        assert_eq!(c["strategy"], "revoke_first");
+        let id = c["id"].as_str().unwrap();
+        assert_eq!(
+            c["reason"],
+            format!("incident: exposed via {}", expected[id])
+        );
+    }
+}
+
+#[test]
+fn an_unaffected_version_is_not_a_hit() {
+    let ws = Workspace::example();
+    web_lock_with_axios(&ws, "1.14.0");
+    let report = json(
+        &ws,
+        &[
+            "incident",
+            "--advisory",
+            &advisory("MAL-2026-2307_npm_axios.json"),
+            "--json",
+        ],
+    );
+    assert_eq!(report["services"], serde_json::json!([]));
+    assert_eq!(report["exposed"], serde_json::json!([]));
+    assert!(report.get("plan").is_none());
+    let r = ws.rekey(&["incident", "--package", "npm/axios@1.14.1"], &[]);
+    assert_eq!(r.code, Some(0));
+    assert!(
+        r.stdout.contains("no credential is exposed"),
+        "{}",
+        r.stdout
+    );
+    // The same lockfile, now with the bad version: the index notices the change.
+    web_lock_with_axios(&ws, "1.14.1");
+    let r = ws.rekey(
+        &["incident", "--purl", "pkg:npm/axios@1.14.1", "--explain"],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("9 credential(s) exposed"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("3. A credential present on such a host"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("rekey plan: mode incident"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn who_uses_and_index_report_bad_files_without_stopping() {
+    let ws = Workspace::example();
+    web_lock_with_axios(&ws, "1.14.1");
+    std::fs::write(
+        ws.path().join("inventory/sboms/edge-router.Cargo.lock"),
+        "this is not a lockfile\n",
+    )
+    .unwrap();
+    let r = ws.rekey(&["index"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("inventory/sboms/edge-router.Cargo.lock:")
+            && r.stderr.contains("not a recognized"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("indexed 3 file(s) (3 re-read)") && r.stdout.contains("1 unreadable"),
+        "{}",
+        r.stdout
+    );
+    // Nothing changed: nothing is re-read.
+    let r = ws.rekey(&["index"], &[]);
+    assert!(
+        r.stdout.contains("(0 re-read)") || r.stdout.contains("(1 re-read)"),
+        "{}",
+        r.stdout
+    );
+    let uses = json(&ws, &["who-uses", "npm/axios", "--json"]);
+    assert_eq!(
+        uses,
+        serde_json::json!([{ "service": "web", "version": "1.14.1", "file": "inventory/sboms/web.package-lock.json" }])
+    );
+    let uses = json(&ws, &["who-uses", "pkg:npm/axios@1.14.0", "--json"]);
+    assert_eq!(uses, serde_json::json!([]));
+    let r = ws.rekey(&["who-uses", "npm"], &[]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+}
+
+#[test]
+fn bad_advisory_is_bad_input() {
+    let ws = Workspace::example();
+    std::fs::write(
+        ws.path().join("bad.json"),
+        "{\"id\": \"MAL-1\", \"affected\": [\n  {\"package\": {\"name\": \"x\"}}]}",
+    )
+    .unwrap();
+    let r = ws.rekey(&["incident", "--advisory", "bad.json"], &[]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad.json") && r.stderr.contains("missing `ecosystem`"),
+        "{}",
+        r.stderr
+    );
+    let r = ws.rekey(&["incident"], &[]);
+    assert_eq!(r.code, Some(2));
+}
+
+#[test]
+fn incident_execute_runs_revoke_first_with_the_advisory_as_reason() {
+    let ws = Workspace::example();
+    web_lock_with_axios(&ws, "1.14.1");
+    let r = ws.rekey(
+        &[
+            "incident",
+            "--advisory",
+            &advisory("MAL-2026-2307_npm_axios.json"),
+            "--execute",
+            "--yes",
+            "--simulate",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let r = ws.rekey(&["audit", "export"], &[]);
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().all(|e| e["reason"] == "MAL-2026-2307"));
+    // Revoke first: the exposed AWS key is disabled before the new one is created.
+    let pos = |step: &str, event: &str| {
+        events
+            .iter()
+            .position(|e| e["step"] == step && e["event"] == event)
+            .unwrap()
+    };
+    assert!(
+        pos("aws-deploy-web/disable-exposed", "step_succeeded")
+            < pos("aws-deploy-web/create", "step_started")
+    );
+}
