@@ -11,11 +11,13 @@ CREATE TABLE index_files (
     indexed_at TEXT NOT NULL
 );
 
+-- Rows are written and deleted per file by rekey (readers deduplicate), so two lean
+-- indexes serve both access paths: lookups by package, and replacing a file.
 CREATE TABLE index_packages (
-    path      TEXT NOT NULL REFERENCES index_files (path) ON DELETE CASCADE,
+    path      TEXT NOT NULL,
     ecosystem TEXT NOT NULL,
     name      TEXT NOT NULL,
-    version   TEXT NOT NULL,
-    PRIMARY KEY (ecosystem, name, version, path)
+    version   TEXT NOT NULL
 );
+CREATE INDEX index_packages_name ON index_packages (ecosystem, name);
 CREATE INDEX index_packages_path ON index_packages (path);

@@ -111,11 +111,12 @@ fn bench(c: &mut Criterion) {
     let parsed = parse_all(&paths);
     let parse_time = start.elapsed();
     let mut rows = 0usize;
-    rt.block_on(async {
-        for (path, packages) in &parsed {
+    let files: Vec<(IndexedFile, Rows)> = parsed
+        .into_iter()
+        .map(|(path, packages)| {
             rows += packages.len();
             let file = IndexedFile {
-                path: path.clone(),
+                path,
                 size: 0,
                 mtime: "-".into(),
                 sha256: String::new(),
@@ -124,7 +125,12 @@ fn bench(c: &mut Criterion) {
                 packages: i64::try_from(packages.len()).unwrap(),
                 indexed_at: rekey_store::now(),
             };
-            store.index_replace(&file, packages).await.unwrap();
+            (file, packages)
+        })
+        .collect();
+    rt.block_on(async {
+        for chunk in files.chunks(256) {
+            store.index_replace_many(chunk).await.unwrap();
         }
     });
     let build = start.elapsed();
@@ -137,7 +143,7 @@ fn bench(c: &mut Criterion) {
         mb / build.as_secs_f64()
     );
 
-    let target = "pkg4242";
+    let target = "pkg4243";
     let start = Instant::now();
     let found = parse_all(&paths)
         .into_iter()

@@ -124,13 +124,11 @@ async fn refresh_index(
                 .flat_map(|h| h.join().expect("index threads do not panic"))
                 .collect()
         });
-        for (file, packages) in parsed {
-            store.index_replace(&file, &packages).await?;
-            report.reread += 1;
-            if let Some(b) = &bar {
-                b.inc(1);
-            }
+        report.reread += parsed.len();
+        if let Some(b) = &bar {
+            b.inc(parsed.len() as u64);
         }
+        store.index_replace_many(&parsed).await?;
     }
     if let Some(b) = bar {
         b.finish_and_clear();
