@@ -175,6 +175,9 @@ pub struct StepRecord {
     pub updated_at: String,
 }
 
+/// `(ecosystem, name, version)` of every package in one indexed file.
+pub type IndexRows = Vec<(String, String, String)>;
+
 /// A file in the dependency index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexedFile {
@@ -634,17 +637,30 @@ impl Store {
     }
 
     /// Replaces everything the index holds for one file, atomically.
-    pub async fn index_replace(&self, file: &IndexedFile, packages: &[(String, String, String)]) -> Result<()> {
-        self.index_replace_many(&[(file.clone(), packages.to_vec())]).await
+    pub async fn index_replace(
+        &self,
+        file: &IndexedFile,
+        packages: &[(String, String, String)],
+    ) -> Result<()> {
+        self.index_replace_many(&[(file.clone(), packages.to_vec())], true)
+            .await
     }
 
     /// Replaces what the index holds for many files in one transaction (a full build commits
     /// a few hundred files at a time instead of one).
-    pub async fn index_replace_many(&self, files: &[(IndexedFile, Vec<(String, String, String)>)]) -> Result<()> {
+    /// `forget_first: false` when the files were already forgotten (a bulk load, where a
+    /// per-file delete without the path index would scan the table).
+    pub async fn index_replace_many(
+        &self,
+        files: &[(IndexedFile, IndexRows)],
+        forget_first: bool,
+    ) -> Result<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
             for (file, packages) in files {
-                sqlx::query("DELETE FROM index_packages WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
+                if forget_first {
+                    sqlx::query("DELETE FROM index_packages WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
+                }
                 sqlx::query("DELETE FROM index_files WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO index_files (path, size, mtime, sha256, format, error, packages, indexed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                     .bind(&file.path).bind(file.size).bind(&file.mtime).bind(&file.sha256).bind(file.format.as_deref())
@@ -668,6 +684,26 @@ impl Store {
                 }
             }
             tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// For a large (re)build: drops the package indexes so rows go in at the speed of an
+    /// append; [`Store::index_bulk_end`] builds them again in one sorted pass. If the process
+    /// dies in between, lookups are slow but right, and the next refresh restores them.
+    pub async fn index_bulk_begin(&self) -> Result<()> {
+        with_pool!(self, p => {
+            sqlx::query("DROP INDEX IF EXISTS index_packages_name").execute(p).await?;
+            sqlx::query("DROP INDEX IF EXISTS index_packages_path").execute(p).await?;
+            Ok(())
+        })
+    }
+
+    /// (Re)creates the package indexes if missing; cheap when they exist.
+    pub async fn index_bulk_end(&self) -> Result<()> {
+        with_pool!(self, p => {
+            sqlx::query("CREATE INDEX IF NOT EXISTS index_packages_name ON index_packages (ecosystem, name)").execute(p).await?;
+            sqlx::query("CREATE INDEX IF NOT EXISTS index_packages_path ON index_packages (path)").execute(p).await?;
             Ok(())
         })
     }

@@ -129,9 +129,12 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     rt.block_on(async {
+        // As `rekey index` does for a first build.
+        store.index_bulk_begin().await.unwrap();
         for chunk in files.chunks(256) {
-            store.index_replace_many(chunk).await.unwrap();
+            store.index_replace_many(chunk, false).await.unwrap();
         }
+        store.index_bulk_end().await.unwrap();
     });
     let build = start.elapsed();
     #[allow(clippy::cast_precision_loss)]

@@ -102,6 +102,14 @@ async fn refresh_index(
             }
         }
     }
+    // A first build, or most files changed: load without indexes, then index once.
+    let bulk = todo.len() >= 1000;
+    if bulk {
+        for (path, _) in &todo {
+            store.index_remove(path).await?;
+        }
+        store.index_bulk_begin().await?;
+    }
     let bar = (progress && todo.len() > 50 && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| indicatif::ProgressBar::new(todo.len() as u64));
     // Parse on every core; store one file at a time, each atomically.
@@ -128,11 +136,13 @@ async fn refresh_index(
         if let Some(b) = &bar {
             b.inc(parsed.len() as u64);
         }
-        store.index_replace_many(&parsed).await?;
+        store.index_replace_many(&parsed, !bulk).await?;
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    // Also repairs indexes a killed bulk build left out.
+    store.index_bulk_end().await?;
     for path in known.keys().filter(|p| !paths.contains_key(*p)) {
         store.index_remove(path).await?;
     }

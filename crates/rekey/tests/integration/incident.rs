@@ -253,3 +253,81 @@ fn incident_execute_runs_revoke_first_with_the_advisory_as_reason() {
             < pos("aws-deploy-web/create", "step_started")
     );
 }
+
+#[test]
+fn a_large_reindex_takes_the_bulk_path_and_stays_exact() {
+    let ws = crate::harness::Workspace::example();
+    let dir = ws.path().join("many");
+    std::fs::create_dir_all(ws.path().join("many/sboms")).unwrap();
+    let files: Vec<String> = (0..1000).map(|i| format!("sboms/r{i}.txt")).collect();
+    let inv = format!(
+        "hosts:\n  - id: ci\n    kind: ci_runner\nservices:\n  - id: api\n    built_on: [ci]\n    sboms: [{}]\n",
+        files.join(", ")
+    );
+    std::fs::write(dir.join("inv.yaml"), inv).unwrap();
+    let write_all = |shift: usize| {
+        for (i, f) in files.iter().enumerate() {
+            std::fs::write(
+                dir.join(f),
+                format!(
+                    "# pinned\nlitellm==1.82.{}\nrequests==2.32.3\n",
+                    (i + shift) % 10
+                ),
+            )
+            .unwrap();
+        }
+    };
+    write_all(0);
+    let r = ws.rekey(&["--inventory", "many", "index"], &[]);
+    assert!(
+        r.stdout
+            .contains("indexed 1000 file(s) (1000 re-read), 2000 package(s), 0 unreadable"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let uses = json(
+        &ws,
+        &[
+            "--inventory",
+            "many",
+            "who-uses",
+            "pypi/LiteLLM@1.82.7",
+            "--json",
+        ],
+    );
+    assert_eq!(uses.as_array().unwrap().len(), 100);
+    assert!(
+        uses.as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["version"] == "1.82.7")
+    );
+    // Every file changes: bulk again, on top of an index that already holds rows.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_all(3);
+    let r = ws.rekey(&["--inventory", "many", "index"], &[]);
+    assert!(
+        r.stdout.contains("(1000 re-read), 2000 package(s)"),
+        "{}",
+        r.stdout
+    );
+    let uses = json(
+        &ws,
+        &[
+            "--inventory",
+            "many",
+            "who-uses",
+            "pypi/litellm@1.82.7",
+            "--json",
+        ],
+    );
+    let files_hit: std::collections::BTreeSet<&str> = uses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files_hit.len(), 100, "no stale or duplicate rows");
+    assert!(files_hit.contains("many/sboms/r4.txt"), "{files_hit:?}");
+}
