@@ -132,6 +132,12 @@ pub enum OperatorAnswer {
 
 #[async_trait]
 pub trait Provider: Send + Sync {
+    /// Whether this provider can carry out the step at all (e.g. a consumer type it has no
+    /// connector for); checked for every step before a run starts. `Err` says what is missing.
+    fn supports(&self, _step: &PlannedStep) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Performs the step. Must be idempotent for the same idempotency key.
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError>;
 

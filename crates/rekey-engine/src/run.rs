@@ -193,8 +193,12 @@ impl Engine {
         options_json: &str,
     ) -> Result<RunOutcome, EngineError> {
         for s in &plan.steps {
-            if s.effect != Effect::Human && self.providers.get(&s.provider).is_none() {
-                return Err(EngineError::NoProvider(s.provider.clone()));
+            if s.effect == Effect::Human && !self.simulated {
+                continue;
+            }
+            match self.providers.get(&s.provider) {
+                None => return Err(EngineError::NoProvider(s.provider.clone())),
+                Some(p) => p.supports(s).map_err(|why| EngineError::NoProvider(format!("{} ({}: {why})", s.provider, s.id)))?,
             }
         }
         let plan_json = serde_json::to_string(plan).expect("plans serialize");
@@ -1141,7 +1145,7 @@ struct Exec {
     cred: Vec<CredState>,
     inflight: Vec<usize>,
     /// (credential, runbook step, consumer label) → plan step.
-    by_name: HashMap<(u32, String, Option<String>), usize>,
+    by_name: HashMap<(u32, String), Vec<(Option<String>, usize)>>,
 }
 
 impl Exec {
@@ -1183,12 +1187,10 @@ impl Exec {
         for i in (0..n).rev() {
             height[i] = 1 + dependents[i].iter().map(|&d| height[d]).max().unwrap_or(0);
         }
-        let by_name = plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| ((s.credential, s.step.clone(), s.consumer_label.clone()), i))
-            .collect();
+        let mut by_name: HashMap<(u32, String), Vec<(Option<String>, usize)>> = HashMap::new();
+        for (i, s) in plan.steps.iter().enumerate() {
+            by_name.entry((s.credential, s.step.clone())).or_default().push((s.consumer_label.clone(), i));
+        }
         Self {
             state,
             outputs,
@@ -1235,10 +1237,13 @@ impl Exec {
     /// per-consumer.
     fn referenced(&self, plan: &Plan, i: usize, name: &str) -> Option<usize> {
         let s = &plan.steps[i];
-        self.by_name
-            .get(&(s.credential, name.to_owned(), s.consumer_label.clone()))
-            .or_else(|| self.by_name.get(&(s.credential, name.to_owned(), None)))
-            .copied()
+        let candidates = self.by_name.get(&(s.credential, name.to_owned()))?;
+        // Per-consumer steps pair with the same consumer's; otherwise the step is unique.
+        candidates
+            .iter()
+            .find(|(label, _)| label.is_some() && *label == s.consumer_label)
+            .or_else(|| (candidates.len() == 1).then(|| &candidates[0]))
+            .map(|&(_, j)| j)
     }
 
     /// Steps whose inputs use a secret output of step `s`.

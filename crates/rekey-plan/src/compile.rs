@@ -376,14 +376,16 @@ fn plan_step(
         .map(|m| fill_manual(cred, consumer, included, m));
     let mut effect = step.action.effect;
     // Reading the old value back needs a consumer that can be read; otherwise a person types it.
+    // The consumer a `read_current` step reads from (it is not a per-consumer step).
+    let mut read_from: Option<&Consumer> = None;
     if step.action.name == "consumer.read_current" {
         if let Some(c) = cred.delivered_to.iter().find(|c| c.readable()) {
+            read_from = Some(c);
             call = format!(
                 "{} from {}",
                 step.action.consumer_call(c).unwrap_or(step.action.call),
                 c.label()
             );
-            inputs.insert("consumer".into(), Template::literal(c.label()));
         } else {
             call = "an operator enters the current (old) value".into();
             effect = Effect::Human;
@@ -414,8 +416,8 @@ fn plan_step(
                 .position(|x| std::ptr::eq(x, c))
                 .map(|i| u32::try_from(i).expect("few consumers"))
         }),
-        consumer_label: consumer.map(Consumer::label),
-        target: consumer.cloned(),
+        consumer_label: consumer.or(read_from).map(Consumer::label),
+        target: consumer.or(read_from).cloned(),
         inputs,
         outputs: step
             .action
