@@ -23,6 +23,9 @@ use crate::provider::{
 };
 use crate::sim::crash_point;
 
+/// Recorded as the error of a step being redone because its secret was lost.
+const REDO_MARK: &str = "redo: the new value's secret was lost with a crashed process";
+
 /// Tuning of a run.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -198,7 +201,9 @@ impl Engine {
             }
             match self.providers.get(&s.provider) {
                 None => return Err(EngineError::NoProvider(s.provider.clone())),
-                Some(p) => p.supports(s).map_err(|why| EngineError::NoProvider(format!("{} ({}: {why})", s.provider, s.id)))?,
+                Some(p) => p.supports(s).map_err(|why| {
+                    EngineError::NoProvider(format!("{} ({}: {why})", s.provider, s.id))
+                })?,
             }
         }
         let plan_json = serde_json::to_string(plan).expect("plans serialize");
@@ -295,6 +300,12 @@ impl Engine {
                         Some("retry_after_operator"),
                     )
                     .await?;
+                }
+                StepState::UndoStarted | StepState::Undone
+                    if ex.errors.get(&i).map(String::as_str) == Some(REDO_MARK) =>
+                {
+                    // A redo (lost secret) interrupted by a crash: finish it.
+                    self.redo_step(run_id, plan, &mut ex, i).await?;
                 }
                 StepState::UndoStarted | StepState::Undone | StepState::UndoFailed => {
                     let c = plan.steps[i].credential as usize;
@@ -579,6 +590,7 @@ impl Engine {
             }
             Err(e) => {
                 let msg = format!("reconciliation failed: {e}");
+                ex.errors.insert(i, msg.clone());
                 self.transition(
                     run_id,
                     plan,
@@ -672,9 +684,27 @@ impl Engine {
                     .filter(|&u| ex.state[u] == StepState::Succeeded),
             );
             for &r in &redo {
-                let rs = &plan.steps[r];
-                let key = idempotency_key(run_id, &rs.id);
-                let inputs = Values::new();
+                if !self.redo_step(run_id, plan, ex, r).await? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes a step whose secret output was lost (or one that used it) and sets it pending
+    /// again. Every transition carries [`REDO_MARK`], so a crash in the middle is finished as
+    /// a redo on the next resume, not mistaken for a rollback. `false` if the undo failed.
+    async fn redo_step(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &mut Exec,
+        r: usize,
+    ) -> Result<bool, EngineError> {
+        let rs = &plan.steps[r];
+        if matches!(ex.state[r], StepState::Succeeded | StepState::UndoStarted) {
+            if ex.state[r] == StepState::Succeeded {
                 self.transition(
                     run_id,
                     plan,
@@ -682,58 +712,63 @@ impl Engine {
                     r,
                     StepEvent::UndoStart,
                     None,
-                    None,
+                    Some(REDO_MARK),
                     Some("step_redo_undo_started"),
                 )
                 .await?;
-                let undone = match self.providers.get(&rs.provider) {
-                    Some(p) => {
-                        p.undo(&Self::call(run_id, plan, r, &inputs, &key), &Values::new())
-                            .await
-                    }
-                    None => Ok(()),
-                };
-                if let Err(e) = undone {
-                    let msg = format!("could not remove the value whose secret was lost: {e}");
-                    self.transition(
-                        run_id,
-                        plan,
-                        ex,
-                        r,
-                        StepEvent::UndoFail,
-                        None,
-                        Some(&msg),
-                        Some("step_undo_failed"),
-                    )
-                    .await?;
-                    ex.cred[rs.credential as usize] = CredState::UndoFailed;
-                    break;
-                }
-                self.transition(
-                    run_id,
-                    plan,
-                    ex,
-                    r,
-                    StepEvent::UndoFinish,
-                    None,
-                    None,
-                    Some("step_undone"),
-                )
-                .await?;
-                self.transition(
-                    run_id,
-                    plan,
-                    ex,
-                    r,
-                    StepEvent::Redo,
-                    None,
-                    Some("secret lost with a crashed process: redo"),
-                    Some("step_redo"),
-                )
-                .await?;
             }
+            let key = idempotency_key(run_id, &rs.id);
+            let inputs = Values::new();
+            let undone = match self.providers.get(&rs.provider) {
+                Some(p) => {
+                    p.undo(&Self::call(run_id, plan, r, &inputs, &key), &Values::new())
+                        .await
+                }
+                None => Ok(()),
+            };
+            if let Err(e) = undone {
+                let msg = format!("could not remove the value whose secret was lost: {e}");
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    r,
+                    StepEvent::UndoFail,
+                    None,
+                    Some(&msg),
+                    Some("step_undo_failed"),
+                )
+                .await?;
+                ex.cred[rs.credential as usize] = CredState::UndoFailed;
+                return Ok(false);
+            }
+            self.transition(
+                run_id,
+                plan,
+                ex,
+                r,
+                StepEvent::UndoFinish,
+                None,
+                Some(REDO_MARK),
+                Some("step_undone"),
+            )
+            .await?;
         }
-        Ok(())
+        if ex.state[r] == StepState::Undone {
+            self.transition(
+                run_id,
+                plan,
+                ex,
+                r,
+                StepEvent::Redo,
+                None,
+                None,
+                Some("step_redo"),
+            )
+            .await?;
+            ex.errors.remove(&r);
+        }
+        Ok(true)
     }
 
     /// After a failure, once nothing of the credential is in flight: roll back if no
@@ -1189,7 +1224,10 @@ impl Exec {
         }
         let mut by_name: HashMap<(u32, String), Vec<(Option<String>, usize)>> = HashMap::new();
         for (i, s) in plan.steps.iter().enumerate() {
-            by_name.entry((s.credential, s.step.clone())).or_default().push((s.consumer_label.clone(), i));
+            by_name
+                .entry((s.credential, s.step.clone()))
+                .or_default()
+                .push((s.consumer_label.clone(), i));
         }
         Self {
             state,

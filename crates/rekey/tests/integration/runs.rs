@@ -443,3 +443,33 @@ fn redacting_types_hide_values() {
         "postgres://admin:***@db/x"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_during_resume_are_resumed_too() {
+    let creds = CREDS.join(",");
+    // Crash the run, then crash each resume early (recovering secrets, redoing mints), then
+    // let the last resume finish.
+    for n in (5..90).step_by(12) {
+        let ws = Workspace::example();
+        let at = n.to_string();
+        let r = ws.rekey(
+            &["run", "--simulate", "--yes", "--credential", &creds],
+            &[("REKEY_SIM_CRASH_AT", &at)],
+        );
+        if r.code == Some(0) {
+            continue;
+        }
+        let id = ws.run_ids(&[])[0].clone();
+        for k in 1..=4 {
+            let k = k.to_string();
+            let r = ws.rekey(&["resume", &id], &[("REKEY_SIM_CRASH_AT", &k)]);
+            assert!(
+                r.code.is_none() || r.code == Some(0),
+                "crash {n}, resume crash {k}: {:?}\n{}",
+                r.code,
+                r.stderr
+            );
+        }
+        finish_and_check(&ws, &format!("crash point {n}, then crashed resumes")).await;
+    }
+}
