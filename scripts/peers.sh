@@ -22,3 +22,25 @@ if [ "$(id -u)" = 0 ] && ! id postgres > /dev/null 2>&1; then
     useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
 fi
 echo "peers: PostgreSQL server ready to start" >&2
+
+# moto (AWS IAM, STS, Secrets Manager) in a venv under .peers/: the AWS provider's tests start
+# `.peers/moto-venv/bin/moto_server` on a free loopback port.
+MOTO_VENV="$(cd "$(dirname "$0")/.." && pwd)/.peers/moto-venv"
+if [ -x "$MOTO_VENV/bin/moto_server" ]; then
+    echo "peers: moto server ready ($MOTO_VENV)" >&2
+else
+    if ! python3 -c 'import venv, ensurepip' > /dev/null 2>&1; then
+        if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
+            echo "peers: installing python3-venv" >&2
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv > /dev/null
+        else
+            echo "peers: python3 venv support missing; install python3-venv" >&2
+            exit 1
+        fi
+    fi
+    echo "peers: installing moto[server] 5.x into $MOTO_VENV" >&2
+    rm -rf "$MOTO_VENV"
+    python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.*'
+    echo "peers: moto server ready ($MOTO_VENV)" >&2
+fi

@@ -116,8 +116,10 @@ pub enum EngineError {
     Plan(String, String),
     #[error("run {0} is {1}: nothing to resume")]
     Finished(String, RunStatus),
-    #[error("no provider for `{0}` in this build")]
+    #[error("no provider for `{0}` in this build; rehearse with --simulate")]
     NoProvider(String),
+    #[error("cannot run {0}: {1}; rehearse with --simulate")]
+    Unsupported(String, String),
 }
 
 /// The idempotency key of a step in a run: stable across retries and resumes.
@@ -188,6 +190,22 @@ impl Engine {
         }
     }
 
+    /// Refuses, before anything runs, a plan with a step no provider of this build can do.
+    pub fn check(&self, plan: &Plan) -> Result<(), EngineError> {
+        for s in &plan.steps {
+            if s.effect == Effect::Human && !self.simulated {
+                continue;
+            }
+            match self.providers.get(&s.provider) {
+                None => return Err(EngineError::NoProvider(s.provider.clone())),
+                Some(p) => p
+                    .supports(s)
+                    .map_err(|why| EngineError::Unsupported(s.id.clone(), why))?,
+            }
+        }
+        Ok(())
+    }
+
     /// Stores the plan as a new run (taking its credential locks) and executes it.
     pub async fn start(
         &self,
@@ -195,17 +213,7 @@ impl Engine {
         run_id: &str,
         options_json: &str,
     ) -> Result<RunOutcome, EngineError> {
-        for s in &plan.steps {
-            if s.effect == Effect::Human && !self.simulated {
-                continue;
-            }
-            match self.providers.get(&s.provider) {
-                None => return Err(EngineError::NoProvider(s.provider.clone())),
-                Some(p) => p.supports(s).map_err(|why| {
-                    EngineError::NoProvider(format!("{} ({}: {why})", s.provider, s.id))
-                })?,
-            }
-        }
+        self.check(plan)?;
         let plan_json = serde_json::to_string(plan).expect("plans serialize");
         let steps: Vec<(i64, String, String)> = plan
             .steps
@@ -1164,6 +1172,9 @@ fn backoff(config: &EngineConfig, attempt: u32, retry_after: Option<Duration>) -
     retry_after.map_or(d, |ra| d.max(ra))
 }
 
+/// (credential, runbook step) → the plan steps made from it, with their consumer label.
+type ByName = HashMap<(u32, String), Vec<(Option<String>, usize)>>;
+
 /// The scheduler's view of a run.
 struct Exec {
     state: Vec<StepState>,
@@ -1180,7 +1191,7 @@ struct Exec {
     cred: Vec<CredState>,
     inflight: Vec<usize>,
     /// (credential, runbook step, consumer label) → plan step.
-    by_name: HashMap<(u32, String), Vec<(Option<String>, usize)>>,
+    by_name: ByName,
 }
 
 impl Exec {
@@ -1222,7 +1233,7 @@ impl Exec {
         for i in (0..n).rev() {
             height[i] = 1 + dependents[i].iter().map(|&d| height[d]).max().unwrap_or(0);
         }
-        let mut by_name: HashMap<(u32, String), Vec<(Option<String>, usize)>> = HashMap::new();
+        let mut by_name = ByName::new();
         for (i, s) in plan.steps.iter().enumerate() {
             by_name
                 .entry((s.credential, s.step.clone()))

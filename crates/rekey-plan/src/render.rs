@@ -125,7 +125,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
                 p.paint(DIM, &s.call),
             );
             if let Some(label) = &s.consumer_label {
-                let dir = if s.effect == Effect::Read { "from" } else { "to" };
+                let dir = if s.effect == Effect::Read {
+                    "from"
+                } else {
+                    "to"
+                };
                 let _ = writeln!(out, "       {:<8} {dir} {}", "", p.paint(BOLD, label));
             }
             let inputs: Vec<String> = s

@@ -750,7 +750,8 @@ fn is_busy(e: &sqlx::Error) -> bool {
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
+        // The last `@` ends the user info: a password may itself contain `@`.
+        && let Some((userinfo, host)) = rest.rsplit_once('@')
         && let Some((user, _)) = userinfo.split_once(':')
     {
         return format!("{scheme}://{user}:***@{host}");

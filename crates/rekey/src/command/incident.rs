@@ -455,6 +455,7 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
     rt.block_on(async {
         let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
         let engine = engine(global, &options, Some(reason), plan.steps.len(), &ids).await?;
+        engine.check(&plan).map_err(engine_error)?;
         let run_id = rekey_engine::new_run_id();
         eprintln!(
             "run {run_id}: revoke first for {} exposed credential(s)",

@@ -121,8 +121,20 @@ pub(crate) async fn engine(
             .context("cannot seed the simulator ledger")?;
         Providers::all(Arc::new(sim))
     } else {
-        // Real providers arrive with the provider crates; until then only manual steps run.
+        // The connectors this build has; a plan needing another is refused before it starts.
+        let aws: Arc<dyn rekey_engine::Provider> =
+            Arc::new(rekey_providers::aws::AwsProvider::from_env().await);
+        let consumers = rekey_providers::router::ConsumerRouter {
+            aws: Some(Arc::clone(&aws)),
+            env_file: Arc::new(rekey_providers::envfile::EnvFileProvider),
+        };
         Providers::default()
+            .with("aws", aws)
+            .with(
+                "postgres",
+                Arc::new(rekey_providers::postgres::PostgresProvider::new()),
+            )
+            .with("consumer", Arc::new(consumers))
     };
     Ok(Engine {
         store,
@@ -171,6 +183,7 @@ pub(crate) fn engine_error(e: EngineError) -> Failure {
     match e {
         EngineError::Store(StoreError::Locked { .. } | StoreError::NoRun(_))
         | EngineError::NoProvider(_)
+        | EngineError::Unsupported(..)
         | EngineError::Finished(..) => Failure::Exit {
             code: 2,
             message: format!("error: {e}"),
@@ -251,6 +264,7 @@ pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
             &ids,
         )
         .await?;
+        engine.check(&plan).map_err(engine_error)?;
         let run_id = rekey_engine::new_run_id();
         eprintln!(
             "run {run_id}: {} credential(s), {} step(s){}",

@@ -1,0 +1,1116 @@
+//! AWS: IAM access keys, STS verification, Secrets Manager as a consumer.
+//!
+//! [`AwsProvider`] answers the `aws.*` actions and the `consumer.*` actions whose target is an
+//! `aws_secrets_manager` consumer. It authenticates with the standard AWS credential chain
+//! (`aws-config`: environment, profile, web identity, container and instance metadata) and
+//! honours `AWS_ENDPOINT_URL` (and the service-specific `AWS_ENDPOINT_URL_<SERVICE>`).
+//!
+//! Retries belong to the engine (backoff, `Retry-After`, resume), so the SDK's own retries are
+//! turned off and every error is classified once: throttling → [`ErrorKind::RateLimited`],
+//! 5xx, timeouts and connection failures → transient, everything else → permanent. Messages carry
+//! the operation, AWS's error code and message — never a secret (AWS never echoes secret access
+//! keys or secret strings in errors, and no request is ever formatted).
+//!
+//! # Finding a key whose creation was lost
+//!
+//! IAM shows a secret access key once. If the process dies after `CreateAccessKey` succeeded but
+//! before the step's outcome was stored, the key exists and its secret is gone: an orphan that
+//! also holds one of the user's two key slots. Access keys cannot be tagged, and a time window
+//! ("created after the step started") depends on clocks agreeing, so `create_access_key` keeps a
+//! write-ahead marker on the IAM *user* instead:
+//!
+//! 1. `ListAccessKeys` → the ids that exist before the call;
+//! 2. `TagUser rekey:create:<idempotency key>` = those ids (written before the call);
+//! 3. `CreateAccessKey`.
+//!
+//! A key of the user that is not in the marker's list was made by that step. `reconcile` (and
+//! `undo` when the outputs were lost, and a retried `execute`) delete exactly those keys, then
+//! drop the marker; no marker means `CreateAccessKey` was never sent. The marker stays after a
+//! successful create — the step's outcome may still be lost — and is removed by the step's undo
+//! or by the next create on the same user (a credential has one run at a time, so by then every
+//! older marker on it is settled). Needs `iam:TagUser`, `iam:UntagUser`, `iam:ListUserTags`.
+//!
+//! # Secrets Manager staging
+//!
+//! `consumer.deliver` writes a new version labelled `AWSPENDING` with a `ClientRequestToken`
+//! derived from the step's idempotency key (and a counter, for a step that must deliver a new
+//! value after its mint was redone), so a repeated call is a no-op. A stale `AWSPENDING` left by
+//! an earlier half-done rotation is moved off its version first. `consumer.promote` moves `AWSCURRENT` to the pending
+//! version (the old one becomes `AWSPREVIOUS`) and removes `AWSPENDING`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::types::StatusType;
+use aws_smithy_http_client::tls;
+use rekey_engine::{Call, Provider, ProviderError, Reconciled, Value, Values};
+use rekey_plan::PlannedStep;
+use rekey_spec::Consumer;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// The HTTP response type shared by every SDK crate.
+type HttpResponse = aws_sdk_iam::config::http::HttpResponse;
+
+const AWSCURRENT: &str = "AWSCURRENT";
+const AWSPENDING: &str = "AWSPENDING";
+const AWSPREVIOUS: &str = "AWSPREVIOUS";
+/// IAM is global; requests are signed for this region when none is configured.
+const DEFAULT_REGION: &str = "us-east-1";
+/// How many request tokens one deliver step may use (see [`AwsProvider::deliver`]).
+const MAX_DELIVERIES: u32 = 16;
+const MARKER_PREFIX: &str = "rekey:create:";
+/// Between key ids in a marker's value: allowed in tag values and never percent-encoded (moto
+/// recomputes signatures over its own encoding, which differs from the SDK's for spaces).
+const MARKER_SEPARATOR: &str = "_";
+
+/// The real AWS provider.
+///
+/// Build it with [`AwsProvider::from_env`] (the standard credential chain) or
+/// [`AwsProvider::from_sdk_config`] (an explicit configuration, as tests do).
+pub struct AwsProvider {
+    config: SdkConfig,
+    iam: aws_sdk_iam::Client,
+}
+
+/// The HTTPS client every AWS client uses: hyper 1 with rustls on ring.
+pub fn https_client() -> aws_sdk_iam::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+impl AwsProvider {
+    /// From the standard AWS credential chain and environment (`AWS_REGION`, `AWS_PROFILE`,
+    /// `AWS_ENDPOINT_URL`, …).
+    pub async fn from_env() -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
+            .load()
+            .await;
+        Self::from_sdk_config(&config)
+    }
+
+    /// From an explicit configuration. Missing pieces are filled in: the HTTPS client, a
+    /// region for IAM, timeouts; SDK retries are turned off (the engine retries).
+    pub fn from_sdk_config(config: &SdkConfig) -> Self {
+        let mut b = config.to_builder();
+        if config.http_client().is_none() {
+            b.set_http_client(Some(https_client()));
+        }
+        if config.behavior_version().is_none() {
+            b.set_behavior_version(Some(BehaviorVersion::latest()));
+        }
+        b.set_retry_config(Some(RetryConfig::disabled()));
+        b.set_timeout_config(Some(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build(),
+        ));
+        let config = b.build();
+        let iam_config = aws_sdk_iam::config::Builder::from(&config)
+            .region(
+                config
+                    .region()
+                    .cloned()
+                    .unwrap_or_else(|| Region::new(DEFAULT_REGION)),
+            )
+            .build();
+        Self {
+            iam: aws_sdk_iam::Client::from_conf(iam_config),
+            config,
+        }
+    }
+
+    fn region_or_default(&self, region: Option<&str>) -> Region {
+        region
+            .filter(|r| !r.is_empty())
+            .map(|r| Region::new(r.to_owned()))
+            .or_else(|| self.config.region().cloned())
+            .unwrap_or_else(|| Region::new(DEFAULT_REGION))
+    }
+
+    fn secrets(&self, region: Option<&str>) -> aws_sdk_secretsmanager::Client {
+        let conf = aws_sdk_secretsmanager::config::Builder::from(&self.config)
+            .region(self.region_or_default(region))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(conf)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Classifies an SDK error; the message names the operation and AWS's code, never a value.
+fn sdk_error<E>(op: &str, err: &SdkError<E, HttpResponse>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::TimeoutError(_) => ProviderError::transient(format!("{op}: timed out")),
+        SdkError::DispatchFailure(d) => {
+            if d.is_user() {
+                ProviderError::permanent(format!("{op}: the request could not be sent"))
+            } else {
+                ProviderError::transient(format!("{op}: could not reach AWS (connection failed)"))
+            }
+        }
+        SdkError::ResponseError(_) => {
+            ProviderError::transient(format!("{op}: unreadable response from AWS"))
+        }
+        SdkError::ConstructionFailure(_) => {
+            ProviderError::permanent(format!("{op}: the request could not be built"))
+        }
+        SdkError::ServiceError(e) => {
+            let status = e.raw().status().as_u16();
+            let code = service_code(err);
+            let code = code.as_deref().unwrap_or("UnknownError");
+            let message = match err.message() {
+                Some(m) if !m.is_empty() => format!("{op}: {code}: {m}"),
+                _ => format!("{op}: {code} (HTTP {status})"),
+            };
+            if is_throttling(code) || status == 429 {
+                let retry_after = e
+                    .raw()
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                ProviderError::rate_limited(retry_after, message)
+            } else if status >= 500 || code == "ServiceUnavailable" || code == "InternalFailure" {
+                ProviderError::transient(message)
+            } else if code == "LimitExceeded" {
+                ProviderError::permanent(format!(
+                    "{message} (an IAM user may have at most two access keys)"
+                ))
+            } else {
+                ProviderError::permanent(message)
+            }
+        }
+        _ => ProviderError::transient(format!("{op}: request failed")),
+    }
+}
+
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "SlowDown"
+            | "PriorRequestNotComplete"
+            | "EC2ThrottledException"
+            | "BandwidthLimitExceeded"
+    )
+}
+
+/// AWS's error code. moto answers some errors (failed signature checks) in a shape the SDK does
+/// not parse; the code is then taken from the body (error bodies hold no secrets).
+fn service_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<String> {
+    let SdkError::ServiceError(e) = err else {
+        return None;
+    };
+    err.code().map(str::to_owned).or_else(|| {
+        let body = std::str::from_utf8(e.raw().body().bytes()?).ok()?;
+        let (_, rest) = body.split_once("<Code>")?;
+        let (code, _) = rest.split_once("</Code>")?;
+        Some(code.to_owned())
+    })
+}
+
+fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    matches!(
+        service_code(err).as_deref(),
+        Some("NoSuchEntity" | "ResourceNotFoundException")
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a str> {
+    call.inputs
+        .get(name)
+        .map(Value::expose)
+        .filter(|s| !s.is_empty())
+}
+
+/// A plain input; asking for a secret one here is a bug in the runbook, reported without it.
+fn plain_input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a str> {
+    match call.inputs.get(name) {
+        Some(Value::Plain(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a str, ProviderError> {
+    input(call, name).ok_or_else(|| {
+        ProviderError::permanent(format!("step {}: input `{name}` is missing", call.step.id))
+    })
+}
+
+fn plain(pairs: &[(&str, String)]) -> Values {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::Plain(v.clone())))
+        .collect()
+}
+
+/// The Secrets Manager consumer a step targets.
+struct SecretTarget<'a> {
+    secret_id: &'a str,
+    region: Option<&'a str>,
+    field: Option<&'a str>,
+}
+
+fn secret_target(step: &PlannedStep) -> Option<SecretTarget<'_>> {
+    match &step.target {
+        Some(Consumer::AwsSecretsManager {
+            secret_id,
+            region,
+            field,
+        }) => Some(SecretTarget {
+            secret_id,
+            region: region.as_deref(),
+            field: field.as_deref(),
+        }),
+        _ => None,
+    }
+}
+
+fn target_of<'a>(call: &'a Call<'_>) -> Result<SecretTarget<'a>, ProviderError> {
+    secret_target(call.step).ok_or_else(|| {
+        ProviderError::permanent(format!(
+            "step {}: the AWS provider delivers only to aws_secrets_manager consumers, not to {}",
+            call.step.id,
+            call.step.consumer_label.as_deref().unwrap_or("this target")
+        ))
+    })
+}
+
+/// A UUID-shaped `ClientRequestToken` from the idempotency key and a delivery counter.
+pub fn request_token(idempotency_key: &str, n: u32) -> String {
+    let mut h = Sha256::new();
+    h.update(b"rekey-secretsmanager-token\0");
+    h.update(idempotency_key.as_bytes());
+    h.update(n.to_le_bytes());
+    let mut b: [u8; 16] = h.finalize()[..16].try_into().expect("16 bytes");
+    // RFC 9562 version 8 (custom), variant 10.
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut s = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        write!(s, "{x:02x}").expect("writing to a String");
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// IAM
+
+struct KeyInfo {
+    id: String,
+    active: bool,
+    created: Option<aws_sdk_iam::primitives::DateTime>,
+}
+
+/// The marker tag key of a create step (tag keys are at most 128 characters).
+fn marker_key(idempotency_key: &str) -> String {
+    let k: String = idempotency_key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect();
+    format!("{MARKER_PREFIX}{k}")
+}
+
+impl AwsProvider {
+    async fn list_keys(&self, user: &str) -> Result<Vec<KeyInfo>, ProviderError> {
+        let mut keys = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .iam
+                .list_access_keys()
+                .user_name(user)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("iam:ListAccessKeys", &e))?;
+            for k in out.access_key_metadata() {
+                if let Some(id) = k.access_key_id() {
+                    keys.push(KeyInfo {
+                        id: id.to_owned(),
+                        active: k.status() == Some(&StatusType::Active),
+                        created: k.create_date().copied(),
+                    });
+                }
+            }
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn set_status(
+        &self,
+        user: &str,
+        key: &str,
+        status: StatusType,
+    ) -> Result<bool, ProviderError> {
+        match self
+            .iam
+            .update_access_key()
+            .user_name(user)
+            .access_key_id(key)
+            .status(status)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(sdk_error("iam:UpdateAccessKey", &e)),
+        }
+    }
+
+    async fn delete_key(&self, user: &str, key: &str) -> Result<bool, ProviderError> {
+        match self
+            .iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(sdk_error("iam:DeleteAccessKey", &e)),
+        }
+    }
+
+    /// The keys a deactivate / delete / last-used step is about: `access_key_id` if given,
+    /// otherwise every key of the user; never `except_access_key_id`.
+    async fn selected_keys(&self, call: &Call<'_>) -> Result<Vec<KeyInfo>, ProviderError> {
+        let user = required(call, "user_name")?;
+        let only = plain_input(call, "access_key_id");
+        let except = plain_input(call, "except_access_key_id");
+        Ok(self
+            .list_keys(user)
+            .await?
+            .into_iter()
+            .filter(|k| only.is_none_or(|o| o == k.id) && except != Some(k.id.as_str()))
+            .collect())
+    }
+
+    async fn user_markers(&self, user: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+        let mut tags = BTreeMap::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .iam
+                .list_user_tags()
+                .user_name(user)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("iam:ListUserTags", &e))?;
+            for t in out.tags() {
+                if t.key().starts_with(MARKER_PREFIX) {
+                    tags.insert(t.key().to_owned(), t.value().to_owned());
+                }
+            }
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(tags)
+    }
+
+    async fn drop_markers(&self, user: &str, keys: Vec<String>) -> Result<(), ProviderError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        match self
+            .iam
+            .untag_user()
+            .user_name(user)
+            .set_tag_keys(Some(keys))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(sdk_error("iam:UntagUser", &e)),
+        }
+    }
+
+    /// Deletes the keys a create step made (those not in its marker), then drops the marker.
+    /// Returns the deleted ids; `None` when there was no marker (nothing was created).
+    async fn remove_created(&self, call: &Call<'_>) -> Result<Option<Vec<String>>, ProviderError> {
+        let user = required(call, "user_name")?;
+        let key = marker_key(call.idempotency_key);
+        let markers = self.user_markers(user).await?;
+        let Some(before) = markers.get(&key) else {
+            return Ok(None);
+        };
+        let before: BTreeSet<&str> = before.split(MARKER_SEPARATOR).collect();
+        let mut deleted = Vec::new();
+        for k in self.list_keys(user).await? {
+            if !before.contains(k.id.as_str()) && self.delete_key(user, &k.id).await? {
+                tracing::info!(step = %call.step.id, access_key_id = %k.id, "deleted an access key created by a step whose outcome was lost");
+                deleted.push(k.id);
+            }
+        }
+        self.drop_markers(user, vec![key]).await?;
+        Ok(Some(deleted))
+    }
+
+    async fn ensure_key_slot(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        let user = required(call, "user_name")?;
+        let keep = plain_input(call, "keep_access_key_id");
+        let keys = self.list_keys(user).await?;
+        if keys.len() < 2 {
+            return Ok(plain(&[("free_slots", (2 - keys.len()).to_string())]));
+        }
+        if keys.iter().all(|k| k.active) {
+            return Err(ProviderError::permanent(format!(
+                "IAM user {user} already has two active keys ({}); deactivate or delete one that is no longer used, then run again",
+                keys.iter()
+                    .map(|k| k.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        // An inactive key other than the tracked one; the oldest if there are two.
+        let mut candidates: Vec<&KeyInfo> = keys
+            .iter()
+            .filter(|k| !k.active && keep != Some(k.id.as_str()))
+            .collect();
+        candidates.sort_by_key(|k| k.created.map(|d| (d.secs(), d.subsec_nanos())));
+        let Some(victim) = candidates.first() else {
+            return Err(ProviderError::permanent(format!(
+                "IAM user {user} has two keys: the tracked key {} (inactive) and an active untracked key; delete one of them, then run again",
+                keep.unwrap_or("?")
+            )));
+        };
+        self.delete_key(user, &victim.id).await?;
+        tracing::info!(user, access_key_id = %victim.id, "deleted an inactive access key to make room");
+        Ok(plain(&[("free_slots", "1".to_owned())]))
+    }
+
+    async fn create_access_key(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        let user = required(call, "user_name")?;
+        let key = marker_key(call.idempotency_key);
+        // An earlier attempt of this very step whose answer never reached us left a marker:
+        // whatever it created is unusable (its secret is gone), so remove it first. Markers of
+        // other steps are settled (one run per credential), so they go too.
+        let markers = self.user_markers(user).await?;
+        if markers.contains_key(&key) {
+            self.remove_created(call).await?;
+        }
+        let stale: Vec<String> = markers.into_keys().filter(|k| *k != key).collect();
+        self.drop_markers(user, stale).await?;
+
+        let before = self.list_keys(user).await?;
+        let before = if before.is_empty() {
+            "-".to_owned()
+        } else {
+            before
+                .iter()
+                .map(|k| k.id.as_str())
+                .collect::<Vec<_>>()
+                .join(MARKER_SEPARATOR)
+        };
+        self.iam
+            .tag_user()
+            .user_name(user)
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key(&key)
+                    .value(before)
+                    .build()
+                    .map_err(|_| ProviderError::permanent("iam:TagUser: invalid marker tag"))?,
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error("iam:TagUser", &e))?;
+        let out = self
+            .iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|e| sdk_error("iam:CreateAccessKey", &e))?;
+        let k = out
+            .access_key()
+            .ok_or_else(|| ProviderError::transient("iam:CreateAccessKey: no key in the answer"))?;
+        let mut outputs = plain(&[("access_key_id", k.access_key_id().to_owned())]);
+        outputs.insert(
+            "secret_access_key".into(),
+            Value::Secret(SecretString::from(k.secret_access_key().to_owned())),
+        );
+        Ok(outputs)
+    }
+
+    async fn deactivate(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        let user = required(call, "user_name")?;
+        let mut changed = Vec::new();
+        for k in self.selected_keys(call).await? {
+            if k.active && self.set_status(user, &k.id, StatusType::Inactive).await? {
+                changed.push(k.id);
+            }
+        }
+        Ok(plain(&[("deactivated", changed.join(" "))]))
+    }
+
+    async fn delete_selected(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        let user = required(call, "user_name")?;
+        let mut deleted = Vec::new();
+        for k in self.selected_keys(call).await? {
+            if self.delete_key(user, &k.id).await? {
+                deleted.push(k.id);
+            }
+        }
+        Ok(plain(&[("deleted", deleted.join(" "))]))
+    }
+
+    async fn last_used(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        // Of the selected keys, the most recent use.
+        let mut best: Option<(aws_sdk_iam::primitives::DateTime, String)> = None;
+        for k in self.selected_keys(call).await? {
+            let out = match self
+                .iam
+                .get_access_key_last_used()
+                .access_key_id(&k.id)
+                .send()
+                .await
+            {
+                Ok(o) => o,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(sdk_error("iam:GetAccessKeyLastUsed", &e)),
+            };
+            if let Some(u) = out.access_key_last_used()
+                && let Some(d) = u.last_used_date()
+                && best.as_ref().is_none_or(|(b, _)| d.secs() > b.secs())
+            {
+                best = Some((*d, u.service_name().to_owned()));
+            }
+        }
+        Ok(match best {
+            Some((d, service)) => plain(&[
+                (
+                    "last_used_date",
+                    d.fmt(aws_sdk_iam::primitives::DateTimeFormat::DateTime)
+                        .unwrap_or_else(|_| d.secs().to_string()),
+                ),
+                ("last_used_service", service),
+            ]),
+            None => plain(&[
+                ("last_used_date", "never".to_owned()),
+                ("last_used_service", "N/A".to_owned()),
+            ]),
+        })
+    }
+
+    async fn caller_identity(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        let key_id = required(call, "access_key_id")?;
+        let secret = call
+            .inputs
+            .get("secret_access_key")
+            .filter(|v| !v.expose().is_empty())
+            .ok_or_else(|| {
+                ProviderError::permanent(format!(
+                    "step {}: input `secret_access_key` is missing",
+                    call.step.id
+                ))
+            })?;
+        let creds = Credentials::new(key_id, secret.expose(), None, None, "rekey-new-key");
+        let conf = aws_sdk_sts::config::Builder::from(&self.config)
+            .credentials_provider(SharedCredentialsProvider::new(creds))
+            .region(self.region_or_default(input(call, "region")))
+            .build();
+        let sts = aws_sdk_sts::Client::from_conf(conf);
+        match sts.get_caller_identity().send().await {
+            Ok(out) => Ok(plain(&[
+                ("arn", out.arn().unwrap_or_default().to_owned()),
+                ("account", out.account().unwrap_or_default().to_owned()),
+            ])),
+            // A brand-new IAM key takes a few seconds to be accepted everywhere: worth retrying.
+            Err(e)
+                if matches!(
+                    service_code(&e).as_deref(),
+                    Some("InvalidClientTokenId" | "SignatureDoesNotMatch")
+                ) =>
+            {
+                Err(ProviderError::transient(format!(
+                    "sts:GetCallerIdentity: the key {key_id} is not accepted ({})",
+                    service_code(&e).unwrap_or_default()
+                )))
+            }
+            Err(e) => Err(sdk_error("sts:GetCallerIdentity", &e)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets Manager
+
+/// A secret's versions and their staging labels.
+struct Versions(HashMap<String, Vec<String>>);
+
+impl Versions {
+    fn with_label(&self, label: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == label))
+            .map(|(v, _)| v.as_str())
+    }
+
+    fn has(&self, version: &str) -> bool {
+        self.0.contains_key(version)
+    }
+}
+
+impl AwsProvider {
+    /// The versions of a secret; `None` if the secret does not exist.
+    async fn versions(
+        &self,
+        sm: &aws_sdk_secretsmanager::Client,
+        secret_id: &str,
+    ) -> Result<Option<Versions>, ProviderError> {
+        match sm.describe_secret().secret_id(secret_id).send().await {
+            Ok(out) => Ok(Some(Versions(
+                out.version_ids_to_stages().cloned().unwrap_or_default(),
+            ))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(sdk_error("secretsmanager:DescribeSecret", &e)),
+        }
+    }
+
+    async fn move_label(
+        &self,
+        sm: &aws_sdk_secretsmanager::Client,
+        secret_id: &str,
+        label: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        if to.is_some() && to == from {
+            return Ok(());
+        }
+        sm.update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(label)
+            .set_move_to_version_id(to.map(str::to_owned))
+            .set_remove_from_version_id(from.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| sdk_error("secretsmanager:UpdateSecretVersionStage", &e))?;
+        Ok(())
+    }
+
+    async fn read_version(
+        &self,
+        sm: &aws_sdk_secretsmanager::Client,
+        secret_id: &str,
+        version_id: Option<&str>,
+        stage: Option<&str>,
+    ) -> Result<Option<SecretString>, ProviderError> {
+        match sm
+            .get_secret_value()
+            .secret_id(secret_id)
+            .set_version_id(version_id.map(str::to_owned))
+            .set_version_stage(stage.map(str::to_owned))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .secret_string()
+                .map(|s| SecretString::from(s.to_owned()))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(sdk_error("secretsmanager:GetSecretValue", &e)),
+        }
+    }
+
+    /// The document a deliver step writes: every input as a JSON object, or only the input
+    /// named by the consumer's `field`.
+    fn document(call: &Call<'_>, target: &SecretTarget<'_>) -> Result<SecretString, ProviderError> {
+        if let Some(field) = target.field {
+            let v = call.inputs.get(field).ok_or_else(|| {
+                ProviderError::permanent(format!(
+                    "step {}: consumer field `{field}` is not one of the step's inputs",
+                    call.step.id
+                ))
+            })?;
+            return Ok(SecretString::from(v.expose().to_owned()));
+        }
+        let doc: serde_json::Map<String, serde_json::Value> = call
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.expose().to_owned())))
+            .collect();
+        Ok(SecretString::from(
+            serde_json::Value::Object(doc).to_string(),
+        ))
+    }
+
+    /// Writes the document as a new `AWSPENDING` version.
+    ///
+    /// The request token is derived from the idempotency key, so a repeated call finds its
+    /// version and does nothing more. A step may legitimately deliver a *different* document
+    /// under the same key (its mint was undone and redone after a crash), and AWS refuses to
+    /// change a version's content: then the next token of the sequence `request_token(key, n)`
+    /// is used.
+    async fn deliver(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        let target = target_of(call)?;
+        let doc = Self::document(call, &target)?;
+        let sm = self.secrets(target.region);
+        let id = target.secret_id;
+        let versions = if let Some(v) = self.versions(&sm, id).await? {
+            v
+        } else {
+            // A new secret, created without a value. Its first version becomes AWSCURRENT as
+            // well as AWSPENDING (AWS does that for a secret's first version): there is no
+            // older value a consumer could be reading.
+            match sm.create_secret().name(id).send().await {
+                Ok(_) => {}
+                Err(e) if service_code(&e).as_deref() == Some("ResourceExistsException") => {}
+                Err(e) => return Err(sdk_error("secretsmanager:CreateSecret", &e)),
+            }
+            self.versions(&sm, id)
+                .await?
+                .unwrap_or(Versions(HashMap::new()))
+        };
+        let pending = versions.with_label(AWSPENDING).map(str::to_owned);
+        for n in 0..MAX_DELIVERIES {
+            let token = request_token(call.idempotency_key, n);
+            if versions.has(&token) {
+                let same = self
+                    .read_version(&sm, id, Some(&token), None)
+                    .await?
+                    .is_some_and(|v| v.expose_secret() == doc.expose_secret());
+                if !same {
+                    continue;
+                }
+                // Delivered before: make sure it is the pending one (unless already promoted).
+                let stages = &versions.0[&token];
+                if !stages.iter().any(|s| s == AWSCURRENT || s == AWSPENDING) {
+                    self.move_label(&sm, id, AWSPENDING, Some(&token), pending.as_deref())
+                        .await?;
+                }
+                return Ok(plain(&[("version", token)]));
+            }
+            // A stale AWSPENDING (an earlier rotation that never finished) is moved off first.
+            if let Some(old) = &pending {
+                self.move_label(&sm, id, AWSPENDING, None, Some(old))
+                    .await?;
+                tracing::info!(secret_id = id, version = %old, "removed a stale AWSPENDING label");
+            }
+            sm.put_secret_value()
+                .secret_id(id)
+                .client_request_token(&token)
+                .secret_string(doc.expose_secret())
+                .version_stages(AWSPENDING)
+                .send()
+                .await
+                .map_err(|e| sdk_error("secretsmanager:PutSecretValue", &e))?;
+            return Ok(plain(&[("version", token)]));
+        }
+        Err(ProviderError::permanent(format!(
+            "step {}: delivered {MAX_DELIVERIES} different values to {id} under one step; giving up",
+            call.step.id
+        )))
+    }
+
+    async fn promote(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        let target = target_of(call)?;
+        let sm = self.secrets(target.region);
+        let id = target.secret_id;
+        let versions = self.versions(&sm, id).await?.ok_or_else(|| {
+            ProviderError::permanent(format!("secretsmanager: secret {id} does not exist"))
+        })?;
+        let current = versions.with_label(AWSCURRENT);
+        let Some(pending) = versions.with_label(AWSPENDING) else {
+            if current.is_some() {
+                // Promoted already (a repeated call, or one whose outcome was lost).
+                return Ok(Values::new());
+            }
+            return Err(ProviderError::permanent(format!(
+                "secretsmanager: secret {id} has no AWSPENDING version to promote"
+            )));
+        };
+        self.move_label(&sm, id, AWSCURRENT, Some(pending), current)
+            .await?;
+        self.move_label(&sm, id, AWSPENDING, None, Some(pending))
+            .await?;
+        Ok(Values::new())
+    }
+
+    async fn undo_promote(&self, call: &Call<'_>) -> Result<(), ProviderError> {
+        let target = target_of(call)?;
+        let sm = self.secrets(target.region);
+        let id = target.secret_id;
+        let Some(versions) = self.versions(&sm, id).await? else {
+            return Ok(());
+        };
+        let (Some(current), Some(previous)) = (
+            versions.with_label(AWSCURRENT),
+            versions.with_label(AWSPREVIOUS),
+        ) else {
+            return Ok(());
+        };
+        // Back to before: the old version current, the delivered one pending again.
+        self.move_label(&sm, id, AWSCURRENT, Some(previous), Some(current))
+            .await?;
+        let pending = versions.with_label(AWSPENDING);
+        self.move_label(&sm, id, AWSPENDING, Some(current), pending)
+            .await
+    }
+
+    /// Removes `AWSPENDING` from the version a deliver step wrote.
+    async fn undo_deliver(&self, call: &Call<'_>) -> Result<(), ProviderError> {
+        let target = target_of(call)?;
+        let sm = self.secrets(target.region);
+        let id = target.secret_id;
+        let Some(versions) = self.versions(&sm, id).await? else {
+            return Ok(());
+        };
+        if let Some(pending) = versions.with_label(AWSPENDING)
+            && (0..MAX_DELIVERIES).any(|n| request_token(call.idempotency_key, n) == pending)
+        {
+            self.move_label(&sm, id, AWSPENDING, None, Some(pending))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn read_current(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        let target = target_of(call)?;
+        let sm = self.secrets(target.region);
+        let id = target.secret_id;
+        let doc = self
+            .read_version(&sm, id, None, Some(AWSCURRENT))
+            .await?
+            .ok_or_else(|| {
+                ProviderError::permanent(format!(
+                    "secretsmanager: secret {id} has no AWSCURRENT value"
+                ))
+            })?;
+        let value = if target.field.is_some() {
+            doc
+        } else {
+            match serde_json::from_str::<serde_json::Value>(doc.expose_secret()) {
+                Ok(serde_json::Value::Object(map)) => {
+                    let mut strings = map.into_iter().filter_map(|(_, v)| match v {
+                        serde_json::Value::String(s) => Some(s),
+                        _ => None,
+                    });
+                    match (strings.next(), strings.next()) {
+                        (Some(s), None) => SecretString::from(s),
+                        _ => {
+                            return Err(ProviderError::permanent(format!(
+                                "secretsmanager: secret {id} holds a JSON document with several fields; set `field:` on the consumer to say which one is the value"
+                            )));
+                        }
+                    }
+                }
+                _ => doc,
+            }
+        };
+        Ok([("value".to_owned(), Value::Secret(value))].into())
+    }
+
+    /// The document a deliver step wrote, if it is still pending (or was promoted).
+    async fn read_delivered(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<Option<BTreeMap<String, SecretString>>, ProviderError> {
+        let Some(target) = secret_target(call.step) else {
+            return Ok(None);
+        };
+        let sm = self.secrets(target.region);
+        let id = target.secret_id;
+        let Some(versions) = self.versions(&sm, id).await? else {
+            return Ok(None);
+        };
+        // AWSPENDING if it is ours; otherwise the newest of our versions that still exists.
+        let ours: Vec<String> = (0..MAX_DELIVERIES)
+            .map(|n| request_token(call.idempotency_key, n))
+            .filter(|t| versions.has(t))
+            .collect();
+        let version = match versions.with_label(AWSPENDING) {
+            Some(p) if ours.iter().any(|t| t == p) => p.to_owned(),
+            _ => match ours.last() {
+                Some(t) => t.clone(),
+                None => return Ok(None),
+            },
+        };
+        let Some(doc) = self.read_version(&sm, id, Some(&version), None).await? else {
+            return Ok(None);
+        };
+        if let Some(field) = target.field {
+            return Ok(Some([(field.to_owned(), doc)].into()));
+        }
+        match serde_json::from_str::<serde_json::Value>(doc.expose_secret()) {
+            Ok(serde_json::Value::Object(map)) => Ok(Some(
+                map.into_iter()
+                    .filter_map(|(k, v)| match v {
+                        serde_json::Value::String(s) => Some((k, SecretString::from(s))),
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            _ => Err(ProviderError::permanent(format!(
+                "secretsmanager: the delivered version of {id} is not a JSON object"
+            ))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The trait
+
+fn unknown(call: &Call<'_>) -> ProviderError {
+    ProviderError::permanent(format!(
+        "step {}: the AWS provider does not handle action {}",
+        call.step.id, call.step.action
+    ))
+}
+
+#[async_trait]
+impl Provider for AwsProvider {
+    fn supports(&self, step: &PlannedStep) -> Result<(), String> {
+        match step.action.as_str() {
+            "aws.iam.ensure_key_slot"
+            | "aws.iam.create_access_key"
+            | "aws.iam.deactivate_access_key"
+            | "aws.iam.get_access_key_last_used"
+            | "aws.iam.delete_access_key"
+            | "aws.sts.get_caller_identity" => Ok(()),
+            "consumer.deliver" | "consumer.promote" | "consumer.read_current"
+                if secret_target(step).is_some() =>
+            {
+                Ok(())
+            }
+            a if a.starts_with("consumer.") => Err(format!(
+                "the AWS provider writes only to aws_secrets_manager consumers, not to {}",
+                step.consumer_label.as_deref().unwrap_or("this target")
+            )),
+            a => Err(format!("the AWS provider does not handle action {a}")),
+        }
+    }
+
+    async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        match call.step.action.as_str() {
+            "aws.iam.ensure_key_slot" => self.ensure_key_slot(call).await,
+            "aws.iam.create_access_key" => self.create_access_key(call).await,
+            "aws.iam.deactivate_access_key" => self.deactivate(call).await,
+            "aws.iam.get_access_key_last_used" => self.last_used(call).await,
+            "aws.iam.delete_access_key" => self.delete_selected(call).await,
+            "aws.sts.get_caller_identity" => self.caller_identity(call).await,
+            "consumer.deliver" => self.deliver(call).await,
+            "consumer.promote" => self.promote(call).await,
+            "consumer.read_current" => self.read_current(call).await,
+            _ => Err(unknown(call)),
+        }
+    }
+
+    /// - create: deletes the key it made (by its `access_key_id` output; if the outputs are
+    ///   lost, every key not in the step's marker) and drops the marker;
+    /// - deactivate: reactivates the keys it deactivated (its `deactivated` output; without it,
+    ///   the key named by `access_key_id`, if any);
+    /// - deliver: removes `AWSPENDING` from the version it wrote;
+    /// - promote: moves `AWSCURRENT` back to the `AWSPREVIOUS` version;
+    /// - reads, verification, making room and deleting: nothing to undo.
+    async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError> {
+        match call.step.action.as_str() {
+            "aws.iam.create_access_key" => {
+                let user = required(call, "user_name")?;
+                if let Some(Value::Plain(key)) = outputs.get("access_key_id") {
+                    self.delete_key(user, key).await?;
+                    self.drop_markers(user, vec![marker_key(call.idempotency_key)])
+                        .await
+                } else {
+                    self.remove_created(call).await.map(|_| ())
+                }
+            }
+            "aws.iam.deactivate_access_key" => {
+                let user = required(call, "user_name")?;
+                let keys: Vec<String> = match outputs.get("deactivated") {
+                    Some(Value::Plain(s)) => s.split_whitespace().map(str::to_owned).collect(),
+                    _ => plain_input(call, "access_key_id")
+                        .map(str::to_owned)
+                        .into_iter()
+                        .collect(),
+                };
+                for k in keys {
+                    self.set_status(user, &k, StatusType::Active).await?;
+                }
+                Ok(())
+            }
+            "consumer.deliver" => self.undo_deliver(call).await,
+            "consumer.promote" => self.undo_promote(call).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// - create: deletes every key the lost call made (the marker rule above) → not done;
+    /// - deactivate / delete: done when none of the selected keys is still active / present;
+    /// - everything else is safe to run again (deliver by its request token, promote finds
+    ///   nothing pending) → not done.
+    async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
+        match call.step.action.as_str() {
+            "aws.iam.create_access_key" => {
+                self.remove_created(call).await?;
+                Ok(Reconciled::NotDone)
+            }
+            "aws.iam.deactivate_access_key" => {
+                let keys = self.selected_keys(call).await?;
+                if keys.iter().any(|k| k.active) {
+                    Ok(Reconciled::NotDone)
+                } else {
+                    Ok(Reconciled::Done(plain(&[("deactivated", String::new())])))
+                }
+            }
+            "aws.iam.delete_access_key" => {
+                if self.selected_keys(call).await?.is_empty() {
+                    Ok(Reconciled::Done(plain(&[("deleted", String::new())])))
+                } else {
+                    Ok(Reconciled::NotDone)
+                }
+            }
+            _ => Ok(Reconciled::NotDone),
+        }
+    }
+
+    async fn read_back(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<Option<BTreeMap<String, SecretString>>, ProviderError> {
+        if call.step.action != "consumer.deliver" {
+            return Ok(None);
+        }
+        self.read_delivered(call).await
+    }
+}

@@ -1,0 +1,7 @@
+//! Real providers: the API calls behind runbook actions, implementing the engine's
+//! [`rekey_engine::Provider`] trait.
+
+pub mod aws;
+pub mod envfile;
+pub mod postgres;
+pub mod router;

@@ -1,0 +1,816 @@
+//! The AWS provider against a real moto server (IAM, STS, Secrets Manager) on a free loopback
+//! port. Install it with `./scripts/peers.sh` (a venv under `.peers/moto-venv`).
+//!
+//! Each test starts its own server, so tests run in parallel without sharing state. Signature
+//! checks are turned on after the admin user is set up, so a deleted key really fails.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use rekey_engine::{Call, ErrorKind, Provider, Reconciled, Value, Values};
+use rekey_plan::{Plan, PlanRequest, PlannedCredential, PlannedStep, Selection};
+use rekey_providers::aws::{AwsProvider, https_client, request_token};
+use rekey_spec::{Mode, SourceFile};
+use secrecy::ExposeSecret;
+
+// ---------------------------------------------------------------------------------------------
+// moto
+
+struct Moto {
+    child: Child,
+    url: String,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.peers/moto-venv/bin/moto_server")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request to moto; returns the status code and body.
+fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn start_moto() -> Moto {
+    let bin = moto_bin();
+    assert!(
+        bin.exists(),
+        "moto server not found at {}: run ./scripts/peers.sh to install it",
+        bin.display()
+    );
+    let port = free_port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        if let Ok((200, _)) = http(port, "GET", "/moto-api/data.json", "") {
+            return moto;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto server did not answer within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sdk_config(url: &str, key_id: &str, secret: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .endpoint_url(url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            key_id, secret, None, None, "test",
+        )))
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(https_client())
+        .build()
+}
+
+/// A moto server with an admin user (inline `*` policy) whose key the provider uses, the user
+/// `deploy-web` with one (old) key, and signature checks on.
+struct Aws {
+    _moto: Moto,
+    provider: AwsProvider,
+    iam: aws_sdk_iam::Client,
+    sm: aws_sdk_secretsmanager::Client,
+    old_key: (String, String),
+}
+
+async fn create_key(iam: &aws_sdk_iam::Client, user: &str) -> (String, String) {
+    let out = iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap();
+    let k = out.access_key().unwrap();
+    (
+        k.access_key_id().to_owned(),
+        k.secret_access_key().to_owned(),
+    )
+}
+
+async fn setup() -> Aws {
+    let moto = start_moto();
+    let boot = sdk_config(&moto.url, "AKIAIOSFODNN7EXAMPLE", "bootstrap-not-checked");
+    let iam = aws_sdk_iam::Client::new(&boot);
+    iam.create_user().user_name("admin").send().await.unwrap();
+    iam.put_user_policy()
+        .user_name("admin")
+        .policy_name("all")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let admin = create_key(&iam, "admin").await;
+    iam.create_user()
+        .user_name("deploy-web")
+        .send()
+        .await
+        .unwrap();
+    let old_key = create_key(&iam, "deploy-web").await;
+    let (status, body) = http(moto.port, "POST", "/moto-api/reset-auth", "0").unwrap();
+    assert_eq!(status, 200, "reset-auth: {body}");
+
+    let config = sdk_config(&moto.url, &admin.0, &admin.1);
+    Aws {
+        provider: AwsProvider::from_sdk_config(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        sm: aws_sdk_secretsmanager::Client::new(&config),
+        _moto: moto,
+        old_key,
+    }
+}
+
+impl Aws {
+    async fn keys(&self, user: &str) -> BTreeMap<String, String> {
+        self.iam
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap()
+            .access_key_metadata()
+            .iter()
+            .map(|k| {
+                (
+                    k.access_key_id().unwrap().to_owned(),
+                    k.status().unwrap().as_str().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    async fn stages(&self, secret: &str) -> BTreeMap<String, Vec<String>> {
+        self.sm
+            .describe_secret()
+            .secret_id(secret)
+            .send()
+            .await
+            .unwrap()
+            .version_ids_to_stages()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+
+    async fn value(&self, secret: &str, stage: &str) -> Option<String> {
+        self.sm
+            .get_secret_value()
+            .secret_id(secret)
+            .version_stage(stage)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.secret_string().map(str::to_owned))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans and calls
+
+const RUN: &str = "run-test";
+
+fn plan(inventory: &str, mode: Mode) -> Plan {
+    let inv = rekey_spec::parse_inventory(&[Arc::new(SourceFile::new("inv.yaml", inventory))])
+        .expect("the test inventory is valid");
+    let rb = rekey_spec::load_runbooks(None).expect("bundled runbooks");
+    rekey_plan::compile(&PlanRequest {
+        inventory: &inv,
+        runbooks: &rb,
+        selection: &Selection::default(),
+        mode,
+        exposed: None,
+    })
+    .expect("the plan compiles")
+}
+
+fn aws_plan(old_key: &str, consumer: &str) -> Plan {
+    plan(
+        &format!(
+            r"
+credentials:
+  - id: deploy
+    kind: aws_iam_access_key
+    owner: team-web
+    user_name: deploy-web
+    access_key_id: {old_key}
+    delivered_to:
+      - aws_secrets_manager: {consumer}
+"
+        ),
+        Mode::Drill,
+    )
+}
+
+fn step<'p>(plan: &'p Plan, id: &str) -> &'p PlannedStep {
+    plan.steps.iter().find(|s| s.id == id).unwrap_or_else(|| {
+        let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+        panic!("no step {id} in the plan: {ids:?}")
+    })
+}
+
+/// The step's inputs: literal templates as plain values, step outputs looked up in `outputs`.
+fn inputs(step: &PlannedStep, outputs: &BTreeMap<String, Values>) -> Values {
+    step.inputs
+        .iter()
+        .map(|(name, t)| {
+            let mut text = String::new();
+            let mut secret = false;
+            for part in &t.parts {
+                match part {
+                    rekey_spec::template::Part::Text(s) => text.push_str(s),
+                    rekey_spec::template::Part::Var(rekey_spec::Var::StepOutput {
+                        step: from,
+                        output,
+                    }) => {
+                        let v = &outputs[from.as_str()][output.as_str()];
+                        secret |= v.is_secret();
+                        text.push_str(v.expose());
+                    }
+                    rekey_spec::template::Part::Var(v) => panic!("unfilled {v}"),
+                }
+            }
+            let v = if secret {
+                Value::secret(text)
+            } else {
+                Value::Plain(text)
+            };
+            (name.clone(), v)
+        })
+        .collect()
+}
+
+struct Runner<'a> {
+    plan: &'a Plan,
+    provider: &'a AwsProvider,
+    /// Outputs by runbook step name (`create`, …).
+    outputs: BTreeMap<String, Values>,
+}
+
+impl Runner<'_> {
+    fn credential(&self, step: &PlannedStep) -> &PlannedCredential {
+        &self.plan.credentials[step.credential as usize]
+    }
+
+    fn key(step: &PlannedStep) -> String {
+        rekey_engine::run::idempotency_key(RUN, &step.id)
+    }
+
+    async fn exec(&mut self, id: &str) -> Result<Values, rekey_engine::ProviderError> {
+        let step = step(self.plan, id);
+        let inputs = inputs(step, &self.outputs);
+        let key = Self::key(step);
+        let call = Call {
+            run_id: RUN,
+            step,
+            credential: self.credential(step),
+            inputs: &inputs,
+            idempotency_key: &key,
+            attempt: 1,
+        };
+        let out = self.provider.execute(&call).await?;
+        self.outputs.insert(step.step.clone(), out.clone());
+        Ok(out)
+    }
+
+    async fn run(&mut self, id: &str) -> Values {
+        match self.exec(id).await {
+            Ok(v) => v,
+            Err(e) => panic!("step {id} failed: {e}"),
+        }
+    }
+
+    /// Calls `f` with the step's call (for `undo`, `reconcile`, `read_back`).
+    async fn with_call<T>(
+        &self,
+        id: &str,
+        inputs_override: Option<Values>,
+        f: impl AsyncFnOnce(&Call<'_>) -> T,
+    ) -> T {
+        let step = step(self.plan, id);
+        let inputs = inputs_override.unwrap_or_else(|| inputs(step, &self.outputs));
+        let key = Self::key(step);
+        let call = Call {
+            run_id: RUN,
+            step,
+            credential: self.credential(step),
+            inputs: &inputs,
+            idempotency_key: &key,
+            attempt: 1,
+        };
+        f(&call).await
+    }
+}
+
+const SECRET: &str = "prod/web/aws-deploy";
+const DELIVER: &str = "deploy/deliver[secretsmanager:prod/web/aws-deploy]";
+const PROMOTE: &str = "deploy/promote[secretsmanager:prod/web/aws-deploy]";
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_rotation_end_to_end() {
+    let aws = setup().await;
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+
+    let last = r.run("deploy/capture-last-used").await;
+    assert!(last.contains_key("last_used_date"), "{last:?}");
+    let slot = r.run("deploy/free-slot").await;
+    assert_eq!(slot["free_slots"].expose(), "1");
+
+    let created = r.run("deploy/create").await;
+    let new_id = created["access_key_id"].expose().to_owned();
+    let new_secret = created["secret_access_key"].expose().to_owned();
+    assert!(created["secret_access_key"].is_secret());
+    let shown = format!("{created:?}");
+    assert!(
+        !shown.contains(&new_secret),
+        "outputs leak the secret: {shown}"
+    );
+    assert!(shown.contains(&new_id));
+    assert_eq!(aws.keys("deploy-web").await.len(), 2);
+
+    let delivered = r.run(DELIVER).await;
+    let version = delivered["version"].expose().to_owned();
+    assert_eq!(
+        version,
+        request_token(&Runner::key(step(&plan, DELIVER)), 0)
+    );
+    // Delivering again is a no-op.
+    assert_eq!(r.run(DELIVER).await["version"].expose(), version);
+
+    // read_back recovers the secret from AWSPENDING.
+    let doc = r
+        .with_call(DELIVER, Some(Values::new()), async |c| {
+            aws.provider.read_back(c).await
+        })
+        .await
+        .unwrap()
+        .expect("the delivered document is readable");
+    assert_eq!(doc["AccessKeyId"].expose_secret(), new_id);
+    assert_eq!(doc["SecretAccessKey"].expose_secret(), new_secret);
+
+    let who = r.run("deploy/verify").await;
+    assert!(who["arn"].expose().ends_with(":user/deploy-web"), "{who:?}");
+    assert_eq!(who["account"].expose(), "123456789012");
+
+    r.run(PROMOTE).await;
+    let current: serde_json::Value =
+        serde_json::from_str(&aws.value(SECRET, "AWSCURRENT").await.unwrap()).unwrap();
+    assert_eq!(current["AccessKeyId"], new_id.as_str());
+    assert_eq!(current["SecretAccessKey"], new_secret.as_str());
+    let stages = aws.stages(SECRET).await;
+    assert!(
+        stages
+            .values()
+            .all(|s| !s.iter().any(|x| x == "AWSPENDING")),
+        "AWSPENDING is gone: {stages:?}"
+    );
+    // Promoting again finds nothing pending and is fine.
+    r.run(PROMOTE).await;
+
+    let disabled = r.run("deploy/disable-old").await;
+    assert_eq!(disabled["deactivated"].expose(), aws.old_key.0);
+    let keys = aws.keys("deploy-web").await;
+    assert_eq!(keys[&aws.old_key.0], "Inactive");
+    assert_eq!(keys[&new_id], "Active");
+
+    let deleted = r.run("deploy/delete-old").await;
+    assert_eq!(deleted["deleted"].expose(), aws.old_key.0);
+    let keys = aws.keys("deploy-web").await;
+    assert_eq!(keys.keys().collect::<Vec<_>>(), vec![&new_id]);
+
+    // The old key no longer works; the new one still does.
+    let old_inputs: Values = [
+        (
+            "access_key_id".to_owned(),
+            Value::Plain(aws.old_key.0.clone()),
+        ),
+        (
+            "secret_access_key".to_owned(),
+            Value::secret(aws.old_key.1.clone()),
+        ),
+    ]
+    .into();
+    let err = r
+        .with_call("deploy/verify", Some(old_inputs), async |c| {
+            aws.provider.execute(c).await
+        })
+        .await
+        .expect_err("the deleted key is refused");
+    assert!(err.message.contains("InvalidClientTokenId"), "{err}");
+    assert!(!err.message.contains(&aws.old_key.1));
+    r.run("deploy/verify").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_key_slot_deletes_an_inactive_key_and_refuses_two_active() {
+    let aws = setup().await;
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    // Two active keys: refused, nothing deleted.
+    let (extra, _) = create_key(&aws.iam, "deploy-web").await;
+    let err = r
+        .exec("deploy/free-slot")
+        .await
+        .expect_err("two active keys");
+    assert_eq!(err.kind, ErrorKind::Permanent);
+    assert!(
+        err.message
+            .contains("IAM user deploy-web already has two active keys"),
+        "{err}"
+    );
+    assert_eq!(aws.keys("deploy-web").await.len(), 2);
+
+    // A third key is over IAM's limit: a permanent LimitExceeded.
+    let err = r.exec("deploy/create").await.expect_err("over the limit");
+    assert_eq!(err.kind, ErrorKind::Permanent);
+    assert!(err.message.contains("LimitExceeded"), "{err}");
+
+    // One of them inactive (not the tracked one): it is deleted.
+    aws.iam
+        .update_access_key()
+        .user_name("deploy-web")
+        .access_key_id(&extra)
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    let out = r.run("deploy/free-slot").await;
+    assert_eq!(out["free_slots"].expose(), "1");
+    let keys = aws.keys("deploy-web").await;
+    assert_eq!(keys.keys().collect::<Vec<_>>(), vec![&aws.old_key.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_after_a_lost_create_leaves_exactly_the_new_key() {
+    let aws = setup().await;
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/free-slot").await;
+    // CreateAccessKey succeeded, then the process died: the outputs (and the secret) are lost.
+    let lost = r.run("deploy/create").await;
+    let orphan = lost["access_key_id"].expose().to_owned();
+    r.outputs.remove("create");
+    drop(lost);
+    assert_eq!(aws.keys("deploy-web").await.len(), 2);
+
+    // Resume: reconcile deletes the orphan, the step runs again.
+    let rec = r
+        .with_call("deploy/create", None, async |c| {
+            aws.provider.reconcile(c).await
+        })
+        .await
+        .unwrap();
+    assert!(matches!(rec, Reconciled::NotDone), "{rec:?}");
+    let keys = aws.keys("deploy-web").await;
+    assert_eq!(keys.keys().collect::<Vec<_>>(), vec![&aws.old_key.0]);
+    // Reconciling again changes nothing.
+    let rec = r
+        .with_call("deploy/create", None, async |c| {
+            aws.provider.reconcile(c).await
+        })
+        .await
+        .unwrap();
+    assert!(matches!(rec, Reconciled::NotDone));
+
+    let created = r.run("deploy/create").await;
+    let new_id = created["access_key_id"].expose().to_owned();
+    assert_ne!(new_id, orphan);
+    r.run(DELIVER).await;
+    r.run("deploy/verify").await;
+    r.run(PROMOTE).await;
+    r.run("deploy/disable-old").await;
+    r.run("deploy/delete-old").await;
+    let keys = aws.keys("deploy-web").await;
+    assert_eq!(
+        keys.keys().collect::<Vec<_>>(),
+        vec![&new_id],
+        "exactly the new key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_create_removes_the_key_of_the_lost_attempt() {
+    let aws = setup().await;
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    let first = r.run("deploy/create").await["access_key_id"]
+        .expose()
+        .to_owned();
+    // The answer never arrived (timeout); the engine calls again with the same key.
+    let second = r.run("deploy/create").await["access_key_id"]
+        .expose()
+        .to_owned();
+    assert_ne!(first, second);
+    let keys = aws.keys("deploy-web").await;
+    assert_eq!(
+        keys.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [aws.old_key.0.clone(), second.clone()].into(),
+    );
+    // Undo with lost outputs deletes the created key by the marker; the old key stays.
+    r.with_call("deploy/create", None, async |c| {
+        aws.provider.undo(c, &Values::new()).await
+    })
+    .await
+    .unwrap();
+    let keys = aws.keys("deploy-web").await;
+    assert_eq!(keys.keys().collect::<Vec<_>>(), vec![&aws.old_key.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_pending_is_moved_off_and_undo_removes_pending() {
+    let aws = setup().await;
+    // A secret with a current value and a stale AWSPENDING from an earlier half-done rotation.
+    aws.sm
+        .create_secret()
+        .name(SECRET)
+        .secret_string(r#"{"AccessKeyId":"OLD","SecretAccessKey":"old-secret"}"#)
+        .send()
+        .await
+        .unwrap();
+    let stale = "11111111-2222-4333-8444-555555555555";
+    aws.sm
+        .put_secret_value()
+        .secret_id(SECRET)
+        .client_request_token(stale)
+        .secret_string(r#"{"AccessKeyId":"STALE","SecretAccessKey":"stale"}"#)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/create").await;
+    let version = r.run(DELIVER).await["version"].expose().to_owned();
+    let stages = aws.stages(SECRET).await;
+    assert_eq!(
+        stages[&version],
+        vec!["AWSPENDING".to_owned()],
+        "{stages:?}"
+    );
+    assert!(stages[stale].is_empty(), "{stages:?}");
+
+    // Undo of deliver removes the label; delivering again puts it back.
+    r.with_call(DELIVER, None, async |c| {
+        aws.provider.undo(c, &Values::new()).await
+    })
+    .await
+    .unwrap();
+    assert!(aws.stages(SECRET).await[&version].is_empty());
+    assert_eq!(r.run(DELIVER).await["version"].expose(), version);
+    assert_eq!(
+        aws.stages(SECRET).await[&version],
+        vec!["AWSPENDING".to_owned()]
+    );
+
+    r.run(PROMOTE).await;
+    let stages = aws.stages(SECRET).await;
+    assert_eq!(
+        stages[&version],
+        vec!["AWSCURRENT".to_owned()],
+        "{stages:?}"
+    );
+    assert!(
+        stages
+            .values()
+            .any(|s| s == &vec!["AWSPREVIOUS".to_owned()]),
+        "{stages:?}"
+    );
+    let current = aws.value(SECRET, "AWSCURRENT").await.unwrap();
+    assert!(current.contains(r.outputs["create"]["access_key_id"].expose()));
+
+    // Undo of promote puts the old value back as current.
+    r.with_call(PROMOTE, None, async |c| {
+        aws.provider.undo(c, &Values::new()).await
+    })
+    .await
+    .unwrap();
+    assert!(
+        aws.value(SECRET, "AWSCURRENT")
+            .await
+            .unwrap()
+            .contains("OLD")
+    );
+    assert_eq!(
+        aws.stages(SECRET).await[&version],
+        vec!["AWSPREVIOUS", "AWSPENDING"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_consumer_and_read_current() {
+    let aws = setup().await;
+    // A classic PAT kept in Secrets Manager as a bare value (`field`): read_current reads it.
+    aws.sm
+        .create_secret()
+        .name("ci/gh-token")
+        .secret_string("ghp_oldtokenvalue")
+        .send()
+        .await
+        .unwrap();
+    // moto answers GetSecretValue without a stage with a stale version: make one exist.
+    aws.sm
+        .put_secret_value()
+        .secret_id("ci/gh-token")
+        .secret_string("ghp_newertokenvalue")
+        .send()
+        .await
+        .unwrap();
+    let plan = plan(
+        r"
+credentials:
+  - id: gh
+    kind: github_classic_pat
+    owner: team-ci
+    github_user: ci-bot
+    delivered_to:
+      - aws_secrets_manager: { secret_id: ci/gh-token, field: token }
+",
+        Mode::Drill,
+    );
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    let out = r.run("gh/capture-old").await;
+    assert!(out["value"].is_secret());
+    assert_eq!(out["value"].expose(), "ghp_newertokenvalue");
+    assert!(!format!("{out:?}").contains("ghp_"));
+
+    // Deliver writes only the `field` input as the secret string.
+    let deliver = plan
+        .steps
+        .iter()
+        .find(|s| s.action == "consumer.deliver")
+        .expect("a deliver step")
+        .id
+        .clone();
+    r.outputs.insert(
+        "create".into(),
+        [("value".to_owned(), Value::secret("ghp_brandnew"))].into(),
+    );
+    let step = step(&plan, &deliver);
+    let inputs: Values = step
+        .inputs
+        .keys()
+        .map(|k| (k.clone(), Value::secret("ghp_brandnew")))
+        .collect();
+    let version = r
+        .with_call(&deliver, Some(inputs.clone()), async |c| {
+            aws.provider.execute(c).await
+        })
+        .await
+        .unwrap()["version"]
+        .expose()
+        .to_owned();
+    let got = aws
+        .sm
+        .get_secret_value()
+        .secret_id("ci/gh-token")
+        .version_id(&version)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("ghp_brandnew"));
+    let doc = r
+        .with_call(&deliver, Some(Values::new()), async |c| {
+            aws.provider.read_back(c).await
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let field = step.inputs.keys().next().unwrap();
+    assert_eq!(doc[field].expose_secret(), "ghp_brandnew");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_creates_a_missing_secret_and_other_consumers_are_refused() {
+    let aws = setup().await;
+    let plan = aws_plan(
+        &aws.old_key.0,
+        "{ secret_id: new/secret, region: us-east-1 }",
+    );
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/create").await;
+    r.run("deploy/deliver[secretsmanager:new/secret]").await;
+    r.run("deploy/promote[secretsmanager:new/secret]").await;
+    let current = aws.value("new/secret", "AWSCURRENT").await.unwrap();
+    assert!(current.contains(r.outputs["create"]["access_key_id"].expose()));
+    let stages = aws.stages("new/secret").await;
+    assert!(
+        stages
+            .values()
+            .all(|s| !s.iter().any(|x| x == "AWSPENDING"))
+    );
+
+    // A GitHub consumer is not this provider's.
+    let gh = plan_with_github();
+    let deliver = gh
+        .steps
+        .iter()
+        .find(|s| s.action == "consumer.deliver")
+        .unwrap();
+    assert!(aws.provider.supports(deliver).is_err());
+    assert!(aws.provider.supports(step(&plan, "deploy/create")).is_ok());
+}
+
+fn plan_with_github() -> Plan {
+    plan(
+        r"
+credentials:
+  - id: deploy
+    kind: aws_iam_access_key
+    owner: team-web
+    user_name: deploy-web
+    delivered_to:
+      - github_actions_secret: { repo: acme/web, name: AWS_SECRET_ACCESS_KEY, field: SecretAccessKey }
+",
+        Mode::Drill,
+    )
+}

@@ -1,0 +1,712 @@
+//! The `postgres.*` actions against a real, throwaway `PostgreSQL` cluster on 127.0.0.1, through
+//! the [`Provider`] trait and through the whole engine.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rekey_engine::{
+    Call, Engine, EngineConfig, ErrorKind, Fingerprinter, Provider, ProviderError, Providers,
+    Reconciled, Value, Values,
+};
+use rekey_plan::{Plan, PlanRequest, Selection};
+use rekey_providers::postgres::PostgresProvider;
+use rekey_spec::{Mode, SourceFile};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{ConnectOptions, Connection, postgres::PgConnectOptions};
+
+/// The admin password of the test clusters: it must never show up in a message.
+const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-Never-Shown";
+const OLD_APP_PASSWORD: &str = "0ld-App-Pa55word";
+const ADMIN_ENV: &str = "REKEY_TEST_PG_ADMIN_URL";
+
+// ---------------------------------------------------------------------------------------------
+// A throwaway cluster (from crates/rekey/tests/integration/postgres.rs), with password
+// authentication on TCP.
+
+/// A `PostgreSQL` cluster in a temp folder, stopped on drop.
+struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_postgres: bool,
+    port: u16,
+}
+
+fn find_bin() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("REKEY_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl PgCluster {
+    /// Starts a cluster where `postgres` (password [`ADMIN_PASSWORD`]) and `app` (password
+    /// [`OLD_APP_PASSWORD`]) log in over TCP with SCRAM-SHA-256.
+    async fn start() -> Self {
+        let bin = find_bin().expect(
+            "PostgreSQL server binaries not found: install them (Debian: `apt-get install postgresql-15`) or set REKEY_PG_BIN to the folder holding initdb and pg_ctl; `./scripts/test` installs them",
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("rekey-pg-")
+            .tempdir()
+            .unwrap();
+        // initdb refuses to run as root: run the cluster as the `postgres` user then.
+        let as_postgres = is_root();
+        if as_postgres {
+            assert!(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(dir.path())
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data = dir.path().join("data");
+        let c = Self {
+            dir,
+            bin,
+            as_postgres,
+            port,
+        };
+        c.pg(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        // The admin logs in without a password until it has one.
+        c.write_hba(true);
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
+            c.dir.path().display()
+        );
+        let log = c.dir.path().join("log");
+        c.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        let mut conn =
+            sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+                .await
+                .unwrap();
+        for sql in [
+            format!("ALTER ROLE postgres PASSWORD '{ADMIN_PASSWORD}'"),
+            format!("CREATE ROLE app LOGIN PASSWORD '{OLD_APP_PASSWORD}'"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        c.write_hba(false);
+        sqlx::query("SELECT pg_reload_conf()")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        c
+    }
+
+    fn write_hba(&self, admin_trusted: bool) {
+        let mut hba = String::from("local all all trust\n");
+        if admin_trusted {
+            hba.push_str("host all postgres 127.0.0.1/32 trust\n");
+        }
+        hba.push_str("host all all 127.0.0.1/32 scram-sha-256\n");
+        std::fs::write(self.dir.path().join("data/pg_hba.conf"), hba).unwrap();
+    }
+
+    fn pg(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn admin_url(&self) -> String {
+        format!(
+            "postgres://postgres:{ADMIN_PASSWORD}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    fn options(&self, user: &str, password: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username(user)
+            .password(password)
+            .database("postgres")
+    }
+
+    /// Logs in as `user`: `Ok` or the server's SQLSTATE.
+    async fn login(&self, user: &str, password: &str) -> Result<sqlx::PgConnection, String> {
+        self.options(user, password)
+            .connect()
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(d) => d.code().unwrap_or_default().into_owned(),
+                other => other.to_string(),
+            })
+    }
+
+    async fn admin(&self) -> sqlx::PgConnection {
+        self.login("postgres", ADMIN_PASSWORD).await.unwrap()
+    }
+
+    /// A provider whose `admin_url_env` variable holds this cluster's admin URL (the test
+    /// cannot change its own environment safely).
+    fn provider(&self) -> PostgresProvider {
+        let url = self.admin_url();
+        PostgresProvider::new().with_env_lookup(move |name| {
+            if name == ADMIN_ENV {
+                Ok(url.clone())
+            } else {
+                Err(std::env::VarError::NotPresent)
+            }
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let exe = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let _ = cmd
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans and calls.
+
+fn inventory(admin_env: &str) -> String {
+    format!(
+        r"
+hosts:
+  - id: ci
+    kind: ci_runner
+services:
+  - id: web
+    owner: team-web
+    built_on: [ci]
+credentials:
+  - id: pg-app
+    kind: postgres_password
+    owner: team-web
+    used_by: [web]
+    present_on: [ci]
+    policy: {{ max_age_days: 90 }}
+    last_rotated: 2026-08-20
+    role: app
+    database: postgres
+    admin_url_env: {admin_env}
+    delivered_to:
+      - env_file: {{ path: /etc/web/db.env, key: PGPASSWORD }}
+"
+    )
+}
+
+fn plan(mode: Mode, admin_env: &str) -> Plan {
+    let inv = rekey_spec::parse_inventory(&[Arc::new(SourceFile::new(
+        "inventory.yaml",
+        inventory(admin_env),
+    ))])
+    .expect("the test inventory is valid");
+    let runbooks = rekey_spec::load_runbooks(None).expect("the bundled runbooks are valid");
+    rekey_plan::compile(&PlanRequest {
+        inventory: &inv,
+        runbooks: &runbooks,
+        selection: &Selection {
+            credentials: vec!["pg-app".into()],
+            ..Selection::default()
+        },
+        mode,
+        exposed: None,
+    })
+    .expect("the test plan compiles")
+}
+
+/// The step's plan inputs (all literal here), plus `extra` (secrets from earlier steps).
+fn inputs(plan: &Plan, step: &str, extra: &[(&str, Value)]) -> Values {
+    let (_, s) = plan
+        .step(step)
+        .unwrap_or_else(|| panic!("no step {step} in the plan"));
+    let mut v: Values = s
+        .inputs
+        .iter()
+        .filter_map(|(k, t)| t.as_literal().map(|l| (k.clone(), Value::Plain(l))))
+        .collect();
+    for (k, x) in extra {
+        v.insert((*k).to_owned(), x.clone());
+    }
+    v
+}
+
+fn call<'a>(plan: &'a Plan, step: &str, inputs: &'a Values) -> Call<'a> {
+    let (_, s) = plan.step(step).unwrap();
+    Call {
+        run_id: "run-test",
+        step: s,
+        credential: &plan.credentials[s.credential as usize],
+        inputs,
+        idempotency_key: "test-key",
+        attempt: 1,
+    }
+}
+
+async fn run(p: &PostgresProvider, plan: &Plan, step: &str, extra: &[(&str, Value)]) -> Values {
+    let i = inputs(plan, step, extra);
+    p.execute(&call(plan, step, &i))
+        .await
+        .unwrap_or_else(|e| panic!("{step}: {e}"))
+}
+
+async fn run_err(
+    p: &PostgresProvider,
+    plan: &Plan,
+    step: &str,
+    extra: &[(&str, Value)],
+) -> ProviderError {
+    let i = inputs(plan, step, extra);
+    match p.execute(&call(plan, step, &i)).await {
+        Ok(v) => panic!("{step} should fail, gave {v:?}"),
+        Err(e) => e,
+    }
+}
+
+fn assert_clean(message: &str, secrets: &[&str]) {
+    eprintln!("checked message: {message}");
+    for s in secrets.iter().chain(&[ADMIN_PASSWORD]) {
+        assert!(
+            !message.contains(s),
+            "a secret leaked into the message: {message}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_password_replaces_the_old_one_and_verifies() {
+    let pg = PgCluster::start().await;
+    let p = pg.provider();
+    let plan = plan(Mode::Drill, ADMIN_ENV);
+    pg.login("app", OLD_APP_PASSWORD)
+        .await
+        .expect("the old password works before");
+
+    let out = run(&p, &plan, "pg-app/set-password", &[]).await;
+    let password = out.get("password").expect("a password output").clone();
+    assert!(password.is_secret(), "the password is a secret output");
+    let new = password.expose().to_owned();
+    assert!(new.len() >= 32, "a strong password");
+    // Debug of the outputs (what a log line would show) holds no password.
+    let debug = format!("{out:?}");
+    assert!(!debug.contains(&new), "{debug}");
+    assert!(debug.contains("REDACTED"), "{debug}");
+    assert_eq!(rekey_engine::provider::plain_json(&out), "{}");
+
+    pg.login("app", &new).await.expect("the new password works");
+    assert_eq!(
+        pg.login("app", OLD_APP_PASSWORD).await.err().as_deref(),
+        Some("28P01"),
+        "the old password no longer works"
+    );
+    let mut admin = pg.admin().await;
+    let stored: String =
+        sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+    assert!(!stored.contains(&new));
+    // The server never saw the cleartext: not in its log either.
+    let log = std::fs::read_to_string(pg.path().join("log")).unwrap_or_default();
+    assert!(!log.contains(&new));
+
+    // verify_login: the new password logs in; a wrong one is a permanent error without values.
+    let verified = run(
+        &p,
+        &plan,
+        "pg-app/verify",
+        &[("password", password.clone())],
+    )
+    .await;
+    assert!(verified.is_empty());
+    let wrong = "Wr0ng-Pa55word-Not-Shown";
+    let e = run_err(
+        &p,
+        &plan,
+        "pg-app/verify",
+        &[("password", Value::secret(wrong))],
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(
+        e.message.contains("the new password is not accepted"),
+        "{e}"
+    );
+    assert!(
+        e.message.contains("28P01") && e.message.contains("\"app\""),
+        "{e}"
+    );
+    assert_clean(&e.message, &[wrong, &new]);
+
+    // Running set_password again (a lost outcome) sets another password; the engine's
+    // reconcile answer for it is "not done".
+    let i = inputs(&plan, "pg-app/set-password", &[]);
+    assert!(matches!(
+        p.reconcile(&call(&plan, "pg-app/set-password", &i))
+            .await
+            .unwrap(),
+        Reconciled::NotDone
+    ));
+    let again = run(&p, &plan, "pg-app/set-password", &[]).await;
+    let newer = again["password"].expose().to_owned();
+    assert_ne!(newer, new);
+    pg.login("app", &newer).await.expect("the newest works");
+    assert!(pg.login("app", &new).await.is_err());
+    // Undo of set_password changes nothing (irreversible).
+    p.undo(&call(&plan, "pg-app/set-password", &i), &again)
+        .await
+        .unwrap();
+    pg.login("app", &newer).await.expect("still the newest");
+    admin.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_disables_login_terminates_sessions_and_undoes() {
+    let pg = PgCluster::start().await;
+    let p = pg.provider();
+    let plan = plan(Mode::Incident, ADMIN_ENV);
+    let mut session = pg
+        .login("app", OLD_APP_PASSWORD)
+        .await
+        .expect("the app logs in");
+    sqlx::query("SELECT 1").execute(&mut session).await.unwrap();
+
+    let disable = inputs(&plan, "pg-app/disable-login", &[]);
+    let disable_call = call(&plan, "pg-app/disable-login", &disable);
+    assert!(matches!(
+        p.reconcile(&disable_call).await.unwrap(),
+        Reconciled::NotDone
+    ));
+    assert!(p.execute(&disable_call).await.unwrap().is_empty());
+    // Idempotent.
+    assert!(p.execute(&disable_call).await.unwrap().is_empty());
+    assert_eq!(
+        pg.login("app", OLD_APP_PASSWORD).await.err().as_deref(),
+        Some("28000"),
+        "login is disabled"
+    );
+    assert!(matches!(
+        p.reconcile(&disable_call).await.unwrap(),
+        Reconciled::Done(v) if v.is_empty()
+    ));
+    // The open session survived NOLOGIN ...
+    sqlx::query("SELECT 1").execute(&mut session).await.unwrap();
+
+    // ... until terminated.
+    let term = inputs(&plan, "pg-app/terminate-sessions", &[]);
+    let term_call = call(&plan, "pg-app/terminate-sessions", &term);
+    assert!(matches!(
+        p.reconcile(&term_call).await.unwrap(),
+        Reconciled::NotDone
+    ));
+    let out = p.execute(&term_call).await.unwrap();
+    assert_eq!(out["terminated"].expose(), "1");
+    assert!(!out["terminated"].is_secret());
+    assert!(
+        sqlx::query("SELECT 1").execute(&mut session).await.is_err(),
+        "the session was terminated"
+    );
+    drop(session);
+    // The backend goes away shortly after the signal.
+    let mut gone = false;
+    for _ in 0..50 {
+        if let Reconciled::Done(v) = p.reconcile(&term_call).await.unwrap() {
+            assert_eq!(v["terminated"].expose(), "0");
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "no session of the role is left");
+    assert_eq!(
+        p.execute(&term_call).await.unwrap()["terminated"].expose(),
+        "0"
+    );
+
+    // Undo re-enables login; undo works without resolved inputs (the engine may pass none).
+    let none = Values::new();
+    p.undo(&call(&plan, "pg-app/disable-login", &none), &Values::new())
+        .await
+        .unwrap();
+    pg.login("app", OLD_APP_PASSWORD)
+        .await
+        .expect("login is enabled again");
+    // Undo of terminate and verify is a no-op.
+    p.undo(&term_call, &out).await.unwrap();
+
+    // The role that cannot log in is reported by verify_login as a permanent error.
+    p.execute(&disable_call).await.unwrap();
+    let e = run_err(
+        &p,
+        &plan,
+        "pg-app/verify",
+        &[("password", Value::secret(OLD_APP_PASSWORD))],
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    assert!(e.message.contains("not accepted"), "{e}");
+    assert!(e.message.contains("28000"), "{e}");
+    assert_clean(&e.message, &[OLD_APP_PASSWORD]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_give_clear_errors_without_secrets() {
+    // A missing variable, through the real process environment.
+    let unset = "REKEY_TEST_PG_URL_THAT_IS_NEVER_SET";
+    assert!(std::env::var_os(unset).is_none());
+    let plan_unset = plan(Mode::Incident, unset);
+    let e = run_err(
+        &PostgresProvider::new(),
+        &plan_unset,
+        "pg-app/disable-login",
+        &[],
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    assert!(e.message.contains(unset), "{e}");
+    assert!(e.message.contains("not set"), "{e}");
+
+    let plan = plan(Mode::Incident, ADMIN_ENV);
+    let with_url = |url: &'static str| {
+        PostgresProvider::new()
+            .with_env_lookup(move |_| Ok(url.to_owned()))
+            .with_connect_timeout(Duration::from_secs(5))
+    };
+
+    // Not a connection string: the message names the variable, not the value.
+    let e = run_err(
+        &with_url("postgres://admin:S3cret-In-Bad-Url@[::1/x"),
+        &plan,
+        "pg-app/disable-login",
+        &[],
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    assert!(e.message.contains(ADMIN_ENV), "{e}");
+    assert_clean(&e.message, &["S3cret-In-Bad-Url"]);
+
+    // Nothing listens: transient, and the admin password is not shown.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url: &'static str = Box::leak(
+        format!("postgres://postgres:{ADMIN_PASSWORD}@127.0.0.1:{port}/postgres").into_boxed_str(),
+    );
+    let e = run_err(&with_url(url), &plan, "pg-app/disable-login", &[]).await;
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(e.message.contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert_clean(&e.message, &[]);
+
+    // A wrong admin password: permanent, not shown.
+    let pg = PgCluster::start().await;
+    let url: &'static str = Box::leak(
+        format!(
+            "postgres://postgres:Wr0ng-Admin-Pa55@127.0.0.1:{}/postgres",
+            pg.port
+        )
+        .into_boxed_str(),
+    );
+    let e = run_err(&with_url(url), &plan, "pg-app/disable-login", &[]).await;
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("28P01"), "{e}");
+    assert_clean(&e.message, &["Wr0ng-Admin-Pa55"]);
+
+    // An unknown role: permanent.
+    let mut admin = pg.admin().await;
+    sqlx::query("DROP ROLE app")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let e = run_err(&pg.provider(), &plan, "pg-app/disable-login", &[]).await;
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("\"app\""), "{e}");
+    assert_clean(&e.message, &[]);
+}
+
+/// Takes delivered values into memory: a stand-in for the consumers.
+#[derive(Default)]
+struct MemoryConsumer {
+    delivered: Mutex<Vec<SecretString>>,
+}
+
+#[async_trait]
+impl Provider for MemoryConsumer {
+    async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        if call.step.action == "consumer.deliver" {
+            let v = call
+                .inputs
+                .get("password")
+                .ok_or_else(|| ProviderError::permanent("nothing to deliver"))?;
+            assert!(v.is_secret());
+            self.delivered
+                .lock()
+                .unwrap()
+                .push(SecretString::from(v.expose().to_owned()));
+            return Ok(Values::from([(
+                "version".to_owned(),
+                Value::Plain("v1".into()),
+            )]));
+        }
+        Ok(Values::new())
+    }
+
+    async fn undo(&self, _call: &Call<'_>, _outputs: &Values) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    async fn reconcile(&self, _call: &Call<'_>) -> Result<Reconciled, ProviderError> {
+        Ok(Reconciled::NotDone)
+    }
+}
+
+async fn engine_run(mode: Mode) {
+    let pg = PgCluster::start().await;
+    let plan = plan(mode, ADMIN_ENV);
+    let dir = tempfile::tempdir().unwrap();
+    let store = rekey_store::Store::open(dir.path().join("state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let consumer = Arc::new(MemoryConsumer::default());
+    let mut providers = Providers::default().with("postgres", Arc::new(pg.provider()));
+    for s in &plan.steps {
+        if s.provider != "postgres" {
+            providers = providers.with(&s.provider, consumer.clone());
+        }
+    }
+    let engine = Engine {
+        store: Arc::new(store),
+        providers,
+        fingerprints: Arc::new(Fingerprinter::ephemeral()),
+        config: EngineConfig {
+            actor: "test".into(),
+            backoff_base: Duration::from_millis(1),
+            ..EngineConfig::default()
+        },
+        simulated: false,
+        observer: None,
+    };
+    let outcome = engine
+        .start(&plan, &rekey_engine::new_run_id(), "{}")
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.status,
+        rekey_store::RunStatus::Succeeded,
+        "{:?}",
+        outcome.message
+    );
+    let delivered = consumer.delivered.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1, "one consumer got the new password");
+    let new = delivered[0].expose_secret();
+    pg.login("app", new)
+        .await
+        .expect("the delivered password logs in");
+    assert!(pg.login("app", OLD_APP_PASSWORD).await.is_err());
+
+    // Nothing stored (state database with its audit log, and its WAL) holds the new password.
+    // Read while the store is open: closing it may remove the WAL files meanwhile.
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let f = f.unwrap().path();
+        let Ok(bytes) = std::fs::read(&f) else {
+            continue; // a -shm/-wal file that went away
+        };
+        assert!(
+            !bytes.windows(new.len()).any(|w| w == new.as_bytes()),
+            "{} holds the password",
+            f.display()
+        );
+    }
+    drop(engine);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_drill_rotates_the_password() {
+    engine_run(Mode::Drill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_incident_rotates_the_password() {
+    engine_run(Mode::Incident).await;
+}
