@@ -700,6 +700,66 @@ impl Engine {
         Ok(())
     }
 
+    /// Calls the provider's undo for a step in `undo_started` and records the outcome; an
+    /// undo that fails marks the credential `undo_failed`. `mark` is kept as the step's error
+    /// (the redo mark). `false` if the undo failed.
+    async fn undo_step(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &mut Exec,
+        i: usize,
+        mark: Option<&str>,
+    ) -> Result<bool, EngineError> {
+        let step = &plan.steps[i];
+        let key = idempotency_key(run_id, &step.id);
+        let outputs = ex.outputs[i].clone().unwrap_or_default();
+        let inputs = ex.resolve_inputs(plan, run_id, i).unwrap_or_default();
+        let result = if step.effect == Effect::Human && !self.simulated {
+            Ok(())
+        } else {
+            match self.providers.get(&step.provider) {
+                Some(p) => {
+                    p.undo(&Self::call(run_id, plan, i, &inputs, &key), &outputs)
+                        .await
+                }
+                None => Err(ProviderError::permanent("no provider")),
+            }
+        };
+        match result {
+            Ok(()) => {
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    i,
+                    StepEvent::UndoFinish,
+                    None,
+                    mark,
+                    Some("step_undone"),
+                )
+                .await?;
+                Ok(true)
+            }
+            Err(e) => {
+                let msg = format!("undo failed: {e}");
+                self.transition(
+                    run_id,
+                    plan,
+                    ex,
+                    i,
+                    StepEvent::UndoFail,
+                    None,
+                    Some(&msg),
+                    Some("step_undo_failed"),
+                )
+                .await?;
+                ex.cred[step.credential as usize] = CredState::UndoFailed;
+                Ok(false)
+            }
+        }
+    }
+
     /// Undoes a step whose secret output was lost (or one that used it) and sets it pending
     /// again. Every transition carries [`REDO_MARK`], so a crash in the middle is finished as
     /// a redo on the next resume, not mistaken for a rollback. `false` if the undo failed.
@@ -710,7 +770,6 @@ impl Engine {
         ex: &mut Exec,
         r: usize,
     ) -> Result<bool, EngineError> {
-        let rs = &plan.steps[r];
         if matches!(ex.state[r], StepState::Succeeded | StepState::UndoStarted) {
             if ex.state[r] == StepState::Succeeded {
                 self.transition(
@@ -725,42 +784,9 @@ impl Engine {
                 )
                 .await?;
             }
-            let key = idempotency_key(run_id, &rs.id);
-            let inputs = Values::new();
-            let undone = match self.providers.get(&rs.provider) {
-                Some(p) => {
-                    p.undo(&Self::call(run_id, plan, r, &inputs, &key), &Values::new())
-                        .await
-                }
-                None => Ok(()),
-            };
-            if let Err(e) = undone {
-                let msg = format!("could not remove the value whose secret was lost: {e}");
-                self.transition(
-                    run_id,
-                    plan,
-                    ex,
-                    r,
-                    StepEvent::UndoFail,
-                    None,
-                    Some(&msg),
-                    Some("step_undo_failed"),
-                )
-                .await?;
-                ex.cred[rs.credential as usize] = CredState::UndoFailed;
+            if !self.undo_step(run_id, plan, ex, r, Some(REDO_MARK)).await? {
                 return Ok(false);
             }
-            self.transition(
-                run_id,
-                plan,
-                ex,
-                r,
-                StepEvent::UndoFinish,
-                None,
-                Some(REDO_MARK),
-                Some("step_undone"),
-            )
-            .await?;
         }
         if ex.state[r] == StepState::Undone {
             self.transition(
@@ -824,7 +850,6 @@ impl Engine {
             ) {
                 continue;
             }
-            let step = &plan.steps[i];
             if ex.state[i] != StepState::UndoStarted {
                 self.transition(
                     run_id,
@@ -838,50 +863,8 @@ impl Engine {
                 )
                 .await?;
             }
-            let key = idempotency_key(run_id, &step.id);
-            let outputs = ex.outputs[i].clone().unwrap_or_default();
-            let inputs = ex.resolve_inputs(plan, run_id, i).unwrap_or_default();
-            let result = if step.effect == Effect::Human && !self.simulated {
-                Ok(())
-            } else {
-                match self.providers.get(&step.provider) {
-                    Some(p) => {
-                        p.undo(&Self::call(run_id, plan, i, &inputs, &key), &outputs)
-                            .await
-                    }
-                    None => Err(ProviderError::permanent("no provider")),
-                }
-            };
-            match result {
-                Ok(()) => {
-                    self.transition(
-                        run_id,
-                        plan,
-                        ex,
-                        i,
-                        StepEvent::UndoFinish,
-                        None,
-                        None,
-                        Some("step_undone"),
-                    )
-                    .await?;
-                }
-                Err(e) => {
-                    let msg = format!("undo failed: {e}");
-                    self.transition(
-                        run_id,
-                        plan,
-                        ex,
-                        i,
-                        StepEvent::UndoFail,
-                        None,
-                        Some(&msg),
-                        Some("step_undo_failed"),
-                    )
-                    .await?;
-                    ex.cred[c] = CredState::UndoFailed;
-                    return Ok(());
-                }
+            if !self.undo_step(run_id, plan, ex, i, None).await? {
+                return Ok(());
             }
         }
         ex.cred[c] = CredState::RolledBack;

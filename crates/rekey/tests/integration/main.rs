@@ -7,4 +7,5 @@ mod harness;
 mod incident;
 mod planning;
 mod postgres;
+mod real;
 mod runs;
