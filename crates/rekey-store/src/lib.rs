@@ -655,6 +655,14 @@ impl Store {
         files: &[(IndexedFile, IndexRows)],
         forget_first: bool,
     ) -> Result<()> {
+        let insert_rows = match self.pool {
+            Pool::Sqlite(_) => {
+                "INSERT INTO index_packages (path, ecosystem, name, version) SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2)"
+            }
+            Pool::Postgres(_) => {
+                "INSERT INTO index_packages (path, ecosystem, name, version) SELECT $1, e ->> 0, e ->> 1, e ->> 2 FROM jsonb_array_elements($2::jsonb) AS e"
+            }
+        };
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
             for (file, packages) in files {
@@ -666,22 +674,13 @@ impl Store {
                     .bind(&file.path).bind(file.size).bind(&file.mtime).bind(&file.sha256).bind(file.format.as_deref())
                     .bind(file.error.as_deref()).bind(file.packages).bind(&file.indexed_at)
                     .execute(&mut *tx).await?;
-                for chunk in packages.chunks(2000) {
-                    let mut sql = String::with_capacity(64 + chunk.len() * 24);
-                    sql.push_str("INSERT INTO index_packages (path, ecosystem, name, version) VALUES ");
-                    for k in 0..chunk.len() {
-                        let b = 2 + k * 3;
-                        if k > 0 {
-                            sql.push_str(", ");
-                        }
-                        let _ = write!(sql, "($1, ${b}, ${}, ${})", b + 1, b + 2);
-                    }
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&file.path);
-                    for (e, n, v) in chunk {
-                        q = q.bind(e).bind(n).bind(v);
-                    }
-                    q.execute(&mut *tx).await?;
+                if packages.is_empty() {
+                    continue;
                 }
+                // One statement per file: the database unpacks a JSON array of rows itself,
+                // which is several times faster than binding three parameters per row.
+                let rows = serde_json::to_string(packages).expect("strings serialize");
+                sqlx::query(insert_rows).bind(&file.path).bind(rows).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())

@@ -537,6 +537,61 @@ pub(crate) async fn store_conformance(url: &str) {
     assert_eq!(events.len(), 5);
     assert!(rekey_store::audit::verify(&events).is_empty());
     assert_eq!(store.audit_events(Some("run-1")).await.unwrap().len(), 5);
+    // The dependency index: replace, look up, bulk, forget.
+    let file = |path: &str, n: i64| rekey_store::IndexedFile {
+        path: path.into(),
+        size: 1,
+        mtime: "1".into(),
+        sha256: String::new(),
+        format: Some("PackageLock".into()),
+        error: None,
+        packages: n,
+        indexed_at: rekey_store::now(),
+    };
+    let row = |n: &str, v: &str| ("npm".to_owned(), n.to_owned(), v.to_owned());
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    store
+        .index_replace(
+            &file("a.json", 2),
+            &[row("axios", "1.14.1"), row("@ctrl/tinycolor", "4.1.1")],
+        )
+        .await
+        .unwrap();
+    store.index_bulk_begin().await.unwrap();
+    store
+        .index_replace_many(&[(file("b.json", 1), vec![row("axios", "1.14.0")])], false)
+        .await
+        .unwrap();
+    store.index_bulk_end().await.unwrap();
+    assert_eq!(
+        store.index_lookup("npm", "axios", None).await.unwrap(),
+        [pair("a.json", "1.14.1"), pair("b.json", "1.14.0")]
+    );
+    assert_eq!(
+        store
+            .index_lookup("npm", "@ctrl/tinycolor", Some("4.1.1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .index_replace(&file("a.json", 1), &[row("axios", "1.14.2")])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .index_lookup("npm", "axios", Some("1.14.1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.index_remove("b.json").await.unwrap();
+    assert_eq!(
+        store.index_lookup("npm", "axios", None).await.unwrap(),
+        [pair("a.json", "1.14.2")]
+    );
+    assert_eq!(store.index_files().await.unwrap().len(), 1);
     store
         .execute_raw("UPDATE audit_events SET detail = 'edited' WHERE seq = 2".into())
         .await
