@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the real servers the tests drive can be started here. Idempotent.
 #  - PostgreSQL 15 server binaries (initdb, pg_ctl): the state store's team backend.
+#  - MariaDB server binaries (mariadbd, mariadb-install-db): the MySQL provider's tests.
 set -euo pipefail
 
 have_pg() {
@@ -22,6 +23,28 @@ if [ "$(id -u)" = 0 ] && ! id postgres > /dev/null 2>&1; then
     useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
 fi
 echo "peers: PostgreSQL server ready to start" >&2
+
+# MariaDB server (mariadbd, mariadb-install-db): the MySQL provider's tests start a throwaway
+# server on a free loopback port.
+have_mariadb() {
+    command -v mariadbd > /dev/null || command -v mysqld > /dev/null \
+        || [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ]
+}
+
+if ! have_mariadb; then
+    if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
+        echo "peers: installing the MariaDB server (mariadb-server)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server > /dev/null
+    else
+        echo "peers: MariaDB server binaries not found; install mariadb-server" >&2
+        exit 1
+    fi
+fi
+# Servers run as the `mysql` user when the tests run as root.
+if [ "$(id -u)" = 0 ] && ! id mysql > /dev/null 2>&1; then
+    useradd --system --home /nonexistent --shell /usr/sbin/nologin mysql
+fi
+echo "peers: MariaDB server ready to start" >&2
 
 # moto (AWS IAM, STS, Secrets Manager) in a venv under .peers/: the AWS provider's tests start
 # `.peers/moto-venv/bin/moto_server` on a free loopback port.

@@ -29,7 +29,7 @@ pub(crate) struct Global {
     /// Folder of runbooks that add to or replace the bundled ones (one per kind).
     #[arg(long, global = true, env = "REKEY_RUNBOOKS", value_name = "DIR")]
     pub(crate) runbooks: Option<PathBuf>,
-    /// State database: a `SQLite` path, or postgres://… for teams.
+    /// State database: a SQLite path, or postgres://… for teams.
     #[arg(
         long,
         global = true,
@@ -45,7 +45,7 @@ pub(crate) struct Global {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Check the inventory and runbooks: exit 0, or every problem with <file:line:column>.
+    /// Check the inventory and runbooks: exit 0, or every problem, located by file, line and column.
     Validate(ValidateArgs),
     /// Inspect the credential inventory.
     Inventory(InventoryArgs),
@@ -83,6 +83,7 @@ pub(crate) struct IncidentArgs {
     /// A package URL, e.g. pkg:npm/axios@1.14.1.
     #[arg(long, value_name = "PURL")]
     pub(crate) purl: Option<String>,
+    /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
     /// Print the decision rules.
@@ -97,8 +98,10 @@ pub(crate) struct IncidentArgs {
     /// The audit reason (default: the advisory id or package).
     #[arg(long)]
     pub(crate) reason: Option<String>,
+    /// Steps in flight at once.
     #[arg(long, default_value_t = 16)]
     pub(crate) concurrency: usize,
+    /// Steps in flight at once per provider.
     #[arg(long, default_value_t = 8)]
     pub(crate) per_provider: usize,
     #[command(flatten)]
@@ -107,6 +110,7 @@ pub(crate) struct IncidentArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct IndexArgs {
+    /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -115,6 +119,7 @@ pub(crate) struct IndexArgs {
 pub(crate) struct WhoUsesArgs {
     /// PURL or ECOSYSTEM/NAME[@VERSION], e.g. npm/axios or pkg:pypi/litellm@1.82.7.
     pub(crate) package: String,
+    /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -181,6 +186,7 @@ pub(crate) struct ResumeArgs {
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
     pub(crate) run_id: Option<String>,
+    /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }
