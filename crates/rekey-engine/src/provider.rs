@@ -138,6 +138,12 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// Whether `consumer.read_current` still returns the value from before the run once a new
+    /// value was delivered (the simulator knows which is which; Secrets Manager does not).
+    fn rereads_old_values(&self) -> bool {
+        false
+    }
+
     /// Performs the step. Must be idempotent for the same idempotency key.
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError>;
 

@@ -683,6 +683,33 @@ impl Engine {
                 ex.outputs[s] = Some(values);
                 continue;
             }
+            // The OLD value, captured before the rotation so it can be revoked, cannot be read
+            // again once a consumer holds the new one: reading "the current value" now would
+            // return the new value and the revoke would hit it. Stop for a person instead.
+            let cred = step.credential as usize;
+            let delivered = plan.credentials[cred].steps.iter().any(|&d| {
+                plan.steps[d as usize].action == "consumer.deliver"
+                    && ex.state[d as usize] != StepState::Pending
+            });
+            let rereads = self
+                .providers
+                .get(&step.provider)
+                .is_some_and(|p| p.rereads_old_values());
+            if step.action == "consumer.read_current" && delivered && !rereads {
+                ex.cred[cred] = CredState::NeedsOperator;
+                let msg = "the old value, captured to revoke it, was lost in a crash after the new value was delivered: revoke the old value by hand, then `rekey abandon` this run";
+                ex.errors.insert(s, msg.to_owned());
+                let mut a = self.audit(
+                    run_id,
+                    Some(step),
+                    Some(&plan.credentials[cred].id),
+                    "credential_needs_operator",
+                    "error",
+                );
+                a.detail = Some(msg.to_owned());
+                self.store.append_audit(a).await?;
+                continue;
+            }
             // Mint again: remove the value nobody can use, and redo what used it.
             let mut redo = vec![s];
             redo.extend(

@@ -271,6 +271,11 @@ fn db(e: sqlx::Error) -> ProviderError {
 
 #[async_trait]
 impl Provider for SimProvider {
+    fn rereads_old_values(&self) -> bool {
+        // `read_current` returns the newest value not minted by this run.
+        true
+    }
+
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         if !self.options.latency.is_zero() {
             tokio::time::sleep(self.options.latency).await;

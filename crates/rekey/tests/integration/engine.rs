@@ -613,3 +613,86 @@ async fn sqlite_store_conformance() {
     let dir = tempfile::tempdir().unwrap();
     store_conformance(dir.path().join("s.db").to_str().unwrap()).await;
 }
+
+/// The simulator, but reading "the current value" returns whatever a consumer holds now, as
+/// Secrets Manager would.
+struct NoReread(Arc<SimProvider>);
+
+#[async_trait::async_trait]
+impl rekey_engine::Provider for NoReread {
+    async fn execute(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Values, rekey_engine::ProviderError> {
+        self.0.execute(call).await
+    }
+    async fn undo(
+        &self,
+        call: &rekey_engine::Call<'_>,
+        outputs: &rekey_engine::Values,
+    ) -> Result<(), rekey_engine::ProviderError> {
+        self.0.undo(call, outputs).await
+    }
+    async fn reconcile(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Reconciled, rekey_engine::ProviderError> {
+        self.0.reconcile(call).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_old_value_is_not_read_again_after_delivery() {
+    // Crashed after promote, before the old token was revoked: its captured value is gone.
+    let plan = plan_for(&["gh-secrets-writer"], Mode::Drill);
+    let rig = rig(&plan, SimOptions::default(), EngineConfig::default()).await;
+    assert_eq!(
+        rig.engine.start(&plan, "run-1", "{}").await.unwrap().status,
+        RunStatus::Succeeded
+    );
+    let revoke = plan.step("gh-secrets-writer/revoke-old").unwrap().0;
+    rig.engine
+        .store
+        .execute_raw(format!(
+            "UPDATE steps SET state = 'pending' WHERE run_id = 'run-1' AND idx = {revoke}"
+        ))
+        .await
+        .unwrap();
+    rig.engine
+        .store
+        .execute_raw("UPDATE runs SET status = 'running' WHERE id = 'run-1'".into())
+        .await
+        .unwrap();
+    let engine = Engine {
+        providers: Providers::all(Arc::new(NoReread(rig.sim.clone()))),
+        ..clone_engine(&rig.engine)
+    };
+    let out = engine.resume("run-1", &BTreeMap::new()).await.unwrap();
+    assert_eq!(out.status, RunStatus::NeedsOperator, "{:?}", out.message);
+    assert!(
+        out.message
+            .unwrap()
+            .contains("revoke the old value by hand")
+    );
+    let states = rig.engine.store.steps("run-1").await.unwrap();
+    assert_eq!(
+        states
+            .iter()
+            .find(|s| s.step_id == "gh-secrets-writer/revoke-old")
+            .unwrap()
+            .state,
+        StepState::Pending,
+        "nothing was revoked"
+    );
+}
+
+fn clone_engine(e: &Engine) -> Engine {
+    Engine {
+        store: Arc::clone(&e.store),
+        providers: e.providers.clone(),
+        fingerprints: Arc::clone(&e.fingerprints),
+        config: e.config.clone(),
+        simulated: e.simulated,
+        observer: None,
+    }
+}
