@@ -3,5 +3,6 @@
 
 pub mod aws;
 pub mod envfile;
+pub mod mysql;
 pub mod postgres;
 pub mod router;

@@ -134,6 +134,10 @@ pub(crate) async fn engine(
                 "postgres",
                 Arc::new(rekey_providers::postgres::PostgresProvider::new()),
             )
+            .with(
+                "mysql",
+                Arc::new(rekey_providers::mysql::MysqlProvider::new()),
+            )
             .with("consumer", Arc::new(consumers))
     };
     Ok(Engine {

@@ -1,0 +1,574 @@
+//! The `mysql.*` actions against a real, throwaway `MariaDB` server on 127.0.0.1, through the
+//! [`Provider`] trait.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rekey_engine::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
+use rekey_plan::{Plan, PlanRequest, Selection};
+use rekey_providers::mysql::MysqlProvider;
+use rekey_spec::{Mode, SourceFile};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
+use sqlx::{ConnectOptions, Connection};
+
+/// The admin password of the test servers: it must never show up in a message.
+const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-Never-Shown";
+const OLD_APP_PASSWORD: &str = "0ld-App-Pa55word";
+const ADMIN_ENV: &str = "REKEY_TEST_MYSQL_ADMIN_URL";
+
+// ---------------------------------------------------------------------------------------------
+// A throwaway server.
+
+/// A `MariaDB` server in a temp folder, killed on drop.
+struct Mariadb {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+}
+
+fn find_exe(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.extend(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from));
+    names
+        .iter()
+        .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `exe` as the `mysql` user when running as root (mariadbd refuses root).
+fn command(exe: &Path, as_mysql: bool) -> Command {
+    if as_mysql {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "mysql", "--"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    }
+}
+
+fn options(port: u16, user: &str, password: &str) -> MySqlConnectOptions {
+    let o = MySqlConnectOptions::new()
+        .host("127.0.0.1")
+        .port(port)
+        .username(user);
+    // An empty password would still be sent (and refused): none at all.
+    if password.is_empty() {
+        o
+    } else {
+        o.password(password)
+    }
+}
+
+impl Mariadb {
+    /// Starts a server where `admin` (password [`ADMIN_PASSWORD`]) and `app`@`%` (password
+    /// [`OLD_APP_PASSWORD`]) log in over TCP.
+    async fn start() -> Self {
+        let (Some(server), Some(install)) = (
+            find_exe(&["mariadbd", "mysqld"]),
+            find_exe(&["mariadb-install-db", "mysql_install_db"]),
+        ) else {
+            panic!(
+                "MariaDB server binaries (mariadbd, mariadb-install-db) not found: run ./scripts/peers.sh (Debian: `apt-get install mariadb-server`)"
+            );
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("rekey-mariadb-")
+            .tempdir()
+            .unwrap();
+        let as_mysql = is_root();
+        if as_mysql {
+            assert!(
+                Command::new("chown")
+                    .args(["-R", "mysql:mysql"])
+                    .arg(dir.path())
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let data = dir.path().join("data");
+        // A private tmpdir: servers set up side by side must not share temporary files.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        if as_mysql {
+            assert!(
+                Command::new("chown")
+                    .args(["mysql:mysql"])
+                    .arg(&tmp)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let out = command(&install, as_mysql)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = command(&server, as_mysql)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("sock").display()))
+            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("err.log").display()
+            ))
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .arg(format!("--port={port}"))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--innodb-flush-log-at-trx-commit=0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .current_dir(dir.path())
+            .spawn()
+            .unwrap();
+        let m = Self { dir, child, port };
+        // Root logs in over TCP without a password until the server is set up.
+        let deadline = Instant::now() + Duration::from_mins(1);
+        let mut root = loop {
+            match options(port, "root", "").connect().await {
+                Ok(c) => break c,
+                // The server answers: starting is over, setting up failed.
+                Err(sqlx::Error::Database(e)) => panic!("MariaDB refused root: {e}"),
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "MariaDB did not start: {e}\n{}",
+                        std::fs::read_to_string(m.dir.path().join("err.log")).unwrap_or_default()
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        for sql in [
+            format!("CREATE USER 'admin'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}'"),
+            "GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION".to_owned(),
+            format!("CREATE USER 'app'@'%' IDENTIFIED BY '{OLD_APP_PASSWORD}'"),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut root)
+                .await
+                .unwrap();
+        }
+        root.close().await.unwrap();
+        m
+    }
+
+    fn admin_url(&self) -> String {
+        format!("mysql://admin:{ADMIN_PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    /// Logs in as `user`: `Ok` or the server's error number.
+    async fn login(&self, user: &str, password: &str) -> Result<MySqlConnection, String> {
+        options(self.port, user, password)
+            .connect()
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(d) => d
+                    .try_downcast_ref::<MySqlDatabaseError>()
+                    .map_or_else(|| d.to_string(), |m| m.number().to_string()),
+                other => other.to_string(),
+            })
+    }
+
+    /// A provider whose `admin_url_env` variable holds this server's admin URL.
+    fn provider(&self) -> MysqlProvider {
+        let url = self.admin_url();
+        MysqlProvider::new().with_env_lookup(move |name| {
+            if name == ADMIN_ENV {
+                Ok(url.clone())
+            } else {
+                Err(std::env::VarError::NotPresent)
+            }
+        })
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        // The server itself (runuser may not pass the signal on), then its parent.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid")) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).output();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans and calls.
+
+fn inventory(admin_env: &str) -> String {
+    format!(
+        r"
+hosts:
+  - id: ci
+    kind: ci_runner
+services:
+  - id: web
+    owner: team-web
+    built_on: [ci]
+credentials:
+  - id: my-app
+    kind: mysql_password
+    owner: team-web
+    used_by: [web]
+    present_on: [ci]
+    policy: {{ max_age_days: 90 }}
+    last_rotated: 2026-08-20
+    user: app
+    admin_url_env: {admin_env}
+    delivered_to:
+      - env_file: {{ path: /etc/web/db.env, key: MYSQL_PASSWORD }}
+"
+    )
+}
+
+fn plan(mode: Mode, admin_env: &str) -> Plan {
+    let inv = rekey_spec::parse_inventory(&[Arc::new(SourceFile::new(
+        "inventory.yaml",
+        inventory(admin_env),
+    ))])
+    .expect("the test inventory is valid");
+    let runbooks = rekey_spec::load_runbooks(None).expect("the bundled runbooks are valid");
+    rekey_plan::compile(&PlanRequest {
+        inventory: &inv,
+        runbooks: &runbooks,
+        selection: &Selection {
+            credentials: vec!["my-app".into()],
+            ..Selection::default()
+        },
+        mode,
+        exposed: None,
+    })
+    .expect("the test plan compiles")
+}
+
+/// The step's plan inputs (all literal here), plus `extra` (secrets from earlier steps).
+fn inputs(plan: &Plan, step: &str, extra: &[(&str, Value)]) -> Values {
+    let (_, s) = plan
+        .step(step)
+        .unwrap_or_else(|| panic!("no step {step} in the plan"));
+    let mut v: Values = s
+        .inputs
+        .iter()
+        .filter_map(|(k, t)| t.as_literal().map(|l| (k.clone(), Value::Plain(l))))
+        .collect();
+    for (k, x) in extra {
+        v.insert((*k).to_owned(), x.clone());
+    }
+    v
+}
+
+fn call<'a>(plan: &'a Plan, step: &str, inputs: &'a Values) -> Call<'a> {
+    let (_, s) = plan.step(step).unwrap();
+    Call {
+        run_id: "run-test",
+        step: s,
+        credential: &plan.credentials[s.credential as usize],
+        inputs,
+        idempotency_key: "test-key",
+        attempt: 1,
+    }
+}
+
+async fn run(p: &MysqlProvider, plan: &Plan, step: &str, extra: &[(&str, Value)]) -> Values {
+    let i = inputs(plan, step, extra);
+    p.execute(&call(plan, step, &i))
+        .await
+        .unwrap_or_else(|e| panic!("{step}: {e}"))
+}
+
+async fn run_err(
+    p: &MysqlProvider,
+    plan: &Plan,
+    step: &str,
+    extra: &[(&str, Value)],
+) -> ProviderError {
+    let i = inputs(plan, step, extra);
+    match p.execute(&call(plan, step, &i)).await {
+        Ok(v) => panic!("{step} should fail, gave {v:?}"),
+        Err(e) => e,
+    }
+}
+
+fn assert_clean(message: &str, secrets: &[&str]) {
+    eprintln!("checked message: {message}");
+    for s in secrets.iter().chain(&[ADMIN_PASSWORD]) {
+        assert!(
+            !message.contains(s),
+            "a secret leaked into the message: {message}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_password_replaces_the_old_one_and_verifies() {
+    let db = Mariadb::start().await;
+    let p = db.provider();
+    let plan = plan(Mode::Drill, ADMIN_ENV);
+    db.login("app", OLD_APP_PASSWORD)
+        .await
+        .expect("the old password works before");
+
+    let out = run(&p, &plan, "my-app/set-password", &[]).await;
+    let password = out.get("password").expect("a password output").clone();
+    assert!(password.is_secret(), "the password is a secret output");
+    let new = password.expose().to_owned();
+    assert_eq!(new.len(), 43, "a strong password");
+    // Debug of the outputs (what a log line would show) holds no password.
+    let debug = format!("{out:?}");
+    assert!(!debug.contains(&new), "{debug}");
+    assert!(debug.contains("REDACTED"), "{debug}");
+    assert_eq!(rekey_engine::provider::plain_json(&out), "{}");
+
+    db.login("app", &new).await.expect("the new password works");
+    assert_eq!(
+        db.login("app", OLD_APP_PASSWORD).await.err().as_deref(),
+        Some("1045"),
+        "the old password no longer works"
+    );
+
+    // verify_login: the new password logs in; a wrong one is a permanent error.
+    let verified = run(
+        &p,
+        &plan,
+        "my-app/verify",
+        &[("password", password.clone())],
+    )
+    .await;
+    assert!(verified.is_empty());
+    let wrong = "Wr0ng-Pa55word-Not-Shown";
+    let e = run_err(
+        &p,
+        &plan,
+        "my-app/verify",
+        &[("password", Value::secret(wrong))],
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(
+        e.message.contains("the new password is not accepted"),
+        "{e}"
+    );
+    assert!(
+        e.message.contains("1045") && e.message.contains("'app'"),
+        "{e}"
+    );
+    assert!(!e.message.contains("mysql://"), "{e}");
+    assert_clean(&e.message, &[wrong, &new]);
+
+    // Running set_password again sets another password; reconcile says "not done".
+    let i = inputs(&plan, "my-app/set-password", &[]);
+    assert!(matches!(
+        p.reconcile(&call(&plan, "my-app/set-password", &i))
+            .await
+            .unwrap(),
+        Reconciled::NotDone
+    ));
+    let again = run(&p, &plan, "my-app/set-password", &[]).await;
+    let newer = again["password"].expose().to_owned();
+    assert_ne!(newer, new);
+    db.login("app", &newer).await.expect("the newest works");
+    assert!(db.login("app", &new).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_locks_the_account_kills_sessions_and_undoes() {
+    let db = Mariadb::start().await;
+    let p = db.provider();
+    let plan = plan(Mode::Incident, ADMIN_ENV);
+    let mut session = db
+        .login("app", OLD_APP_PASSWORD)
+        .await
+        .expect("the app logs in");
+    sqlx::raw_sql("SELECT 1")
+        .execute(&mut session)
+        .await
+        .unwrap();
+
+    // lock_account.
+    let lock = inputs(&plan, "my-app/lock-account", &[]);
+    let lock_call = call(&plan, "my-app/lock-account", &lock);
+    assert!(matches!(
+        p.reconcile(&lock_call).await.unwrap(),
+        Reconciled::NotDone
+    ));
+    assert!(p.execute(&lock_call).await.unwrap().is_empty());
+    // Idempotent.
+    assert!(p.execute(&lock_call).await.unwrap().is_empty());
+    assert_eq!(
+        db.login("app", OLD_APP_PASSWORD).await.err().as_deref(),
+        Some("4151"),
+        "the account is locked"
+    );
+    assert!(matches!(
+        p.reconcile(&lock_call).await.unwrap(),
+        Reconciled::Done(v) if v.is_empty()
+    ));
+
+    // kill_sessions: the open session (opened before the lock) is ended.
+    let kill = inputs(&plan, "my-app/kill-sessions", &[]);
+    let kill_call = call(&plan, "my-app/kill-sessions", &kill);
+    assert!(matches!(
+        p.reconcile(&kill_call).await.unwrap(),
+        Reconciled::NotDone
+    ));
+    let out = p.execute(&kill_call).await.unwrap();
+    assert_eq!(out["killed"].expose(), "1", "{out:?}");
+    assert!(
+        sqlx::raw_sql("SELECT 1")
+            .execute(&mut session)
+            .await
+            .is_err(),
+        "the session was killed"
+    );
+    let out = p.execute(&kill_call).await.unwrap();
+    assert_eq!(out["killed"].expose(), "0", "nothing left to kill");
+    match p.reconcile(&kill_call).await.unwrap() {
+        Reconciled::Done(v) => assert_eq!(v["killed"].expose(), "0"),
+        Reconciled::NotDone => panic!("no sessions are left"),
+    }
+
+    // Undo of the lock: the app logs in again.
+    p.undo(&lock_call, &Values::new()).await.unwrap();
+    db.login("app", OLD_APP_PASSWORD)
+        .await
+        .expect("unlocked again");
+    assert!(matches!(
+        p.reconcile(&lock_call).await.unwrap(),
+        Reconciled::NotDone
+    ));
+
+    // set_password unlocks a locked account.
+    p.execute(&lock_call).await.unwrap();
+    let out = run(&p, &plan, "my-app/set-password", &[]).await;
+    db.login("app", out["password"].expose())
+        .await
+        .expect("set_password unlocks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_give_clear_errors_without_secrets() {
+    // A missing variable, through the real process environment.
+    let unset = "REKEY_TEST_MYSQL_URL_THAT_IS_NEVER_SET";
+    assert!(std::env::var_os(unset).is_none());
+    let plan_unset = plan(Mode::Incident, unset);
+    let e = run_err(
+        &MysqlProvider::new(),
+        &plan_unset,
+        "my-app/lock-account",
+        &[],
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    assert!(
+        e.message.contains(unset) && e.message.contains("not set"),
+        "{e}"
+    );
+
+    let plan = plan(Mode::Incident, ADMIN_ENV);
+    let with_url = |url: String| {
+        MysqlProvider::new()
+            .with_env_lookup(move |_| Ok(url.clone()))
+            .with_connect_timeout(Duration::from_secs(5))
+    };
+
+    // Not a connection string: the message names the variable, not the value.
+    let e = run_err(
+        &with_url("mysql://admin:S3cret-In-Bad-Url@[::1/x".to_owned()),
+        &plan,
+        "my-app/lock-account",
+        &[],
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    assert!(e.message.contains(ADMIN_ENV), "{e}");
+    assert_clean(&e.message, &["S3cret-In-Bad-Url"]);
+
+    // Nothing listens: transient, and the admin password is not shown.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = run_err(
+        &with_url(format!("mysql://admin:{ADMIN_PASSWORD}@127.0.0.1:{port}")),
+        &plan,
+        "my-app/lock-account",
+        &[],
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(e.message.contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert_clean(&e.message, &[]);
+
+    // A wrong admin password: permanent, not shown.
+    let db = Mariadb::start().await;
+    let e = run_err(
+        &with_url(format!(
+            "mysql://admin:Wr0ng-Admin-Pa55@127.0.0.1:{}",
+            db.port
+        )),
+        &plan,
+        "my-app/lock-account",
+        &[],
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("1045"), "{e}");
+    assert_clean(&e.message, &["Wr0ng-Admin-Pa55"]);
+
+    // An unknown user: permanent; reconcile of the lock says "not done".
+    let mut admin = db.login("admin", ADMIN_PASSWORD).await.unwrap();
+    sqlx::raw_sql("DROP USER 'app'@'%'")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let e = run_err(&db.provider(), &plan, "my-app/lock-account", &[]).await;
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("'app'@'%'"), "{e}");
+    assert_clean(&e.message, &[]);
+    let lock = inputs(&plan, "my-app/lock-account", &[]);
+    assert!(matches!(
+        db.provider()
+            .reconcile(&call(&plan, "my-app/lock-account", &lock))
+            .await
+            .unwrap(),
+        Reconciled::NotDone
+    ));
+    admin.close().await.unwrap();
+}
