@@ -134,7 +134,12 @@ fn bench(c: &mut Criterion) {
         for chunk in files.chunks(256) {
             store.index_replace_many(chunk, false).await.unwrap();
         }
+        let t = Instant::now();
         store.index_bulk_end().await.unwrap();
+        println!(
+            "index/build: creating the two indexes took {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
     });
     let build = start.elapsed();
     #[allow(clippy::cast_precision_loss)]
