@@ -130,6 +130,47 @@ macro_rules! run_from_row {
     }};
 }
 
+/// Runs `$body` and appends `$audit` in one transaction, retrying when another writer took
+/// the next audit sequence number (or SQLite was busy). The body runs inside an async block
+/// so that its `?` and `return` end this attempt, not the method: that is what lets the retry
+/// see a conflict at all. `$tx` and `$at` name the transaction and the timestamp for the body.
+macro_rules! with_audit {
+    ($self:ident, $audit:expr, |$tx:ident, $at:ident| $body:block) => {{
+        let $at = now();
+        let mut head = $self.head.lock().await;
+        let mut outcome: Option<Result<()>> = None;
+        for attempt in 0..5 {
+            let res: Result<(i64, String)> = async {
+                with_pool!($self, p => {
+                    let mut $tx = p.begin().await?;
+                    $body
+                    let (seq, prev) = match head.clone() {
+                        Some(h) if attempt == 0 => h,
+                        _ => read_head!(&mut *$tx),
+                    };
+                    let hash = insert_audit!(&mut *$tx, seq + 1, &$at, $audit, &prev);
+                    $tx.commit().await?;
+                    Ok((seq + 1, hash))
+                })
+            }
+            .await;
+            match res {
+                Ok(h) => {
+                    *head = Some(h);
+                    outcome = Some(Ok(()));
+                    break;
+                }
+                Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => *head = None,
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        outcome.unwrap_or_else(|| Err(StoreError::Corrupt("could not append to the audit log after 5 attempts".into())))
+    }};
+}
+
 /// A new run.
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
@@ -288,75 +329,67 @@ impl Store {
     /// Creates a run, its steps and its credential locks atomically. A credential held by an
     /// active run refuses the whole run and names the other run.
     pub async fn create_run(&self, run: &NewRun<'_>, audit: AuditDraft) -> Result<()> {
-        let at = now();
-        let mut head = self.head.lock().await;
-        for attempt in 0..5 {
-            let res: Result<(i64, String)> = with_pool!(self, p => {
-                let mut tx = p.begin().await?;
-                for c in run.credentials {
-                    let holder: Option<String> = sqlx::query("SELECT run_id FROM credential_locks WHERE credential = $1")
+        with_audit!(self, &audit, |tx, at| {
+            for c in run.credentials {
+                let holder: Option<String> =
+                    sqlx::query("SELECT run_id FROM credential_locks WHERE credential = $1")
                         .bind(c)
                         .fetch_optional(&mut *tx)
                         .await?
                         .map(|r| r.get::<String, _>(0));
-                    if let Some(run_id) = holder {
-                        return Err(StoreError::Locked { credential: c.clone(), run_id });
-                    }
+                if let Some(run_id) = holder {
+                    return Err(StoreError::Locked {
+                        credential: c.clone(),
+                        run_id,
+                    });
                 }
-                sqlx::query("INSERT INTO runs (id, created_at, updated_at, mode, reason, actor, simulated, status, message, plan_json, options_json) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, NULL, $8, $9)")
+            }
+            sqlx::query("INSERT INTO runs (id, created_at, updated_at, mode, reason, actor, simulated, status, message, plan_json, options_json) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, NULL, $8, $9)")
                     .bind(run.id).bind(&at).bind(run.mode).bind(run.reason).bind(run.actor).bind(run.simulated)
                     .bind(RunStatus::Running.as_str()).bind(run.plan_json).bind(run.options_json)
                     .execute(&mut *tx).await?;
-                for c in run.credentials {
-                    // The primary key makes two runs racing for a credential fail here.
-                    let ins = sqlx::query("INSERT INTO credential_locks (credential, run_id, acquired_at) VALUES ($1, $2, $3)")
+            for c in run.credentials {
+                // The primary key makes two runs racing for a credential fail here.
+                let ins = sqlx::query("INSERT INTO credential_locks (credential, run_id, acquired_at) VALUES ($1, $2, $3)")
                         .bind(c).bind(run.id).bind(&at)
                         .execute(&mut *tx).await;
-                    if let Err(e) = ins {
-                        if is_unique_violation(&e) {
-                            return Err(StoreError::Locked { credential: c.clone(), run_id: "another run (created just now)".into() });
-                        }
-                        return Err(e.into());
+                if let Err(e) = ins {
+                    if is_unique_violation(&e) {
+                        return Err(StoreError::Locked {
+                            credential: c.clone(),
+                            run_id: "another run (created just now)".into(),
+                        });
                     }
+                    return Err(e.into());
                 }
-                // Multi-row inserts: a 10,000-step plan is stored in a few statements.
-                for chunk in run.steps.chunks(500) {
-                    let mut sql = String::from("INSERT INTO steps (run_id, idx, step_id, credential, state, attempts, updated_at) VALUES ");
-                    for k in 0..chunk.len() {
-                        let b = 4 + k * 3;
-                        if k > 0 {
-                            sql.push_str(", ");
-                        }
-                        let _ = write!(sql, "($1, CAST(${b} AS BIGINT), ${}, ${}, $2, 0, $3)", b + 1, b + 2);
-                    }
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run.id).bind(StepState::Pending.as_str()).bind(&at);
-                    for (idx, step_id, cred) in chunk {
-                        q = q.bind(idx).bind(step_id).bind(cred);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                let (seq, prev) = match head.clone() {
-                    Some(h) if attempt == 0 => h,
-                    _ => read_head!(&mut *tx),
-                };
-                let hash = insert_audit!(&mut *tx, seq + 1, &at, &audit, &prev);
-                tx.commit().await?;
-                Ok((seq + 1, hash))
-            });
-            match res {
-                Ok(h) => {
-                    *head = Some(h);
-                    return Ok(());
-                }
-                Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
-                    *head = None;
-                }
-                Err(e) => return Err(e),
             }
-        }
-        Err(StoreError::Corrupt(
-            "could not append to the audit log after 5 attempts".into(),
-        ))
+            // Multi-row inserts: a 10,000-step plan is stored in a few statements.
+            for chunk in run.steps.chunks(500) {
+                let mut sql = String::from(
+                    "INSERT INTO steps (run_id, idx, step_id, credential, state, attempts, updated_at) VALUES ",
+                );
+                for k in 0..chunk.len() {
+                    let b = 4 + k * 3;
+                    if k > 0 {
+                        sql.push_str(", ");
+                    }
+                    let _ = write!(
+                        sql,
+                        "($1, CAST(${b} AS BIGINT), ${}, ${}, $2, 0, $3)",
+                        b + 1,
+                        b + 2
+                    );
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(run.id)
+                    .bind(StepState::Pending.as_str())
+                    .bind(&at);
+                for (idx, step_id, cred) in chunk {
+                    q = q.bind(idx).bind(step_id).bind(cred);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        })
     }
 
     /// Applies one step transition (checked by the state machine and, in the database, by
@@ -382,7 +415,8 @@ impl Store {
                 .map(|t| t.from.next(t.event).map_err(StoreError::from))
                 .collect();
             let valid: Vec<usize> = (0..batch.len()).filter(|&i| planned[i].is_ok()).collect();
-            let res: Result<BatchOutcome> = with_pool!(self, p => {
+            // In an async block, so `?` ends this attempt and reaches the retry below.
+            let res: Result<BatchOutcome> = async { with_pool!(self, p => {
                 let mut tx = p.begin().await?;
                 let mut updated: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
                 for chunk in valid.chunks(256) {
@@ -456,7 +490,8 @@ impl Store {
                 tx.commit().await?;
                 let chain = (!rows.is_empty()).then_some((seq, prev));
                 Ok((results, chain))
-            });
+            }) }
+            .await;
             match res {
                 Ok((results, chain)) => {
                     if chain.is_some() {
@@ -484,73 +519,32 @@ impl Store {
         message: Option<&str>,
         audit: AuditDraft,
     ) -> Result<()> {
-        let at = now();
-        let mut head = self.head.lock().await;
-        for attempt in 0..5 {
-            let res: Result<(i64, String)> = with_pool!(self, p => {
-                let mut tx = p.begin().await?;
-                let n = sqlx::query("UPDATE runs SET status = $1, message = $2, updated_at = $3 WHERE id = $4")
-                    .bind(status.as_str()).bind(message).bind(&at).bind(run_id)
-                    .execute(&mut *tx).await?.rows_affected();
-                if n != 1 {
-                    return Err(StoreError::NoRun(run_id.to_owned()));
-                }
-                if status.is_terminal() {
-                    sqlx::query("DELETE FROM credential_locks WHERE run_id = $1").bind(run_id).execute(&mut *tx).await?;
-                }
-                let (seq, prev) = match head.clone() {
-                    Some(h) if attempt == 0 => h,
-                    _ => read_head!(&mut *tx),
-                };
-                let hash = insert_audit!(&mut *tx, seq + 1, &at, &audit, &prev);
-                tx.commit().await?;
-                Ok((seq + 1, hash))
-            });
-            match res {
-                Ok(h) => {
-                    *head = Some(h);
-                    return Ok(());
-                }
-                Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
-                    *head = None;
-                }
-                Err(e) => return Err(e),
+        with_audit!(self, &audit, |tx, at| {
+            let n = sqlx::query(
+                "UPDATE runs SET status = $1, message = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(status.as_str())
+            .bind(message)
+            .bind(&at)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Err(StoreError::NoRun(run_id.to_owned()));
             }
-        }
-        Err(StoreError::Corrupt(
-            "could not append to the audit log after 5 attempts".into(),
-        ))
+            if status.is_terminal() {
+                sqlx::query("DELETE FROM credential_locks WHERE run_id = $1")
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        })
     }
 
     /// Appends one audit event on its own.
     pub async fn append_audit(&self, audit: AuditDraft) -> Result<()> {
-        let at = now();
-        let mut head = self.head.lock().await;
-        for attempt in 0..5 {
-            let res: Result<(i64, String)> = with_pool!(self, p => {
-                let mut tx = p.begin().await?;
-                let (seq, prev) = match head.clone() {
-                    Some(h) if attempt == 0 => h,
-                    _ => read_head!(&mut *tx),
-                };
-                let hash = insert_audit!(&mut *tx, seq + 1, &at, &audit, &prev);
-                tx.commit().await?;
-                Ok((seq + 1, hash))
-            });
-            match res {
-                Ok(h) => {
-                    *head = Some(h);
-                    return Ok(());
-                }
-                Err(StoreError::Db(e)) if is_unique_violation(&e) || is_busy(&e) => {
-                    *head = None;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Corrupt(
-            "could not append to the audit log after 5 attempts".into(),
-        ))
+        with_audit!(self, &audit, |tx, at| {})
     }
 
     pub async fn run(&self, id: &str) -> Result<RunRecord> {
