@@ -11,6 +11,7 @@ pub(crate) struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_postgres: bool,
+    pub(crate) port: u16,
     pub(crate) url: String,
 }
 
@@ -65,6 +66,7 @@ impl PgCluster {
             dir,
             bin,
             as_postgres,
+            port,
             url: String::new(),
         };
         c.pg(

@@ -619,106 +619,16 @@ async fn aws_kill_and_resume() {
 const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-Never-Shown";
 const OLD_APP_PASSWORD: &str = "0ld-App-Pa55word";
 
-/// A `PostgreSQL` cluster in a temp folder, stopped on drop.
+/// The shared throwaway cluster (`crate::postgres::PgCluster`), with passwords: `postgres`
+/// ([`ADMIN_PASSWORD`]) and `app` ([`OLD_APP_PASSWORD`]) log in over TCP with SCRAM-SHA-256.
 struct PgCluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    as_postgres: bool,
-    port: u16,
-}
-
-fn find_pg_bin() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("REKEY_PG_BIN") {
-        return Some(PathBuf::from(dir));
-    }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    versions.sort();
-    versions.pop()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    pg: crate::postgres::PgCluster,
 }
 
 impl PgCluster {
-    /// Starts a cluster where `postgres` (password [`ADMIN_PASSWORD`]) and `app` (password
-    /// [`OLD_APP_PASSWORD`]) log in over TCP with SCRAM-SHA-256.
     async fn start() -> Self {
-        let bin = find_pg_bin().expect(
-            "PostgreSQL server binaries not found: run ./scripts/peers.sh (or install them, Debian: `apt-get install postgresql-15`, or set REKEY_PG_BIN to the folder holding initdb and pg_ctl)",
-        );
-        assert!(
-            bin.join("initdb").exists() && bin.join("pg_ctl").exists(),
-            "PostgreSQL server binaries not found in {}: run ./scripts/peers.sh",
-            bin.display()
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("rekey-pg-")
-            .tempdir()
-            .unwrap();
-        // initdb refuses to run as root: run the cluster as the `postgres` user then.
-        let as_postgres = is_root();
-        if as_postgres {
-            assert!(
-                Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(dir.path())
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-        }
-        let port = free_port();
-        let data = dir.path().join("data");
-        let c = Self {
-            dir,
-            bin,
-            as_postgres,
-            port,
-        };
-        c.pg(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ],
-        );
-        // The admin logs in without a password until it has one.
-        c.write_hba(true);
-        let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
-            c.dir.path().display()
-        );
-        let log = c.dir.path().join("log");
-        c.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "start",
-            ],
-        );
-        let mut conn =
-            sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
-                .await
-                .unwrap();
+        let pg = crate::postgres::PgCluster::start();
+        let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
         for sql in [
             format!("ALTER ROLE postgres PASSWORD '{ADMIN_PASSWORD}'"),
             format!("CREATE ROLE app LOGIN PASSWORD '{OLD_APP_PASSWORD}'"),
@@ -728,52 +638,20 @@ impl PgCluster {
                 .await
                 .unwrap();
         }
-        c.write_hba(false);
+        let hba = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
+        std::fs::write(pg.path().join("data/pg_hba.conf"), hba).unwrap();
         sqlx::query("SELECT pg_reload_conf()")
             .execute(&mut conn)
             .await
             .unwrap();
         conn.close().await.unwrap();
-        c
-    }
-
-    fn write_hba(&self, admin_trusted: bool) {
-        let mut hba = String::from("local all all trust\n");
-        if admin_trusted {
-            hba.push_str("host all postgres 127.0.0.1/32 trust\n");
-        }
-        hba.push_str("host all all 127.0.0.1/32 scram-sha-256\n");
-        std::fs::write(self.dir.path().join("data/pg_hba.conf"), hba).unwrap();
-    }
-
-    fn pg(&self, tool: &str, args: &[&str]) {
-        let exe = self.bin.join(tool);
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let out = cmd
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {}: {e}; run ./scripts/peers.sh", exe.display())
-            });
-        assert!(
-            out.status.success(),
-            "{tool} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        Self { pg }
     }
 
     fn admin_url(&self) -> String {
         format!(
             "postgres://postgres:{ADMIN_PASSWORD}@127.0.0.1:{}/postgres",
-            self.port
+            self.pg.port
         )
     }
 
@@ -781,7 +659,7 @@ impl PgCluster {
     async fn login(&self, user: &str, password: &str) -> Result<sqlx::PgConnection, String> {
         PgConnectOptions::new()
             .host("127.0.0.1")
-            .port(self.port)
+            .port(self.pg.port)
             .username(user)
             .password(password)
             .database("postgres")
@@ -791,23 +669,6 @@ impl PgCluster {
                 sqlx::Error::Database(d) => d.code().unwrap_or_default().into_owned(),
                 other => other.to_string(),
             })
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let exe = self.bin.join("pg_ctl");
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let _ = cmd
-            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
-            .output();
     }
 }
 
