@@ -1,6 +1,7 @@
 //! Real providers: the API calls behind runbook actions, implementing the engine's
 //! [`rekey_engine::Provider`] trait.
 
+mod admin;
 pub mod aws;
 pub mod envfile;
 pub mod mysql;

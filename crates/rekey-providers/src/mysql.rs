@@ -38,15 +38,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::{AdminEnv, Scrub, input, new_password, required, scrub_with, url_password};
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rekey_engine::{Call, Provider, ProviderError, Reconciled, Value, Values};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
-
-const PASSWORD_BYTES: usize = 32;
 
 /// `ER_NO_SUCH_THREAD`: the session went away before `KILL` reached it.
 const ER_NO_SUCH_THREAD: u16 = 1094;
@@ -60,21 +57,17 @@ const ER_PASSWORD_NO_MATCH: u16 = 1133;
 /// Login refused: access denied, account locked (`MySQL` 3118, `MariaDB` 4151).
 const LOGIN_REFUSED: [u16; 3] = [1045, 3118, 4151];
 
-/// How the provider looks up an environment variable (the process environment by default).
-type EnvLookup = dyn Fn(&str) -> Result<String, std::env::VarError> + Send + Sync;
-
 /// The provider behind the `mysql.*` actions.
 #[derive(Clone)]
 pub struct MysqlProvider {
-    env: Arc<EnvLookup>,
-    connect_timeout: Duration,
+    admin_env: AdminEnv,
 }
 
 impl fmt::Debug for MysqlProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MysqlProvider")
-            .field("connect_timeout", &self.connect_timeout)
-            .finish_non_exhaustive()
+            .field("admin_env", &self.admin_env)
+            .finish()
     }
 }
 
@@ -88,8 +81,7 @@ impl MysqlProvider {
     /// Reads admin connection strings from the process environment.
     pub fn new() -> Self {
         Self {
-            env: Arc::new(|name| std::env::var(name)),
-            connect_timeout: Duration::from_secs(10),
+            admin_env: AdminEnv::new(),
         }
     }
 
@@ -100,33 +92,22 @@ impl MysqlProvider {
         mut self,
         lookup: impl Fn(&str) -> Result<String, std::env::VarError> + Send + Sync + 'static,
     ) -> Self {
-        self.env = Arc::new(lookup);
+        self.admin_env.env = Arc::new(lookup);
         self
     }
 
     /// How long to wait for a connection (and its authentication) before a transient error.
     #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.admin_env.connect_timeout = timeout;
         self
     }
 
     /// The admin connection options named by the step's `admin_url_env`.
     fn admin(&self, call: &Call<'_>) -> Result<Admin, ProviderError> {
-        let var = required(call, "admin_url_env")?.into_owned();
-        let url = match (self.env)(&var) {
-            Ok(url) => SecretString::from(url),
-            Err(std::env::VarError::NotPresent) => {
-                return Err(ProviderError::permanent(format!(
-                    "the environment variable {var} (admin_url_env) is not set: it must hold the admin connection string, e.g. mysql://USER:PASSWORD@HOST:PORT"
-                )));
-            }
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(ProviderError::permanent(format!(
-                    "the environment variable {var} (admin_url_env) is not valid UTF-8"
-                )));
-            }
-        };
+        let (var, url) = self
+            .admin_env
+            .admin_url(call, "mysql://USER:PASSWORD@HOST:PORT")?;
         // The parse error is not passed on: it may quote the connection string.
         let options = MySqlConnectOptions::from_str(url.expose_secret())
             .map_err(|_| {
@@ -149,12 +130,12 @@ impl MysqlProvider {
         what: &str,
         scrub: &Scrub<'_>,
     ) -> Result<MySqlConnection, ProviderError> {
-        match tokio::time::timeout(self.connect_timeout, options.connect()).await {
+        match tokio::time::timeout(self.admin_env.connect_timeout, options.connect()).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(classify(&e, &format!("connecting {what}"), scrub)),
             Err(_) => Err(ProviderError::transient(format!(
                 "connecting {what}: timed out after {:?}",
-                self.connect_timeout
+                self.admin_env.connect_timeout
             ))),
         }
     }
@@ -307,24 +288,25 @@ impl MysqlProvider {
             .password(password.expose());
         let scrub = admin.scrub(&[password.expose()]);
         let what = format!("to {} as user {shown}", server(&options));
-        let conn = match tokio::time::timeout(self.connect_timeout, options.connect()).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(sqlx::Error::Database(db)))
-                if mysql_number(db.as_ref()).is_some_and(|n| LOGIN_REFUSED.contains(&n)) =>
-            {
-                return Err(ProviderError::permanent(scrub.apply(&format!(
-                    "the new password is not accepted: connecting {what}: {}",
-                    describe(db.as_ref())
-                ))));
-            }
-            Ok(Err(e)) => return Err(classify(&e, &format!("connecting {what}"), &scrub)),
-            Err(_) => {
-                return Err(ProviderError::transient(format!(
-                    "connecting {what}: timed out after {:?}",
-                    self.connect_timeout
-                )));
-            }
-        };
+        let conn =
+            match tokio::time::timeout(self.admin_env.connect_timeout, options.connect()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(sqlx::Error::Database(db)))
+                    if mysql_number(db.as_ref()).is_some_and(|n| LOGIN_REFUSED.contains(&n)) =>
+                {
+                    return Err(ProviderError::permanent(scrub.apply(&format!(
+                        "the new password is not accepted: connecting {what}: {}",
+                        describe(db.as_ref())
+                    ))));
+                }
+                Ok(Err(e)) => return Err(classify(&e, &format!("connecting {what}"), &scrub)),
+                Err(_) => {
+                    return Err(ProviderError::transient(format!(
+                        "connecting {what}: timed out after {:?}",
+                        self.admin_env.connect_timeout
+                    )));
+                }
+            };
         let _ = conn.close().await;
         tracing::debug!(user = %user, "mysql: the new password logs in");
         Ok(Values::new())
@@ -460,52 +442,8 @@ struct Admin {
 
 impl Admin {
     fn scrub<'a>(&'a self, secrets: &[&'a str]) -> Scrub<'a> {
-        let mut all: Vec<&str> = self
-            .password
-            .iter()
-            .map(ExposeSecret::expose_secret)
-            .collect();
-        all.extend_from_slice(secrets);
-        Scrub(all)
+        scrub_with(&self.password, secrets)
     }
-}
-
-/// Secret strings that must not appear in a message.
-struct Scrub<'a>(Vec<&'a str>);
-
-impl Scrub<'_> {
-    fn apply(&self, message: &str) -> String {
-        let mut out = message.to_owned();
-        for s in &self.0 {
-            // Very short strings would mangle the message and are not worth hiding.
-            if s.len() >= 4 {
-                out = out.replace(s, "***");
-            }
-        }
-        out
-    }
-}
-
-/// An input of the step: the resolved value, else the literal the plan filled in (the engine
-/// may call `undo` and `reconcile` without resolved inputs).
-fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<Cow<'a, str>> {
-    if let Some(v) = call.inputs.get(name) {
-        return Some(Cow::Borrowed(v.expose()));
-    }
-    call.step
-        .inputs
-        .get(name)
-        .and_then(rekey_spec::template::Template::as_literal)
-        .map(Cow::Owned)
-}
-
-fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<Cow<'a, str>, ProviderError> {
-    input(call, name).filter(|v| !v.is_empty()).ok_or_else(|| {
-        ProviderError::permanent(format!(
-            "step {} ({}) needs the input `{name}`",
-            call.step.id, call.step.action
-        ))
-    })
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), ProviderError> {
@@ -538,60 +476,6 @@ fn server(options: &MySqlConnectOptions) -> String {
     match options.get_socket() {
         Some(socket) => format!("MySQL at {}", socket.display()),
         None => format!("MySQL at {}:{}", options.get_host(), options.get_port()),
-    }
-}
-
-/// The password in `scheme://user:password@host…`, raw and percent-decoded.
-fn url_password(url: &str) -> Vec<SecretString> {
-    let Some((_, rest)) = url.split_once("://") else {
-        return Vec::new();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    // A password may hold an unencoded `/`: look for the last `@` before any `?`.
-    let before_query = &rest[..rest.find('?').unwrap_or(rest.len())];
-    let userinfo = match before_query.rfind('@') {
-        Some(at) => &before_query[..at],
-        None => match rest[..authority_end].rfind('@') {
-            Some(at) => &rest[..at],
-            None => return Vec::new(),
-        },
-    };
-    let Some((_, password)) = userinfo.split_once(':') else {
-        return Vec::new();
-    };
-    let mut out = vec![SecretString::from(password.to_owned())];
-    let decoded = percent_decode(password);
-    if decoded != password {
-        out.push(SecretString::from(decoded));
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex_val(bytes[i + 1]), hex_val(bytes[i + 2]))
-        {
-            out.push(h << 4 | l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -644,17 +528,6 @@ fn is_transient(code: &str, number: Option<u16>) -> bool {
     code.starts_with("08")
         || code == "40001"
         || number.is_some_and(|n| matches!(n, 1040 | 1053 | 1203 | 1205 | 1213 | 1927))
-}
-
-/// A new strong password: 32 random bytes, base64url without padding (no quotes or
-/// backslashes).
-fn new_password() -> Result<SecretString, ProviderError> {
-    let mut raw = [0u8; PASSWORD_BYTES];
-    getrandom::fill(&mut raw)
-        .map_err(|e| ProviderError::permanent(format!("no randomness from the OS: {e}")))?;
-    let password = URL_SAFE_NO_PAD.encode(raw);
-    raw.fill(0);
-    Ok(SecretString::from(password))
 }
 
 #[cfg(test)]

@@ -37,9 +37,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::{AdminEnv, Scrub, input, new_password, required, scrub_with, url_password};
 use async_trait::async_trait;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use rekey_engine::{Call, Provider, ProviderError, Reconciled, Value, Values};
 use secrecy::{ExposeSecret, SecretString};
@@ -50,23 +51,18 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 /// PBKDF2 iterations of the SCRAM verifier: `PostgreSQL`'s default (`scram_iterations`).
 const SCRAM_ITERATIONS: u32 = 4096;
 const SCRAM_SALT_LEN: usize = 16;
-const PASSWORD_BYTES: usize = 32;
-
-/// How the provider looks up an environment variable (the process environment by default).
-type EnvLookup = dyn Fn(&str) -> Result<String, std::env::VarError> + Send + Sync;
 
 /// The provider behind the `postgres.*` actions.
 #[derive(Clone)]
 pub struct PostgresProvider {
-    env: Arc<EnvLookup>,
-    connect_timeout: Duration,
+    admin_env: AdminEnv,
 }
 
 impl fmt::Debug for PostgresProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresProvider")
-            .field("connect_timeout", &self.connect_timeout)
-            .finish_non_exhaustive()
+            .field("admin_env", &self.admin_env)
+            .finish()
     }
 }
 
@@ -80,8 +76,7 @@ impl PostgresProvider {
     /// Reads admin connection strings from the process environment.
     pub fn new() -> Self {
         Self {
-            env: Arc::new(|name| std::env::var(name)),
-            connect_timeout: Duration::from_secs(10),
+            admin_env: AdminEnv::new(),
         }
     }
 
@@ -92,33 +87,22 @@ impl PostgresProvider {
         mut self,
         lookup: impl Fn(&str) -> Result<String, std::env::VarError> + Send + Sync + 'static,
     ) -> Self {
-        self.env = Arc::new(lookup);
+        self.admin_env.env = Arc::new(lookup);
         self
     }
 
     /// How long to wait for a connection (and its authentication) before a transient error.
     #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.admin_env.connect_timeout = timeout;
         self
     }
 
     /// The admin connection options named by the step's `admin_url_env`.
     fn admin(&self, call: &Call<'_>) -> Result<Admin, ProviderError> {
-        let var = required(call, "admin_url_env")?.into_owned();
-        let url = match (self.env)(&var) {
-            Ok(url) => SecretString::from(url),
-            Err(std::env::VarError::NotPresent) => {
-                return Err(ProviderError::permanent(format!(
-                    "the environment variable {var} (admin_url_env) is not set: it must hold the admin connection string, e.g. postgres://USER:PASSWORD@HOST:PORT/DATABASE"
-                )));
-            }
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(ProviderError::permanent(format!(
-                    "the environment variable {var} (admin_url_env) is not valid UTF-8"
-                )));
-            }
-        };
+        let (var, url) = self
+            .admin_env
+            .admin_url(call, "postgres://USER:PASSWORD@HOST:PORT/DATABASE")?;
         // The parse error is not passed on: it may quote the connection string.
         let options = PgConnectOptions::from_str(url.expose_secret())
             .map_err(|_| {
@@ -141,12 +125,12 @@ impl PostgresProvider {
         what: &str,
         scrub: &Scrub<'_>,
     ) -> Result<PgConnection, ProviderError> {
-        match tokio::time::timeout(self.connect_timeout, options.connect()).await {
+        match tokio::time::timeout(self.admin_env.connect_timeout, options.connect()).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(classify(&e, &format!("connecting {what}"), scrub)),
             Err(_) => Err(ProviderError::transient(format!(
                 "connecting {what}: timed out after {:?}",
-                self.connect_timeout
+                self.admin_env.connect_timeout
             ))),
         }
     }
@@ -275,26 +259,27 @@ impl PostgresProvider {
         }
         let scrub = admin.scrub(&[password.expose()]);
         let what = format!("to {} as role {ident}", server(&options));
-        let conn = match tokio::time::timeout(self.connect_timeout, options.connect()).await {
-            Ok(Ok(conn)) => conn,
-            // Class 28: invalid authorization (wrong password, role cannot log in).
-            Ok(Err(sqlx::Error::Database(db)))
-                if db.code().is_some_and(|c| c.starts_with("28")) =>
-            {
-                let code = db.code().map(Cow::into_owned).unwrap_or_default();
-                return Err(ProviderError::permanent(scrub.apply(&format!(
-                    "the new password is not accepted: connecting {what}: {} (SQLSTATE {code})",
-                    db.message()
-                ))));
-            }
-            Ok(Err(e)) => return Err(classify(&e, &format!("connecting {what}"), &scrub)),
-            Err(_) => {
-                return Err(ProviderError::transient(format!(
-                    "connecting {what}: timed out after {:?}",
-                    self.connect_timeout
-                )));
-            }
-        };
+        let conn =
+            match tokio::time::timeout(self.admin_env.connect_timeout, options.connect()).await {
+                Ok(Ok(conn)) => conn,
+                // Class 28: invalid authorization (wrong password, role cannot log in).
+                Ok(Err(sqlx::Error::Database(db)))
+                    if db.code().is_some_and(|c| c.starts_with("28")) =>
+                {
+                    let code = db.code().map(Cow::into_owned).unwrap_or_default();
+                    return Err(ProviderError::permanent(scrub.apply(&format!(
+                        "the new password is not accepted: connecting {what}: {} (SQLSTATE {code})",
+                        db.message()
+                    ))));
+                }
+                Ok(Err(e)) => return Err(classify(&e, &format!("connecting {what}"), &scrub)),
+                Err(_) => {
+                    return Err(ProviderError::transient(format!(
+                        "connecting {what}: timed out after {:?}",
+                        self.admin_env.connect_timeout
+                    )));
+                }
+            };
         let _ = conn.close().await;
         tracing::debug!(role = %role, "postgres: the new password logs in");
         Ok(Values::new())
@@ -419,52 +404,8 @@ struct Admin {
 
 impl Admin {
     fn scrub<'a>(&'a self, secrets: &[&'a str]) -> Scrub<'a> {
-        let mut all: Vec<&str> = self
-            .password
-            .iter()
-            .map(ExposeSecret::expose_secret)
-            .collect();
-        all.extend_from_slice(secrets);
-        Scrub(all)
+        scrub_with(&self.password, secrets)
     }
-}
-
-/// Secret strings that must not appear in a message.
-struct Scrub<'a>(Vec<&'a str>);
-
-impl Scrub<'_> {
-    fn apply(&self, message: &str) -> String {
-        let mut out = message.to_owned();
-        for s in &self.0 {
-            // Very short strings would mangle the message and are not worth hiding.
-            if s.len() >= 4 {
-                out = out.replace(s, "***");
-            }
-        }
-        out
-    }
-}
-
-/// An input of the step: the resolved value, else the literal the plan filled in (the engine
-/// may call `undo` and `reconcile` without resolved inputs).
-fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<Cow<'a, str>> {
-    if let Some(v) = call.inputs.get(name) {
-        return Some(Cow::Borrowed(v.expose()));
-    }
-    call.step
-        .inputs
-        .get(name)
-        .and_then(rekey_spec::template::Template::as_literal)
-        .map(Cow::Owned)
-}
-
-fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<Cow<'a, str>, ProviderError> {
-    input(call, name).filter(|v| !v.is_empty()).ok_or_else(|| {
-        ProviderError::permanent(format!(
-            "step {} ({}) needs the input `{name}`",
-            call.step.id, call.step.action
-        ))
-    })
 }
 
 /// `name` as a `PostgreSQL` identifier: in double quotes, inner double quotes doubled.
@@ -496,60 +437,6 @@ fn server(options: &PgConnectOptions) -> String {
             options.get_host(),
             options.get_port()
         ),
-    }
-}
-
-/// The password in `scheme://user:password@host…`, raw and percent-decoded.
-fn url_password(url: &str) -> Vec<SecretString> {
-    let Some((_, rest)) = url.split_once("://") else {
-        return Vec::new();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    // A password may hold an unencoded `/`: look for the last `@` before any `?`.
-    let before_query = &rest[..rest.find('?').unwrap_or(rest.len())];
-    let userinfo = match before_query.rfind('@') {
-        Some(at) => &before_query[..at],
-        None => match rest[..authority_end].rfind('@') {
-            Some(at) => &rest[..at],
-            None => return Vec::new(),
-        },
-    };
-    let Some((_, password)) = userinfo.split_once(':') else {
-        return Vec::new();
-    };
-    let mut out = vec![SecretString::from(password.to_owned())];
-    let decoded = percent_decode(password);
-    if decoded != password {
-        out.push(SecretString::from(decoded));
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex_val(bytes[i + 1]), hex_val(bytes[i + 2]))
-        {
-            out.push(h << 4 | l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -589,17 +476,6 @@ fn is_transient_sqlstate(code: &str) -> bool {
             code,
             "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "55P03"
         )
-}
-
-/// A new strong password: 32 random bytes, base64url without padding (ASCII, so `SASLprep` leaves
-/// it unchanged).
-fn new_password() -> Result<SecretString, ProviderError> {
-    let mut raw = [0u8; PASSWORD_BYTES];
-    getrandom::fill(&mut raw)
-        .map_err(|e| ProviderError::permanent(format!("no randomness from the OS: {e}")))?;
-    let password = URL_SAFE_NO_PAD.encode(raw);
-    raw.fill(0);
-    Ok(SecretString::from(password))
 }
 
 /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` for `password` with a fresh salt,
