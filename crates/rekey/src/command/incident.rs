@@ -362,7 +362,7 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
     let subject = subject(args)?;
     let (inventory, runbooks) = super::load(global)?;
     let rt = state::runtime()?;
-    let (hits, index_report) = rt.block_on(async {
+    let (hits, index_report, store) = rt.block_on(async {
         let store = state::open_store(global).await?;
         let report = refresh_index(&store, &inventory, true).await?;
         let paths = sbom_paths(&inventory);
@@ -386,8 +386,7 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
                 }
             }
         }
-        store.close().await;
-        anyhow::Ok((hits, report))
+        anyhow::Ok((hits, report, store))
     })?;
     print_index_errors(&index_report);
     let blast = rekey_deps::blast::blast_radius(&inventory, &hits);
@@ -429,9 +428,11 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
         }
     }
     if !args.execute {
+        rt.block_on(store.close());
         return Ok(());
     }
     let Some(plan) = plan else {
+        rt.block_on(store.close());
         eprintln!("nothing to execute: no credential is exposed");
         return Ok(());
     };
@@ -454,7 +455,15 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
     };
     rt.block_on(async {
         let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
-        let engine = engine(global, &options, Some(reason), plan.steps.len(), &ids).await?;
+        let engine = engine(
+            global,
+            store,
+            &options,
+            Some(reason),
+            plan.steps.len(),
+            &ids,
+        )
+        .await?;
         engine.check(&plan).map_err(engine_error)?;
         let run_id = rekey_engine::new_run_id();
         eprintln!(

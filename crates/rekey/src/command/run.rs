@@ -86,14 +86,15 @@ impl Drop for Progress {
     }
 }
 
+/// The engine over an open store (callers that already opened it for other reads pass it on).
 pub(crate) async fn engine(
     global: &Global,
+    store: Arc<rekey_store::Store>,
     options: &RunOptions,
     reason: Option<String>,
     total: usize,
     seed: &[String],
 ) -> anyhow::Result<Engine> {
-    let store = state::open_store(global).await?;
     let fingerprints = state::fingerprinter(global)?;
     let crash_at = std::env::var("REKEY_SIM_CRASH_AT")
         .ok()
@@ -260,8 +261,10 @@ pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
     let rt = state::runtime()?;
     rt.block_on(async {
         let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
+        let store = state::open_store(global).await?;
         let engine = engine(
             global,
+            store,
             &options,
             args.reason.clone(),
             plan.steps.len(),
@@ -321,11 +324,10 @@ pub(crate) fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> 
             .run(&args.run_id)
             .await
             .map_err(|e| engine_error(e.into()))?;
-        store.close().await;
         let options: RunOptions = serde_json::from_str(&record.options_json)
             .context("the run's stored options cannot be read")?;
         let total = serde_json::from_str::<Plan>(&record.plan_json).map_or(0, |p| p.steps.len());
-        let engine = engine(global, &options, record.reason.clone(), total, &[]).await?;
+        let engine = engine(global, store, &options, record.reason.clone(), total, &[]).await?;
         let result = engine.resume(&args.run_id, &inputs).await;
         engine.store.close().await;
         outcome(&result.map_err(engine_error)?)
