@@ -880,11 +880,19 @@ impl AwsProvider {
         ) else {
             return Ok(());
         };
-        // Back to before: the old version current, the delivered one pending again.
-        self.move_label(&sm, id, AWSCURRENT, Some(previous), Some(current))
-            .await?;
+        // AWSPENDING on another version than AWSCURRENT: the promotion never took effect, or
+        // was undone already. Moving AWSCURRENT to AWSPREVIOUS now would promote the delivered
+        // value again (a repeated undo) or an older one (an undo of a promote that failed).
         let pending = versions.with_label(AWSPENDING);
+        if pending.is_some_and(|p| p != current) {
+            return Ok(());
+        }
+        // Back to before: the delivered version pending again, then the old one current. In
+        // this order an interrupted undo leaves a half-done promotion, which a repeated undo
+        // finishes.
         self.move_label(&sm, id, AWSPENDING, Some(current), pending)
+            .await?;
+        self.move_label(&sm, id, AWSCURRENT, Some(previous), Some(current))
             .await
     }
 
@@ -1041,7 +1049,8 @@ impl Provider for AwsProvider {
     /// - deactivate: reactivates the keys it deactivated (its `deactivated` output; without it,
     ///   the key named by `access_key_id`, if any);
     /// - deliver: removes `AWSPENDING` from the version it wrote;
-    /// - promote: moves `AWSCURRENT` back to the `AWSPREVIOUS` version;
+    /// - promote: moves `AWSCURRENT` back to the `AWSPREVIOUS` version, if the promotion took
+    ///   effect and was not undone yet (`AWSPENDING` on no other version than `AWSCURRENT`);
     /// - reads, verification, making room and deleting: nothing to undo.
     async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError> {
         match call.step.action.as_str() {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,10 +16,15 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use rekey_engine::{Call, ErrorKind, Provider, Reconciled, Value, Values};
-use rekey_plan::{Plan, PlanRequest, PlannedCredential, PlannedStep, Selection};
+use rekey_plan::{Plan, PlannedCredential, PlannedStep};
 use rekey_providers::aws::{AwsProvider, https_client, request_token};
-use rekey_spec::{Mode, SourceFile};
+use rekey_providers::envfile::EnvFileProvider;
+use rekey_providers::router::ConsumerRouter;
+use rekey_spec::Mode;
 use secrecy::ExposeSecret;
+
+use crate::conformance::{ConsumerView, Subject};
+use crate::harness::{self, free_port, step};
 
 // ---------------------------------------------------------------------------------------------
 // moto
@@ -39,14 +44,6 @@ impl Drop for Moto {
 
 fn moto_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.peers/moto-venv/bin/moto_server")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One HTTP/1.1 request to moto; returns the status code and body.
@@ -120,8 +117,11 @@ fn sdk_config(url: &str, key_id: &str, secret: &str) -> SdkConfig {
 /// A moto server with an admin user (inline `*` policy) whose key the provider uses, the user
 /// `deploy-web` with one (old) key, and signature checks on.
 struct Aws {
-    _moto: Moto,
+    moto: Moto,
     provider: AwsProvider,
+    /// The admin's configuration (its key signs every call of the provider).
+    config: SdkConfig,
+    admin_key: (String, String),
     iam: aws_sdk_iam::Client,
     sm: aws_sdk_secretsmanager::Client,
     old_key: (String, String),
@@ -170,7 +170,9 @@ async fn setup() -> Aws {
         provider: AwsProvider::from_sdk_config(&config),
         iam: aws_sdk_iam::Client::new(&config),
         sm: aws_sdk_secretsmanager::Client::new(&config),
-        _moto: moto,
+        config,
+        admin_key: admin,
+        moto,
         old_key,
     }
 }
@@ -208,6 +210,24 @@ impl Aws {
             .collect()
     }
 
+    /// The `AccessKeyId` of the secret's `AWSCURRENT` document.
+    async fn current_key_id(&self, secret: &str) -> String {
+        let v = self.value(secret, "AWSCURRENT").await.unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&v).unwrap();
+        doc["AccessKeyId"].as_str().unwrap().to_owned()
+    }
+
+    async fn value_of(&self, secret: &str, version: &str) -> Option<String> {
+        self.sm
+            .get_secret_value()
+            .secret_id(secret)
+            .version_id(version)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.secret_string().map(str::to_owned))
+    }
+
     async fn value(&self, secret: &str, stage: &str) -> Option<String> {
         self.sm
             .get_secret_value()
@@ -226,20 +246,14 @@ impl Aws {
 const RUN: &str = "run-test";
 
 fn plan(inventory: &str, mode: Mode) -> Plan {
-    let inv = rekey_spec::parse_inventory(&[Arc::new(SourceFile::new("inv.yaml", inventory))])
-        .expect("the test inventory is valid");
-    let rb = rekey_spec::load_runbooks(None).expect("bundled runbooks");
-    rekey_plan::compile(&PlanRequest {
-        inventory: &inv,
-        runbooks: &rb,
-        selection: &Selection::default(),
-        mode,
-        exposed: None,
-    })
-    .expect("the plan compiles")
+    harness::compile(inventory, mode, None)
 }
 
 fn aws_plan(old_key: &str, consumer: &str) -> Plan {
+    aws_plan_in(Mode::Drill, old_key, consumer)
+}
+
+fn aws_plan_in(mode: Mode, old_key: &str, consumer: &str) -> Plan {
     plan(
         &format!(
             r"
@@ -253,46 +267,13 @@ credentials:
       - aws_secrets_manager: {consumer}
 "
         ),
-        Mode::Drill,
+        mode,
     )
-}
-
-fn step<'p>(plan: &'p Plan, id: &str) -> &'p PlannedStep {
-    plan.steps.iter().find(|s| s.id == id).unwrap_or_else(|| {
-        let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
-        panic!("no step {id} in the plan: {ids:?}")
-    })
 }
 
 /// The step's inputs: literal templates as plain values, step outputs looked up in `outputs`.
 fn inputs(step: &PlannedStep, outputs: &BTreeMap<String, Values>) -> Values {
-    step.inputs
-        .iter()
-        .map(|(name, t)| {
-            let mut text = String::new();
-            let mut secret = false;
-            for part in &t.parts {
-                match part {
-                    rekey_spec::template::Part::Text(s) => text.push_str(s),
-                    rekey_spec::template::Part::Var(rekey_spec::Var::StepOutput {
-                        step: from,
-                        output,
-                    }) => {
-                        let v = &outputs[from.as_str()][output.as_str()];
-                        secret |= v.is_secret();
-                        text.push_str(v.expose());
-                    }
-                    rekey_spec::template::Part::Var(v) => panic!("unfilled {v}"),
-                }
-            }
-            let v = if secret {
-                Value::secret(text)
-            } else {
-                Value::Plain(text)
-            };
-            (name.clone(), v)
-        })
-        .collect()
+    harness::resolve(step, RUN, outputs).unwrap_or_else(|e| panic!("{}: {e}", step.id))
 }
 
 struct Runner<'a> {
@@ -672,10 +653,72 @@ async fn stale_pending_is_moved_off_and_undo_removes_pending() {
             .unwrap()
             .contains("OLD")
     );
+    let mut stages = aws.stages(SECRET).await[&version].clone();
+    stages.sort();
+    assert_eq!(stages, vec!["AWSPENDING", "AWSPREVIOUS"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_of_promote_is_idempotent_and_ignores_a_promote_that_never_happened() {
+    let aws = setup().await;
+    // Rotated before: the oldest value is AWSPREVIOUS, the old one AWSCURRENT.
+    aws.sm
+        .create_secret()
+        .name(SECRET)
+        .secret_string(r#"{"AccessKeyId":"OLDEST","SecretAccessKey":"oldest-secret"}"#)
+        .send()
+        .await
+        .unwrap();
+    aws.sm
+        .put_secret_value()
+        .secret_id(SECRET)
+        .secret_string(r#"{"AccessKeyId":"OLD","SecretAccessKey":"old-secret"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(aws.current_key_id(SECRET).await, "OLD");
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/create").await;
+    let version = r.run(DELIVER).await["version"].expose().to_owned();
+    let new_id = r.outputs["create"]["access_key_id"].expose().to_owned();
+    let undo_promote = async |r: &Runner<'_>| {
+        r.with_call(PROMOTE, None, async |c| {
+            aws.provider.undo(c, &Values::new()).await
+        })
+        .await
+        .unwrap();
+    };
+
+    // The promote failed before it took effect: its undo changes nothing (it used to make the
+    // oldest value current).
+    let before = aws.stages(SECRET).await;
+    undo_promote(&r).await;
+    assert_eq!(aws.stages(SECRET).await, before);
+    assert_eq!(aws.current_key_id(SECRET).await, "OLD");
+
+    // Promoted, then undone twice (a crash interrupted the first undo): the old value stays
+    // current and the delivered one pending (the second undo used to promote it again).
+    r.run(PROMOTE).await;
+    assert_eq!(aws.current_key_id(SECRET).await, new_id);
+    undo_promote(&r).await;
+    assert_eq!(aws.current_key_id(SECRET).await, "OLD");
+    let undone = aws.stages(SECRET).await;
+    undo_promote(&r).await;
+    assert_eq!(aws.stages(SECRET).await, undone);
+    assert_eq!(aws.current_key_id(SECRET).await, "OLD");
     assert_eq!(
-        aws.stages(SECRET).await[&version],
-        vec!["AWSPREVIOUS", "AWSPENDING"]
+        aws.value(SECRET, "AWSPENDING").await,
+        aws.value_of(SECRET, &version).await
     );
+
+    // Promoting again after the undo works.
+    r.run(PROMOTE).await;
+    assert_eq!(aws.current_key_id(SECRET).await, new_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -813,4 +856,176 @@ credentials:
 ",
         Mode::Drill,
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conformance subject
+
+const USER: &str = "deploy-web";
+/// The admin secret the misconfigured provider signs with.
+const WRONG_ADMIN_SECRET: &str = "Wr0ng-Aws-Admin-Secret-Never-Shown";
+
+/// The IAM user `deploy-web` with one key, delivered to the Secrets Manager secret
+/// `prod/web/aws-deploy` (which holds the old key as `AWSCURRENT`).
+pub(crate) struct AwsSubject {
+    aws: Aws,
+    plan: Plan,
+    iam: Arc<dyn Provider>,
+    consumers: Arc<dyn Provider>,
+    wrong_iam: Arc<dyn Provider>,
+    wrong_consumers: Arc<dyn Provider>,
+}
+
+impl AwsSubject {
+    pub(crate) async fn start(mode: Mode) -> Self {
+        let aws = setup().await;
+        let old = serde_json::json!({
+            "AccessKeyId": aws.old_key.0,
+            "SecretAccessKey": aws.old_key.1,
+        });
+        aws.sm
+            .create_secret()
+            .name(SECRET)
+            .secret_string(old.to_string())
+            .send()
+            .await
+            .unwrap();
+        let plan = aws_plan_in(mode, &aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+        let router = |aws: Arc<dyn Provider>| -> Arc<dyn Provider> {
+            Arc::new(ConsumerRouter {
+                aws: Some(aws),
+                env_file: Arc::new(EnvFileProvider),
+            })
+        };
+        let iam: Arc<dyn Provider> = Arc::new(AwsProvider::from_sdk_config(&aws.config));
+        let wrong_iam: Arc<dyn Provider> = Arc::new(AwsProvider::from_sdk_config(&sdk_config(
+            &aws.moto.url,
+            &aws.admin_key.0,
+            WRONG_ADMIN_SECRET,
+        )));
+        Self {
+            consumers: router(Arc::clone(&iam)),
+            wrong_consumers: router(Arc::clone(&wrong_iam)),
+            iam,
+            wrong_iam,
+            plan,
+            aws,
+        }
+    }
+
+    /// A value's key id and secret.
+    fn key_of(value: &Values) -> (&str, &str) {
+        (
+            value["access_key_id"].expose(),
+            value["secret_access_key"].expose(),
+        )
+    }
+}
+
+impl Subject for AwsSubject {
+    fn name(&self) -> String {
+        format!(
+            "AWS IAM access key + Secrets Manager (moto, {:?})",
+            self.plan.mode
+        )
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn provider(&self, step: &PlannedStep) -> Arc<dyn Provider> {
+        match step.provider.as_str() {
+            "aws" => Arc::clone(&self.iam),
+            "consumer" => Arc::clone(&self.consumers),
+            other => panic!("no {other} provider for {}", step.id),
+        }
+    }
+
+    fn misconfigured(&self, step: &PlannedStep) -> Option<Arc<dyn Provider>> {
+        match step.provider.as_str() {
+            "aws" => Some(Arc::clone(&self.wrong_iam)),
+            "consumer" => Some(Arc::clone(&self.wrong_consumers)),
+            _ => None,
+        }
+    }
+
+    fn old_value(&self) -> Values {
+        [
+            (
+                "access_key_id".to_owned(),
+                Value::Plain(self.aws.old_key.0.clone()),
+            ),
+            (
+                "secret_access_key".to_owned(),
+                Value::secret(self.aws.old_key.1.clone()),
+            ),
+        ]
+        .into()
+    }
+
+    fn holds_two(&self) -> bool {
+        true
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        vec![self.aws.admin_key.1.clone(), WRONG_ADMIN_SECRET.to_owned()]
+    }
+
+    /// STS `GetCallerIdentity` signed with the key, which moto checks. moto still accepts an
+    /// `Inactive` key, which AWS refuses: a key IAM lists as inactive counts as refused.
+    async fn accepts(&self, value: &Values) -> bool {
+        let (id, secret) = Self::key_of(value);
+        let sts = aws_sdk_sts::Client::new(&sdk_config(&self.aws.moto.url, id, secret));
+        let signed = sts.get_caller_identity().send().await.is_ok();
+        let inactive = self
+            .aws
+            .keys(USER)
+            .await
+            .get(id)
+            .is_some_and(|s| s == "Inactive");
+        signed && !inactive
+    }
+
+    async fn values(&self) -> usize {
+        self.aws.keys(USER).await.len()
+    }
+
+    /// The user's keys and their status, its tags (the create markers), the secret's versions
+    /// and their labels.
+    async fn snapshot(&self) -> String {
+        let tags: BTreeMap<String, String> = self
+            .aws
+            .iam
+            .list_user_tags()
+            .user_name(USER)
+            .send()
+            .await
+            .unwrap()
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect();
+        let stages: BTreeMap<String, Vec<String>> = self
+            .aws
+            .stages(SECRET)
+            .await
+            .into_iter()
+            .map(|(v, mut s)| {
+                s.sort();
+                (v, s)
+            })
+            .collect();
+        format!(
+            "keys {:?}\ntags {tags:?}\nversions {stages:?}",
+            self.aws.keys(USER).await
+        )
+    }
+
+    async fn consumer(&self) -> ConsumerView {
+        ConsumerView {
+            current: self.aws.value(SECRET, "AWSCURRENT").await,
+            pending: self.aws.value(SECRET, "AWSPENDING").await,
+        }
+    }
 }

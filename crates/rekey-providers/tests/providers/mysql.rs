@@ -1,60 +1,41 @@
 //! The `mysql.*` actions against a real, throwaway `MariaDB` server on 127.0.0.1, through the
 //! [`Provider`] trait.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rekey_engine::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
-use rekey_plan::{Plan, PlanRequest, Selection};
+use rekey_engine::{ErrorKind, Provider, Reconciled, Value, Values};
+use rekey_plan::{Plan, PlannedStep};
+use rekey_providers::envfile::EnvFileProvider;
 use rekey_providers::mysql::MysqlProvider;
-use rekey_spec::{Mode, SourceFile};
+use rekey_providers::router::ConsumerRouter;
+use rekey_spec::Mode;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 use sqlx::{ConnectOptions, Connection};
 
-/// The admin password of the test servers: it must never show up in a message.
-const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-Never-Shown";
-const OLD_APP_PASSWORD: &str = "0ld-App-Pa55word";
+use crate::conformance::{ConsumerView, Subject};
+use crate::harness::{
+    ADMIN_PASSWORD, OLD_APP_PASSWORD, assert_clean, call, chown, command_as, digest, env_value,
+    find_exe, free_port, is_root, literal_inputs as inputs, run, run_err,
+};
+
 const ADMIN_ENV: &str = "REKEY_TEST_MYSQL_ADMIN_URL";
 
 // ---------------------------------------------------------------------------------------------
 // A throwaway server.
 
 /// A `MariaDB` server in a temp folder, killed on drop.
-struct Mariadb {
+pub(crate) struct Mariadb {
     dir: tempfile::TempDir,
     child: Child,
     port: u16,
 }
 
-fn find_exe(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from));
-    names
-        .iter()
-        .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
-        .find(|p| p.is_file())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// `exe` as the `mysql` user when running as root (mariadbd refuses root).
 fn command(exe: &Path, as_mysql: bool) -> Command {
-    if as_mysql {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "mysql", "--"]).arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    }
+    command_as(exe, as_mysql.then_some("mysql"))
 }
 
 fn options(port: u16, user: &str, password: &str) -> MySqlConnectOptions {
@@ -73,7 +54,7 @@ fn options(port: u16, user: &str, password: &str) -> MySqlConnectOptions {
 impl Mariadb {
     /// Starts a server where `admin` (password [`ADMIN_PASSWORD`]) and `app`@`%` (password
     /// [`OLD_APP_PASSWORD`]) log in over TCP.
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let (Some(server), Some(install)) = (
             find_exe(&["mariadbd", "mysqld"]),
             find_exe(&["mariadb-install-db", "mysql_install_db"]),
@@ -88,28 +69,14 @@ impl Mariadb {
             .unwrap();
         let as_mysql = is_root();
         if as_mysql {
-            assert!(
-                Command::new("chown")
-                    .args(["-R", "mysql:mysql"])
-                    .arg(dir.path())
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            chown("mysql", dir.path());
         }
         let data = dir.path().join("data");
         // A private tmpdir: servers set up side by side must not share temporary files.
         let tmp = dir.path().join("tmp");
         std::fs::create_dir(&tmp).unwrap();
         if as_mysql {
-            assert!(
-                Command::new("chown")
-                    .args(["mysql:mysql"])
-                    .arg(&tmp)
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            chown("mysql", &tmp);
         }
         let out = command(&install, as_mysql)
             .arg("--no-defaults")
@@ -125,11 +92,7 @@ impl Mariadb {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = command(&server, as_mysql)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
@@ -229,6 +192,15 @@ impl Drop for Mariadb {
 // Plans and calls.
 
 fn inventory(admin_env: &str) -> String {
+    inventory_to(
+        admin_env,
+        "app",
+        "{ path: /etc/web/db.env, key: MYSQL_PASSWORD }",
+    )
+}
+
+/// The credential `my-app` (the user `user`), delivered to the `env_file` consumer `env_file`.
+fn inventory_to(admin_env: &str, user: &str, env_file: &str) -> String {
     format!(
         r"
 hosts:
@@ -246,90 +218,16 @@ credentials:
     present_on: [ci]
     policy: {{ max_age_days: 90 }}
     last_rotated: 2026-08-20
-    user: app
+    user: {user}
     admin_url_env: {admin_env}
     delivered_to:
-      - env_file: {{ path: /etc/web/db.env, key: MYSQL_PASSWORD }}
+      - env_file: {env_file}
 "
     )
 }
 
 fn plan(mode: Mode, admin_env: &str) -> Plan {
-    let inv = rekey_spec::parse_inventory(&[Arc::new(SourceFile::new(
-        "inventory.yaml",
-        inventory(admin_env),
-    ))])
-    .expect("the test inventory is valid");
-    let runbooks = rekey_spec::load_runbooks(None).expect("the bundled runbooks are valid");
-    rekey_plan::compile(&PlanRequest {
-        inventory: &inv,
-        runbooks: &runbooks,
-        selection: &Selection {
-            credentials: vec!["my-app".into()],
-            ..Selection::default()
-        },
-        mode,
-        exposed: None,
-    })
-    .expect("the test plan compiles")
-}
-
-/// The step's plan inputs (all literal here), plus `extra` (secrets from earlier steps).
-fn inputs(plan: &Plan, step: &str, extra: &[(&str, Value)]) -> Values {
-    let (_, s) = plan
-        .step(step)
-        .unwrap_or_else(|| panic!("no step {step} in the plan"));
-    let mut v: Values = s
-        .inputs
-        .iter()
-        .filter_map(|(k, t)| t.as_literal().map(|l| (k.clone(), Value::Plain(l))))
-        .collect();
-    for (k, x) in extra {
-        v.insert((*k).to_owned(), x.clone());
-    }
-    v
-}
-
-fn call<'a>(plan: &'a Plan, step: &str, inputs: &'a Values) -> Call<'a> {
-    let (_, s) = plan.step(step).unwrap();
-    Call {
-        run_id: "run-test",
-        step: s,
-        credential: &plan.credentials[s.credential as usize],
-        inputs,
-        idempotency_key: "test-key",
-        attempt: 1,
-    }
-}
-
-async fn run(p: &MysqlProvider, plan: &Plan, step: &str, extra: &[(&str, Value)]) -> Values {
-    let i = inputs(plan, step, extra);
-    p.execute(&call(plan, step, &i))
-        .await
-        .unwrap_or_else(|e| panic!("{step}: {e}"))
-}
-
-async fn run_err(
-    p: &MysqlProvider,
-    plan: &Plan,
-    step: &str,
-    extra: &[(&str, Value)],
-) -> ProviderError {
-    let i = inputs(plan, step, extra);
-    match p.execute(&call(plan, step, &i)).await {
-        Ok(v) => panic!("{step} should fail, gave {v:?}"),
-        Err(e) => e,
-    }
-}
-
-fn assert_clean(message: &str, secrets: &[&str]) {
-    eprintln!("checked message: {message}");
-    for s in secrets.iter().chain(&[ADMIN_PASSWORD]) {
-        assert!(
-            !message.contains(s),
-            "a secret leaked into the message: {message}"
-        );
-    }
+    crate::harness::compile(&inventory(admin_env), mode, Some("my-app"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,11 +418,7 @@ async fn bad_settings_give_clear_errors_without_secrets() {
     assert_clean(&e.message, &["S3cret-In-Bad-Url"]);
 
     // Nothing listens: transient, and the admin password is not shown.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let e = run_err(
         &with_url(format!("mysql://admin:{ADMIN_PASSWORD}@127.0.0.1:{port}")),
         &plan,
@@ -571,4 +465,162 @@ async fn bad_settings_give_clear_errors_without_secrets() {
         Reconciled::NotDone
     ));
     admin.close().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conformance subject
+
+/// The wrong admin password of the misconfigured provider.
+const WRONG_ADMIN_PASSWORD: &str = "Wr0ng-My-Admin-Pa55-Never-Shown";
+
+/// A user of a throwaway server (`app`, or one made for the subject), delivered to an env
+/// file (`MYSQL_PASSWORD`, holding the old password before the run).
+pub(crate) struct MysqlSubject {
+    db: Arc<Mariadb>,
+    user: String,
+    plan: Plan,
+    env: tempfile::TempDir,
+    provider: Arc<dyn Provider>,
+    consumers: Arc<dyn Provider>,
+    wrong: Arc<dyn Provider>,
+}
+
+impl MysqlSubject {
+    /// The user `app` of a new server.
+    pub(crate) async fn start(mode: Mode) -> Self {
+        Self::on(Arc::new(Mariadb::start().await), "app", mode).await
+    }
+
+    /// The user `user` of `db`, made (with the old password) unless it is `app`.
+    pub(crate) async fn on(db: Arc<Mariadb>, user: &str, mode: Mode) -> Self {
+        if user != "app" {
+            let mut admin = db.login("admin", ADMIN_PASSWORD).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE USER '{user}'@'%' IDENTIFIED BY '{OLD_APP_PASSWORD}'"
+            )))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+            admin.close().await.unwrap();
+        }
+        let env = tempfile::tempdir().unwrap();
+        let file = env.path().join("db.env");
+        std::fs::write(&file, format!("# web\nMYSQL_PASSWORD={OLD_APP_PASSWORD}\n")).unwrap();
+        let plan = crate::harness::compile(
+            &inventory_to(
+                ADMIN_ENV,
+                user,
+                &format!(
+                    "{{ path: {}, key: MYSQL_PASSWORD, field: password }}",
+                    file.display()
+                ),
+            ),
+            mode,
+            Some("my-app"),
+        );
+        let wrong_url = format!("mysql://admin:{WRONG_ADMIN_PASSWORD}@127.0.0.1:{}", db.port);
+        Self {
+            provider: Arc::new(db.provider()),
+            consumers: Arc::new(ConsumerRouter {
+                aws: None,
+                env_file: Arc::new(EnvFileProvider),
+            }),
+            wrong: Arc::new(MysqlProvider::new().with_env_lookup(move |_| Ok(wrong_url.clone()))),
+            user: user.to_owned(),
+            plan,
+            env,
+            db,
+        }
+    }
+
+    async fn admin(&self) -> MySqlConnection {
+        self.db.login("admin", ADMIN_PASSWORD).await.unwrap()
+    }
+}
+
+impl Subject for MysqlSubject {
+    fn name(&self) -> String {
+        format!(
+            "MariaDB user password ({}, {:?})",
+            self.user, self.plan.mode
+        )
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn provider(&self, step: &PlannedStep) -> Arc<dyn Provider> {
+        match step.provider.as_str() {
+            "mysql" => Arc::clone(&self.provider),
+            "consumer" => Arc::clone(&self.consumers),
+            other => panic!("no {other} provider for {}", step.id),
+        }
+    }
+
+    fn misconfigured(&self, step: &PlannedStep) -> Option<Arc<dyn Provider>> {
+        (step.provider == "mysql").then(|| Arc::clone(&self.wrong))
+    }
+
+    fn old_value(&self) -> Values {
+        [("password".to_owned(), Value::secret(OLD_APP_PASSWORD))].into()
+    }
+
+    fn holds_two(&self) -> bool {
+        false
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        vec![ADMIN_PASSWORD.to_owned(), WRONG_ADMIN_PASSWORD.to_owned()]
+    }
+
+    async fn accepts(&self, value: &Values) -> bool {
+        match self.db.login(&self.user, value["password"].expose()).await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn values(&self) -> usize {
+        let mut admin = self.admin().await;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM mysql.user WHERE User = ?")
+            .bind(&self.user)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        usize::try_from(n).unwrap()
+    }
+
+    /// A hash of `SHOW CREATE USER` (the password hash and the lock) and of the env file.
+    async fn snapshot(&self) -> String {
+        let mut admin = self.admin().await;
+        let row = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SHOW CREATE USER '{}'@'%'",
+            self.user
+        )))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        let user: String = sqlx::Row::try_get_unchecked(&row, 0).unwrap();
+        admin.close().await.unwrap();
+        let file = std::fs::read(self.env.path().join("db.env")).unwrap_or_default();
+        format!(
+            "user {} (locked: {}), env file {}",
+            digest(user.as_bytes()),
+            user.to_ascii_uppercase().contains(" ACCOUNT LOCK"),
+            digest(&file)
+        )
+    }
+
+    async fn consumer(&self) -> ConsumerView {
+        let text = std::fs::read_to_string(self.env.path().join("db.env")).unwrap_or_default();
+        ConsumerView {
+            current: env_value(&text, "MYSQL_PASSWORD"),
+            pending: None,
+        }
+    }
 }

@@ -1,7 +1,6 @@
 //! The `postgres.*` actions against a real, throwaway `PostgreSQL` cluster on 127.0.0.1, through
 //! the [`Provider`] trait and through the whole engine.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -12,15 +11,20 @@ use rekey_engine::{
     Call, Engine, EngineConfig, ErrorKind, Fingerprinter, Provider, ProviderError, Providers,
     Reconciled, Value, Values,
 };
-use rekey_plan::{Plan, PlanRequest, Selection};
+use rekey_plan::{Plan, PlannedStep};
+use rekey_providers::envfile::EnvFileProvider;
 use rekey_providers::postgres::PostgresProvider;
-use rekey_spec::{Mode, SourceFile};
+use rekey_providers::router::ConsumerRouter;
+use rekey_spec::Mode;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{ConnectOptions, Connection, postgres::PgConnectOptions};
 
-/// The admin password of the test clusters: it must never show up in a message.
-const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-Never-Shown";
-const OLD_APP_PASSWORD: &str = "0ld-App-Pa55word";
+use crate::conformance::{ConsumerView, Subject};
+use crate::harness::{
+    ADMIN_PASSWORD, OLD_APP_PASSWORD, assert_clean, call, chown, command_as, digest, env_value,
+    free_port, is_root, literal_inputs as inputs, run, run_err,
+};
+
 const ADMIN_ENV: &str = "REKEY_TEST_PG_ADMIN_URL";
 
 // ---------------------------------------------------------------------------------------------
@@ -28,7 +32,7 @@ const ADMIN_ENV: &str = "REKEY_TEST_PG_ADMIN_URL";
 // authentication on TCP.
 
 /// A `PostgreSQL` cluster in a temp folder, stopped on drop.
-struct PgCluster {
+pub(crate) struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_postgres: bool,
@@ -48,13 +52,6 @@ fn find_bin() -> Option<PathBuf> {
     versions.pop()
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 impl PgCluster {
     /// Starts a cluster where `postgres` (password [`ADMIN_PASSWORD`]) and `app` (password
     /// [`OLD_APP_PASSWORD`]) log in over TCP with SCRAM-SHA-256.
@@ -69,20 +66,9 @@ impl PgCluster {
         // initdb refuses to run as root: run the cluster as the `postgres` user then.
         let as_postgres = is_root();
         if as_postgres {
-            assert!(
-                Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(dir.path())
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            chown("postgres", dir.path());
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let data = dir.path().join("data");
         let c = Self {
             dir,
@@ -153,16 +139,14 @@ impl PgCluster {
         std::fs::write(self.dir.path().join("data/pg_hba.conf"), hba).unwrap();
     }
 
+    /// `tool` of the server's binaries, as `postgres` when the tests run as root.
+    fn tool(&self, tool: &str) -> Command {
+        command_as(&self.bin.join(tool), self.as_postgres.then_some("postgres"))
+    }
+
     fn pg(&self, tool: &str, args: &[&str]) {
-        let exe = self.bin.join(tool);
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let out = cmd
+        let out = self
+            .tool(tool)
             .args(args)
             .current_dir(self.dir.path())
             .output()
@@ -227,15 +211,8 @@ impl PgCluster {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let exe = self.bin.join("pg_ctl");
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let _ = cmd
+        let _ = self
+            .tool("pg_ctl")
             .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
             .output();
     }
@@ -245,6 +222,11 @@ impl Drop for PgCluster {
 // Plans and calls.
 
 fn inventory(admin_env: &str) -> String {
+    inventory_to(admin_env, "{ path: /etc/web/db.env, key: PGPASSWORD }")
+}
+
+/// The role `app`, delivered to the `env_file` consumer `env_file`.
+fn inventory_to(admin_env: &str, env_file: &str) -> String {
     format!(
         r"
 hosts:
@@ -266,87 +248,13 @@ credentials:
     database: postgres
     admin_url_env: {admin_env}
     delivered_to:
-      - env_file: {{ path: /etc/web/db.env, key: PGPASSWORD }}
+      - env_file: {env_file}
 "
     )
 }
 
 fn plan(mode: Mode, admin_env: &str) -> Plan {
-    let inv = rekey_spec::parse_inventory(&[Arc::new(SourceFile::new(
-        "inventory.yaml",
-        inventory(admin_env),
-    ))])
-    .expect("the test inventory is valid");
-    let runbooks = rekey_spec::load_runbooks(None).expect("the bundled runbooks are valid");
-    rekey_plan::compile(&PlanRequest {
-        inventory: &inv,
-        runbooks: &runbooks,
-        selection: &Selection {
-            credentials: vec!["pg-app".into()],
-            ..Selection::default()
-        },
-        mode,
-        exposed: None,
-    })
-    .expect("the test plan compiles")
-}
-
-/// The step's plan inputs (all literal here), plus `extra` (secrets from earlier steps).
-fn inputs(plan: &Plan, step: &str, extra: &[(&str, Value)]) -> Values {
-    let (_, s) = plan
-        .step(step)
-        .unwrap_or_else(|| panic!("no step {step} in the plan"));
-    let mut v: Values = s
-        .inputs
-        .iter()
-        .filter_map(|(k, t)| t.as_literal().map(|l| (k.clone(), Value::Plain(l))))
-        .collect();
-    for (k, x) in extra {
-        v.insert((*k).to_owned(), x.clone());
-    }
-    v
-}
-
-fn call<'a>(plan: &'a Plan, step: &str, inputs: &'a Values) -> Call<'a> {
-    let (_, s) = plan.step(step).unwrap();
-    Call {
-        run_id: "run-test",
-        step: s,
-        credential: &plan.credentials[s.credential as usize],
-        inputs,
-        idempotency_key: "test-key",
-        attempt: 1,
-    }
-}
-
-async fn run(p: &PostgresProvider, plan: &Plan, step: &str, extra: &[(&str, Value)]) -> Values {
-    let i = inputs(plan, step, extra);
-    p.execute(&call(plan, step, &i))
-        .await
-        .unwrap_or_else(|e| panic!("{step}: {e}"))
-}
-
-async fn run_err(
-    p: &PostgresProvider,
-    plan: &Plan,
-    step: &str,
-    extra: &[(&str, Value)],
-) -> ProviderError {
-    let i = inputs(plan, step, extra);
-    match p.execute(&call(plan, step, &i)).await {
-        Ok(v) => panic!("{step} should fail, gave {v:?}"),
-        Err(e) => e,
-    }
-}
-
-fn assert_clean(message: &str, secrets: &[&str]) {
-    eprintln!("checked message: {message}");
-    for s in secrets.iter().chain(&[ADMIN_PASSWORD]) {
-        assert!(
-            !message.contains(s),
-            "a secret leaked into the message: {message}"
-        );
-    }
+    crate::harness::compile(&inventory(admin_env), mode, Some("pg-app"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -566,11 +474,7 @@ async fn bad_settings_give_clear_errors_without_secrets() {
     assert_clean(&e.message, &["S3cret-In-Bad-Url"]);
 
     // Nothing listens: transient, and the admin password is not shown.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url: &'static str = Box::leak(
         format!("postgres://postgres:{ADMIN_PASSWORD}@127.0.0.1:{port}/postgres").into_boxed_str(),
     );
@@ -709,4 +613,138 @@ async fn engine_drill_rotates_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_incident_rotates_the_password() {
     engine_run(Mode::Incident).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conformance subject
+
+/// The wrong admin password of the misconfigured provider.
+const WRONG_ADMIN_PASSWORD: &str = "Wr0ng-Pg-Admin-Pa55-Never-Shown";
+
+/// The role `app` of a throwaway cluster, delivered to an env file (`PGPASSWORD`, holding the old
+/// password before the run).
+pub(crate) struct PgSubject {
+    pg: PgCluster,
+    /// One admin session for the subject's own look-ups (a SCRAM login per look-up is slow).
+    admin: tokio::sync::Mutex<sqlx::PgConnection>,
+    plan: Plan,
+    env: tempfile::TempDir,
+    provider: Arc<dyn Provider>,
+    consumers: Arc<dyn Provider>,
+    wrong: Arc<dyn Provider>,
+}
+
+impl PgSubject {
+    pub(crate) async fn start(mode: Mode) -> Self {
+        let pg = PgCluster::start().await;
+        let env = tempfile::tempdir().unwrap();
+        let file = env.path().join("db.env");
+        std::fs::write(&file, format!("# web\nPGPASSWORD={OLD_APP_PASSWORD}\n")).unwrap();
+        let plan = crate::harness::compile(
+            &inventory_to(
+                ADMIN_ENV,
+                &format!(
+                    "{{ path: {}, key: PGPASSWORD, field: password }}",
+                    file.display()
+                ),
+            ),
+            mode,
+            Some("pg-app"),
+        );
+        let wrong_url = format!(
+            "postgres://postgres:{WRONG_ADMIN_PASSWORD}@127.0.0.1:{}/postgres",
+            pg.port
+        );
+        Self {
+            admin: tokio::sync::Mutex::new(pg.admin().await),
+            provider: Arc::new(pg.provider()),
+            consumers: Arc::new(ConsumerRouter {
+                aws: None,
+                env_file: Arc::new(EnvFileProvider),
+            }),
+            wrong: Arc::new(
+                PostgresProvider::new().with_env_lookup(move |_| Ok(wrong_url.clone())),
+            ),
+            plan,
+            env,
+            pg,
+        }
+    }
+}
+
+impl Subject for PgSubject {
+    fn name(&self) -> String {
+        format!("PostgreSQL role password ({:?})", self.plan.mode)
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn provider(&self, step: &PlannedStep) -> Arc<dyn Provider> {
+        match step.provider.as_str() {
+            "postgres" => Arc::clone(&self.provider),
+            "consumer" => Arc::clone(&self.consumers),
+            other => panic!("no {other} provider for {}", step.id),
+        }
+    }
+
+    fn misconfigured(&self, step: &PlannedStep) -> Option<Arc<dyn Provider>> {
+        (step.provider == "postgres").then(|| Arc::clone(&self.wrong))
+    }
+
+    fn old_value(&self) -> Values {
+        [("password".to_owned(), Value::secret(OLD_APP_PASSWORD))].into()
+    }
+
+    fn holds_two(&self) -> bool {
+        false
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        vec![ADMIN_PASSWORD.to_owned(), WRONG_ADMIN_PASSWORD.to_owned()]
+    }
+
+    async fn accepts(&self, value: &Values) -> bool {
+        match self.pg.login("app", value["password"].expose()).await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn values(&self) -> usize {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_authid WHERE rolname = 'app' AND rolpassword IS NOT NULL",
+        )
+        .fetch_one(&mut *self.admin.lock().await)
+        .await
+        .unwrap();
+        usize::try_from(n).unwrap()
+    }
+
+    /// Whether the role can log in, a hash of its verifier, a hash of the env file.
+    async fn snapshot(&self) -> String {
+        let (login, verifier): (bool, Option<String>) =
+            sqlx::query_as("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = 'app'")
+                .fetch_one(&mut *self.admin.lock().await)
+                .await
+                .unwrap();
+        let file = std::fs::read(self.env.path().join("db.env")).unwrap_or_default();
+        format!(
+            "login {login}, verifier {}, env file {}",
+            verifier.map_or_else(|| "none".to_owned(), |v| digest(v.as_bytes())),
+            digest(&file)
+        )
+    }
+
+    async fn consumer(&self) -> ConsumerView {
+        let text = std::fs::read_to_string(self.env.path().join("db.env")).unwrap_or_default();
+        ConsumerView {
+            current: env_value(&text, "PGPASSWORD"),
+            pending: None,
+        }
+    }
 }
