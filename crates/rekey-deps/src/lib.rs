@@ -2,6 +2,7 @@
 //! advisories matched against them.
 
 pub mod blast;
+pub mod index;
 pub mod osv;
 pub mod sbom;
 

@@ -419,25 +419,29 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn json_object<'a>(
+fn json_object(
     format: Format,
-    path: &str,
-    v: &'a Value,
-) -> Result<&'a Map<String, Value>, SbomError> {
+    path: impl std::fmt::Display,
+    v: &Value,
+) -> Result<&Map<String, Value>, SbomError> {
     v.as_object().ok_or_else(|| {
         invalid(
             format,
-            path,
+            path.to_string(),
             format!("expected an object, found {}", json_kind(v)),
         )
     })
 }
 
-fn json_array<'a>(format: Format, path: &str, v: &'a Value) -> Result<&'a [Value], SbomError> {
+fn json_array(
+    format: Format,
+    path: impl std::fmt::Display,
+    v: &Value,
+) -> Result<&[Value], SbomError> {
     v.as_array().map(Vec::as_slice).ok_or_else(|| {
         invalid(
             format,
-            path,
+            path.to_string(),
             format!("expected an array, found {}", json_kind(v)),
         )
     })
@@ -446,7 +450,7 @@ fn json_array<'a>(format: Format, path: &str, v: &'a Value) -> Result<&'a [Value
 /// An optional string field: absent and `null` are `None`, another type is an error.
 fn json_str<'a>(
     format: Format,
-    path: &str,
+    path: impl std::fmt::Display,
     obj: &'a Map<String, Value>,
     field: &str,
 ) -> Result<Option<&'a str>, SbomError> {
@@ -455,7 +459,7 @@ fn json_str<'a>(
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(invalid(
             format,
-            path,
+            path.to_string(),
             format!("`{field}`: expected a string, found {}", json_kind(other)),
         )),
     }
@@ -611,6 +615,15 @@ fn read_cyclonedx(doc: &Value, out: &mut BTreeSet<Package>) -> Result<(), SbomEr
     }
 }
 
+/// `path[i]`, formatted only when an error names it (a large SBOM has millions of these).
+struct Elem<'a>(&'a str, usize);
+
+impl std::fmt::Display for Elem<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
 fn read_components(
     list: &[Value],
     path: &str,
@@ -619,12 +632,14 @@ fn read_components(
 ) -> Result<(), SbomError> {
     const F: Format = Format::CycloneDx;
     for (i, component) in list.iter().enumerate() {
-        let here = format!("{path}[{i}]");
+        let here = Elem(path, i);
         let obj = json_object(F, &here, component)?;
         let is_root = root_ref.is_some() && json_str(F, &here, obj, "bom-ref")? == root_ref;
         if !is_root && let Some(purl) = json_str(F, &here, obj, "purl")? {
             let version = json_str(F, &here, obj, "version")?;
-            if let Some(p) = purl_package(purl, version).map_err(|e| invalid(F, &here, e))? {
+            if let Some(p) =
+                purl_package(purl, version).map_err(|e| invalid(F, here.to_string(), e))?
+            {
                 out.insert(p);
             }
         }
@@ -654,7 +669,7 @@ fn read_spdx(doc: &Value, out: &mut BTreeSet<Package>) -> Result<(), SbomError> 
             .filter(|v| !matches!(*v, "NOASSERTION" | "NONE"));
         let refs = match obj.get("externalRefs") {
             None | Some(Value::Null) => continue,
-            Some(v) => json_array(F, &format!("{here}.externalRefs"), v)?,
+            Some(v) => json_array(F, format!("{here}.externalRefs"), v)?,
         };
         for (j, reference) in refs.iter().enumerate() {
             let at = format!("{here}.externalRefs[{j}]");

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod state;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::str::FromStr;
@@ -219,6 +220,34 @@ pub struct StepRecord {
 /// `(ecosystem, name, version)` of every package in one indexed file.
 pub type IndexRows = Vec<(String, String, String)>;
 
+/// Rows per `INSERT` into `index_packages`: 3 parameters each, within both databases' limits.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// `INSERT INTO index_packages … VALUES (?, ?, ?), …` for `rows` rows. SQLite gets `?`:
+/// numbered parameters make binding quadratic (each is looked up by name).
+fn insert_values(pool: &Pool, rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO index_packages (file, name, version) VALUES ");
+    for r in 0..rows {
+        let sep = if r == 0 { "" } else { ", " };
+        match pool {
+            Pool::Sqlite(_) => sql.push_str(if r == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" }),
+            Pool::Postgres(_) => {
+                let _ = write!(sql, "{sep}(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3);
+            }
+        }
+    }
+    sql
+}
+
+/// Ecosystem → name → id in `index_names`. Probed once per indexed component, so with a
+/// fast hash: the keys are package names, not attacker-chosen collisions worth `SipHash`.
+type NameIds = HashMap<String, HashMap<String, i64, FastHash>, FastHash>;
+type FastHash = foldhash::fast::RandomState;
+
+fn name_id(ids: &NameIds, ecosystem: &str, name: &str) -> Option<i64> {
+    ids.get(ecosystem).and_then(|m| m.get(name)).copied()
+}
+
 /// A file in the dependency index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexedFile {
@@ -261,6 +290,10 @@ pub struct Store {
     /// another writer.
     head: Mutex<Option<(i64, String)>>,
     url: String,
+    /// `(ecosystem, name)` → id in `index_names`, as committed; ids never change, so the
+    /// map stays true however many processes write.
+    /// Keyed by ecosystem, then name, so a lookup borrows instead of allocating.
+    index_names: std::sync::Mutex<NameIds>,
 }
 
 impl Store {
@@ -295,7 +328,9 @@ impl Store {
                 .foreign_keys(true)
                 // 64 MB of page cache: indexing millions of components touches B-tree pages
                 // all over; the default 2 MB makes that disk-bound.
-                .pragma("cache_size", "-65536");
+                .pragma("cache_size", "-65536")
+                // Lets CREATE INDEX sort on more than one core (a bulk index build).
+                .pragma("threads", "4");
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(opts)
@@ -307,6 +342,7 @@ impl Store {
             pool,
             head: Mutex::new(None),
             url: redact_url(url),
+            index_names: std::sync::Mutex::default(),
         })
     }
 
@@ -642,61 +678,127 @@ impl Store {
 
     /// Replaces what the index holds for many files in one transaction (a full build commits
     /// a few hundred files at a time instead of one).
-    /// `forget_first: false` when the files were already forgotten (a bulk load, where a
-    /// per-file delete without the path index would scan the table).
+    /// `forget_first: false` when the files were already forgotten (a bulk load), which
+    /// saves a delete per file.
     pub async fn index_replace_many(
         &self,
         files: &[(IndexedFile, IndexRows)],
         forget_first: bool,
     ) -> Result<()> {
-        let insert_rows = match self.pool {
-            Pool::Sqlite(_) => {
-                "INSERT INTO index_packages (path, ecosystem, name, version) SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2)"
-            }
-            Pool::Postgres(_) => {
-                "INSERT INTO index_packages (path, ecosystem, name, version) SELECT $1, e ->> 0, e ->> 1, e ->> 2 FROM jsonb_array_elements($2::jsonb) AS e"
-            }
+        let insert_full = insert_values(&self.pool, ROWS_PER_INSERT);
+        let (insert_names, select_names) = match self.pool {
+            Pool::Sqlite(_) => (
+                // `WHERE true` tells SQLite's parser the ON CONFLICT is not a join clause.
+                "INSERT INTO index_names (ecosystem, name) SELECT value ->> 0, value ->> 1 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING",
+                "SELECT n.id, n.ecosystem, n.name FROM json_each($1) AS j JOIN index_names AS n ON n.ecosystem = j.value ->> 0 AND n.name = j.value ->> 1",
+            ),
+            Pool::Postgres(_) => (
+                "INSERT INTO index_names (ecosystem, name) SELECT e ->> 0, e ->> 1 FROM jsonb_array_elements($1::jsonb) AS e ON CONFLICT DO NOTHING",
+                "SELECT n.id, n.ecosystem, n.name FROM jsonb_array_elements($1::jsonb) AS e JOIN index_names AS n ON n.ecosystem = e ->> 0 AND n.name = e ->> 1",
+            ),
+        };
+        // Each row's name id, or its place among the names this store has not seen yet: one
+        // hash probe per row.
+        let mut missing: Vec<(&str, &str)> = Vec::new();
+        let resolved: Vec<Vec<(Result<i64, usize>, &str)>> = {
+            let known = self.index_names.lock().expect("not poisoned");
+            let mut slot: HashMap<(&str, &str), usize, FastHash> = HashMap::default();
+            files
+                .iter()
+                .map(|(_, rows)| {
+                    rows.iter()
+                        .map(|(e, n, v)| {
+                            let id = name_id(&known, e, n).ok_or_else(|| {
+                                *slot.entry((e.as_str(), n.as_str())).or_insert_with(|| {
+                                    missing.push((e.as_str(), n.as_str()));
+                                    missing.len() - 1
+                                })
+                            });
+                            (id, v.as_str())
+                        })
+                        .collect()
+                })
+                .collect()
         };
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            for (file, packages) in files {
+            // Ids read inside this transaction join the shared map only once it commits: a
+            // rolled-back id may be handed to another name later.
+            let mut fresh: Vec<Option<i64>> = vec![None; missing.len()];
+            if !missing.is_empty() {
+                let json = serde_json::to_string(&missing).expect("strings serialize");
+                sqlx::query(insert_names).bind(&json).execute(&mut *tx).await?;
+                let slots: HashMap<(&str, &str), usize, FastHash> =
+                    missing.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+                for r in sqlx::query(select_names).bind(&json).fetch_all(&mut *tx).await? {
+                    let (ecosystem, name): (&str, &str) = (r.try_get(1)?, r.try_get(2)?);
+                    fresh[slots[&(ecosystem, name)]] = Some(r.try_get(0)?);
+                }
+            }
+            let mut rows: Vec<(i64, i64, &str)> = Vec::with_capacity(resolved.iter().map(Vec::len).sum());
+            for ((file, _), names) in files.iter().zip(&resolved) {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO index_files (path, size, mtime, sha256, format, error, packages, indexed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, sha256 = excluded.sha256, format = excluded.format, \
+                     error = excluded.error, packages = excluded.packages, indexed_at = excluded.indexed_at RETURNING id",
+                )
+                .bind(&file.path).bind(file.size).bind(&file.mtime).bind(&file.sha256).bind(file.format.as_deref())
+                .bind(file.error.as_deref()).bind(file.packages).bind(&file.indexed_at)
+                .fetch_one(&mut *tx).await?;
                 if forget_first {
-                    sqlx::query("DELETE FROM index_packages WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM index_packages WHERE file = $1").bind(id).execute(&mut *tx).await?;
                 }
-                sqlx::query("DELETE FROM index_files WHERE path = $1").bind(&file.path).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO index_files (path, size, mtime, sha256, format, error, packages, indexed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-                    .bind(&file.path).bind(file.size).bind(&file.mtime).bind(&file.sha256).bind(file.format.as_deref())
-                    .bind(file.error.as_deref()).bind(file.packages).bind(&file.indexed_at)
-                    .execute(&mut *tx).await?;
-                if packages.is_empty() {
-                    continue;
+                let start = rows.len();
+                rows.extend(names.iter().map(|&(name, v)| (id, name.unwrap_or_else(|slot| fresh[slot].expect("inserted above")), v)));
+                // Sorted, the rows append to the file's key range.
+                rows[start..].sort_unstable();
+            }
+            // A file may list a package twice (nested components); the key holds it once.
+            rows.dedup();
+            // Many rows per statement: each statement is a round trip to the database (for
+            // SQLite, to its worker thread), and binding beats encoding rows as JSON for the
+            // database to parse again.
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let sql = if chunk.len() == ROWS_PER_INSERT { insert_full.as_str() } else { &insert_values(&self.pool, chunk.len()) };
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_INSERT);
+                for &(file, name, version) in chunk {
+                    q = q.bind(file).bind(name).bind(version);
                 }
-                // One statement per file: the database unpacks a JSON array of rows itself,
-                // which is several times faster than binding three parameters per row.
-                let rows = serde_json::to_string(packages).expect("strings serialize");
-                sqlx::query(insert_rows).bind(&file.path).bind(rows).execute(&mut *tx).await?;
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            let mut known = self.index_names.lock().expect("not poisoned");
+            for ((ecosystem, name), id) in missing.iter().zip(fresh) {
+                let Some(id) = id else { continue };
+                known.entry((*ecosystem).to_owned()).or_default().insert((*name).to_owned(), id);
+            }
             Ok(())
         })
     }
 
-    /// For a large (re)build: drops the package indexes so rows go in at the speed of an
-    /// append; [`Store::index_bulk_end`] builds them again in one sorted pass. If the process
-    /// dies in between, lookups are slow but right, and the next refresh restores them.
+    /// For a large (re)build: drops the lookup index so rows go in at the speed of an
+    /// append; [`Store::index_bulk_end`] builds it again in one sorted pass. If the process
+    /// dies in between, lookups are slow but right, and the next refresh restores it.
     pub async fn index_bulk_begin(&self) -> Result<()> {
         with_pool!(self, p => {
             sqlx::query("DROP INDEX IF EXISTS index_packages_name").execute(p).await?;
-            sqlx::query("DROP INDEX IF EXISTS index_packages_path").execute(p).await?;
             Ok(())
         })
     }
 
-    /// (Re)creates the package indexes if missing; cheap when they exist.
+    /// (Re)creates the lookup index if missing; cheap when it exists.
     pub async fn index_bulk_end(&self) -> Result<()> {
+        let sql = match self.pool {
+            // SQLite's index on a WITHOUT ROWID table carries the primary key: covering.
+            Pool::Sqlite(_) => {
+                "CREATE INDEX IF NOT EXISTS index_packages_name ON index_packages (name)"
+            }
+            Pool::Postgres(_) => {
+                "CREATE INDEX IF NOT EXISTS index_packages_name ON index_packages (name, file, version)"
+            }
+        };
         with_pool!(self, p => {
-            sqlx::query("CREATE INDEX IF NOT EXISTS index_packages_name ON index_packages (ecosystem, name)").execute(p).await?;
-            sqlx::query("CREATE INDEX IF NOT EXISTS index_packages_path ON index_packages (path)").execute(p).await?;
+            sqlx::query(sql).execute(p).await?;
             Ok(())
         })
     }
@@ -705,7 +807,7 @@ impl Store {
     pub async fn index_remove(&self, path: &str) -> Result<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            sqlx::query("DELETE FROM index_packages WHERE path = $1").bind(path).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM index_packages WHERE file IN (SELECT id FROM index_files WHERE path = $1)").bind(path).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM index_files WHERE path = $1").bind(path).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(())
@@ -720,9 +822,13 @@ impl Store {
         version: Option<&str>,
     ) -> Result<Vec<(String, String)>> {
         with_pool!(self, p => {
-            sqlx::query("SELECT path, version FROM index_packages WHERE ecosystem = $1 AND name = $2 AND ($3 IS NULL OR version = $3) ORDER BY path, version")
-                .bind(ecosystem).bind(name).bind(version)
-                .fetch_all(p).await?.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+            sqlx::query(
+                "SELECT f.path, p.version FROM index_names AS n \
+                 JOIN index_packages AS p ON p.name = n.id JOIN index_files AS f ON f.id = p.file \
+                 WHERE n.ecosystem = $1 AND n.name = $2 AND ($3 IS NULL OR p.version = $3) ORDER BY f.path, p.version",
+            )
+            .bind(ecosystem).bind(name).bind(version)
+            .fetch_all(p).await?.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
         })
     }
 

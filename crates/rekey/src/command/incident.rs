@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use rekey_deps::blast::{BlastRadius, RULES, ServiceHit};
+use rekey_deps::index::IndexReport;
 use rekey_deps::osv::{Advisory, MatchKind};
 use rekey_deps::{Ecosystem, Package};
 use rekey_plan::{PlanRequest, Selection};
 use rekey_spec::{Inventory, Mode};
-use rekey_store::{IndexedFile, Store};
+use rekey_store::Store;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::run::{RunOptions, confirm, engine, engine_error, outcome};
 use super::state;
@@ -20,17 +20,6 @@ use crate::report::{Failure, stdout_color};
 /// The ecosystem key stored in the index (the purl type).
 fn eco_key(e: Ecosystem) -> &'static str {
     e.purl_type()
-}
-
-/// `(ecosystem, name, version)` rows of one file.
-type Rows = Vec<(String, String, String)>;
-
-#[derive(Debug, Default, Serialize)]
-struct IndexReport {
-    files: usize,
-    reread: usize,
-    packages: i64,
-    errors: Vec<(String, String)>,
 }
 
 /// Every SBOM/lockfile path the inventory names, with the services that name it.
@@ -46,151 +35,27 @@ fn sbom_paths(inv: &Inventory) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn mtime(meta: &std::fs::Metadata) -> String {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or_else(|| "-".into(), |d| d.as_nanos().to_string())
-}
-
-/// Re-reads only the files whose size or modification time changed; one bad file is recorded
-/// with its error and does not stop the others.
+/// Refreshes the index for every file the inventory names, with a progress bar on a
+/// terminal when many files changed.
 async fn refresh_index(
     store: &Store,
     inv: &Inventory,
     progress: bool,
 ) -> anyhow::Result<IndexReport> {
-    let paths = sbom_paths(inv);
-    let known: BTreeMap<String, IndexedFile> = store
-        .index_files()
-        .await?
-        .into_iter()
-        .map(|f| (f.path.clone(), f))
-        .collect();
-    let mut report = IndexReport {
-        files: paths.len(),
-        ..IndexReport::default()
-    };
-    let mut todo: Vec<(String, std::fs::Metadata)> = Vec::new();
-    for path in paths.keys() {
-        match std::fs::metadata(path) {
-            Ok(meta) => {
-                let same = known.get(path).is_some_and(|k| {
-                    k.size == i64::try_from(meta.len()).unwrap_or(-1)
-                        && k.mtime == mtime(&meta)
-                        && k.error.is_none()
-                });
-                if !same {
-                    todo.push((path.clone(), meta));
-                }
-            }
-            Err(e) => {
-                let error = format!("cannot read: {e}");
-                if known.get(path).and_then(|k| k.error.as_deref()) != Some(error.as_str()) {
-                    let file = IndexedFile {
-                        path: path.clone(),
-                        size: 0,
-                        mtime: "-".into(),
-                        sha256: String::new(),
-                        format: None,
-                        error: Some(error),
-                        packages: 0,
-                        indexed_at: rekey_store::now(),
-                    };
-                    store.index_replace(&file, &[]).await?;
-                }
-            }
+    let paths: Vec<String> = sbom_paths(inv).into_keys().collect();
+    let bar = (progress && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| indicatif::ProgressBar::new(0));
+    let report = rekey_deps::index::refresh(store, &paths, &|done, total| {
+        if let Some(b) = bar.as_ref().filter(|_| total > 50) {
+            b.set_length(total);
+            b.set_position(done);
         }
-    }
-    // A first build, or most files changed: load without indexes, then index once.
-    let bulk = todo.len() >= 1000;
-    if bulk {
-        for (path, _) in &todo {
-            store.index_remove(path).await?;
-        }
-        store.index_bulk_begin().await?;
-    }
-    let bar = (progress && todo.len() > 50 && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .then(|| indicatif::ProgressBar::new(todo.len() as u64));
-    // Parse on every core; store one file at a time, each atomically.
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    for chunk in todo.chunks(threads * 16) {
-        let parsed: Vec<(IndexedFile, Rows)> = std::thread::scope(|scope| {
-            let per = chunk.len().div_ceil(threads).max(1);
-            let handles: Vec<_> = chunk
-                .chunks(per)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(path, meta)| read_one(path, meta))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("index threads do not panic"))
-                .collect()
-        });
-        report.reread += parsed.len();
-        if let Some(b) = &bar {
-            b.inc(parsed.len() as u64);
-        }
-        store.index_replace_many(&parsed, !bulk).await?;
-    }
+    })
+    .await?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    // Also repairs indexes a killed bulk build left out.
-    store.index_bulk_end().await?;
-    for path in known.keys().filter(|p| !paths.contains_key(*p)) {
-        store.index_remove(path).await?;
-    }
-    for f in store.index_files().await? {
-        report.packages += f.packages;
-        if let Some(e) = f.error {
-            report.errors.push((f.path, e));
-        }
-    }
     Ok(report)
-}
-
-fn read_one(path: &str, meta: &std::fs::Metadata) -> (IndexedFile, Rows) {
-    let mut file = IndexedFile {
-        path: path.to_owned(),
-        size: i64::try_from(meta.len()).unwrap_or(i64::MAX),
-        mtime: mtime(meta),
-        sha256: String::new(),
-        format: None,
-        error: None,
-        packages: 0,
-        indexed_at: rekey_store::now(),
-    };
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            file.error = Some(format!("cannot read: {e}"));
-            return (file, Vec::new());
-        }
-    };
-    file.sha256 = hex::encode(Sha256::digest(&bytes));
-    let text = String::from_utf8_lossy(&bytes);
-    match rekey_deps::sbom::parse(&text) {
-        Ok(parsed) => {
-            file.format = Some(format!("{:?}", parsed.format));
-            let rows: Vec<(String, String, String)> = parsed
-                .packages
-                .into_iter()
-                .map(|p| (eco_key(p.ecosystem).to_owned(), p.name, p.version))
-                .collect();
-            file.packages = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-            (file, rows)
-        }
-        Err(e) => {
-            file.error = Some(e.to_string());
-            (file, Vec::new())
-        }
-    }
 }
 
 fn print_index_errors(report: &IndexReport) {

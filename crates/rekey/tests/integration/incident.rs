@@ -28,7 +28,11 @@ fn web_lock_with_axios(ws: &Workspace, version: &str) {
 }
 
 fn json(ws: &Workspace, args: &[&str]) -> serde_json::Value {
-    let r = ws.rekey(args, &[]);
+    json_with(ws, args, &[])
+}
+
+fn json_with(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let r = ws.rekey(args, env);
     assert_eq!(
         r.code,
         Some(0),
@@ -256,7 +260,13 @@ fn incident_execute_runs_revoke_first_with_the_advisory_as_reason() {
 
 #[test]
 fn a_large_reindex_takes_the_bulk_path_and_stays_exact() {
-    let ws = crate::harness::Workspace::example();
+    large_reindex(&Workspace::example(), &[]);
+}
+
+/// 1,000 files indexed in bulk, then all changed and indexed in bulk again over the old rows;
+/// then one file changed (the incremental path), one removed. Every lookup stays exact.
+/// `env` selects the state database.
+pub(crate) fn large_reindex(ws: &Workspace, env: &[(&str, &str)]) {
     let dir = ws.path().join("many");
     std::fs::create_dir_all(ws.path().join("many/sboms")).unwrap();
     let files: Vec<String> = (0..1000).map(|i| format!("sboms/r{i}.txt")).collect();
@@ -278,7 +288,7 @@ fn a_large_reindex_takes_the_bulk_path_and_stays_exact() {
         }
     };
     write_all(0);
-    let r = ws.rekey(&["--inventory", "many", "index"], &[]);
+    let r = ws.rekey(&["--inventory", "many", "index"], env);
     assert!(
         r.stdout
             .contains("indexed 1000 file(s) (1000 re-read), 2000 package(s), 0 unreadable"),
@@ -286,8 +296,8 @@ fn a_large_reindex_takes_the_bulk_path_and_stays_exact() {
         r.stdout,
         r.stderr
     );
-    let uses = json(
-        &ws,
+    let uses = json_with(
+        ws,
         &[
             "--inventory",
             "many",
@@ -295,6 +305,7 @@ fn a_large_reindex_takes_the_bulk_path_and_stays_exact() {
             "pypi/LiteLLM@1.82.7",
             "--json",
         ],
+        env,
     );
     assert_eq!(uses.as_array().unwrap().len(), 100);
     assert!(
@@ -306,14 +317,14 @@ fn a_large_reindex_takes_the_bulk_path_and_stays_exact() {
     // Every file changes: bulk again, on top of an index that already holds rows.
     std::thread::sleep(std::time::Duration::from_millis(20));
     write_all(3);
-    let r = ws.rekey(&["--inventory", "many", "index"], &[]);
+    let r = ws.rekey(&["--inventory", "many", "index"], env);
     assert!(
         r.stdout.contains("(1000 re-read), 2000 package(s)"),
         "{}",
         r.stdout
     );
-    let uses = json(
-        &ws,
+    let uses = json_with(
+        ws,
         &[
             "--inventory",
             "many",
@@ -321,6 +332,7 @@ fn a_large_reindex_takes_the_bulk_path_and_stays_exact() {
             "pypi/litellm@1.82.7",
             "--json",
         ],
+        env,
     );
     let files_hit: std::collections::BTreeSet<&str> = uses
         .as_array()
@@ -330,4 +342,31 @@ fn a_large_reindex_takes_the_bulk_path_and_stays_exact() {
         .collect();
     assert_eq!(files_hit.len(), 100, "no stale or duplicate rows");
     assert!(files_hit.contains("many/sboms/r4.txt"), "{files_hit:?}");
+    // One file changes (a small refresh replaces its rows in place), one leaves the inventory.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(dir.join("sboms/r4.txt"), "litellm==1.82.8\n").unwrap();
+    let inv = std::fs::read_to_string(dir.join("inv.yaml")).unwrap();
+    std::fs::write(dir.join("inv.yaml"), inv.replace("sboms/r5.txt, ", "")).unwrap();
+    let r = ws.rekey(&["--inventory", "many", "index"], env);
+    assert!(
+        r.stdout
+            .contains("indexed 999 file(s) (1 re-read), 1997 package(s)"),
+        "{}",
+        r.stdout
+    );
+    let uses = json_with(
+        ws,
+        &["--inventory", "many", "who-uses", "pypi/litellm", "--json"],
+        env,
+    );
+    let versions: BTreeMap<&str, &str> = uses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["file"].as_str().unwrap(), u["version"].as_str().unwrap()))
+        .collect();
+    assert_eq!(versions.len(), 999, "one row per file, none for r5");
+    assert_eq!(versions["many/sboms/r4.txt"], "1.82.8");
+    assert!(!versions.contains_key("many/sboms/r5.txt"));
+    assert_eq!(versions["many/sboms/r6.txt"], "1.82.9");
 }

@@ -203,4 +203,6 @@ async fn postgres_backend() {
         "{}",
         s.stdout
     );
+    // The dependency index on PostgreSQL: bulk builds, in-place refreshes, removals.
+    crate::incident::large_reindex(&ws, &env);
 }
