@@ -596,6 +596,26 @@ impl AwsProvider {
     }
 
     async fn last_used(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        // The first step of a rotation: an inventory naming a key the user no longer has
+        // (rotated by an earlier run or by hand) would make every later step select nothing
+        // and leave the real old key alive, so stop here, before anything changes.
+        if let Some(only) = plain_input(call, "access_key_id") {
+            let user = required(call, "user_name")?;
+            let keys = self.list_keys(user).await?;
+            if !keys.iter().any(|k| k.id == only) {
+                let has: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+                return Err(ProviderError::permanent(format!(
+                    "IAM user {user} has no access key {only} (its keys: {}): the inventory's \
+                     `access_key_id` is out of date; set it to the key in use (or remove it to \
+                     mean every key of the user) and plan again",
+                    if has.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        has.join(", ")
+                    }
+                )));
+            }
+        }
         // Of the selected keys, the most recent use.
         let mut best: Option<(aws_sdk_iam::primitives::DateTime, String)> = None;
         for k in self.selected_keys(call).await? {

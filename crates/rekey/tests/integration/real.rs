@@ -248,12 +248,18 @@ struct Aws {
     admin: (String, String),
     iam: aws_sdk_iam::Client,
     sm: aws_sdk_secretsmanager::Client,
+    /// `(credential id, IAM user)` in the inventory.
+    users: Vec<(&'static str, &'static str)>,
     /// user → its old key.
     old: BTreeMap<&'static str, (String, String)>,
     ws: Workspace,
 }
 
 async fn setup_aws() -> Aws {
+    setup_aws_with(&USERS).await
+}
+
+async fn setup_aws_with(users: &[(&'static str, &'static str)]) -> Aws {
     let moto = start_moto();
     let boot = sdk_config(&moto.url, "AKIAIOSFODNN7EXAMPLE", "bootstrap-not-checked");
     let iam = aws_sdk_iam::Client::new(&boot);
@@ -269,7 +275,7 @@ async fn setup_aws() -> Aws {
         .unwrap();
     let admin = create_key(&iam, "admin").await;
     let mut old = BTreeMap::new();
-    for (_, user) in USERS {
+    for &(_, user) in users {
         iam.create_user().user_name(user).send().await.unwrap();
         old.insert(user, create_key(&iam, user).await);
     }
@@ -279,7 +285,7 @@ async fn setup_aws() -> Aws {
     let config = sdk_config(&moto.url, &admin.0, &admin.1);
     let iam = aws_sdk_iam::Client::new(&config);
     let sm = aws_sdk_secretsmanager::Client::new(&config);
-    for (_, user) in USERS {
+    for &(_, user) in users {
         let (id, secret) = &old[user];
         sm.create_secret()
             .name(secret_id(user))
@@ -291,16 +297,45 @@ async fn setup_aws() -> Aws {
             .unwrap();
     }
 
-    let ws = empty_workspace();
-    std::fs::create_dir_all(ws.path().join("etc")).unwrap();
-    let mut inv = String::from(
-        "hosts:\n  - id: ci\n    kind: ci_runner\nservices:\n  - id: deploy\n    owner: team-platform\n    built_on: [ci]\ncredentials:\n",
-    );
-    for (id, user) in USERS {
-        let env = ws.path().join("etc").join(format!("{user}.env"));
-        let _ = write!(
-            inv,
-            "  - id: {id}
+    let aws = Aws {
+        moto,
+        admin,
+        iam,
+        sm,
+        users: users.to_vec(),
+        old,
+        ws: empty_workspace(),
+    };
+    aws.write_inventory();
+    aws
+}
+
+impl Aws {
+    /// After a rotation the new key is the one the next rotation replaces, and the inventory
+    /// names it (as an operator keeps it current).
+    async fn adopt_current(&mut self) {
+        for (_, user) in self.users.clone() {
+            let current = self.current(user).await;
+            let id = current["AccessKeyId"].as_str().unwrap().to_owned();
+            let secret = current["SecretAccessKey"].as_str().unwrap().to_owned();
+            self.old.insert(user, (id, secret));
+        }
+        self.write_inventory();
+    }
+
+    /// The inventory: each user's key (the old one, by id) delivered to its secret and to an
+    /// env file.
+    fn write_inventory(&self) {
+        let ws = &self.ws;
+        std::fs::create_dir_all(ws.path().join("etc")).unwrap();
+        let mut inv = String::from(
+            "hosts:\n  - id: ci\n    kind: ci_runner\nservices:\n  - id: deploy\n    owner: team-platform\n    built_on: [ci]\ncredentials:\n",
+        );
+        for &(id, user) in &self.users {
+            let env = ws.path().join("etc").join(format!("{user}.env"));
+            let _ = write!(
+                inv,
+                "  - id: {id}
     kind: aws_iam_access_key
     owner: team-platform
     used_by: [deploy]
@@ -311,21 +346,13 @@ async fn setup_aws() -> Aws {
       - aws_secrets_manager: {{ secret_id: {secret} }}
       - env_file: {{ path: {env}, key: AWS_SECRET_ACCESS_KEY, field: SecretAccessKey }}
 ",
-            key = old[user].0,
-            secret = secret_id(user),
-            env = env.display(),
-        );
-    }
-    std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
-    std::fs::write(ws.path().join("inventory/acme.yaml"), inv).unwrap();
-
-    Aws {
-        moto,
-        admin,
-        iam,
-        sm,
-        old,
-        ws,
+                key = self.old[user].0,
+                secret = secret_id(user),
+                env = env.display(),
+            );
+        }
+        std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
+        std::fs::write(ws.path().join("inventory/acme.yaml"), inv).unwrap();
     }
 }
 
@@ -394,7 +421,7 @@ impl Aws {
     /// works and the old one does not. Returns the new secret access keys.
     async fn assert_rotated(&self) -> Vec<String> {
         let mut secrets = Vec::new();
-        for (_, user) in USERS {
+        for &(_, user) in &self.users {
             let keys = self.keys(user).await;
             assert_eq!(keys.len(), 1, "{user} has exactly one key: {keys:?}");
             let (new_id, status) = keys.iter().next().unwrap();
@@ -476,6 +503,33 @@ async fn aws_drill_end_to_end() {
     let runs: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(runs[0]["status"], "succeeded", "{runs}");
     rekey(ws, &["audit", "show"], &env, &mut seen);
+
+    // The inventory still names the keys just deleted: the next run stops at its first step,
+    // before anything changes, and says what to fix.
+    let r = rekey(
+        ws,
+        &["run", "--yes", "--reason", "DRILL-2"],
+        &env,
+        &mut seen,
+    );
+    assert_ne!(r.code, Some(0), "a stale inventory must not rotate");
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        said.contains("has no access key") && said.contains("out of date"),
+        "{said}"
+    );
+    let events = audit(ws, &env, &mut seen);
+    let second: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "step_started" && e["reason"] == "DRILL-2")
+        .collect();
+    assert!(
+        second
+            .iter()
+            .all(|e| e["step"].as_str().unwrap().ends_with("/capture-last-used")),
+        "only the read-only first step ran: {second:?}"
+    );
+    assert_eq!(aws.assert_rotated().await, secrets, "nothing changed");
 
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     assert_no_secrets(ws, &seen, &secrets);
@@ -610,6 +664,67 @@ async fn aws_kill_and_resume() {
     );
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     assert_no_secrets(ws, &seen, &secrets);
+}
+
+/// The engine aborts (as SIGKILL would) at each of its crash points in turn: after a step's
+/// start is recorded, after the provider answered but before the outcome is recorded, after
+/// the outcome is recorded. Each crash is a fresh rotation of the same user, resumed to the
+/// end; every one must leave one key, the one `AWSCURRENT` and the env file hold, and a
+/// verifying audit chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_crash_at_every_step_boundary() {
+    let mut aws = setup_aws_with(&USERS[..1]).await;
+    let env_owned = aws.env();
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut seen = String::new();
+    let mut secrets = Vec::new();
+    let mut point = 0u32;
+    loop {
+        point += 1;
+        let at = point.to_string();
+        let reason = format!("DRILL-CRASH-{point}");
+        let mut crashing = env.clone();
+        crashing.push(("REKEY_SIM_CRASH_AT", &at));
+        let ws = &aws.ws;
+        let r = rekey(
+            ws,
+            &["run", "--yes", "--concurrency", "1", "--reason", &reason],
+            &crashing,
+            &mut seen,
+        );
+        if r.code == Some(0) {
+            // Past the last crash point: this run finished on its own.
+            secrets.extend(aws.assert_rotated().await);
+            break;
+        }
+        assert_eq!(
+            r.code, None,
+            "crash point {point}: expected an abort, got a failure\n{}",
+            r.stderr
+        );
+        let id = ws.run_ids(&env)[0].clone();
+        ok(
+            &rekey(ws, &["resume", &id], &env, &mut seen),
+            &format!("resume after crash point {point}"),
+        );
+        let r = rekey(ws, &["status", &id, "--json"], &env, &mut seen);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["status"], "succeeded", "crash point {point}: {v}");
+        secrets.extend(aws.assert_rotated().await);
+        ok(
+            &rekey(ws, &["audit", "verify"], &env, &mut seen),
+            "audit verify",
+        );
+        aws.adopt_current().await;
+    }
+    eprintln!(
+        "aws_crash_at_every_step_boundary: {} crash points",
+        point - 1
+    );
+    // 9 steps for one user with two consumers, 3 points each.
+    assert!(point > 27, "only {point} crash points were reached");
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_no_secrets(&aws.ws, &seen, &secrets);
 }
 
 // ---------------------------------------------------------------------------------------------
