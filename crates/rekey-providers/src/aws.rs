@@ -68,6 +68,8 @@ const DEFAULT_REGION: &str = "us-east-1";
 /// How many request tokens one deliver step may use (see [`AwsProvider::deliver`]).
 const MAX_DELIVERIES: u32 = 16;
 const MARKER_PREFIX: &str = "rekey:create:";
+/// The marker of a deactivate step: which keys it set out to turn off.
+const OFF_PREFIX: &str = "rekey:off:";
 /// Between key ids in a marker's value: allowed in tag values and never percent-encoded (moto
 /// recomputes signatures over its own encoding, which differs from the SDK's for spaces).
 const MARKER_SEPARATOR: &str = "_";
@@ -334,12 +336,16 @@ struct KeyInfo {
 
 /// The marker tag key of a create step (tag keys are at most 128 characters).
 fn marker_key(idempotency_key: &str) -> String {
+    prefixed_key(MARKER_PREFIX, idempotency_key)
+}
+
+fn prefixed_key(prefix: &str, idempotency_key: &str) -> String {
     let k: String = idempotency_key
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(64)
         .collect();
-    format!("{MARKER_PREFIX}{k}")
+    format!("{prefix}{k}")
 }
 
 impl AwsProvider {
@@ -423,6 +429,14 @@ impl AwsProvider {
     }
 
     async fn user_markers(&self, user: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+        self.user_tags(user, MARKER_PREFIX).await
+    }
+
+    async fn user_tags(
+        &self,
+        user: &str,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, String>, ProviderError> {
         let mut tags = BTreeMap::new();
         let mut marker: Option<String> = None;
         loop {
@@ -435,7 +449,7 @@ impl AwsProvider {
                 .await
                 .map_err(|e| sdk_error("iam:ListUserTags", &e))?;
             for t in out.tags() {
-                if t.key().starts_with(MARKER_PREFIX) {
+                if t.key().starts_with(prefix) {
                     tags.insert(t.key().to_owned(), t.value().to_owned());
                 }
             }
@@ -445,6 +459,38 @@ impl AwsProvider {
             }
         }
         Ok(tags)
+    }
+
+    async fn tag_user(&self, user: &str, key: &str, value: String) -> Result<(), ProviderError> {
+        self.iam
+            .tag_user()
+            .user_name(user)
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|_| ProviderError::permanent("iam:TagUser: invalid marker tag"))?,
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error("iam:TagUser", &e))?;
+        Ok(())
+    }
+
+    /// The keys a deactivate step turns off: fixed by its first attempt in a marker written
+    /// before any key changes, so that a retry after a lost answer reports (and an undo
+    /// reactivates) exactly those keys — not "none", because they are already off — and never
+    /// a key that was off before the step. `None` when no attempt started.
+    async fn deactivation(&self, call: &Call<'_>) -> Result<Option<Vec<String>>, ProviderError> {
+        let user = required(call, "user_name")?;
+        let key = prefixed_key(OFF_PREFIX, call.idempotency_key);
+        Ok(self.user_tags(user, OFF_PREFIX).await?.get(&key).map(|v| {
+            v.split(MARKER_SEPARATOR)
+                .filter(|k| !k.is_empty() && *k != "-")
+                .map(str::to_owned)
+                .collect()
+        }))
     }
 
     async fn drop_markers(&self, user: &str, keys: Vec<String>) -> Result<(), ProviderError> {
@@ -542,19 +588,7 @@ impl AwsProvider {
                 .collect::<Vec<_>>()
                 .join(MARKER_SEPARATOR)
         };
-        self.iam
-            .tag_user()
-            .user_name(user)
-            .tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key(&key)
-                    .value(before)
-                    .build()
-                    .map_err(|_| ProviderError::permanent("iam:TagUser: invalid marker tag"))?,
-            )
-            .send()
-            .await
-            .map_err(|e| sdk_error("iam:TagUser", &e))?;
+        self.tag_user(user, &key, before).await?;
         let out = self
             .iam
             .create_access_key()
@@ -575,10 +609,38 @@ impl AwsProvider {
 
     async fn deactivate(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let user = required(call, "user_name")?;
+        let planned = match self.deactivation(call).await? {
+            Some(planned) => planned,
+            None => {
+                // Markers of other runs' deactivations are settled (one run per credential).
+                let stale: Vec<String> = self
+                    .user_tags(user, OFF_PREFIX)
+                    .await?
+                    .into_keys()
+                    .collect();
+                self.drop_markers(user, stale).await?;
+                let active: Vec<String> = self
+                    .selected_keys(call)
+                    .await?
+                    .into_iter()
+                    .filter(|k| k.active)
+                    .map(|k| k.id)
+                    .collect();
+                let value = if active.is_empty() {
+                    "-".to_owned()
+                } else {
+                    active.join(MARKER_SEPARATOR)
+                };
+                self.tag_user(user, &prefixed_key(OFF_PREFIX, call.idempotency_key), value)
+                    .await?;
+                active
+            }
+        };
         let mut changed = Vec::new();
-        for k in self.selected_keys(call).await? {
-            if k.active && self.set_status(user, &k.id, StatusType::Inactive).await? {
-                changed.push(k.id);
+        for id in planned {
+            // A key deleted since is not reported: there is nothing to reactivate.
+            if self.set_status(user, &id, StatusType::Inactive).await? {
+                changed.push(id);
             }
         }
         Ok(plain(&[("deactivated", changed.join(" "))]))
@@ -1067,7 +1129,7 @@ impl Provider for AwsProvider {
     /// - create: deletes the key it made (by its `access_key_id` output; if the outputs are
     ///   lost, every key not in the step's marker) and drops the marker;
     /// - deactivate: reactivates the keys it deactivated (its `deactivated` output; without it,
-    ///   the key named by `access_key_id`, if any);
+    ///   the keys its marker names);
     /// - deliver: removes `AWSPENDING` from the version it wrote;
     /// - promote: moves `AWSCURRENT` back to the `AWSPREVIOUS` version, if the promotion took
     ///   effect and was not undone yet (`AWSPENDING` on no other version than `AWSCURRENT`);
@@ -1088,10 +1150,8 @@ impl Provider for AwsProvider {
                 let user = required(call, "user_name")?;
                 let keys: Vec<String> = match outputs.get("deactivated") {
                     Some(Value::Plain(s)) => s.split_whitespace().map(str::to_owned).collect(),
-                    _ => plain_input(call, "access_key_id")
-                        .map(str::to_owned)
-                        .into_iter()
-                        .collect(),
+                    // Failed part-way: what it set out to turn off (never a key that was off).
+                    _ => self.deactivation(call).await?.unwrap_or_default(),
                 };
                 for k in keys {
                     self.set_status(user, &k, StatusType::Active).await?;
@@ -1105,7 +1165,9 @@ impl Provider for AwsProvider {
     }
 
     /// - create: deletes every key the lost call made (the marker rule above) → not done;
-    /// - deactivate / delete: done when none of the selected keys is still active / present;
+    /// - deactivate: done when every key its marker names is off (no marker: when no selected
+    ///   key is active), reporting those keys;
+    /// - delete: done when none of the selected keys is still present;
     /// - everything else is safe to run again (deliver by its request token, promote finds
     ///   nothing pending) → not done.
     async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
@@ -1116,10 +1178,23 @@ impl Provider for AwsProvider {
             }
             "aws.iam.deactivate_access_key" => {
                 let keys = self.selected_keys(call).await?;
-                if keys.iter().any(|k| k.active) {
-                    Ok(Reconciled::NotDone)
-                } else {
-                    Ok(Reconciled::Done(plain(&[("deactivated", String::new())])))
+                match self.deactivation(call).await? {
+                    // Started: done when every key it set out to turn off is off (or gone).
+                    Some(planned) => {
+                        if keys.iter().any(|k| k.active && planned.contains(&k.id)) {
+                            Ok(Reconciled::NotDone)
+                        } else {
+                            let off: Vec<String> = keys
+                                .into_iter()
+                                .map(|k| k.id)
+                                .filter(|id| planned.contains(id))
+                                .collect();
+                            Ok(Reconciled::Done(plain(&[("deactivated", off.join(" "))])))
+                        }
+                    }
+                    // Never started: done only if there was nothing to do.
+                    None if keys.iter().any(|k| k.active) => Ok(Reconciled::NotDone),
+                    None => Ok(Reconciled::Done(plain(&[("deactivated", String::new())]))),
                 }
             }
             "aws.iam.delete_access_key" => {
