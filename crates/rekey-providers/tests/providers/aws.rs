@@ -5,114 +5,23 @@
 //! checks are turned on after the admin user is set up, so a deleted key really fails.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_config::SdkConfig;
 use rekey_engine::{Call, ErrorKind, Provider, Reconciled, Value, Values};
 use rekey_plan::{Plan, PlannedCredential, PlannedStep};
-use rekey_providers::aws::{AwsProvider, https_client, request_token};
+use rekey_providers::aws::{AwsProvider, request_token};
 use rekey_providers::envfile::EnvFileProvider;
 use rekey_providers::router::ConsumerRouter;
 use rekey_spec::Mode;
+use rekey_testkit::{AccessKey, Moto, create_key};
 use secrecy::ExposeSecret;
 
 use crate::conformance::{ConsumerView, Subject};
-use crate::harness::{self, free_port, step};
+use crate::harness::{self, step};
 
 // ---------------------------------------------------------------------------------------------
 // moto
-
-struct Moto {
-    child: Child,
-    url: String,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.peers/moto-venv/bin/moto_server")
-}
-
-/// One HTTP/1.1 request to moto; returns the status code and body.
-fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-fn start_moto() -> Moto {
-    let bin = moto_bin();
-    assert!(
-        bin.exists(),
-        "moto server not found at {}: run ./scripts/peers.sh to install it",
-        bin.display()
-    );
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        port,
-    };
-    let deadline = Instant::now() + Duration::from_mins(1);
-    loop {
-        if let Ok((200, _)) = http(port, "GET", "/moto-api/data.json", "") {
-            return moto;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto server did not answer within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn sdk_config(url: &str, key_id: &str, secret: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            key_id, secret, None, None, "test",
-        )))
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(https_client())
-        .build()
-}
 
 /// A moto server with an admin user (inline `*` policy) whose key the provider uses, the user
 /// `deploy-web` with one (old) key, and signature checks on.
@@ -121,51 +30,18 @@ struct Aws {
     provider: AwsProvider,
     /// The admin's configuration (its key signs every call of the provider).
     config: SdkConfig,
-    admin_key: (String, String),
+    admin_key: AccessKey,
     iam: aws_sdk_iam::Client,
     sm: aws_sdk_secretsmanager::Client,
-    old_key: (String, String),
-}
-
-async fn create_key(iam: &aws_sdk_iam::Client, user: &str) -> (String, String) {
-    let out = iam
-        .create_access_key()
-        .user_name(user)
-        .send()
-        .await
-        .unwrap();
-    let k = out.access_key().unwrap();
-    (
-        k.access_key_id().to_owned(),
-        k.secret_access_key().to_owned(),
-    )
+    old_key: AccessKey,
 }
 
 async fn setup() -> Aws {
-    let moto = start_moto();
-    let boot = sdk_config(&moto.url, "AKIAIOSFODNN7EXAMPLE", "bootstrap-not-checked");
-    let iam = aws_sdk_iam::Client::new(&boot);
-    iam.create_user().user_name("admin").send().await.unwrap();
-    iam.put_user_policy()
-        .user_name("admin")
-        .policy_name("all")
-        .policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
-        )
-        .send()
-        .await
-        .unwrap();
-    let admin = create_key(&iam, "admin").await;
-    iam.create_user()
-        .user_name("deploy-web")
-        .send()
-        .await
-        .unwrap();
-    let old_key = create_key(&iam, "deploy-web").await;
-    let (status, body) = http(moto.port, "POST", "/moto-api/reset-auth", "0").unwrap();
-    assert_eq!(status, 200, "reset-auth: {body}");
-
-    let config = sdk_config(&moto.url, &admin.0, &admin.1);
+    let moto = Moto::start();
+    let accounts = moto.setup(&["deploy-web"]).await;
+    let admin = accounts.admin;
+    let old_key = accounts.keys["deploy-web"].clone();
+    let config = moto.sdk_config(&admin.0, &admin.1);
     Aws {
         provider: AwsProvider::from_sdk_config(&config),
         iam: aws_sdk_iam::Client::new(&config),
@@ -898,11 +774,9 @@ impl AwsSubject {
             })
         };
         let iam: Arc<dyn Provider> = Arc::new(AwsProvider::from_sdk_config(&aws.config));
-        let wrong_iam: Arc<dyn Provider> = Arc::new(AwsProvider::from_sdk_config(&sdk_config(
-            &aws.moto.url,
-            &aws.admin_key.0,
-            WRONG_ADMIN_SECRET,
-        )));
+        let wrong_iam: Arc<dyn Provider> = Arc::new(AwsProvider::from_sdk_config(
+            &aws.moto.sdk_config(&aws.admin_key.0, WRONG_ADMIN_SECRET),
+        ));
         Self {
             consumers: router(Arc::clone(&iam)),
             wrong_consumers: router(Arc::clone(&wrong_iam)),
@@ -976,7 +850,7 @@ impl Subject for AwsSubject {
     /// `Inactive` key, which AWS refuses: a key IAM lists as inactive counts as refused.
     async fn accepts(&self, value: &Values) -> bool {
         let (id, secret) = Self::key_of(value);
-        let sts = aws_sdk_sts::Client::new(&sdk_config(&self.aws.moto.url, id, secret));
+        let sts = aws_sdk_sts::Client::new(&self.aws.moto.sdk_config(id, secret));
         let signed = sts.get_caller_identity().send().await.is_ok();
         let inactive = self
             .aws

@@ -1229,7 +1229,7 @@ async fn panic_of(f: impl Future<Output = ()> + 'static) -> Option<String> {
 /// message of the check that is meant to catch it.
 #[tokio::test]
 async fn catches_defective_providers() {
-    let db = Arc::new(crate::mysql::Mariadb::start().await);
+    let db = Arc::new(rekey_testkit::MariaDb::start().await);
     let cases = [
         (
             Defect::ReconcileClaimsDone,

@@ -1,77 +1,19 @@
-//! What the provider tests share: free loopback ports, starting servers as their own user when
-//! the tests run as root, plans compiled from a test inventory, step inputs resolved the way the
-//! engine resolves them, and looking for secrets in messages.
+//! What the provider tests share besides the servers (those are `rekey_testkit`'s): plans
+//! compiled from a test inventory, step inputs resolved the way the engine resolves them, and
+//! looking for secrets in messages.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use rekey_engine::{Call, Provider, ProviderError, Value, Values};
 use rekey_plan::{Plan, PlanRequest, PlannedStep, Selection};
 use rekey_spec::template::Part;
 use rekey_spec::{Mode, SourceFile, Var};
-
-/// The admin password of the throwaway database servers: it must never show up in a message.
-pub(crate) const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-Never-Shown";
-/// The application's password before a rotation.
-pub(crate) const OLD_APP_PASSWORD: &str = "0ld-App-Pa55word";
+use rekey_testkit::ADMIN_PASSWORD;
 
 // ---------------------------------------------------------------------------------------------
-// Servers
-
-/// A port nothing listens on right now.
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Whether the tests run as root (`initdb` and `mariadbd` refuse to).
-pub(crate) fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// `exe`, run as `user` through `runuser` when given.
-pub(crate) fn command_as(exe: &Path, user: Option<&str>) -> Command {
-    match user {
-        Some(user) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", user, "--"]).arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    }
-}
-
-/// Hands `path` (recursively) to `user`.
-pub(crate) fn chown(user: &str, path: &Path) {
-    let status = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{user}:{user}"))
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "chown {user} {}", path.display());
-}
-
-/// The first of `names` found on `PATH` or in the usual system folders.
-pub(crate) fn find_exe(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from));
-    names
-        .iter()
-        .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
-        .find(|p| p.is_file())
-}
+// Env files and digests
 
 /// The value of `key` in the env file `text` (unquoted).
 pub(crate) fn env_value(text: &str, key: &str) -> Option<String> {

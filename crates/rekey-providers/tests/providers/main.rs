@@ -1,11 +1,12 @@
 //! The providers against real servers on 127.0.0.1, in one test binary: moto (IAM, STS, Secrets
-//! Manager), a throwaway `PostgreSQL` cluster and a throwaway `MariaDB` server. Install them with
-//! `./scripts/peers.sh`; a test whose server is missing fails with a message saying so.
+//! Manager), a throwaway `PostgreSQL` cluster and a throwaway `MariaDB` server, all started by
+//! `rekey_testkit`. Install them with `./scripts/peers.sh`; a test whose server is missing fails
+//! with a message saying so.
 //!
 //! - `aws`, `postgres`, `mysql`: each provider's own behaviour, and its conformance subject;
 //! - `conformance`: the suite every provider runs (mint, deliver, verify, revoke, repeated
 //!   calls, reconcile after a lost outcome, secrets never shown);
-//! - `harness`: what they share.
+//! - `harness`: what they share besides the servers.
 
 mod aws;
 mod conformance;

@@ -1,10 +1,8 @@
 //! The `mysql.*` actions against a real, throwaway `MariaDB` server on 127.0.0.1, through the
 //! [`Provider`] trait.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rekey_engine::{ErrorKind, Provider, Reconciled, Value, Values};
 use rekey_plan::{Plan, PlannedStep};
@@ -12,180 +10,31 @@ use rekey_providers::envfile::EnvFileProvider;
 use rekey_providers::mysql::MysqlProvider;
 use rekey_providers::router::ConsumerRouter;
 use rekey_spec::Mode;
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
-use sqlx::{ConnectOptions, Connection};
+use rekey_testkit::{ADMIN_PASSWORD, MariaDb, OLD_APP_PASSWORD, free_port};
+use sqlx::Connection;
+use sqlx::mysql::MySqlConnection;
 
 use crate::conformance::{ConsumerView, Subject};
 use crate::harness::{
-    ADMIN_PASSWORD, OLD_APP_PASSWORD, assert_clean, call, chown, command_as, digest, env_value,
-    find_exe, free_port, is_root, literal_inputs as inputs, run, run_err,
+    assert_clean, call, digest, env_value, literal_inputs as inputs, run, run_err,
 };
 
 const ADMIN_ENV: &str = "REKEY_TEST_MYSQL_ADMIN_URL";
 
 // ---------------------------------------------------------------------------------------------
-// A throwaway server.
+// The server.
 
-/// A `MariaDB` server in a temp folder, killed on drop.
-pub(crate) struct Mariadb {
-    dir: tempfile::TempDir,
-    child: Child,
-    port: u16,
-}
-
-/// `exe` as the `mysql` user when running as root (mariadbd refuses root).
-fn command(exe: &Path, as_mysql: bool) -> Command {
-    command_as(exe, as_mysql.then_some("mysql"))
-}
-
-fn options(port: u16, user: &str, password: &str) -> MySqlConnectOptions {
-    let o = MySqlConnectOptions::new()
-        .host("127.0.0.1")
-        .port(port)
-        .username(user);
-    // An empty password would still be sent (and refused): none at all.
-    if password.is_empty() {
-        o
-    } else {
-        o.password(password)
-    }
-}
-
-impl Mariadb {
-    /// Starts a server where `admin` (password [`ADMIN_PASSWORD`]) and `app`@`%` (password
-    /// [`OLD_APP_PASSWORD`]) log in over TCP.
-    pub(crate) async fn start() -> Self {
-        let (Some(server), Some(install)) = (
-            find_exe(&["mariadbd", "mysqld"]),
-            find_exe(&["mariadb-install-db", "mysql_install_db"]),
-        ) else {
-            panic!(
-                "MariaDB server binaries (mariadbd, mariadb-install-db) not found: run ./scripts/peers.sh (Debian: `apt-get install mariadb-server`)"
-            );
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("rekey-mariadb-")
-            .tempdir()
-            .unwrap();
-        let as_mysql = is_root();
-        if as_mysql {
-            chown("mysql", dir.path());
+/// A provider whose `admin_url_env` variable holds `db`'s admin URL (the test cannot change
+/// its own environment safely).
+fn provider(db: &MariaDb) -> MysqlProvider {
+    let url = db.admin_url();
+    MysqlProvider::new().with_env_lookup(move |name| {
+        if name == ADMIN_ENV {
+            Ok(url.clone())
+        } else {
+            Err(std::env::VarError::NotPresent)
         }
-        let data = dir.path().join("data");
-        // A private tmpdir: servers set up side by side must not share temporary files.
-        let tmp = dir.path().join("tmp");
-        std::fs::create_dir(&tmp).unwrap();
-        if as_mysql {
-            chown("mysql", &tmp);
-        }
-        let out = command(&install, as_mysql)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mariadb-install-db failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = free_port();
-        let child = command(&server, as_mysql)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.path().join("sock").display()))
-            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-            .arg(format!(
-                "--log-error={}",
-                dir.path().join("err.log").display()
-            ))
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .arg(format!("--port={port}"))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--skip-name-resolve",
-                "--innodb-flush-log-at-trx-commit=0",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .current_dir(dir.path())
-            .spawn()
-            .unwrap();
-        let m = Self { dir, child, port };
-        // Root logs in over TCP without a password until the server is set up.
-        let deadline = Instant::now() + Duration::from_mins(1);
-        let mut root = loop {
-            match options(port, "root", "").connect().await {
-                Ok(c) => break c,
-                // The server answers: starting is over, setting up failed.
-                Err(sqlx::Error::Database(e)) => panic!("MariaDB refused root: {e}"),
-                Err(e) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "MariaDB did not start: {e}\n{}",
-                        std::fs::read_to_string(m.dir.path().join("err.log")).unwrap_or_default()
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        };
-        for sql in [
-            format!("CREATE USER 'admin'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}'"),
-            "GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION".to_owned(),
-            format!("CREATE USER 'app'@'%' IDENTIFIED BY '{OLD_APP_PASSWORD}'"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut root)
-                .await
-                .unwrap();
-        }
-        root.close().await.unwrap();
-        m
-    }
-
-    fn admin_url(&self) -> String {
-        format!("mysql://admin:{ADMIN_PASSWORD}@127.0.0.1:{}", self.port)
-    }
-
-    /// Logs in as `user`: `Ok` or the server's error number.
-    async fn login(&self, user: &str, password: &str) -> Result<MySqlConnection, String> {
-        options(self.port, user, password)
-            .connect()
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(d) => d
-                    .try_downcast_ref::<MySqlDatabaseError>()
-                    .map_or_else(|| d.to_string(), |m| m.number().to_string()),
-                other => other.to_string(),
-            })
-    }
-
-    /// A provider whose `admin_url_env` variable holds this server's admin URL.
-    fn provider(&self) -> MysqlProvider {
-        let url = self.admin_url();
-        MysqlProvider::new().with_env_lookup(move |name| {
-            if name == ADMIN_ENV {
-                Ok(url.clone())
-            } else {
-                Err(std::env::VarError::NotPresent)
-            }
-        })
-    }
-}
-
-impl Drop for Mariadb {
-    fn drop(&mut self) {
-        // The server itself (runuser may not pass the signal on), then its parent.
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid")) {
-            let _ = Command::new("kill").args(["-KILL", pid.trim()]).output();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,8 +84,8 @@ fn plan(mode: Mode, admin_env: &str) -> Plan {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_password_replaces_the_old_one_and_verifies() {
-    let db = Mariadb::start().await;
-    let p = db.provider();
+    let db = MariaDb::start().await;
+    let p = provider(&db);
     let plan = plan(Mode::Drill, ADMIN_ENV);
     db.login("app", OLD_APP_PASSWORD)
         .await
@@ -306,8 +155,8 @@ async fn set_password_replaces_the_old_one_and_verifies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incident_locks_the_account_kills_sessions_and_undoes() {
-    let db = Mariadb::start().await;
-    let p = db.provider();
+    let db = MariaDb::start().await;
+    let p = provider(&db);
     let plan = plan(Mode::Incident, ADMIN_ENV);
     let mut session = db
         .login("app", OLD_APP_PASSWORD)
@@ -431,11 +280,11 @@ async fn bad_settings_give_clear_errors_without_secrets() {
     assert_clean(&e.message, &[]);
 
     // A wrong admin password: permanent, not shown.
-    let db = Mariadb::start().await;
+    let db = MariaDb::start().await;
     let e = run_err(
         &with_url(format!(
             "mysql://admin:Wr0ng-Admin-Pa55@127.0.0.1:{}",
-            db.port
+            db.port()
         )),
         &plan,
         "my-app/lock-account",
@@ -447,18 +296,18 @@ async fn bad_settings_give_clear_errors_without_secrets() {
     assert_clean(&e.message, &["Wr0ng-Admin-Pa55"]);
 
     // An unknown user: permanent; reconcile of the lock says "not done".
-    let mut admin = db.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let mut admin = db.admin().await;
     sqlx::raw_sql("DROP USER 'app'@'%'")
         .execute(&mut admin)
         .await
         .unwrap();
-    let e = run_err(&db.provider(), &plan, "my-app/lock-account", &[]).await;
+    let e = run_err(&provider(&db), &plan, "my-app/lock-account", &[]).await;
     assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
     assert!(e.message.contains("'app'@'%'"), "{e}");
     assert_clean(&e.message, &[]);
     let lock = inputs(&plan, "my-app/lock-account", &[]);
     assert!(matches!(
-        db.provider()
+        provider(&db)
             .reconcile(&call(&plan, "my-app/lock-account", &lock))
             .await
             .unwrap(),
@@ -476,7 +325,7 @@ const WRONG_ADMIN_PASSWORD: &str = "Wr0ng-My-Admin-Pa55-Never-Shown";
 /// A user of a throwaway server (`app`, or one made for the subject), delivered to an env
 /// file (`MYSQL_PASSWORD`, holding the old password before the run).
 pub(crate) struct MysqlSubject {
-    db: Arc<Mariadb>,
+    db: Arc<MariaDb>,
     user: String,
     plan: Plan,
     env: tempfile::TempDir,
@@ -488,20 +337,13 @@ pub(crate) struct MysqlSubject {
 impl MysqlSubject {
     /// The user `app` of a new server.
     pub(crate) async fn start(mode: Mode) -> Self {
-        Self::on(Arc::new(Mariadb::start().await), "app", mode).await
+        Self::on(Arc::new(MariaDb::start().await), "app", mode).await
     }
 
     /// The user `user` of `db`, made (with the old password) unless it is `app`.
-    pub(crate) async fn on(db: Arc<Mariadb>, user: &str, mode: Mode) -> Self {
+    pub(crate) async fn on(db: Arc<MariaDb>, user: &str, mode: Mode) -> Self {
         if user != "app" {
-            let mut admin = db.login("admin", ADMIN_PASSWORD).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "CREATE USER '{user}'@'%' IDENTIFIED BY '{OLD_APP_PASSWORD}'"
-            )))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-            admin.close().await.unwrap();
+            db.create_user(user, OLD_APP_PASSWORD).await;
         }
         let env = tempfile::tempdir().unwrap();
         let file = env.path().join("db.env");
@@ -518,9 +360,12 @@ impl MysqlSubject {
             mode,
             Some("my-app"),
         );
-        let wrong_url = format!("mysql://admin:{WRONG_ADMIN_PASSWORD}@127.0.0.1:{}", db.port);
+        let wrong_url = format!(
+            "mysql://admin:{WRONG_ADMIN_PASSWORD}@127.0.0.1:{}",
+            db.port()
+        );
         Self {
-            provider: Arc::new(db.provider()),
+            provider: Arc::new(provider(&db)),
             consumers: Arc::new(ConsumerRouter {
                 aws: None,
                 env_file: Arc::new(EnvFileProvider),
@@ -534,7 +379,7 @@ impl MysqlSubject {
     }
 
     async fn admin(&self) -> MySqlConnection {
-        self.db.login("admin", ADMIN_PASSWORD).await.unwrap()
+        self.db.admin().await
     }
 }
 

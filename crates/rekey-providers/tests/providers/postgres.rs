@@ -1,8 +1,6 @@
 //! The `postgres.*` actions against a real, throwaway `PostgreSQL` cluster on 127.0.0.1, through
 //! the [`Provider`] trait and through the whole engine.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,206 +14,31 @@ use rekey_providers::envfile::EnvFileProvider;
 use rekey_providers::postgres::PostgresProvider;
 use rekey_providers::router::ConsumerRouter;
 use rekey_spec::Mode;
+use rekey_testkit::{ADMIN_PASSWORD, OLD_APP_PASSWORD, PgCluster, free_port};
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::{ConnectOptions, Connection, postgres::PgConnectOptions};
+use sqlx::Connection;
 
 use crate::conformance::{ConsumerView, Subject};
 use crate::harness::{
-    ADMIN_PASSWORD, OLD_APP_PASSWORD, assert_clean, call, chown, command_as, digest, env_value,
-    free_port, is_root, literal_inputs as inputs, run, run_err,
+    assert_clean, call, digest, env_value, literal_inputs as inputs, run, run_err,
 };
 
 const ADMIN_ENV: &str = "REKEY_TEST_PG_ADMIN_URL";
 
 // ---------------------------------------------------------------------------------------------
-// A throwaway cluster (from crates/rekey/tests/integration/postgres.rs), with password
-// authentication on TCP.
+// The cluster.
 
-/// A `PostgreSQL` cluster in a temp folder, stopped on drop.
-pub(crate) struct PgCluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    as_postgres: bool,
-    port: u16,
-}
-
-fn find_bin() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("REKEY_PG_BIN") {
-        return Some(PathBuf::from(dir));
-    }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    versions.sort();
-    versions.pop()
-}
-
-impl PgCluster {
-    /// Starts a cluster where `postgres` (password [`ADMIN_PASSWORD`]) and `app` (password
-    /// [`OLD_APP_PASSWORD`]) log in over TCP with SCRAM-SHA-256.
-    async fn start() -> Self {
-        let bin = find_bin().expect(
-            "PostgreSQL server binaries not found: install them (Debian: `apt-get install postgresql-15`) or set REKEY_PG_BIN to the folder holding initdb and pg_ctl; `./scripts/test` installs them",
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("rekey-pg-")
-            .tempdir()
-            .unwrap();
-        // initdb refuses to run as root: run the cluster as the `postgres` user then.
-        let as_postgres = is_root();
-        if as_postgres {
-            chown("postgres", dir.path());
+/// A provider whose `admin_url_env` variable holds `pg`'s admin URL (the test cannot change
+/// its own environment safely).
+fn provider(pg: &PgCluster) -> PostgresProvider {
+    let url = pg.admin_url();
+    PostgresProvider::new().with_env_lookup(move |name| {
+        if name == ADMIN_ENV {
+            Ok(url.clone())
+        } else {
+            Err(std::env::VarError::NotPresent)
         }
-        let port = free_port();
-        let data = dir.path().join("data");
-        let c = Self {
-            dir,
-            bin,
-            as_postgres,
-            port,
-        };
-        c.pg(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ],
-        );
-        // The admin logs in without a password until it has one.
-        c.write_hba(true);
-        let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
-            c.dir.path().display()
-        );
-        let log = c.dir.path().join("log");
-        c.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "start",
-            ],
-        );
-        let mut conn =
-            sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
-                .await
-                .unwrap();
-        for sql in [
-            format!("ALTER ROLE postgres PASSWORD '{ADMIN_PASSWORD}'"),
-            format!("CREATE ROLE app LOGIN PASSWORD '{OLD_APP_PASSWORD}'"),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        c.write_hba(false);
-        sqlx::query("SELECT pg_reload_conf()")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        c
-    }
-
-    fn write_hba(&self, admin_trusted: bool) {
-        let mut hba = String::from("local all all trust\n");
-        if admin_trusted {
-            hba.push_str("host all postgres 127.0.0.1/32 trust\n");
-        }
-        hba.push_str("host all all 127.0.0.1/32 scram-sha-256\n");
-        std::fs::write(self.dir.path().join("data/pg_hba.conf"), hba).unwrap();
-    }
-
-    /// `tool` of the server's binaries, as `postgres` when the tests run as root.
-    fn tool(&self, tool: &str) -> Command {
-        command_as(&self.bin.join(tool), self.as_postgres.then_some("postgres"))
-    }
-
-    fn pg(&self, tool: &str, args: &[&str]) {
-        let out = self
-            .tool(tool)
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{tool} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn admin_url(&self) -> String {
-        format!(
-            "postgres://postgres:{ADMIN_PASSWORD}@127.0.0.1:{}/postgres",
-            self.port
-        )
-    }
-
-    fn options(&self, user: &str, password: &str) -> PgConnectOptions {
-        PgConnectOptions::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .username(user)
-            .password(password)
-            .database("postgres")
-    }
-
-    /// Logs in as `user`: `Ok` or the server's SQLSTATE.
-    async fn login(&self, user: &str, password: &str) -> Result<sqlx::PgConnection, String> {
-        self.options(user, password)
-            .connect()
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(d) => d.code().unwrap_or_default().into_owned(),
-                other => other.to_string(),
-            })
-    }
-
-    async fn admin(&self) -> sqlx::PgConnection {
-        self.login("postgres", ADMIN_PASSWORD).await.unwrap()
-    }
-
-    /// A provider whose `admin_url_env` variable holds this cluster's admin URL (the test
-    /// cannot change its own environment safely).
-    fn provider(&self) -> PostgresProvider {
-        let url = self.admin_url();
-        PostgresProvider::new().with_env_lookup(move |name| {
-            if name == ADMIN_ENV {
-                Ok(url.clone())
-            } else {
-                Err(std::env::VarError::NotPresent)
-            }
-        })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let _ = self
-            .tool("pg_ctl")
-            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
-            .output();
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -263,7 +86,7 @@ fn plan(mode: Mode, admin_env: &str) -> Plan {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_password_replaces_the_old_one_and_verifies() {
     let pg = PgCluster::start().await;
-    let p = pg.provider();
+    let p = provider(&pg);
     let plan = plan(Mode::Drill, ADMIN_ENV);
     pg.login("app", OLD_APP_PASSWORD)
         .await
@@ -351,7 +174,7 @@ async fn set_password_replaces_the_old_one_and_verifies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incident_disables_login_terminates_sessions_and_undoes() {
     let pg = PgCluster::start().await;
-    let p = pg.provider();
+    let p = provider(&pg);
     let plan = plan(Mode::Incident, ADMIN_ENV);
     let mut session = pg
         .login("app", OLD_APP_PASSWORD)
@@ -488,7 +311,7 @@ async fn bad_settings_give_clear_errors_without_secrets() {
     let url: &'static str = Box::leak(
         format!(
             "postgres://postgres:Wr0ng-Admin-Pa55@127.0.0.1:{}/postgres",
-            pg.port
+            pg.port()
         )
         .into_boxed_str(),
     );
@@ -503,7 +326,7 @@ async fn bad_settings_give_clear_errors_without_secrets() {
         .execute(&mut admin)
         .await
         .unwrap();
-    let e = run_err(&pg.provider(), &plan, "pg-app/disable-login", &[]).await;
+    let e = run_err(&provider(&pg), &plan, "pg-app/disable-login", &[]).await;
     assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
     assert!(e.message.contains("\"app\""), "{e}");
     assert_clean(&e.message, &[]);
@@ -553,7 +376,7 @@ async fn engine_run(mode: Mode) {
         .await
         .unwrap();
     let consumer = Arc::new(MemoryConsumer::default());
-    let mut providers = Providers::default().with("postgres", Arc::new(pg.provider()));
+    let mut providers = Providers::default().with("postgres", Arc::new(provider(&pg)));
     for s in &plan.steps {
         if s.provider != "postgres" {
             providers = providers.with(&s.provider, consumer.clone());
@@ -653,11 +476,11 @@ impl PgSubject {
         );
         let wrong_url = format!(
             "postgres://postgres:{WRONG_ADMIN_PASSWORD}@127.0.0.1:{}/postgres",
-            pg.port
+            pg.port()
         );
         Self {
             admin: tokio::sync::Mutex::new(pg.admin().await),
-            provider: Arc::new(pg.provider()),
+            provider: Arc::new(provider(&pg)),
             consumers: Arc::new(ConsumerRouter {
                 aws: None,
                 env_file: Arc::new(EnvFileProvider),

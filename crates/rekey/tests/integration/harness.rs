@@ -206,3 +206,121 @@ impl Workspace {
             .collect()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Runs against real servers: a workspace with the test's own inventory, what the binary
+// printed, the audit log, and looking for secrets.
+
+impl Workspace {
+    /// An empty workspace (no example inventory): the test writes its own.
+    pub(crate) fn empty() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Runs `rekey` like [`Workspace::rekey`], appending everything it printed to `seen`.
+    pub(crate) fn rekey_seen(&self, args: &[&str], env: &[(&str, &str)], seen: &mut String) -> Ran {
+        let r = self.rekey(args, env);
+        seen.push_str(&r.stdout);
+        seen.push_str(&r.stderr);
+        r
+    }
+
+    /// The audit log (`rekey audit export --format jsonl`, of the run `run` or all), in `seq`
+    /// order.
+    pub(crate) fn audit_events(
+        &self,
+        run: Option<&str>,
+        seen: &mut String,
+    ) -> Vec<serde_json::Value> {
+        let mut args = vec!["audit", "export", "--format", "jsonl"];
+        args.extend(run.iter().flat_map(|r| ["--run", r]));
+        let r = self.rekey_seen(&args, &[], seen);
+        r.ok("audit export");
+        let mut events: Vec<serde_json::Value> = r
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        events.sort_by_key(|e| e["seq"].as_i64().unwrap());
+        events
+    }
+
+    /// Fails if any of `secrets` is in `seen`, the state database files (`.rekey/state.db*`)
+    /// or the audit export.
+    pub(crate) fn assert_no_secrets(&self, seen: &str, secrets: &[&str]) {
+        let mut haystacks = vec![("output".to_owned(), seen.to_owned())];
+        for e in std::fs::read_dir(self.path().join(".rekey")).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("state.db") {
+                let bytes = std::fs::read(e.path()).unwrap();
+                haystacks.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+        assert!(haystacks.len() > 1, "no state database in .rekey/");
+        let export = self.rekey(&["audit", "export"], &[]);
+        export.ok("audit export");
+        haystacks.push(("audit export".to_owned(), export.stdout));
+        for (what, text) in &haystacks {
+            for s in secrets {
+                assert!(!s.is_empty());
+                assert!(!text.contains(s), "{what} holds a secret value");
+            }
+        }
+    }
+}
+
+impl Ran {
+    /// Fails unless the command exited with 0, showing what it printed.
+    pub(crate) fn ok(&self, what: &str) {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{what}: unexpected exit status\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
+/// The position of the first `event` of `step` in `events`.
+pub(crate) fn position(events: &[serde_json::Value], event: &str, step: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e["event"] == event && e["step"] == step)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {event} of {step} in the audit log:\n{}",
+                summary(events)
+            )
+        })
+}
+
+/// One line per audit event: `seq event step outcome`.
+pub(crate) fn summary(events: &[serde_json::Value]) -> String {
+    events
+        .iter()
+        .map(|e| format!("{} {} {} {}", e["seq"], e["event"], e["step"], e["outcome"]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The value of `key` in the env file at `path` (`KEY=value`, maybe single- or double-quoted).
+pub(crate) fn env_file_value(path: &Path, key: &str) -> String {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let v = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{} has no {key}", path.display()))
+        .trim();
+    if let Some(inner) = v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')) {
+        inner.replace("'\\''", "'")
+    } else if let Some(inner) = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        inner.to_owned()
+    } else {
+        v.to_owned()
+    }
+}

@@ -8,4 +8,5 @@ mod incident;
 mod planning;
 mod postgres;
 mod real;
+mod real_mysql;
 mod runs;

@@ -1,0 +1,197 @@
+//! A moto server (IAM, STS, Secrets Manager) from `.peers/moto-venv`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_http_client::tls;
+
+use crate::{free_port, poll, repo_root};
+
+/// An access key: (access key id, secret access key).
+pub type AccessKey = (String, String);
+
+/// A moto server on a free loopback port, killed on drop. Signature checks are off until
+/// [`Moto::setup`] (or [`Moto::require_signatures`]) turns them on, so that a deleted or
+/// disabled key really fails afterwards.
+pub struct Moto {
+    child: Child,
+    url: String,
+    port: u16,
+}
+
+/// What [`Moto::setup`] made.
+pub struct MotoAccounts {
+    /// The key of the user `admin` (inline policy allowing everything).
+    pub admin: AccessKey,
+    /// The one key of each user asked for, by user name.
+    pub keys: BTreeMap<String, AccessKey>,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_bin() -> PathBuf {
+    repo_root().join(".peers/moto-venv/bin/moto_server")
+}
+
+impl Moto {
+    /// Starts moto and waits (up to a minute) until it answers.
+    pub fn start() -> Self {
+        let bin = moto_bin();
+        assert!(
+            bin.exists(),
+            "moto server not found at {}: run ./scripts/peers.sh to install it",
+            bin.display()
+        );
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e}; run ./scripts/peers.sh to install it",
+                    bin.display()
+                )
+            });
+        let moto = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        poll(Duration::from_mins(1), "the moto server to answer", || {
+            matches!(moto.http("GET", "/moto-api/data.json", ""), Ok((200, _))).then_some(())
+        });
+        moto
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// One HTTP/1.1 request to moto (its `/moto-api/…`); returns the status code and body.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        let port = self.port;
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// An SDK configuration for this server (region `us-east-1`) signing with the given key,
+    /// over the same rustls/ring HTTP client the AWS provider uses.
+    pub fn sdk_config(&self, key_id: &str, secret: &str) -> SdkConfig {
+        SdkConfig::builder()
+            .endpoint_url(&self.url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                key_id, secret, None, None, "test",
+            )))
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::Ring,
+                    ))
+                    .build_https(),
+            )
+            .build()
+    }
+
+    /// Turns signature checks on: from now on only keys moto issued, still active, work.
+    pub fn require_signatures(&self) {
+        let (status, body) = self.http("POST", "/moto-api/reset-auth", "0").unwrap();
+        assert_eq!(status, 200, "reset-auth: {body}");
+    }
+
+    /// On a fresh server: creates the user `admin` with an inline policy allowing everything
+    /// and one key, and each of `users` with one key; then turns signature checks on.
+    /// Everything else is done with the admin's key (`self.sdk_config(&admin.0, &admin.1)`).
+    pub async fn setup(&self, users: &[&str]) -> MotoAccounts {
+        let boot = self.sdk_config("AKIAIOSFODNN7EXAMPLE", "bootstrap-not-checked");
+        let iam = aws_sdk_iam::Client::new(&boot);
+        iam.create_user().user_name("admin").send().await.unwrap();
+        iam.put_user_policy()
+            .user_name("admin")
+            .policy_name("all")
+            .policy_document(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+            )
+            .send()
+            .await
+            .unwrap();
+        let admin = create_key(&iam, "admin").await;
+        let mut keys = BTreeMap::new();
+        for &user in users {
+            iam.create_user().user_name(user).send().await.unwrap();
+            keys.insert(user.to_owned(), create_key(&iam, user).await);
+        }
+        self.require_signatures();
+        MotoAccounts { admin, keys }
+    }
+
+    /// The environment for a `rekey` process signing with `key` against this server, shut off
+    /// from the machine's AWS configuration (`none` is a path that does not exist).
+    pub fn client_env(&self, key: &AccessKey, none: &Path) -> Vec<(&'static str, String)> {
+        let none = none.display().to_string();
+        vec![
+            ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", key.0.clone()),
+            ("AWS_SECRET_ACCESS_KEY", key.1.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_SESSION_TOKEN", String::new()),
+            ("AWS_PROFILE", String::new()),
+            ("AWS_CONFIG_FILE", none.clone()),
+            ("AWS_SHARED_CREDENTIALS_FILE", none),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
+/// A new access key of `user`.
+pub async fn create_key(iam: &aws_sdk_iam::Client, user: &str) -> AccessKey {
+    let out = iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap();
+    let k = out.access_key().unwrap();
+    (
+        k.access_key_id().to_owned(),
+        k.secret_access_key().to_owned(),
+    )
+}
