@@ -609,32 +609,31 @@ impl AwsProvider {
 
     async fn deactivate(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let user = required(call, "user_name")?;
-        let planned = match self.deactivation(call).await? {
-            Some(planned) => planned,
-            None => {
-                // Markers of other runs' deactivations are settled (one run per credential).
-                let stale: Vec<String> = self
-                    .user_tags(user, OFF_PREFIX)
-                    .await?
-                    .into_keys()
-                    .collect();
-                self.drop_markers(user, stale).await?;
-                let active: Vec<String> = self
-                    .selected_keys(call)
-                    .await?
-                    .into_iter()
-                    .filter(|k| k.active)
-                    .map(|k| k.id)
-                    .collect();
-                let value = if active.is_empty() {
-                    "-".to_owned()
-                } else {
-                    active.join(MARKER_SEPARATOR)
-                };
-                self.tag_user(user, &prefixed_key(OFF_PREFIX, call.idempotency_key), value)
-                    .await?;
-                active
-            }
+        let planned = if let Some(planned) = self.deactivation(call).await? {
+            planned
+        } else {
+            // Markers of other runs' deactivations are settled (one run per credential).
+            let stale: Vec<String> = self
+                .user_tags(user, OFF_PREFIX)
+                .await?
+                .into_keys()
+                .collect();
+            self.drop_markers(user, stale).await?;
+            let active: Vec<String> = self
+                .selected_keys(call)
+                .await?
+                .into_iter()
+                .filter(|k| k.active)
+                .map(|k| k.id)
+                .collect();
+            let value = if active.is_empty() {
+                "-".to_owned()
+            } else {
+                active.join(MARKER_SEPARATOR)
+            };
+            self.tag_user(user, &prefixed_key(OFF_PREFIX, call.idempotency_key), value)
+                .await?;
+            active
         };
         let mut changed = Vec::new();
         for id in planned {
