@@ -450,6 +450,76 @@ async fn a_retried_create_removes_the_key_of_the_lost_attempt() {
     assert_eq!(keys.keys().collect::<Vec<_>>(), vec![&aws.old_key.0]);
 }
 
+/// A deactivate whose answer was lost: the retry reports the keys the first attempt turned
+/// off (not "none", because they are off already), reconcile says the same, and an undo
+/// without outputs reactivates exactly those, never a key that was off before the step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_deactivate_reports_its_keys_and_undo_restores_only_them() {
+    let aws = setup().await;
+    let (spare, _) = create_key(&aws.iam, "deploy-web").await;
+    aws.iam
+        .update_access_key()
+        .user_name("deploy-web")
+        .access_key_id(&spare)
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    // No `access_key_id`: the step is about every key of the user.
+    let plan = plan(
+        r"
+credentials:
+  - id: deploy
+    kind: aws_iam_access_key
+    owner: team-web
+    user_name: deploy-web
+    delivered_to:
+      - aws_secrets_manager: { secret_id: prod/web/aws-deploy }
+",
+        Mode::Incident,
+    );
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    let old = aws.old_key.0.clone();
+    let first = r.run("deploy/disable-exposed").await;
+    assert_eq!(first["deactivated"].expose(), old);
+    // The answer was lost; the engine calls again with the same idempotency key.
+    let again = r.run("deploy/disable-exposed").await;
+    assert_eq!(
+        again["deactivated"].expose(),
+        old,
+        "the retry names the key"
+    );
+    let rec = r
+        .with_call("deploy/disable-exposed", None, async |c| {
+            aws.provider.reconcile(c).await
+        })
+        .await
+        .unwrap();
+    match rec {
+        Reconciled::Done(v) => assert_eq!(v["deactivated"].expose(), old),
+        other => panic!("{other:?}"),
+    }
+    let keys = aws.keys("deploy-web").await;
+    assert_eq!(keys[&old], "Inactive");
+    assert_eq!(keys[&spare], "Inactive");
+    // Undo with its outputs lost: the old key comes back, the spare stays off.
+    r.with_call("deploy/disable-exposed", None, async |c| {
+        aws.provider.undo(c, &Values::new()).await
+    })
+    .await
+    .unwrap();
+    let keys = aws.keys("deploy-web").await;
+    assert_eq!(keys[&old], "Active");
+    assert_eq!(
+        keys[&spare], "Inactive",
+        "a key off before the step stays off"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_pending_is_moved_off_and_undo_removes_pending() {
     let aws = setup().await;
