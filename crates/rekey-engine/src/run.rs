@@ -503,7 +503,13 @@ impl Engine {
                 Some(step),
                 Some(&plan.credentials[step.credential as usize].id),
                 e,
-                if error.is_some() { "error" } else { "ok" },
+                // A redo carries its mark in the error column (so a crash mid-redo is finished)
+                // but is not a failure.
+                if error.is_some_and(|e| e != REDO_MARK) {
+                    "error"
+                } else {
+                    "ok"
+                },
             );
             a.detail = error.map(str::to_owned);
             a

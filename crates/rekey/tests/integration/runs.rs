@@ -53,6 +53,12 @@ async fn finish_and_check(ws: &Workspace, context: &str) {
         store.verify_audit().await.unwrap().is_empty(),
         "{context}: audit chain broken"
     );
+    // Redoing a mint whose secret a crash lost is recovery, not failure.
+    for e in store.audit_events(Some(run_id)).await.unwrap() {
+        if e.draft.event.starts_with("step_redo") || e.draft.event == "step_undone" {
+            assert_eq!(e.draft.outcome, "ok", "{context}: {:?}", e.draft);
+        }
+    }
     store.close().await;
     let plan = plan_for(CREDS, Mode::Drill);
     assert_converged(&ledger(ws).await, &plan, run_id, true).await;
