@@ -452,6 +452,13 @@ fn check_name(name: &str, what: &str) -> Result<(), ProviderError> {
             "the {what} name must be free of NUL characters"
         )));
     }
+    // How a backslash in a literal reads depends on the server's `NO_BACKSLASH_ESCAPES`:
+    // escaped, it would name another account on a server with that mode set.
+    if name.contains('\\') {
+        return Err(ProviderError::permanent(format!(
+            "the {what} name must be free of backslashes (they read differently under NO_BACKSLASH_ESCAPES)"
+        )));
+    }
     Ok(())
 }
 
@@ -466,7 +473,8 @@ fn account(call: &Call<'_>) -> Result<String, ProviderError> {
 }
 
 /// `text` as a `MySQL` string literal: backslashes and single quotes escaped. Quotes are doubled
-/// (`''`), which is safe whether or not `NO_BACKSLASH_ESCAPES` is set.
+/// (`''`), which is safe whether or not `NO_BACKSLASH_ESCAPES` is set; escaped backslashes are
+/// not, so names with one are refused ([`check_name`]) and generated passwords have none.
 fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
@@ -541,6 +549,20 @@ mod tests {
         assert_eq!(
             quote_literal("a\\'; DROP USER x; --"),
             "'a\\\\''; DROP USER x; --'"
+        );
+    }
+
+    #[test]
+    fn names_with_backslashes_are_refused() {
+        assert!(check_name("app", "user").is_ok());
+        let e = check_name("a\\b", "user").unwrap_err();
+        assert!(e.message.contains("backslash"), "{}", e.message);
+        assert!(
+            crate::admin::new_password()
+                .unwrap()
+                .expose_secret()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
     }
 
