@@ -501,7 +501,7 @@ credentials:
         .unwrap();
     match rec {
         Reconciled::Done(v) => assert_eq!(v["deactivated"].expose(), old),
-        other => panic!("{other:?}"),
+        Reconciled::NotDone => panic!("a started deactivate reconciled as not done"),
     }
     let keys = aws.keys("deploy-web").await;
     assert_eq!(keys[&old], "Inactive");
