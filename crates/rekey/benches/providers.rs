@@ -89,22 +89,16 @@ async fn aws() {
     let dir = tempfile::tempdir().unwrap();
     inventory(dir.path(), &creds);
     let env = moto.client_env(&accounts.admin, &dir.path().join("no-aws-config"));
-    let secs = rekey(
-        dir.path(),
-        &["run", "--yes", "--reason", "BENCH-AWS"],
-        &env,
-    );
+    let secs = rekey(dir.path(), &["run", "--yes", "--reason", "BENCH-AWS"], &env);
     // Spot checks: the rotation really happened.
     for user in [&users[0], &users[IAM_KEYS - 1]] {
-        let keys = iam
-            .list_access_keys()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap();
+        let keys = iam.list_access_keys().user_name(user).send().await.unwrap();
         let keys = keys.access_key_metadata();
         assert_eq!(keys.len(), 1, "{user}: {keys:?}");
-        assert_ne!(keys[0].access_key_id(), Some(accounts.keys[user].0.as_str()));
+        assert_ne!(
+            keys[0].access_key_id(),
+            Some(accounts.keys[user].0.as_str())
+        );
     }
     report("aws-iam+secretsmanager (moto)", IAM_KEYS, secs);
 }
@@ -131,11 +125,7 @@ async fn postgres() {
     std::fs::create_dir_all(dir.path().join("etc")).unwrap();
     inventory(dir.path(), &creds);
     let env = [("PG_ADMIN_URL", pg.admin_url())];
-    let secs = rekey(
-        dir.path(),
-        &["run", "--yes", "--reason", "BENCH-PG"],
-        &env,
-    );
+    let secs = rekey(dir.path(), &["run", "--yes", "--reason", "BENCH-PG"], &env);
     assert!(pg.login("app000", "old-password-0").await.is_err());
     report("postgres (PostgreSQL 15)", PG_ROLES, secs);
 }
