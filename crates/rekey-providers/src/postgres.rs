@@ -33,6 +33,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,6 +161,150 @@ impl PostgresProvider {
         let r = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
         let _ = conn.close().await;
         r.map(drop).map_err(|e| classify(&e, what, scrub))
+    }
+
+    /// `(comment, is active)` of each of the two roles, `[primary, alternate]`; a missing role is
+    /// an error naming it.
+    async fn pair(
+        &self,
+        admin: &Admin,
+        primary: &str,
+        alternate: &str,
+    ) -> Result<[(Option<String>, bool); 2], ProviderError> {
+        let scrub = admin.scrub(&[]);
+        let mut conn = self.admin_connection(admin, &scrub).await?;
+        let rows = sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT rolname::text, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname IN ($1, $2)",
+        )
+        .bind(primary)
+        .bind(alternate)
+        .fetch_all(&mut conn)
+        .await;
+        let _ = conn.close().await;
+        let rows = rows.map_err(|e| classify(&e, "reading the alternating roles", &scrub))?;
+        let get = |name: &str| -> Result<(Option<String>, bool), ProviderError> {
+            let (_, comment) = rows.iter().find(|(r, _)| r == name).ok_or_else(|| {
+                ProviderError::permanent(format!(
+                    "role {} does not exist (strategy: alternating needs both roles)",
+                    quote_ident_lossy(name)
+                ))
+            })?;
+            let active = comment.as_deref().is_some_and(|c| c.contains(ACTIVE_TAG));
+            Ok((comment.clone(), active))
+        };
+        Ok([get(primary)?, get(alternate)?])
+    }
+
+    /// Single strategy: the role itself (checked to exist). Alternating: the standby role — the one not tagged
+    /// active; with neither tagged (a first rotation), consumers use the primary, so the
+    /// alternate.
+    async fn pick_role(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        let role = required(call, "role")?;
+        let picked = match input(call, "alternate_role").filter(|a| !a.is_empty()) {
+            // Still asks the server: a missing role or a bad admin setting stops the rotation
+            // here, before an incident revokes anything.
+            None => {
+                if self.can_login(call).await?.is_none() {
+                    return Err(ProviderError::permanent(format!(
+                        "role {} does not exist",
+                        quote_ident_lossy(&role)
+                    )));
+                }
+                role.into_owned()
+            }
+            Some(alternate) => {
+                if alternate == role {
+                    return Err(ProviderError::permanent(format!(
+                        "alternate_role must differ from role ({})",
+                        quote_ident_lossy(&role)
+                    )));
+                }
+                let admin = self.admin(call)?;
+                match self.pair(&admin, &role, &alternate).await? {
+                    [(_, true), (_, true)] => {
+                        return Err(ProviderError::permanent(format!(
+                            "both {} and {} are tagged {ACTIVE_TAG} in their comments; remove the tag from the role consumers do not use, then run again",
+                            quote_ident_lossy(&role),
+                            quote_ident_lossy(&alternate)
+                        )));
+                    }
+                    [(_, true), _] | [(_, false), (_, false)] => alternate.into_owned(),
+                    [_, (_, true)] => role.into_owned(),
+                }
+            }
+        };
+        Ok(Values::from([("role".to_owned(), Value::Plain(picked))]))
+    }
+
+    /// Moves the active tag to `role` from the other role of the pair, in one transaction.
+    /// The rest of each comment is kept.
+    async fn mark_active(&self, call: &Call<'_>, undo: bool) -> Result<(), ProviderError> {
+        let role = required(call, "role")?;
+        let primary = required(call, "primary_role")?;
+        let alternate = required(call, "alternate_role")?;
+        let other = if role == primary {
+            alternate.clone()
+        } else if role == alternate {
+            primary.clone()
+        } else {
+            return Err(ProviderError::permanent(format!(
+                "role {} is neither {} nor {}",
+                quote_ident_lossy(&role),
+                quote_ident_lossy(&primary),
+                quote_ident_lossy(&alternate)
+            )));
+        };
+        // Undo gives the tag back to the role consumers used before.
+        let (to, from) = if undo { (other, role) } else { (role, other) };
+        let admin = self.admin(call)?;
+        let [p, a] = self.pair(&admin, &primary, &alternate).await?;
+        let comment = |name: &str| {
+            if name == primary.as_ref() {
+                p.0.clone()
+            } else {
+                a.0.clone()
+            }
+        };
+        let tagged = |c: Option<String>| {
+            let c = c.unwrap_or_default();
+            if c.contains(ACTIVE_TAG) {
+                c
+            } else {
+                format!("{} {ACTIVE_TAG}", c.trim()).trim().to_owned()
+            }
+        };
+        let untagged = |c: Option<String>| {
+            c.unwrap_or_default()
+                .replace(ACTIVE_TAG, "")
+                .trim()
+                .to_owned()
+        };
+        let scrub = admin.scrub(&[]);
+        let mut conn = self.admin_connection(&admin, &scrub).await?;
+        let mut sql = String::from("BEGIN; ");
+        for (name, text) in [
+            (&from, untagged(comment(&from))),
+            (&to, tagged(comment(&to))),
+        ] {
+            let value = if text.is_empty() {
+                "NULL".to_owned()
+            } else {
+                quote_literal(&text)
+            };
+            let _ = write!(sql, "COMMENT ON ROLE {} IS {value}; ", quote_ident(name)?);
+        }
+        sql.push_str("COMMIT");
+        let r = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await;
+        let _ = conn.close().await;
+        r.map_err(|e| {
+            classify(
+                &e,
+                &format!("marking role {} active", quote_ident_lossy(&to)),
+                &scrub,
+            )
+        })?;
+        tracing::debug!(role = %to, "postgres: role marked active");
+        Ok(())
     }
 
     async fn set_password(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
@@ -329,8 +474,13 @@ impl PostgresProvider {
     }
 }
 
+/// Marks, in a role's comment, the role of an alternating pair that consumers use.
+const ACTIVE_TAG: &str = "[rekey:active]";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
+    PickRole,
+    MarkActive,
     SetPassword,
     DisableLogin,
     TerminateSessions,
@@ -339,6 +489,8 @@ enum Action {
 
 fn action(call: &Call<'_>) -> Result<Action, ProviderError> {
     match call.step.action.as_str() {
+        "postgres.pick_role" => Ok(Action::PickRole),
+        "postgres.mark_active" => Ok(Action::MarkActive),
         "postgres.set_password" => Ok(Action::SetPassword),
         "postgres.disable_login" => Ok(Action::DisableLogin),
         "postgres.terminate_sessions" => Ok(Action::TerminateSessions),
@@ -354,6 +506,8 @@ fn action(call: &Call<'_>) -> Result<Action, ProviderError> {
 impl Provider for PostgresProvider {
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         match action(call)? {
+            Action::PickRole => self.pick_role(call).await,
+            Action::MarkActive => self.mark_active(call, false).await.map(|()| Values::new()),
             Action::SetPassword => self.set_password(call).await,
             Action::DisableLogin => self.set_login(call, false).await.map(|()| Values::new()),
             Action::TerminateSessions => self.terminate_sessions(call).await,
@@ -364,9 +518,13 @@ impl Provider for PostgresProvider {
     async fn undo(&self, call: &Call<'_>, _outputs: &Values) -> Result<(), ProviderError> {
         match action(call)? {
             Action::DisableLogin => self.set_login(call, true).await,
+            Action::MarkActive => self.mark_active(call, true).await,
             // The old password is gone for good (the step is irreversible); terminated sessions
             // cannot be brought back; a login check changed nothing.
-            Action::SetPassword | Action::TerminateSessions | Action::VerifyLogin => Ok(()),
+            Action::PickRole
+            | Action::SetPassword
+            | Action::TerminateSessions
+            | Action::VerifyLogin => Ok(()),
         }
     }
 
@@ -386,9 +544,12 @@ impl Provider for PostgresProvider {
                     Ok(Reconciled::NotDone)
                 }
             }
+            // Moving the tag again is harmless.
             // A password set by the lost call is unknown to everyone: nothing to remove, the
-            // engine sets a new one. A login check is simply done again.
-            Action::SetPassword | Action::VerifyLogin => Ok(Reconciled::NotDone),
+            // engine sets a new one. A pick or a login check is simply done again.
+            Action::MarkActive | Action::PickRole | Action::SetPassword | Action::VerifyLogin => {
+                Ok(Reconciled::NotDone)
+            }
         }
     }
 }

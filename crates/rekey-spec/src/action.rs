@@ -410,6 +410,27 @@ pub static ACTIONS: &[ActionSpec] = &[
     ),
     // PostgreSQL
     action!(
+        "postgres.pick_role",
+        "postgres",
+        "single: {role}; alternating: of {role} and {alternate_role}, the one not marked active (a `[rekey:active]` tag in the role's comment)",
+        Read,
+        [p("admin_url_env"), p("role"), o("alternate_role")],
+        [out("role")]
+    ),
+    action!(
+        "postgres.mark_active",
+        "postgres",
+        "COMMENT ON ROLE: `[rekey:active]` moves to {role} from the other of {primary_role} and {alternate_role}, in one transaction",
+        Write,
+        [
+            p("admin_url_env"),
+            p("role"),
+            p("primary_role"),
+            p("alternate_role")
+        ],
+        []
+    ),
+    action!(
         "postgres.set_password",
         "postgres",
         "ALTER ROLE {role} LOGIN PASSWORD '<SCRAM-SHA-256 verifier>'",

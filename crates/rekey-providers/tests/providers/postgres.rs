@@ -25,6 +25,11 @@ use crate::harness::{
 
 const ADMIN_ENV: &str = "REKEY_TEST_PG_ADMIN_URL";
 
+/// The `pick-role` step's answer for the single strategy, as later steps receive it.
+fn picked() -> (&'static str, Value) {
+    ("role", Value::Plain("app".into()))
+}
+
 // ---------------------------------------------------------------------------------------------
 // The cluster.
 
@@ -92,7 +97,7 @@ async fn set_password_replaces_the_old_one_and_verifies() {
         .await
         .expect("the old password works before");
 
-    let out = run(&p, &plan, "pg-app/set-password", &[]).await;
+    let out = run(&p, &plan, "pg-app/set-password", &[picked()]).await;
     let password = out.get("password").expect("a password output").clone();
     assert!(password.is_secret(), "the password is a secret output");
     let new = password.expose().to_owned();
@@ -126,7 +131,7 @@ async fn set_password_replaces_the_old_one_and_verifies() {
         &p,
         &plan,
         "pg-app/verify",
-        &[("password", password.clone())],
+        &[("password", password.clone()), picked()],
     )
     .await;
     assert!(verified.is_empty());
@@ -135,7 +140,7 @@ async fn set_password_replaces_the_old_one_and_verifies() {
         &p,
         &plan,
         "pg-app/verify",
-        &[("password", Value::secret(wrong))],
+        &[("password", Value::secret(wrong)), picked()],
     )
     .await;
     assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
@@ -151,14 +156,14 @@ async fn set_password_replaces_the_old_one_and_verifies() {
 
     // Running set_password again (a lost outcome) sets another password; the engine's
     // reconcile answer for it is "not done".
-    let i = inputs(&plan, "pg-app/set-password", &[]);
+    let i = inputs(&plan, "pg-app/set-password", &[picked()]);
     assert!(matches!(
         p.reconcile(&call(&plan, "pg-app/set-password", &i))
             .await
             .unwrap(),
         Reconciled::NotDone
     ));
-    let again = run(&p, &plan, "pg-app/set-password", &[]).await;
+    let again = run(&p, &plan, "pg-app/set-password", &[picked()]).await;
     let newer = again["password"].expose().to_owned();
     assert_ne!(newer, new);
     pg.login("app", &newer).await.expect("the newest works");
@@ -251,7 +256,7 @@ async fn incident_disables_login_terminates_sessions_and_undoes() {
         &p,
         &plan,
         "pg-app/verify",
-        &[("password", Value::secret(OLD_APP_PASSWORD))],
+        &[("password", Value::secret(OLD_APP_PASSWORD)), picked()],
     )
     .await;
     assert_eq!(e.kind, ErrorKind::Permanent);
@@ -336,6 +341,8 @@ async fn bad_settings_give_clear_errors_without_secrets() {
 #[derive(Default)]
 struct MemoryConsumer {
     delivered: Mutex<Vec<SecretString>>,
+    /// The `username` of each delivery.
+    usernames: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -351,6 +358,9 @@ impl Provider for MemoryConsumer {
                 .lock()
                 .unwrap()
                 .push(SecretString::from(v.expose().to_owned()));
+            if let Some(u) = call.inputs.get("username") {
+                self.usernames.lock().unwrap().push(u.expose().to_owned());
+            }
             return Ok(Values::from([(
                 "version".to_owned(),
                 Value::Plain("v1".into()),
@@ -368,21 +378,20 @@ impl Provider for MemoryConsumer {
     }
 }
 
-async fn engine_run(mode: Mode) {
-    let pg = PgCluster::start().await;
-    let plan = plan(mode, ADMIN_ENV);
-    let dir = tempfile::tempdir().unwrap();
-    let store = rekey_store::Store::open(dir.path().join("state.db").to_str().unwrap())
-        .await
-        .unwrap();
-    let consumer = Arc::new(MemoryConsumer::default());
-    let mut providers = Providers::default().with("postgres", Arc::new(provider(&pg)));
+/// An engine over `store` with the real PostgreSQL provider and `consumer` for every consumer.
+fn engine(
+    pg: &PgCluster,
+    plan: &Plan,
+    store: rekey_store::Store,
+    consumer: &Arc<MemoryConsumer>,
+) -> Engine {
+    let mut providers = Providers::default().with("postgres", Arc::new(provider(pg)));
     for s in &plan.steps {
         if s.provider != "postgres" {
             providers = providers.with(&s.provider, consumer.clone());
         }
     }
-    let engine = Engine {
+    Engine {
         store: Arc::new(store),
         providers,
         fingerprints: Arc::new(Fingerprinter::ephemeral()),
@@ -393,7 +402,18 @@ async fn engine_run(mode: Mode) {
         },
         simulated: false,
         observer: None,
-    };
+    }
+}
+
+async fn engine_run(mode: Mode) {
+    let pg = PgCluster::start().await;
+    let plan = plan(mode, ADMIN_ENV);
+    let dir = tempfile::tempdir().unwrap();
+    let store = rekey_store::Store::open(dir.path().join("state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let consumer = Arc::new(MemoryConsumer::default());
+    let engine = engine(&pg, &plan, store, &consumer);
     let outcome = engine
         .start(&plan, &rekey_engine::new_run_id(), "{}")
         .await
@@ -426,6 +446,109 @@ async fn engine_run(mode: Mode) {
         );
     }
     drop(engine);
+}
+
+/// `strategy: alternating`: each drill sets the standby role and moves the active tag to it,
+/// while the role consumers used keeps working; an incident revokes both roles (login off,
+/// sessions ended) and brings the standby back with a new password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_roles_take_turns() {
+    let pg = PgCluster::start().await;
+    let mut admin = pg.admin().await;
+    sqlx::raw_sql(
+        "CREATE ROLE app_b LOGIN PASSWORD 'old-b-password'; COMMENT ON ROLE app IS 'the web app'",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let inventory = inventory(ADMIN_ENV).replace(
+        "    role: app\n",
+        "    role: app\n    strategy: alternating\n    alternate_role: app_b\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let comment = async |role: &str| -> Option<String> {
+        let mut admin = pg.admin().await;
+        sqlx::query_scalar(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+        )
+        .bind(role)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+    };
+    let rotate = async |mode: Mode| -> (String, String) {
+        let plan = crate::harness::compile(&inventory, mode, Some("pg-app"));
+        let store = rekey_store::Store::open(dir.path().join("state.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let consumer = Arc::new(MemoryConsumer::default());
+        let engine = engine(&pg, &plan, store, &consumer);
+        let outcome = engine
+            .start(&plan, &rekey_engine::new_run_id(), "{}")
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome.status,
+            rekey_store::RunStatus::Succeeded,
+            "{mode:?}: {:?}",
+            outcome.message
+        );
+        engine.store.close().await;
+        let user = consumer.usernames.lock().unwrap()[0].clone();
+        let password = consumer.delivered.lock().unwrap()[0]
+            .expose_secret()
+            .to_owned();
+        (user, password)
+    };
+
+    // First drill: consumers used `app` (nothing tagged), so `app_b` gets the new password.
+    let (user, first) = rotate(Mode::Drill).await;
+    assert_eq!(user, "app_b");
+    pg.login("app_b", &first).await.expect("the new password");
+    pg.login("app", OLD_APP_PASSWORD)
+        .await
+        .expect("the role consumers used keeps working: no downtime");
+    assert!(pg.login("app_b", "old-b-password").await.is_err());
+    assert_eq!(comment("app_b").await.as_deref(), Some("[rekey:active]"));
+    assert_eq!(
+        comment("app").await.as_deref(),
+        Some("the web app"),
+        "its own comment is kept"
+    );
+
+    // Second drill: back to `app`.
+    let (user, second) = rotate(Mode::Drill).await;
+    assert_eq!(user, "app");
+    pg.login("app", &second).await.expect("the new password");
+    assert!(pg.login("app", OLD_APP_PASSWORD).await.is_err());
+    pg.login("app_b", &first)
+        .await
+        .expect("the standby keeps working");
+    assert_eq!(
+        comment("app").await.as_deref(),
+        Some("the web app [rekey:active]")
+    );
+    assert_eq!(comment("app_b").await, None);
+
+    // Incident: both roles' passwords may be exposed. An open session of the active role ends,
+    // both stop logging in, and the standby comes back with a new password.
+    let mut session = pg.login("app", &second).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut session).await.unwrap();
+    let (user, third) = rotate(Mode::Incident).await;
+    assert_eq!(user, "app_b");
+    assert!(
+        sqlx::query("SELECT 1").execute(&mut session).await.is_err(),
+        "the session of the exposed role survived"
+    );
+    assert_eq!(
+        pg.login("app", &second).await.err().as_deref(),
+        Some("28000"),
+        "the exposed active role cannot log in"
+    );
+    assert!(pg.login("app_b", &first).await.is_err());
+    pg.login("app_b", &third).await.expect("the new password");
+    assert_eq!(comment("app_b").await.as_deref(), Some("[rekey:active]"));
+    assert_eq!(comment("app").await.as_deref(), Some("the web app"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -438,6 +438,65 @@ fn capability_map_warns_about_downtime_and_legacy() {
 }
 
 #[test]
+fn alternating_postgres_roles_plan_without_downtime() {
+    let inv = inventory_from(
+        "alt.yaml",
+        "credentials:
+  - id: pg-alt
+    kind: postgres_password
+    owner: team-web
+    role: web_app
+    strategy: alternating
+    alternate_role: web_app_b
+    admin_url_env: PG_ADMIN_URL
+    delivered_to:
+      - env_file: { path: /etc/web/db.env, key: PGPASSWORD }
+      - aws_secrets_manager: { secret_id: prod/web/db }
+",
+    )
+    .unwrap();
+    let rb = bundled_runbooks();
+    let drill = plan(&inv, &rb, &only(&["pg-alt"]), Mode::Drill);
+    let notes: Vec<&str> = drill.credentials[0]
+        .notes
+        .iter()
+        .map(|n| n.text.as_str())
+        .collect();
+    assert!(!notes.iter().any(|n| n.contains("downtime")), "{notes:?}");
+    // The active tag moves only once consumers were switched over.
+    let promote = drill
+        .steps
+        .iter()
+        .position(|s| s.id.starts_with("pg-alt/promote"))
+        .unwrap();
+    let promote = u32::try_from(promote).unwrap();
+    let mark = idx(&drill, "pg-alt/mark-active");
+    assert!(drill.precedes(promote, mark));
+    assert!(drill.precedes(idx(&drill, "pg-alt/verify"), mark));
+    assert!(drill.step("pg-alt/disable-login-alternate").is_none());
+    // An incident revokes both roles before the standby gets its new password.
+    let incident = plan(&inv, &rb, &only(&["pg-alt"]), Mode::Incident);
+    let set = idx(&incident, "pg-alt/set-password");
+    for revoke in [
+        "pg-alt/disable-login",
+        "pg-alt/disable-login-alternate",
+        "pg-alt/terminate-sessions",
+        "pg-alt/terminate-sessions-alternate",
+    ] {
+        assert!(incident.precedes(idx(&incident, revoke), set), "{revoke}");
+    }
+    // Without the strategy none of it is planned.
+    let example = plan(
+        &example_inventory(),
+        &rb,
+        &only(&["pg-web-app"]),
+        Mode::Incident,
+    );
+    assert!(example.step("pg-web-app/mark-active").is_none());
+    assert!(example.step("pg-web-app/disable-login-alternate").is_none());
+}
+
+#[test]
 fn secret_outputs_stay_references_in_the_plan() {
     let inv = example_inventory();
     let rb = bundled_runbooks();
