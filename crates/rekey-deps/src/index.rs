@@ -70,13 +70,7 @@ pub async fn refresh(
             }
         }
     }
-    let bulk = todo.len() >= BULK;
-    if bulk {
-        for (path, _) in &todo {
-            if known.contains_key(path) {
-                store.index_remove(path).await?;
-            }
-        }
+    if todo.len() >= BULK {
         store.index_bulk_begin().await?;
     }
     report.reread = todo.len();
@@ -113,7 +107,7 @@ pub async fn refresh(
     });
     let mut stored = Ok(());
     while let Some(parsed) = rx.recv().await {
-        if let Err(e) = store.index_replace_many(&parsed, !bulk).await {
+        if let Err(e) = store.index_replace_many(&parsed).await {
             stored = Err(e);
             break;
         }

@@ -853,11 +853,13 @@ impl Engine {
                 && !matches!(ex.state[s as usize], StepState::Pending | StepState::Undone)
         });
         // Revoke first: an exposed value that was disabled stays disabled. Undoing the revoke
-        // would re-enable a compromised credential, so this is a point of no return too.
+        // would re-enable a compromised credential, so this is a point of no return too —
+        // from the moment a revoke step started: one that failed half-way (one key of two
+        // turned off) must not be undone either.
         let exposed_revoked = cred.strategy == rekey_plan::Strategy::RevokeFirst
             && cred.steps.iter().any(|&s| {
                 plan.steps[s as usize].phase == rekey_spec::Phase::Revoke
-                    && ex.state[s as usize] == StepState::Succeeded
+                    && !matches!(ex.state[s as usize], StepState::Pending | StepState::Undone)
             });
         if irreversible_started || exposed_revoked {
             ex.cred[c] = CredState::NeedsOperator;

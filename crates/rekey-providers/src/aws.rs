@@ -609,16 +609,16 @@ impl AwsProvider {
 
     async fn deactivate(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let user = required(call, "user_name")?;
-        let planned = if let Some(planned) = self.deactivation(call).await? {
+        // The marker makes a retry's report and an undo exact; it must never stand between an
+        // incident and the revoke (a user at IAM's 50-tag limit, a policy without
+        // iam:TagUser): without it, the step still turns the keys off.
+        let marked = self.deactivation(call).await.unwrap_or_else(|e| {
+            tracing::warn!(step = %call.step.id, error = %e, "cannot read the deactivation marker; going on without it");
+            None
+        });
+        let planned = if let Some(planned) = marked {
             planned
         } else {
-            // Markers of other runs' deactivations are settled (one run per credential).
-            let stale: Vec<String> = self
-                .user_tags(user, OFF_PREFIX)
-                .await?
-                .into_keys()
-                .collect();
-            self.drop_markers(user, stale).await?;
             let active: Vec<String> = self
                 .selected_keys(call)
                 .await?
@@ -631,8 +631,10 @@ impl AwsProvider {
             } else {
                 active.join(MARKER_SEPARATOR)
             };
-            self.tag_user(user, &prefixed_key(OFF_PREFIX, call.idempotency_key), value)
-                .await?;
+            let key = prefixed_key(OFF_PREFIX, call.idempotency_key);
+            if let Err(e) = self.tag_user(user, &key, value).await {
+                tracing::warn!(step = %call.step.id, error = %e, "cannot write the deactivation marker; going on without it");
+            }
             active
         };
         let mut changed = Vec::new();
@@ -652,6 +654,20 @@ impl AwsProvider {
             if self.delete_key(user, &k.id).await? {
                 deleted.push(k.id);
             }
+        }
+        // The old key is gone for good: nothing of this rotation can be undone or lost any
+        // more, so its markers go (the user keeps no rekey tags between rotations).
+        let mut markers: Vec<String> = Vec::new();
+        for prefix in [MARKER_PREFIX, OFF_PREFIX] {
+            match self.user_tags(user, prefix).await {
+                Ok(tags) => markers.extend(tags.into_keys()),
+                Err(e) => {
+                    tracing::warn!(user, error = %e, "cannot list rekey's markers to remove them")
+                }
+            }
+        }
+        if let Err(e) = self.drop_markers(user, markers).await {
+            tracing::warn!(user, error = %e, "cannot remove rekey's markers");
         }
         Ok(plain(&[("deleted", deleted.join(" "))]))
     }

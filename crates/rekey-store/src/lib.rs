@@ -672,19 +672,15 @@ impl Store {
         file: &IndexedFile,
         packages: &[(String, String, String)],
     ) -> Result<()> {
-        self.index_replace_many(&[(file.clone(), packages.to_vec())], true)
+        self.index_replace_many(&[(file.clone(), packages.to_vec())])
             .await
     }
 
     /// Replaces what the index holds for many files in one transaction (a full build commits
-    /// a few hundred files at a time instead of one).
-    /// `forget_first: false` when the files were already forgotten (a bulk load), which
-    /// saves a delete per file.
-    pub async fn index_replace_many(
-        &self,
-        files: &[(IndexedFile, IndexRows)],
-        forget_first: bool,
-    ) -> Result<()> {
+    /// a few hundred files at a time instead of one). Each file's old rows are deleted first,
+    /// always: another process may have indexed the same file a moment ago (a key-range
+    /// delete, cheap when there is nothing).
+    pub async fn index_replace_many(&self, files: &[(IndexedFile, IndexRows)]) -> Result<()> {
         let insert_full = insert_values(&self.pool, ROWS_PER_INSERT);
         let (insert_names, select_names) = match self.pool {
             Pool::Sqlite(_) => (
@@ -726,7 +722,11 @@ impl Store {
             // rolled-back id may be handed to another name later.
             let mut fresh: Vec<Option<i64>> = vec![None; missing.len()];
             if !missing.is_empty() {
-                let json = serde_json::to_string(&missing).expect("strings serialize");
+                // In one order for every writer: two PostgreSQL writers inserting the same
+                // names in different orders would deadlock.
+                let mut sorted = missing.clone();
+                sorted.sort_unstable();
+                let json = serde_json::to_string(&sorted).expect("strings serialize");
                 sqlx::query(insert_names).bind(&json).execute(&mut *tx).await?;
                 let slots: HashMap<(&str, &str), usize, FastHash> =
                     missing.iter().enumerate().map(|(i, k)| (*k, i)).collect();
@@ -745,9 +745,7 @@ impl Store {
                 .bind(&file.path).bind(file.size).bind(&file.mtime).bind(&file.sha256).bind(file.format.as_deref())
                 .bind(file.error.as_deref()).bind(file.packages).bind(&file.indexed_at)
                 .fetch_one(&mut *tx).await?;
-                if forget_first {
-                    sqlx::query("DELETE FROM index_packages WHERE file = $1").bind(id).execute(&mut *tx).await?;
-                }
+                sqlx::query("DELETE FROM index_packages WHERE file = $1").bind(id).execute(&mut *tx).await?;
                 let start = rows.len();
                 rows.extend(names.iter().map(|&(name, v)| (id, name.unwrap_or_else(|slot| fresh[slot].expect("inserted above")), v)));
                 // Sorted, the rows append to the file's key range.
@@ -798,8 +796,11 @@ impl Store {
             }
         };
         with_pool!(self, p => {
-            sqlx::query(sql).execute(p).await?;
-            Ok(())
+            match sqlx::query(sql).execute(p).await {
+                // PostgreSQL: another process created it at the same moment.
+                Err(e) if is_unique_violation(&e) => Ok(()),
+                r => r.map(drop).map_err(Into::into),
+            }
         })
     }
 
@@ -807,8 +808,11 @@ impl Store {
     pub async fn index_remove(&self, path: &str) -> Result<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            sqlx::query("DELETE FROM index_packages WHERE file IN (SELECT id FROM index_files WHERE path = $1)").bind(path).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM index_files WHERE path = $1").bind(path).execute(&mut *tx).await?;
+            // The file row first, as index_replace_many locks it: one lock order.
+            let id: Option<i64> = sqlx::query_scalar("DELETE FROM index_files WHERE path = $1 RETURNING id").bind(path).fetch_optional(&mut *tx).await?;
+            if let Some(id) = id {
+                sqlx::query("DELETE FROM index_packages WHERE file = $1").bind(id).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
         })

@@ -297,6 +297,19 @@ async fn drill_rotation_end_to_end() {
     assert_eq!(deleted["deleted"].expose(), aws.old_key.0);
     let keys = aws.keys("deploy-web").await;
     assert_eq!(keys.keys().collect::<Vec<_>>(), vec![&new_id]);
+    // The rotation is over: none of its write-ahead markers stays on the user.
+    let tags = aws
+        .iam
+        .list_user_tags()
+        .user_name("deploy-web")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags().iter().all(|t| !t.key().starts_with("rekey:")),
+        "{:?}",
+        tags.tags()
+    );
 
     // The old key no longer works; the new one still does.
     let old_inputs: Values = [
@@ -518,6 +531,58 @@ credentials:
         keys[&spare], "Inactive",
         "a key off before the step stays off"
     );
+}
+
+/// A responder whose policy denies `iam:TagUser` (or a user at IAM's 50-tag limit) cannot
+/// write the deactivation marker: the incident's revoke still turns the exposed key off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivate_does_not_depend_on_its_marker() {
+    let aws = setup().await;
+    aws.iam
+        .create_user()
+        .user_name("responder")
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .put_user_policy()
+        .user_name("responder")
+        .policy_name("no-tags")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":["iam:TagUser","iam:UntagUser"],"Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let key = create_key(&aws.iam, "responder").await;
+    let config = aws.moto.sdk_config(&key.0, &key.1);
+    let denied = aws_sdk_iam::Client::new(&config)
+        .tag_user()
+        .user_name("deploy-web")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("probe")
+                .value("x")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    assert!(denied.is_err(), "the server enforces the policy");
+    let provider = AwsProvider::from_sdk_config(&config);
+    let plan = aws_plan_in(
+        Mode::Incident,
+        &aws.old_key.0,
+        "{ secret_id: prod/web/aws-deploy }",
+    );
+    let mut r = Runner {
+        plan: &plan,
+        provider: &provider,
+        outputs: BTreeMap::new(),
+    };
+    let out = r.run("deploy/disable-exposed").await;
+    assert_eq!(out["deactivated"].expose(), aws.old_key.0);
+    assert_eq!(aws.keys("deploy-web").await[&aws.old_key.0], "Inactive");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

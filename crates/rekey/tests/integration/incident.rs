@@ -370,3 +370,41 @@ pub(crate) fn large_reindex(ws: &Workspace, env: &[(&str, &str)]) {
     assert!(!versions.contains_key("many/sboms/r5.txt"));
     assert_eq!(versions["many/sboms/r6.txt"], "1.82.9");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_indexers_at_once_both_finish_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("state.db").display().to_string();
+    concurrent_index(&url, dir.path()).await;
+}
+
+/// Two processes (two stores on one database) build the same large index at once — say two
+/// responders run `rekey incident` on a fresh database: both finish, and every file holds
+/// exactly its own packages.
+pub(crate) async fn concurrent_index(url: &str, dir: &std::path::Path) {
+    let paths: Vec<String> = (0..1200)
+        .map(|i| {
+            let p = dir.join(format!("req{i}.txt"));
+            std::fs::write(
+                &p,
+                format!("litellm==1.82.{}\nrequests==2.32.{}\n", i % 10, i % 3),
+            )
+            .unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let a = rekey_store::Store::open(url).await.unwrap();
+    let b = rekey_store::Store::open(url).await.unwrap();
+    let (ra, rb) = tokio::join!(
+        rekey_deps::index::refresh(&a, &paths, &|_, _| {}),
+        rekey_deps::index::refresh(&b, &paths, &|_, _| {}),
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert!(ra.errors.is_empty() && rb.errors.is_empty());
+    let hits = a.index_lookup("pypi", "litellm", Some("1.82.7")).await.unwrap();
+    assert_eq!(hits.len(), 120, "one row per file, no duplicates");
+    let all = a.index_lookup("pypi", "requests", None).await.unwrap();
+    assert_eq!(all.len(), 1200);
+    a.close().await;
+    b.close().await;
+}

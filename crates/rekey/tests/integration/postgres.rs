@@ -63,4 +63,6 @@ async fn postgres_backend() {
     );
     // The dependency index on PostgreSQL: bulk builds, in-place refreshes, removals.
     crate::incident::large_reindex(&ws, &env);
+    let scratch = tempfile::tempdir().unwrap();
+    crate::incident::concurrent_index(&url, scratch.path()).await;
 }
