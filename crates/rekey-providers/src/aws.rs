@@ -662,7 +662,7 @@ impl AwsProvider {
             match self.user_tags(user, prefix).await {
                 Ok(tags) => markers.extend(tags.into_keys()),
                 Err(e) => {
-                    tracing::warn!(user, error = %e, "cannot list rekey's markers to remove them")
+                    tracing::warn!(user, error = %e, "cannot list rekey's markers to remove them");
                 }
             }
         }

@@ -401,7 +401,10 @@ pub(crate) async fn concurrent_index(url: &str, dir: &std::path::Path) {
     );
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert!(ra.errors.is_empty() && rb.errors.is_empty());
-    let hits = a.index_lookup("pypi", "litellm", Some("1.82.7")).await.unwrap();
+    let hits = a
+        .index_lookup("pypi", "litellm", Some("1.82.7"))
+        .await
+        .unwrap();
     assert_eq!(hits.len(), 120, "one row per file, no duplicates");
     let all = a.index_lookup("pypi", "requests", None).await.unwrap();
     assert_eq!(all.len(), 1200);
