@@ -200,7 +200,16 @@ impl PostgresProvider {
     /// alternate.
     async fn pick_role(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let role = required(call, "role")?;
-        let picked = match input(call, "alternate_role").filter(|a| !a.is_empty()) {
+        // `alternate_role` alone does not make a pair: only `strategy: alternating` does (a
+        // leftover alternate would otherwise take every rotation while `role` kept its
+        // password).
+        let alternating = input(call, "strategy").as_deref() == Some("alternating");
+        let alternate = if alternating {
+            Some(required(call, "alternate_role")?)
+        } else {
+            None
+        };
+        let picked = match alternate {
             // Still asks the server: a missing role or a bad admin setting stops the rotation
             // here, before an incident revokes anything.
             None => {
@@ -289,7 +298,7 @@ impl PostgresProvider {
             let value = if text.is_empty() {
                 "NULL".to_owned()
             } else {
-                quote_literal(&text)
+                quote_escaped_literal(&text)
             };
             let _ = write!(sql, "COMMENT ON ROLE {} IS {value}; ", quote_ident(name)?);
         }
@@ -472,6 +481,13 @@ impl PostgresProvider {
             )
         })
     }
+}
+
+/// `text` as an escape string literal (`E'…'`, backslashes and quotes doubled): unlike a plain
+/// literal it reads the same whatever `standard_conforming_strings` says, and a role comment
+/// is text anyone with CREATEROLE may have written.
+fn quote_escaped_literal(text: &str) -> String {
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Marks, in a role's comment, the role of an alternating pair that consumers use.
@@ -697,6 +713,10 @@ mod tests {
         assert!(quote_ident("").is_err());
         assert!(quote_ident("a\0b").is_err());
         assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(
+            quote_escaped_literal("a\\'; DROP ROLE x; --"),
+            "E'a\\\\''; DROP ROLE x; --'"
+        );
     }
 
     #[test]

@@ -414,7 +414,12 @@ pub static ACTIONS: &[ActionSpec] = &[
         "postgres",
         "single: {role}; alternating: of {role} and {alternate_role}, the one not marked active (a `[rekey:active]` tag in the role's comment)",
         Read,
-        [p("admin_url_env"), p("role"), o("alternate_role")],
+        [
+            p("admin_url_env"),
+            p("role"),
+            o("strategy"),
+            o("alternate_role")
+        ],
         [out("role")]
     ),
     action!(

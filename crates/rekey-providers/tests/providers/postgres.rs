@@ -455,8 +455,12 @@ async fn engine_run(mode: Mode) {
 async fn alternating_roles_take_turns() {
     let pg = PgCluster::start().await;
     let mut admin = pg.admin().await;
+    // A comment ending in a backslash, read by admin sessions without standard-conforming
+    // strings: the tag must still go in as data, never as SQL.
     sqlx::raw_sql(
-        "CREATE ROLE app_b LOGIN PASSWORD 'old-b-password'; COMMENT ON ROLE app IS 'the web app'",
+        "CREATE ROLE app_b LOGIN PASSWORD 'old-b-password'; \
+         COMMENT ON ROLE app IS E'the web app \\\\'; \
+         ALTER ROLE postgres SET standard_conforming_strings = off",
     )
     .execute(&mut admin)
     .await
@@ -512,7 +516,7 @@ async fn alternating_roles_take_turns() {
     assert_eq!(comment("app_b").await.as_deref(), Some("[rekey:active]"));
     assert_eq!(
         comment("app").await.as_deref(),
-        Some("the web app"),
+        Some("the web app \\"),
         "its own comment is kept"
     );
 
@@ -526,7 +530,7 @@ async fn alternating_roles_take_turns() {
         .expect("the standby keeps working");
     assert_eq!(
         comment("app").await.as_deref(),
-        Some("the web app [rekey:active]")
+        Some("the web app \\ [rekey:active]")
     );
     assert_eq!(comment("app_b").await, None);
 
@@ -548,7 +552,14 @@ async fn alternating_roles_take_turns() {
     assert!(pg.login("app_b", &first).await.is_err());
     pg.login("app_b", &third).await.expect("the new password");
     assert_eq!(comment("app_b").await.as_deref(), Some("[rekey:active]"));
-    assert_eq!(comment("app").await.as_deref(), Some("the web app"));
+    assert_eq!(comment("app").await.as_deref(), Some("the web app \\"));
+
+    // A leftover `alternate_role` without `strategy: alternating` pairs nothing.
+    let single = inventory.replace("    strategy: alternating\n", "");
+    assert!(single.contains("alternate_role: app_b"));
+    let plan = crate::harness::compile(&single, Mode::Drill, Some("pg-app"));
+    let picked = run(&provider(&pg), &plan, "pg-app/pick-role", &[]).await;
+    assert_eq!(picked["role"].expose(), "app");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
