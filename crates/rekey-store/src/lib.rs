@@ -223,18 +223,32 @@ pub type IndexRows = Vec<(String, String, String)>;
 /// Rows per `INSERT` into `index_packages`: 3 parameters each, within both databases' limits.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// `INSERT INTO index_packages … VALUES (?, ?, ?), …` for `rows` rows. SQLite gets `?`:
-/// numbered parameters make binding quadratic (each is looked up by name).
+/// `INSERT INTO index_packages … VALUES (?, ?, ?), …` for `rows` rows.
 fn insert_values(pool: &Pool, rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO index_packages (file, name, version) VALUES ");
+    format!(
+        "INSERT INTO index_packages (file, name, version) VALUES {}",
+        placeholders(pool, rows, 3)
+    )
+}
+
+/// `(?, ?), (?, ?), …` (`rows` × `columns`) for SQLite, `($1, $2), ($3, $4), …` for PostgreSQL.
+/// SQLite gets `?`: numbered parameters make its binding quadratic (each is looked up by name).
+fn placeholders(pool: &Pool, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
     for r in 0..rows {
-        let sep = if r == 0 { "" } else { ", " };
-        match pool {
-            Pool::Sqlite(_) => sql.push_str(if r == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" }),
-            Pool::Postgres(_) => {
-                let _ = write!(sql, "{sep}(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3);
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            match pool {
+                Pool::Sqlite(_) => sql.push('?'),
+                Pool::Postgres(_) => {
+                    let _ = write!(sql, "${}", r * columns + c + 1);
+                }
             }
         }
+        sql.push(')');
     }
     sql
 }
@@ -677,20 +691,23 @@ impl Store {
     }
 
     /// Replaces what the index holds for many files in one transaction (a full build commits
-    /// a few hundred files at a time instead of one). Each file's old rows are deleted first,
-    /// always: another process may have indexed the same file a moment ago (a key-range
-    /// delete, cheap when there is nothing).
+    /// a few hundred files at a time instead of one).
     pub async fn index_replace_many(&self, files: &[(IndexedFile, IndexRows)]) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
         let insert_full = insert_values(&self.pool, ROWS_PER_INSERT);
-        let (insert_names, select_names) = match self.pool {
+        let (insert_names, select_names, delete_rows) = match self.pool {
             Pool::Sqlite(_) => (
                 // `WHERE true` tells SQLite's parser the ON CONFLICT is not a join clause.
                 "INSERT INTO index_names (ecosystem, name) SELECT value ->> 0, value ->> 1 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING",
                 "SELECT n.id, n.ecosystem, n.name FROM json_each($1) AS j JOIN index_names AS n ON n.ecosystem = j.value ->> 0 AND n.name = j.value ->> 1",
+                "DELETE FROM index_packages WHERE file IN (SELECT value FROM json_each($1))",
             ),
             Pool::Postgres(_) => (
                 "INSERT INTO index_names (ecosystem, name) SELECT e ->> 0, e ->> 1 FROM jsonb_array_elements($1::jsonb) AS e ON CONFLICT DO NOTHING",
                 "SELECT n.id, n.ecosystem, n.name FROM jsonb_array_elements($1::jsonb) AS e JOIN index_names AS n ON n.ecosystem = e ->> 0 AND n.name = e ->> 1",
+                "DELETE FROM index_packages WHERE file IN (SELECT e::bigint FROM jsonb_array_elements_text($1::jsonb) AS e)",
             ),
         };
         // Each row's name id, or its place among the names this store has not seen yet: one
@@ -735,22 +752,44 @@ impl Store {
                     fresh[slots[&(ecosystem, name)]] = Some(r.try_get(0)?);
                 }
             }
+            // The file rows in one statement: a batch names each path once (the last wins).
+            let mut last: HashMap<&str, usize, FastHash> = HashMap::default();
+            for (i, (file, _)) in files.iter().enumerate() {
+                last.insert(file.path.as_str(), i);
+            }
+            let keep: Vec<usize> = (0..files.len()).filter(|&i| last[files[i].0.path.as_str()] == i).collect();
+            let sql = format!(
+                "INSERT INTO index_files (path, size, mtime, sha256, format, error, packages, indexed_at) VALUES {} \
+                 ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, sha256 = excluded.sha256, format = excluded.format, \
+                 error = excluded.error, packages = excluded.packages, indexed_at = excluded.indexed_at RETURNING id, path",
+                placeholders(&self.pool, keep.len(), 8)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for &i in &keep {
+                let file = &files[i].0;
+                q = q.bind(&file.path).bind(file.size).bind(&file.mtime).bind(&file.sha256).bind(file.format.as_deref())
+                    .bind(file.error.as_deref()).bind(file.packages).bind(&file.indexed_at);
+            }
+            let mut id_of: HashMap<String, i64, FastHash> = HashMap::default();
+            for r in q.fetch_all(&mut *tx).await? {
+                id_of.insert(r.try_get(1)?, r.try_get(0)?);
+            }
             let mut rows: Vec<(i64, i64, &str)> = Vec::with_capacity(resolved.iter().map(Vec::len).sum());
-            for ((file, _), names) in files.iter().zip(&resolved) {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO index_files (path, size, mtime, sha256, format, error, packages, indexed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, sha256 = excluded.sha256, format = excluded.format, \
-                     error = excluded.error, packages = excluded.packages, indexed_at = excluded.indexed_at RETURNING id",
-                )
-                .bind(&file.path).bind(file.size).bind(&file.mtime).bind(&file.sha256).bind(file.format.as_deref())
-                .bind(file.error.as_deref()).bind(file.packages).bind(&file.indexed_at)
-                .fetch_one(&mut *tx).await?;
-                sqlx::query("DELETE FROM index_packages WHERE file = $1").bind(id).execute(&mut *tx).await?;
+            let mut ids: Vec<i64> = Vec::with_capacity(keep.len());
+            // In id order, so the rows append to the table's key order.
+            let mut order: Vec<(i64, usize)> = keep.iter().map(|&i| (id_of[files[i].0.path.as_str()], i)).collect();
+            order.sort_unstable();
+            for (id, i) in order {
+                ids.push(id);
                 let start = rows.len();
-                rows.extend(names.iter().map(|&(name, v)| (id, name.unwrap_or_else(|slot| fresh[slot].expect("inserted above")), v)));
+                rows.extend(resolved[i].iter().map(|&(name, v)| (id, name.unwrap_or_else(|slot| fresh[slot].expect("inserted above")), v)));
                 // Sorted, the rows append to the file's key range.
                 rows[start..].sort_unstable();
             }
+            // Each file's old rows go, always: another process may have indexed the same file
+            // a moment ago. One statement for the batch (a key-range seek per file).
+            let ids = serde_json::to_string(&ids).expect("numbers serialize");
+            sqlx::query(delete_rows).bind(ids).execute(&mut *tx).await?;
             // A file may list a package twice (nested components); the key holds it once.
             rows.dedup();
             // Many rows per statement: each statement is a round trip to the database (for
