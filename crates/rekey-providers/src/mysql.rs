@@ -173,8 +173,16 @@ impl MysqlProvider {
         let admin = self.admin(call)?;
         let password = new_password()?;
         let scrub = admin.scrub(&[password.expose_secret()]);
+        // Revoking first, this run locked the account: the new password opens it again. A
+        // drill leaves the lock as it is — an account an operator locked stays locked (and
+        // the verify step says it cannot log in).
+        let unlock = if call.credential.strategy == rekey_plan::Strategy::RevokeFirst {
+            " ACCOUNT UNLOCK"
+        } else {
+            ""
+        };
         let sql = format!(
-            "ALTER USER {account} IDENTIFIED BY {} ACCOUNT UNLOCK",
+            "ALTER USER {account} IDENTIFIED BY {}{unlock}",
             quote_literal(password.expose_secret())
         );
         self.admin_execute(

@@ -242,7 +242,13 @@ impl PostgresProvider {
                 }
             }
         };
-        Ok(Values::from([("role".to_owned(), Value::Plain(picked))]))
+        // The standby of a pair is rekey's to enable (an incident left it off); a single role's
+        // login attribute is the operator's.
+        let login = if alternating { "on" } else { "keep" };
+        Ok(Values::from([
+            ("role".to_owned(), Value::Plain(picked)),
+            ("login".to_owned(), Value::Plain(login.to_owned())),
+        ]))
     }
 
     /// Moves the active tag to `role` from the other role of the pair, in one transaction.
@@ -323,8 +329,14 @@ impl PostgresProvider {
         let password = new_password()?;
         let verifier = scram_verifier(password.expose_secret())?;
         let scrub = admin.scrub(&[password.expose_secret(), verifier.expose_secret()]);
+        // Revoking first, this run turned the login off; alternating, rekey owns the standby
+        // role (an incident left it off). A drill of a single role leaves the attribute as it
+        // is: a role an operator disabled stays disabled (and the verify step says so).
+        let login = call.credential.strategy == rekey_plan::Strategy::RevokeFirst
+            || input(call, "login").as_deref() == Some("on");
         let sql = format!(
-            "ALTER ROLE {ident} WITH LOGIN PASSWORD {}",
+            "ALTER ROLE {ident} WITH{} PASSWORD {}",
+            if login { " LOGIN" } else { "" },
             quote_literal(verifier.expose_secret())
         );
         self.admin_execute(

@@ -420,7 +420,7 @@ pub static ACTIONS: &[ActionSpec] = &[
             o("strategy"),
             o("alternate_role")
         ],
-        [out("role")]
+        [out("role"), out("login")]
     ),
     action!(
         "postgres.mark_active",
@@ -438,9 +438,9 @@ pub static ACTIONS: &[ActionSpec] = &[
     action!(
         "postgres.set_password",
         "postgres",
-        "ALTER ROLE {role} LOGIN PASSWORD '<SCRAM-SHA-256 verifier>'",
+        "ALTER ROLE {role} PASSWORD '<SCRAM-SHA-256 verifier>' (+ LOGIN when revoking first or alternating)",
         Create,
-        [p("admin_url_env"), p("role")],
+        [p("admin_url_env"), p("role"), o("login")],
         [secret("password")]
     ),
     action!(
@@ -471,7 +471,7 @@ pub static ACTIONS: &[ActionSpec] = &[
     action!(
         "mysql.set_password",
         "mysql",
-        "ALTER USER {user}@{host} IDENTIFIED BY <new> ACCOUNT UNLOCK",
+        "ALTER USER {user}@{host} IDENTIFIED BY <new> (+ ACCOUNT UNLOCK when revoking first)",
         Create,
         [p("admin_url_env"), p("user"), o("host_pattern")],
         [secret("password")]

@@ -153,6 +153,42 @@ async fn set_password_replaces_the_old_one_and_verifies() {
     assert!(db.login("app", &new).await.is_err());
 }
 
+/// A drill does not unlock an account an operator locked; an incident (which locked it
+/// itself) does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_incident_unlocks_the_account() {
+    let db = MariaDb::start().await;
+    let p = provider(&db);
+    let mut admin = db.admin().await;
+    sqlx::raw_sql("ALTER USER 'app'@'%' ACCOUNT LOCK")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let drill = run(
+        &p,
+        &plan(Mode::Drill, ADMIN_ENV),
+        "my-app/set-password",
+        &[],
+    )
+    .await;
+    let new = drill["password"].expose().to_owned();
+    assert_eq!(
+        db.login("app", &new).await.err().as_deref(),
+        Some("4151"),
+        "still locked after a drill"
+    );
+    let incident = run(
+        &p,
+        &plan(Mode::Incident, ADMIN_ENV),
+        "my-app/set-password",
+        &[],
+    )
+    .await;
+    db.login("app", incident["password"].expose())
+        .await
+        .expect("unlocked by the incident's new password");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incident_locks_the_account_kills_sessions_and_undoes() {
     let db = MariaDb::start().await;

@@ -176,6 +176,48 @@ async fn set_password_replaces_the_old_one_and_verifies() {
     admin.close().await.unwrap();
 }
 
+/// A drill does not re-enable a role an operator disabled (its verify then says the role
+/// cannot log in); an incident, which disabled it itself, does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_incident_enables_login() {
+    let pg = PgCluster::start().await;
+    let p = provider(&pg);
+    let mut admin = pg.admin().await;
+    sqlx::raw_sql("ALTER ROLE app NOLOGIN")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let can_login = async || -> bool {
+        let mut admin = pg.admin().await;
+        sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap()
+    };
+    let drill = plan(Mode::Drill, ADMIN_ENV);
+    let out = run(&p, &drill, "pg-app/set-password", &[picked()]).await;
+    assert!(!can_login().await, "a drill left the role disabled");
+    let e = run_err(
+        &p,
+        &drill,
+        "pg-app/verify",
+        &[("password", out["password"].clone()), picked()],
+    )
+    .await;
+    assert!(e.message.contains("28000"), "{e}");
+    run(
+        &p,
+        &plan(Mode::Incident, ADMIN_ENV),
+        "pg-app/set-password",
+        &[picked()],
+    )
+    .await;
+    assert!(
+        can_login().await,
+        "the incident's new password enables the login"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incident_disables_login_terminates_sessions_and_undoes() {
     let pg = PgCluster::start().await;
