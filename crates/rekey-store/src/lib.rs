@@ -693,6 +693,22 @@ impl Store {
     /// Replaces what the index holds for many files in one transaction (a full build commits
     /// a few hundred files at a time instead of one).
     pub async fn index_replace_many(&self, files: &[(IndexedFile, IndexRows)]) -> Result<()> {
+        // Two indexers at once: PostgreSQL may still pick one as a deadlock or serialization
+        // victim (and SQLite may stay busy past its timeout). The batch is one transaction,
+        // so it is simply tried again.
+        let mut attempt = 0;
+        loop {
+            match self.index_replace_once(files).await {
+                Err(StoreError::Db(e)) if attempt < 4 && is_contention(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn index_replace_once(&self, files: &[(IndexedFile, IndexRows)]) -> Result<()> {
         if files.is_empty() {
             return Ok(());
         }
@@ -883,6 +899,13 @@ impl Store {
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// A transaction lost to another writer: a PostgreSQL deadlock (40P01) or serialization
+/// failure (40001), or SQLite still locked.
+fn is_contention(e: &sqlx::Error) -> bool {
+    is_busy(e)
+        || matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
 }
 
 fn is_busy(e: &sqlx::Error) -> bool {
