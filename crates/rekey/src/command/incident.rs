@@ -12,7 +12,7 @@ use rekey_spec::{Inventory, Mode};
 use rekey_store::Store;
 use serde::Serialize;
 
-use super::run::{RunOptions, confirm, engine, engine_error, outcome};
+use super::run::{RunOptions, ask_operator, confirm, engine, engine_error, outcome};
 use super::state;
 use crate::cli::{Global, IncidentArgs, IndexArgs, WhoUsesArgs};
 use crate::report::{Failure, stdout_color};
@@ -336,9 +336,12 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
             plan.credentials.len()
         );
         let options_json = serde_json::to_string(&options).expect("options serialize");
-        let result = engine.start(&plan, &run_id, &options_json).await;
+        let result = match engine.start(&plan, &run_id, &options_json).await {
+            Ok(o) => ask_operator(&engine, &plan, o).await,
+            Err(e) => Err(engine_error(e)),
+        };
         engine.store.close().await;
-        outcome(&result.map_err(engine_error)?)
+        outcome(&result?)
     })
 }
 

@@ -184,6 +184,65 @@ pub(crate) fn outcome(o: &RunOutcome) -> Result<(), Failure> {
     }
 }
 
+/// On a terminal, a run paused for an operator asks right there: the new value of a manual
+/// mint at a hidden prompt, a confirmation in plain text. Each answer resumes the run; an empty
+/// one leaves it paused (for `rekey resume --input`). Elsewhere the outcome is returned as is.
+pub(crate) async fn ask_operator(
+    engine: &Engine,
+    plan: &Plan,
+    mut outcome: RunOutcome,
+) -> Result<RunOutcome, Failure> {
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    while interactive && outcome.status == RunStatus::Paused {
+        let waiting: Vec<String> = engine
+            .store
+            .steps(&outcome.run_id)
+            .await
+            .map_err(|e| engine_error(e.into()))?
+            .into_iter()
+            .filter(|s| s.state == StepState::WaitingForOperator)
+            .map(|s| s.step_id)
+            .collect();
+        if waiting.is_empty() {
+            break;
+        }
+        let mut answers = BTreeMap::new();
+        for id in waiting {
+            let Some((_, step)) = plan.step(&id) else {
+                continue;
+            };
+            eprintln!("\n{id} waits for you:");
+            if let Some(m) = &step.manual {
+                eprintln!("  {}", m.instructions);
+                if let Some(link) = &m.link {
+                    eprintln!("  {link}");
+                }
+            }
+            let answer = if step.outputs.iter().any(|o| o.secret) {
+                rpassword::prompt_password(format!(
+                    "{id}: paste the new value (hidden; empty to stop here): "
+                ))
+            } else {
+                eprint!("{id}: type `done` once it is done (empty to stop here): ");
+                let _ = std::io::stderr().flush();
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map(|_| line)
+            }
+            .map_err(anyhow::Error::from)?;
+            let answer = answer.trim_end_matches(['\n', '\r']);
+            if answer.is_empty() {
+                return Ok(outcome);
+            }
+            answers.insert(id, SecretString::from(answer.to_owned()));
+        }
+        outcome = engine
+            .resume(&outcome.run_id, &answers)
+            .await
+            .map_err(engine_error)?;
+    }
+    Ok(outcome)
+}
+
 pub(crate) fn engine_error(e: EngineError) -> Failure {
     match e {
         EngineError::Store(StoreError::Locked { .. } | StoreError::NoRun(_))
@@ -281,8 +340,12 @@ pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
         );
         let options_json = serde_json::to_string(&options).expect("options serialize");
         let result = engine.start(&plan, &run_id, &options_json).await;
+        let result = match result {
+            Ok(o) => ask_operator(&engine, &plan, o).await,
+            Err(e) => Err(engine_error(e)),
+        };
         engine.store.close().await;
-        outcome(&result.map_err(engine_error)?)
+        outcome(&result?)
     })
 }
 
@@ -326,10 +389,14 @@ pub(crate) fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> 
             .map_err(|e| engine_error(e.into()))?;
         let options: RunOptions = serde_json::from_str(&record.options_json)
             .context("the run's stored options cannot be read")?;
-        let total = serde_json::from_str::<Plan>(&record.plan_json).map_or(0, |p| p.steps.len());
+        let plan = serde_json::from_str::<Plan>(&record.plan_json).ok();
+        let total = plan.as_ref().map_or(0, |p| p.steps.len());
         let engine = engine(global, store, &options, record.reason.clone(), total, &[]).await?;
-        let result = engine.resume(&args.run_id, &inputs).await;
+        let result = match (engine.resume(&args.run_id, &inputs).await, &plan) {
+            (Ok(o), Some(plan)) => ask_operator(&engine, plan, o).await,
+            (r, _) => r.map_err(engine_error),
+        };
         engine.store.close().await;
-        outcome(&result.map_err(engine_error)?)
+        outcome(&result?)
     })
 }

@@ -564,3 +564,134 @@ credentials:
         .ok("audit verify");
     ws.assert_no_secrets(&seen, &[&first, &second, ADMIN_PASSWORD]);
 }
+
+/// A manual mint in a real run (here: an operator who sets a PostgreSQL password by hand).
+/// Without a terminal the run pauses (exit 3) and `resume --input STEP=FILE` answers it; on a
+/// terminal (a pty from `script`) the run asks at a hidden prompt, and the value is neither
+/// echoed nor printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_steps_pause_then_take_the_value_from_a_file_or_a_hidden_prompt() {
+    let pg = PgCluster::start().await;
+    let ws = Workspace::empty();
+    let env_file = ws.path().join("etc/app.env");
+    std::fs::create_dir_all(ws.path().join("etc")).unwrap();
+    std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
+    std::fs::create_dir_all(ws.path().join("runbooks")).unwrap();
+    std::fs::write(
+        ws.path().join("inventory/acme.yaml"),
+        format!(
+            "credentials:
+  - id: pg-app
+    kind: postgres_password
+    owner: team-web
+    role: app
+    admin_url_env: PG_ADMIN_URL
+    delivered_to:
+      - env_file: {{ path: {}, key: PGPASSWORD, field: password }}
+",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        ws.path().join("runbooks/postgres_password.yaml"),
+        r#"kind: postgres_password
+steps:
+  - id: create
+    phase: mint
+    action: manual.provide_secret
+    manual: { instructions: "set a new password for role {{ credential.role }} and paste it" }
+  - id: deliver
+    phase: deliver
+    action: consumer.deliver
+    for_each: consumer
+    with: { password: "{{ steps.create.outputs.value }}" }
+  - id: verify
+    phase: verify
+    action: postgres.verify_login
+    with:
+      admin_url_env: "{{ credential.admin_url_env }}"
+      role: "{{ credential.role }}"
+      password: "{{ steps.create.outputs.value }}"
+"#,
+    )
+    .unwrap();
+    let url = pg.admin_url();
+    let env = [("PG_ADMIN_URL", url.as_str())];
+    let set_password = async |password: &str| {
+        let mut admin = pg.admin().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER ROLE app PASSWORD '{password}'"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    };
+    let mut seen = String::new();
+
+    // No terminal: the run pauses and says how to answer.
+    let r = ws.rekey_seen(&["run", "--yes"], &env, &mut seen);
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("--input"), "{}", r.stderr);
+    let id = ws.run_ids(&env)[0].clone();
+    let first = "Hand-Set-Pa55word-One";
+    set_password(first).await;
+    let answer = ws.path().join("answer.txt");
+    std::fs::write(&answer, format!("{first}\n")).unwrap();
+    let input = format!("pg-app/create={}", answer.display());
+    ws.rekey_seen(&["resume", &id, "--input", &input], &env, &mut seen)
+        .ok("resume --input");
+    assert_eq!(env_file_value(&env_file, "PGPASSWORD"), first);
+    std::fs::remove_file(&answer).unwrap();
+
+    // On a terminal: a hidden prompt, answered once it shows.
+    let second = "Hand-Set-Pa55word-Two";
+    set_password(second).await;
+    let command = format!("{} run --yes", env!("CARGO_BIN_EXE_rekey"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .current_dir(ws.path())
+        .env_remove("REKEY_DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .env("PG_ADMIN_URL", &url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs the binary on a pty");
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = printed.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let shown = |text: &str| String::from_utf8_lossy(&printed.lock().unwrap()).contains(text);
+    poll(Duration::from_mins(1), "the hidden prompt", || {
+        shown("paste the new value (hidden").then_some(())
+    });
+    assert!(
+        shown("set a new password for role app"),
+        "instructions shown"
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{second}\n").as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let printed = String::from_utf8_lossy(&printed.lock().unwrap()).into_owned();
+    assert!(status.success(), "{printed}");
+    assert!(printed.contains("succeeded"), "{printed}");
+    assert!(!printed.contains(second), "the value was echoed: {printed}");
+    assert_eq!(env_file_value(&env_file, "PGPASSWORD"), second);
+    pg.login("app", second)
+        .await
+        .expect("the operator's password");
+    seen.push_str(&printed);
+    ws.assert_no_secrets(&seen, &[first, second, ADMIN_PASSWORD]);
+}
