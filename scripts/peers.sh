@@ -46,6 +46,17 @@ if [ "$(id -u)" = 0 ] && ! id mysql > /dev/null 2>&1; then
 fi
 echo "peers: MariaDB server ready to start" >&2
 
+# `script` (util-linux): the manual-step test runs rekey on a pty to answer its hidden prompt.
+if ! command -v script > /dev/null; then
+    if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
+        echo "peers: installing script (bsdutils)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bsdutils > /dev/null
+    else
+        echo "peers: \`script\` not found; install util-linux (bsdutils)" >&2
+        exit 1
+    fi
+fi
+
 # moto (AWS IAM, STS, Secrets Manager) in a venv under .peers/: the AWS provider's tests start
 # `.peers/moto-venv/bin/moto_server` on a free loopback port.
 MOTO_VENV="$(cd "$(dirname "$0")/.." && pwd)/.peers/moto-venv"
