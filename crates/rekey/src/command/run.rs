@@ -235,6 +235,9 @@ pub(crate) async fn ask_operator(
             }
             answers.insert(id, SecretString::from(answer.to_owned()));
         }
+        if answers.is_empty() {
+            break; // nothing this plan knows how to ask
+        }
         outcome = engine
             .resume(&outcome.run_id, &answers)
             .await
