@@ -48,6 +48,9 @@ pub async fn refresh(
         files: paths.len(),
         ..IndexReport::default()
     };
+    // What the index holds for each asked-for file once this refresh is done, for the report
+    // (kept as it goes instead of reading the whole table back).
+    let mut outcome: BTreeMap<&str, (i64, Option<String>)> = BTreeMap::new();
     let mut todo: Vec<(String, std::fs::Metadata)> = Vec::new();
     for path in paths {
         match std::fs::metadata(path) {
@@ -57,16 +60,21 @@ pub async fn refresh(
                         && k.mtime == mtime(&meta)
                         && k.error.is_none()
                 });
-                if !same {
+                if same {
+                    let k = &known[path];
+                    outcome.insert(path, (k.packages, None));
+                } else {
                     todo.push((path.clone(), meta));
                 }
             }
             Err(e) => {
                 let error = format!("cannot read: {e}");
                 if known.get(path).and_then(|k| k.error.as_deref()) != Some(error.as_str()) {
-                    let file = unread(path, error);
-                    store.index_replace(&file, &[]).await?;
+                    store
+                        .index_replace(&unread(path, error.clone()), &[])
+                        .await?;
                 }
+                outcome.insert(path, (0, Some(error)));
             }
         }
     }
@@ -75,7 +83,6 @@ pub async fn refresh(
     }
     report.reread = todo.len();
     let total = todo.len() as u64;
-    let mut done = 0u64;
 
     // Parsing (CPU on every core) overlaps with storing (one writer): a reader thread keeps
     // up to two parsed batches ready.
@@ -106,13 +113,18 @@ pub async fn refresh(
         }
     });
     let mut stored = Ok(());
+    let mut written: Vec<(String, i64, Option<String>)> = Vec::new();
     while let Some(parsed) = rx.recv().await {
         if let Err(e) = store.index_replace_many(&parsed).await {
             stored = Err(e);
             break;
         }
-        done += parsed.len() as u64;
-        progress(done, total);
+        written.extend(
+            parsed
+                .into_iter()
+                .map(|(f, _)| (f.path, f.packages, f.error)),
+        );
+        progress(written.len() as u64, total);
     }
     drop(rx);
     reader.join().expect("index reader does not panic");
@@ -123,10 +135,13 @@ pub async fn refresh(
     for path in known.keys().filter(|p| !wanted.contains(p.as_str())) {
         store.index_remove(path).await?;
     }
-    for f in store.index_files().await? {
-        report.packages += f.packages;
-        if let Some(e) = f.error {
-            report.errors.push((f.path, e));
+    for (path, packages, error) in &written {
+        outcome.insert(path.as_str(), (*packages, error.clone()));
+    }
+    for (path, (packages, error)) in outcome {
+        report.packages += packages;
+        if let Some(e) = error {
+            report.errors.push((path.to_owned(), e));
         }
     }
     Ok(report)
