@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rekey_engine::{Call, ProviderError};
 use secrecy::{ExposeSecret, SecretString};
+use sqlx::ConnectOptions;
 
 pub(crate) const PASSWORD_BYTES: usize = 32;
 
@@ -58,6 +59,71 @@ impl AdminEnv {
                 "the environment variable {var} (admin_url_env) is not valid UTF-8"
             ))),
         }
+    }
+}
+
+impl AdminEnv {
+    /// The admin connection the step names: its options parsed (statement logging off, so no
+    /// password statement reaches the client's logs) and its password kept for scrubbing.
+    /// `database` names the kind of server in the error for a malformed string.
+    pub(crate) fn admin<O: ConnectOptions>(
+        &self,
+        call: &Call<'_>,
+        example: &str,
+        database: &str,
+    ) -> Result<Admin<O>, ProviderError> {
+        let (var, url) = self.admin_url(call, example)?;
+        // The parse error is not passed on: it may quote the connection string.
+        let options = O::from_str(url.expose_secret())
+            .map_err(|_| {
+                ProviderError::permanent(format!(
+                    "the environment variable {var} (admin_url_env) does not hold a valid {database} connection string"
+                ))
+            })?
+            .disable_statement_logging();
+        let password = url_password(url.expose_secret());
+        Ok(Admin {
+            var,
+            options,
+            password,
+        })
+    }
+
+    /// Connects within the timeout; `classify` turns the provider's failures into errors.
+    pub(crate) async fn connect<O>(
+        &self,
+        options: &O,
+        what: &str,
+        scrub: &Scrub<'_>,
+        classify: fn(&sqlx::Error, &str, &Scrub<'_>) -> ProviderError,
+    ) -> Result<O::Connection, ProviderError>
+    where
+        O: ConnectOptions,
+        O::Connection: Sized,
+    {
+        match tokio::time::timeout(self.connect_timeout, options.connect()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(classify(&e, &format!("connecting {what}"), scrub)),
+            Err(_) => Err(ProviderError::transient(format!(
+                "connecting {what}: timed out after {:?}",
+                self.connect_timeout
+            ))),
+        }
+    }
+}
+
+/// The admin connection named by a step.
+pub(crate) struct Admin<O> {
+    /// The environment variable it came from (named in messages).
+    pub(crate) var: String,
+    pub(crate) options: O,
+    /// The admin password as written in the URL (and decoded), to scrub from messages.
+    password: Vec<SecretString>,
+}
+
+impl<O> Admin<O> {
+    pub(crate) fn scrub<'a>(&'a self, secrets: &[&'a str]) -> Scrub<'a> {
+        scrub_with(&self.password, secrets)
     }
 }
 
@@ -169,4 +235,27 @@ pub(crate) fn new_password() -> Result<SecretString, ProviderError> {
     let password = URL_SAFE_NO_PAD.encode(raw);
     raw.fill(0);
     Ok(SecretString::from(password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_found() {
+        let p = |u: &str| {
+            url_password(u)
+                .iter()
+                .map(|s| s.expose_secret().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(p("postgres://admin:s3cret@h:5432/db"), ["s3cret"]);
+        assert_eq!(p("postgres://admin:a%40b@h/db"), ["a%40b", "a@b"]);
+        assert_eq!(p("postgres://admin:a@b@h/db?sslmode=disable"), ["a@b"]);
+        assert!(p("postgres://admin@h/db").is_empty());
+        assert!(p("postgres://h/db").is_empty());
+        assert_eq!(p("mysql://admin:s3cret@h:3306/db"), ["s3cret"]);
+        assert_eq!(p("mysql://admin:a%40b@h"), ["a%40b", "a@b"]);
+        assert!(p("mysql://admin@h").is_empty());
+    }
 }

@@ -34,11 +34,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::admin::{AdminEnv, Scrub, input, new_password, required, scrub_with, url_password};
+use crate::admin::{AdminEnv, Scrub, input, new_password, required};
 use async_trait::async_trait;
 use rekey_engine::{Call, Provider, ProviderError, Reconciled, Value, Values};
 use secrecy::{ExposeSecret, SecretString};
@@ -103,41 +102,10 @@ impl MysqlProvider {
         self
     }
 
-    /// The admin connection options named by the step's `admin_url_env`.
+    /// The admin connection named by the step's `admin_url_env`.
     fn admin(&self, call: &Call<'_>) -> Result<Admin, ProviderError> {
-        let (var, url) = self
-            .admin_env
-            .admin_url(call, "mysql://USER:PASSWORD@HOST:PORT")?;
-        // The parse error is not passed on: it may quote the connection string.
-        let options = MySqlConnectOptions::from_str(url.expose_secret())
-            .map_err(|_| {
-                ProviderError::permanent(format!(
-                    "the environment variable {var} (admin_url_env) does not hold a valid MySQL connection string"
-                ))
-            })?
-            .disable_statement_logging();
-        let password = url_password(url.expose_secret());
-        Ok(Admin {
-            var,
-            options,
-            password,
-        })
-    }
-
-    async fn connect(
-        &self,
-        options: &MySqlConnectOptions,
-        what: &str,
-        scrub: &Scrub<'_>,
-    ) -> Result<MySqlConnection, ProviderError> {
-        match tokio::time::timeout(self.admin_env.connect_timeout, options.connect()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(classify(&e, &format!("connecting {what}"), scrub)),
-            Err(_) => Err(ProviderError::transient(format!(
-                "connecting {what}: timed out after {:?}",
-                self.admin_env.connect_timeout
-            ))),
-        }
+        self.admin_env
+            .admin(call, "mysql://USER:PASSWORD@HOST:PORT", "MySQL")
     }
 
     async fn admin_connection(
@@ -150,7 +118,9 @@ impl MysqlProvider {
             server(&admin.options),
             admin.var
         );
-        self.connect(&admin.options, &what, scrub).await
+        self.admin_env
+            .connect(&admin.options, &what, scrub, classify)
+            .await
     }
 
     /// Runs one statement (text protocol: account statements are not all preparable) on a
@@ -440,19 +410,7 @@ impl Provider for MysqlProvider {
 }
 
 /// The admin connection named by a step.
-struct Admin {
-    /// The environment variable it came from (named in messages).
-    var: String,
-    options: MySqlConnectOptions,
-    /// The admin password as written in the URL (and decoded), to scrub from messages.
-    password: Vec<SecretString>,
-}
-
-impl Admin {
-    fn scrub<'a>(&'a self, secrets: &[&'a str]) -> Scrub<'a> {
-        scrub_with(&self.password, secrets)
-    }
-}
+type Admin = crate::admin::Admin<MySqlConnectOptions>;
 
 fn check_name(name: &str, what: &str) -> Result<(), ProviderError> {
     if name.contains('\0') {
@@ -572,19 +530,6 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
-    }
-
-    #[test]
-    fn url_passwords_are_found() {
-        let p = |u: &str| {
-            url_password(u)
-                .iter()
-                .map(|s| s.expose_secret().to_owned())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(p("mysql://admin:s3cret@h:3306/db"), ["s3cret"]);
-        assert_eq!(p("mysql://admin:a%40b@h"), ["a%40b", "a@b"]);
-        assert!(p("mysql://admin@h").is_empty());
     }
 
     #[test]

@@ -34,11 +34,10 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::admin::{AdminEnv, Scrub, input, new_password, required, scrub_with, url_password};
+use crate::admin::{AdminEnv, Scrub, input, new_password, required};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -99,41 +98,13 @@ impl PostgresProvider {
         self
     }
 
-    /// The admin connection options named by the step's `admin_url_env`.
+    /// The admin connection named by the step's `admin_url_env`.
     fn admin(&self, call: &Call<'_>) -> Result<Admin, ProviderError> {
-        let (var, url) = self
-            .admin_env
-            .admin_url(call, "postgres://USER:PASSWORD@HOST:PORT/DATABASE")?;
-        // The parse error is not passed on: it may quote the connection string.
-        let options = PgConnectOptions::from_str(url.expose_secret())
-            .map_err(|_| {
-                ProviderError::permanent(format!(
-                    "the environment variable {var} (admin_url_env) does not hold a valid PostgreSQL connection string"
-                ))
-            })?
-            .disable_statement_logging();
-        let password = url_password(url.expose_secret());
-        Ok(Admin {
-            var,
-            options,
-            password,
-        })
-    }
-
-    async fn connect(
-        &self,
-        options: &PgConnectOptions,
-        what: &str,
-        scrub: &Scrub<'_>,
-    ) -> Result<PgConnection, ProviderError> {
-        match tokio::time::timeout(self.admin_env.connect_timeout, options.connect()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(classify(&e, &format!("connecting {what}"), scrub)),
-            Err(_) => Err(ProviderError::transient(format!(
-                "connecting {what}: timed out after {:?}",
-                self.admin_env.connect_timeout
-            ))),
-        }
+        self.admin_env.admin(
+            call,
+            "postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            "PostgreSQL",
+        )
     }
 
     async fn admin_connection(
@@ -146,7 +117,9 @@ impl PostgresProvider {
             server(&admin.options),
             admin.var
         );
-        self.connect(&admin.options, &what, scrub).await
+        self.admin_env
+            .connect(&admin.options, &what, scrub, classify)
+            .await
     }
 
     /// Runs one statement on a fresh admin connection.
@@ -583,19 +556,7 @@ impl Provider for PostgresProvider {
 }
 
 /// The admin connection named by a step.
-struct Admin {
-    /// The environment variable it came from (named in messages).
-    var: String,
-    options: PgConnectOptions,
-    /// The admin password as written in the URL (and decoded), to scrub from messages.
-    password: Vec<SecretString>,
-}
-
-impl Admin {
-    fn scrub<'a>(&'a self, secrets: &[&'a str]) -> Scrub<'a> {
-        scrub_with(&self.password, secrets)
-    }
-}
+type Admin = crate::admin::Admin<PgConnectOptions>;
 
 /// `name` as a `PostgreSQL` identifier: in double quotes, inner double quotes doubled.
 fn quote_ident(name: &str) -> Result<String, ProviderError> {
@@ -729,21 +690,6 @@ mod tests {
             quote_escaped_literal("a\\'; DROP ROLE x; --"),
             "E'a\\\\''; DROP ROLE x; --'"
         );
-    }
-
-    #[test]
-    fn url_passwords_are_found() {
-        let p = |u: &str| {
-            url_password(u)
-                .iter()
-                .map(|s| s.expose_secret().to_owned())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(p("postgres://admin:s3cret@h:5432/db"), ["s3cret"]);
-        assert_eq!(p("postgres://admin:a%40b@h/db"), ["a%40b", "a@b"]);
-        assert_eq!(p("postgres://admin:a@b@h/db?sslmode=disable"), ["a@b"]);
-        assert!(p("postgres://admin@h/db").is_empty());
-        assert!(p("postgres://h/db").is_empty());
     }
 
     #[test]
