@@ -139,22 +139,19 @@ impl PostgresProvider {
     /// `(comment, is active)` of each of the two roles, `[primary, alternate]`; a missing role is
     /// an error naming it.
     async fn pair(
-        &self,
-        admin: &Admin,
+        conn: &mut PgConnection,
+        scrub: &Scrub<'_>,
         primary: &str,
         alternate: &str,
     ) -> Result<[(Option<String>, bool); 2], ProviderError> {
-        let scrub = admin.scrub(&[]);
-        let mut conn = self.admin_connection(admin, &scrub).await?;
         let rows = sqlx::query_as::<_, (String, Option<String>)>(
             "SELECT rolname::text, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname IN ($1, $2)",
         )
         .bind(primary)
         .bind(alternate)
-        .fetch_all(&mut conn)
-        .await;
-        let _ = conn.close().await;
-        let rows = rows.map_err(|e| classify(&e, "reading the alternating roles", &scrub))?;
+        .fetch_all(conn)
+        .await
+        .map_err(|e| classify(&e, "reading the alternating roles", scrub))?;
         let get = |name: &str| -> Result<(Option<String>, bool), ProviderError> {
             let (_, comment) = rows.iter().find(|(r, _)| r == name).ok_or_else(|| {
                 ProviderError::permanent(format!(
@@ -202,7 +199,11 @@ impl PostgresProvider {
                     )));
                 }
                 let admin = self.admin(call)?;
-                match self.pair(&admin, &role, &alternate).await? {
+                let scrub = admin.scrub(&[]);
+                let mut conn = self.admin_connection(&admin, &scrub).await?;
+                let pair = Self::pair(&mut conn, &scrub, &role, &alternate).await;
+                let _ = conn.close().await;
+                match pair? {
                     [(_, true), (_, true)] => {
                         return Err(ProviderError::permanent(format!(
                             "both {} and {} are tagged {ACTIVE_TAG} in their comments; remove the tag from the role consumers do not use, then run again",
@@ -245,7 +246,9 @@ impl PostgresProvider {
         // Undo gives the tag back to the role consumers used before.
         let (to, from) = if undo { (other, role) } else { (role, other) };
         let admin = self.admin(call)?;
-        let [p, a] = self.pair(&admin, &primary, &alternate).await?;
+        let scrub = admin.scrub(&[]);
+        let mut conn = self.admin_connection(&admin, &scrub).await?;
+        let [p, a] = Self::pair(&mut conn, &scrub, &primary, &alternate).await?;
         let comment = |name: &str| {
             if name == primary.as_ref() {
                 p.0.clone()
@@ -267,8 +270,6 @@ impl PostgresProvider {
                 .trim()
                 .to_owned()
         };
-        let scrub = admin.scrub(&[]);
-        let mut conn = self.admin_connection(&admin, &scrub).await?;
         let mut sql = String::from("BEGIN; ");
         for (name, text) in [
             (&from, untagged(comment(&from))),
