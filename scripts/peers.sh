@@ -4,19 +4,25 @@
 #  - MariaDB server binaries (mariadbd, mariadb-install-db): the MySQL provider's tests.
 set -euo pipefail
 
+# apt_install PACKAGE WHAT MISSING: installs a Debian package as root with apt; elsewhere
+# says what is missing and how to get it, and fails.
+apt_install() {
+    if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
+        echo "peers: installing $2 ($1)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" > /dev/null
+    else
+        echo "peers: $3" >&2
+        exit 1
+    fi
+}
+
 have_pg() {
     [ -n "${REKEY_PG_BIN:-}" ] && [ -x "$REKEY_PG_BIN/initdb" ] && return 0
     compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null
 }
 
 if ! have_pg; then
-    if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
-        echo "peers: installing the PostgreSQL server (postgresql-15)" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 > /dev/null
-    else
-        echo "peers: PostgreSQL server binaries not found; install postgresql-15 (or set REKEY_PG_BIN)" >&2
-        exit 1
-    fi
+    apt_install postgresql-15 "the PostgreSQL server" "PostgreSQL server binaries not found; install postgresql-15 (or set REKEY_PG_BIN)"
 fi
 # Clusters run as the `postgres` user when the tests run as root (initdb refuses root).
 if [ "$(id -u)" = 0 ] && ! id postgres > /dev/null 2>&1; then
@@ -32,13 +38,7 @@ have_mariadb() {
 }
 
 if ! have_mariadb; then
-    if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
-        echo "peers: installing the MariaDB server (mariadb-server)" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server > /dev/null
-    else
-        echo "peers: MariaDB server binaries not found; install mariadb-server" >&2
-        exit 1
-    fi
+    apt_install mariadb-server "the MariaDB server" "MariaDB server binaries not found; install mariadb-server"
 fi
 # Servers run as the `mysql` user when the tests run as root.
 if [ "$(id -u)" = 0 ] && ! id mysql > /dev/null 2>&1; then
@@ -48,13 +48,7 @@ echo "peers: MariaDB server ready to start" >&2
 
 # `script` (util-linux): the manual-step test runs rekey on a pty to answer its hidden prompt.
 if ! command -v script > /dev/null; then
-    if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
-        echo "peers: installing script (bsdutils)" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bsdutils > /dev/null
-    else
-        echo "peers: \`script\` not found; install util-linux (bsdutils)" >&2
-        exit 1
-    fi
+    apt_install bsdutils "script" "\`script\` not found; install util-linux (bsdutils)"
 fi
 
 # moto (AWS IAM, STS, Secrets Manager) in a venv under .peers/: the AWS provider's tests start
@@ -64,13 +58,7 @@ if [ -x "$MOTO_VENV/bin/moto_server" ]; then
     echo "peers: moto server ready ($MOTO_VENV)" >&2
 else
     if ! python3 -c 'import venv, ensurepip' > /dev/null 2>&1; then
-        if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
-            echo "peers: installing python3-venv" >&2
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv > /dev/null
-        else
-            echo "peers: python3 venv support missing; install python3-venv" >&2
-            exit 1
-        fi
+        apt_install python3-venv "python3-venv" "python3 venv support missing; install python3-venv"
     fi
     echo "peers: installing moto[server] 5.x into $MOTO_VENV" >&2
     rm -rf "$MOTO_VENV"
