@@ -12,7 +12,7 @@ use rekey_spec::{Inventory, Mode};
 use rekey_store::Store;
 use serde::Serialize;
 
-use super::run::{RunOptions, ask_operator, confirm, engine, engine_error, outcome};
+use super::run::{confirm, options_from, start_run};
 use super::state;
 use crate::cli::{Global, IncidentArgs, IndexArgs, WhoUsesArgs};
 use crate::report::{Failure, stdout_color};
@@ -303,46 +303,13 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
     };
     confirm(&plan, args.yes)?;
     let reason = args.reason.clone().unwrap_or_else(|| subject.id.clone());
-    let options = RunOptions {
-        simulate: args.sim.simulate,
-        latency_ms: args.sim.latency,
-        fail_rate: args.sim.fail_rate,
-        seed: args.sim.seed,
-        fail_steps: args.sim.fail_steps.clone(),
-        sim_ledger: args
-            .sim
-            .sim_ledger
-            .as_ref()
-            .map(|p| p.display().to_string()),
-        concurrency: args.concurrency,
-        per_provider: args.per_provider,
-        reason: Some(reason.clone()),
-    };
-    rt.block_on(async {
-        let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
-        let engine = engine(
-            global,
-            store,
-            &options,
-            Some(reason),
-            plan.steps.len(),
-            &ids,
-        )
-        .await?;
-        engine.check(&plan).map_err(engine_error)?;
-        let run_id = rekey_engine::new_run_id();
-        eprintln!(
+    let options = options_from(&args.sim, args.concurrency, args.per_provider, Some(reason));
+    rt.block_on(start_run(global, store, &plan, &options, |run_id| {
+        format!(
             "run {run_id}: revoke first for {} exposed credential(s)",
             plan.credentials.len()
-        );
-        let options_json = serde_json::to_string(&options).expect("options serialize");
-        let result = match engine.start(&plan, &run_id, &options_json).await {
-            Ok(o) => ask_operator(&engine, &plan, o).await,
-            Err(e) => Err(engine_error(e)),
-        };
-        engine.store.close().await;
-        outcome(&result?)
-    })
+        )
+    }))
 }
 
 fn render(subject: &Subject, blast: &BlastRadius, explain: bool) -> String {

@@ -287,7 +287,13 @@ pub(crate) fn confirm(plan: &Plan, yes: bool) -> Result<(), Failure> {
     }
 }
 
-fn options_from(args: &RunArgs, sim: &SimArgs) -> RunOptions {
+/// The stored options of a run from its command line.
+pub(crate) fn options_from(
+    sim: &SimArgs,
+    concurrency: usize,
+    per_provider: usize,
+    reason: Option<String>,
+) -> RunOptions {
     RunOptions {
         simulate: sim.simulate,
         latency_ms: sim.latency,
@@ -295,10 +301,42 @@ fn options_from(args: &RunArgs, sim: &SimArgs) -> RunOptions {
         seed: sim.seed,
         fail_steps: sim.fail_steps.clone(),
         sim_ledger: sim.sim_ledger.as_ref().map(|p| p.display().to_string()),
-        concurrency: args.concurrency,
-        per_provider: args.per_provider,
-        reason: args.reason.clone(),
+        concurrency,
+        per_provider,
+        reason,
     }
+}
+
+/// Runs `plan` as a new run to its end (or a pause nobody answered): the engine, its
+/// pre-flight check, the run's first line (`banner` of the run id), the operator's answers on
+/// a terminal, and the exit status.
+pub(crate) async fn start_run(
+    global: &Global,
+    store: Arc<rekey_store::Store>,
+    plan: &Plan,
+    options: &RunOptions,
+    banner: impl FnOnce(&str) -> String,
+) -> Result<(), Failure> {
+    let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
+    let engine = engine(
+        global,
+        store,
+        options,
+        options.reason.clone(),
+        plan.steps.len(),
+        &ids,
+    )
+    .await?;
+    engine.check(plan).map_err(engine_error)?;
+    let run_id = rekey_engine::new_run_id();
+    eprintln!("{}", banner(&run_id));
+    let options_json = serde_json::to_string(options).expect("options serialize");
+    let result = match engine.start(plan, &run_id, &options_json).await {
+        Ok(o) => ask_operator(&engine, plan, o).await,
+        Err(e) => Err(engine_error(e)),
+    };
+    engine.store.close().await;
+    outcome(&result?)
 }
 
 pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
@@ -319,36 +357,24 @@ pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
     })
     .map_err(Failure::Plan)?;
     confirm(&plan, args.yes)?;
-    let options = options_from(args, &args.sim);
+    let options = options_from(
+        &args.sim,
+        args.concurrency,
+        args.per_provider,
+        args.reason.clone(),
+    );
     let rt = state::runtime()?;
     rt.block_on(async {
-        let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
         let store = state::open_store(global).await?;
-        let engine = engine(
-            global,
-            store,
-            &options,
-            args.reason.clone(),
-            plan.steps.len(),
-            &ids,
-        )
-        .await?;
-        engine.check(&plan).map_err(engine_error)?;
-        let run_id = rekey_engine::new_run_id();
-        eprintln!(
-            "run {run_id}: {} credential(s), {} step(s){}",
-            plan.credentials.len(),
-            plan.steps.len(),
-            if options.simulate { " (simulated)" } else { "" }
-        );
-        let options_json = serde_json::to_string(&options).expect("options serialize");
-        let result = engine.start(&plan, &run_id, &options_json).await;
-        let result = match result {
-            Ok(o) => ask_operator(&engine, &plan, o).await,
-            Err(e) => Err(engine_error(e)),
-        };
-        engine.store.close().await;
-        outcome(&result?)
+        start_run(global, store, &plan, &options, |run_id| {
+            format!(
+                "run {run_id}: {} credential(s), {} step(s){}",
+                plan.credentials.len(),
+                plan.steps.len(),
+                if options.simulate { " (simulated)" } else { "" }
+            )
+        })
+        .await
     })
 }
 
