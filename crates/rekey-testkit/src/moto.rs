@@ -195,3 +195,21 @@ pub async fn create_key(iam: &aws_sdk_iam::Client, user: &str) -> AccessKey {
         k.secret_access_key().to_owned(),
     )
 }
+
+/// `access key id → status` (`Active`, `Inactive`) of every key of `user`.
+pub async fn access_keys(iam: &aws_sdk_iam::Client, user: &str) -> BTreeMap<String, String> {
+    iam.list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap()
+        .access_key_metadata()
+        .iter()
+        .map(|k| {
+            (
+                k.access_key_id().unwrap().to_owned(),
+                k.status().unwrap().as_str().to_owned(),
+            )
+        })
+        .collect()
+}

@@ -55,21 +55,7 @@ async fn setup() -> Aws {
 
 impl Aws {
     async fn keys(&self, user: &str) -> BTreeMap<String, String> {
-        self.iam
-            .list_access_keys()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap()
-            .access_key_metadata()
-            .iter()
-            .map(|k| {
-                (
-                    k.access_key_id().unwrap().to_owned(),
-                    k.status().unwrap().as_str().to_owned(),
-                )
-            })
-            .collect()
+        rekey_testkit::access_keys(&self.iam, user).await
     }
 
     async fn stages(&self, secret: &str) -> BTreeMap<String, Vec<String>> {

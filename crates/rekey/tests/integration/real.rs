@@ -132,21 +132,7 @@ impl Aws {
     }
 
     async fn keys(&self, user: &str) -> BTreeMap<String, String> {
-        self.iam
-            .list_access_keys()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap()
-            .access_key_metadata()
-            .iter()
-            .map(|k| {
-                (
-                    k.access_key_id().unwrap().to_owned(),
-                    k.status().unwrap().as_str().to_owned(),
-                )
-            })
-            .collect()
+        rekey_testkit::access_keys(&self.iam, user).await
     }
 
     async fn current(&self, user: &str) -> serde_json::Value {
