@@ -503,9 +503,9 @@ impl Engine {
                 Some(step),
                 Some(&plan.credentials[step.credential as usize].id),
                 e,
-                // A redo carries its mark in the error column (so a crash mid-redo is finished)
-                // but is not a failure.
-                if error.is_some_and(|e| e != REDO_MARK) {
+                // The event says whether it went wrong; `error` also carries the redo mark (so a
+                // crash mid-redo is finished), which is no failure.
+                if matches!(event, StepEvent::Fail | StepEvent::UndoFail) {
                     "error"
                 } else {
                     "ok"
