@@ -12,7 +12,7 @@ use rekey_spec::template::{Part, Var};
 use rekey_store::{
     AuditDraft, NewRun, RunStatus, StepEvent, StepRecord, StepState, Store, StoreError, Transition,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -558,8 +558,11 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let step = &plan.steps[i];
         let key = idempotency_key(run_id, &step.id);
-        let inputs = ex.resolve_inputs(plan, run_id, i).unwrap_or_default();
-        let found = if step.effect == Effect::Human && !self.simulated {
+        let resolved = ex.resolve_available(plan, run_id, i);
+        let inputs = resolved.clone().unwrap_or_default();
+        let found = if let Err(e) = resolved {
+            Err(ProviderError::permanent(e))
+        } else if step.effect == Effect::Human && !self.simulated {
             Ok(Reconciled::NotDone)
         } else {
             match self.providers.get(&step.provider) {
@@ -639,7 +642,11 @@ impl Engine {
             if users.iter().all(|&u| ex.state[u] == StepState::Succeeded) {
                 continue;
             }
-            // Read back from a consumer that received the value and can be read.
+            // Read back from a consumer that received the value and can be read. Only the
+            // outputs the mint declares secret come from the read-back; plain outputs stay the
+            // stored ones, and a read-back that disagrees with them or with the mint's recorded
+            // fingerprint is not the value this run minted.
+            let minted = self.minted_fingerprints(run_id, step).await?;
             let mut recovered: Option<Values> = None;
             for &u in &users {
                 let us = &plan.steps[u];
@@ -657,22 +664,30 @@ impl Engine {
                 else {
                     continue;
                 };
-                let mut values = ex.outputs[s].clone().unwrap_or_default();
-                for (field, t) in &us.inputs {
-                    if let [Part::Var(Var::StepOutput { output, .. })] = t.parts.as_slice()
-                        && let Some(v) = doc.get(field)
-                    {
-                        values.insert(output.clone(), Value::Secret(v.clone()));
+                match Self::check_read_back(
+                    ex,
+                    plan,
+                    s,
+                    u,
+                    &doc,
+                    minted.as_ref(),
+                    &self.fingerprints,
+                ) {
+                    Ok(values) => {
+                        recovered = Some(values);
+                        break;
                     }
-                }
-                if step
-                    .outputs
-                    .iter()
-                    .filter(|o| o.secret)
-                    .all(|o| values.get(&o.name).is_some_and(Value::is_secret))
-                {
-                    recovered = Some(values);
-                    break;
+                    Err(why) => {
+                        let mut a = self.audit(
+                            run_id,
+                            Some(step),
+                            Some(&plan.credentials[step.credential as usize].id),
+                            "secret_recovery_rejected",
+                            "error",
+                        );
+                        a.detail = Some(format!("read-back from `{}`: {why}", us.id));
+                        self.store.append_audit(a).await?;
+                    }
                 }
             }
             if let Some(values) = recovered {
@@ -733,6 +748,89 @@ impl Engine {
         Ok(())
     }
 
+    /// The keyed fingerprints (`output=fp`) the audit log recorded when step `step` last
+    /// succeeded in this run; `None` if it recorded none.
+    async fn minted_fingerprints(
+        &self,
+        run_id: &str,
+        step: &PlannedStep,
+    ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
+        let events = self.store.audit_events(Some(run_id)).await?;
+        Ok(events
+            .iter()
+            .rev()
+            .find(|e| {
+                e.draft.step.as_deref() == Some(step.id.as_str())
+                    && e.draft.event == "step_succeeded"
+            })
+            .and_then(|e| e.draft.fingerprint.as_deref())
+            .map(|f| {
+                f.split(',')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            }))
+    }
+
+    /// Rebuilds mint `s`'s outputs from what consumer step `u` holds, or says why the
+    /// document is not what this run minted. Secret outputs come from the document, each
+    /// checked against the fingerprint recorded at mint time; plain outputs stay the stored
+    /// ones, and the document must agree with them.
+    fn check_read_back(
+        ex: &Exec,
+        plan: &Plan,
+        s: usize,
+        u: usize,
+        doc: &BTreeMap<String, SecretString>,
+        minted: Option<&BTreeMap<String, String>>,
+        fingerprints: &Fingerprinter,
+    ) -> Result<Values, String> {
+        let step = &plan.steps[s];
+        let mut values = ex.outputs[s].clone().unwrap_or_default();
+        values.retain(|_, v| !v.is_secret());
+        for (field, t) in &plan.steps[u].inputs {
+            let [Part::Var(Var::StepOutput { step: from, output })] = t.parts.as_slice() else {
+                continue;
+            };
+            if ex.referenced(plan, u, from) != Some(s) {
+                continue;
+            }
+            let Some(read) = doc.get(field) else {
+                continue;
+            };
+            let read = read.expose_secret();
+            if step.outputs.iter().any(|o| o.secret && o.name == *output) {
+                let want = minted.and_then(|m| m.get(output)).ok_or_else(|| {
+                    format!("no fingerprint of `{output}` was recorded when it was minted")
+                })?;
+                if fingerprints.fingerprint(read) != *want {
+                    return Err(format!(
+                        "field `{field}` does not match the fingerprint of the minted `{output}`"
+                    ));
+                }
+                values.insert(output.clone(), Value::secret(read));
+            } else {
+                match values.get(output) {
+                    Some(v) if v.expose() == read => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "field `{field}` differs from the stored output `{output}`"
+                        ));
+                    }
+                    None => return Err(format!("the stored outputs have no `{output}`")),
+                }
+            }
+        }
+        match step
+            .outputs
+            .iter()
+            .find(|o| o.secret && !values.contains_key(&o.name))
+        {
+            Some(o) => Err(format!("the document holds no `{}`", o.name)),
+            None => Ok(values),
+        }
+    }
+
     /// Calls the provider's undo for a step in `undo_started` and records the outcome; an
     /// undo that fails marks the credential `undo_failed`. `mark` is kept as the step's error
     /// (the redo mark). `false` if the undo failed.
@@ -747,8 +845,11 @@ impl Engine {
         let step = &plan.steps[i];
         let key = idempotency_key(run_id, &step.id);
         let outputs = ex.outputs[i].clone().unwrap_or_default();
-        let inputs = ex.resolve_inputs(plan, run_id, i).unwrap_or_default();
-        let result = if step.effect == Effect::Human && !self.simulated {
+        let resolved = ex.resolve_available(plan, run_id, i);
+        let inputs = resolved.clone().unwrap_or_default();
+        let result = if let Err(e) = resolved {
+            Err(ProviderError::permanent(e))
+        } else if step.effect == Effect::Human && !self.simulated {
             Ok(())
         } else {
             match self.providers.get(&step.provider) {
@@ -905,6 +1006,13 @@ impl Engine {
         ex.cred[c] = CredState::RolledBack;
         Ok(())
     }
+}
+
+/// Whether input `name` of `action` narrows what the call touches (see `Param::narrows`).
+fn narrows(action: &str, name: &str) -> bool {
+    rekey_spec::action::action(action)
+        .and_then(|a| a.input(name))
+        .is_some_and(|p| p.narrows)
 }
 
 fn run_status_allows_retry(_records: &[StepRecord]) -> bool {
@@ -1334,43 +1442,80 @@ impl Exec {
             .collect()
     }
 
-    /// Fills a step's inputs from earlier outputs (secrets stay secret).
+    /// Fills a step's inputs from earlier outputs (secrets stay secret). Any input that
+    /// cannot be filled is an error: the step must not run with it missing.
     fn resolve_inputs(&self, plan: &Plan, run_id: &str, i: usize) -> Result<Values, String> {
         let step = &plan.steps[i];
         let mut values = Values::new();
         for (name, t) in &step.inputs {
-            let mut text = String::new();
-            let mut secret = false;
-            for part in &t.parts {
-                match part {
-                    Part::Text(s) => text.push_str(s),
-                    Part::Var(Var::Run { .. }) => text.push_str(run_id),
-                    Part::Var(Var::StepOutput { step: from, output }) => {
-                        let j = self.referenced(plan, i, from).ok_or_else(|| {
-                            format!("input `{name}` names step `{from}`, which is not in the plan")
-                        })?;
-                        let v = self.outputs[j]
-                            .as_ref()
-                            .and_then(|o| o.get(output))
-                            .ok_or_else(|| format!("input `{name}` needs output `{output}` of `{}`, which is not available", plan.steps[j].id))?;
-                        secret |= v.is_secret();
-                        text.push_str(v.expose());
-                    }
-                    Part::Var(v) => {
-                        return Err(format!("input `{name}` has an unfilled variable {v}"));
-                    }
-                }
-            }
-            values.insert(
-                name.clone(),
-                if secret {
-                    Value::secret(text)
-                } else {
-                    Value::Plain(text)
-                },
-            );
+            values.insert(name.clone(), self.resolve_input(plan, run_id, i, name, t)?);
         }
         Ok(values)
+    }
+
+    /// The inputs that can still be filled, for an undo or a reconcile after a crash (a lost
+    /// secret leaves its input out). A narrowing input that cannot be filled is still an
+    /// error: without it the call would touch more than the step meant to.
+    fn resolve_available(&self, plan: &Plan, run_id: &str, i: usize) -> Result<Values, String> {
+        let step = &plan.steps[i];
+        let mut values = Values::new();
+        for (name, t) in &step.inputs {
+            match self.resolve_input(plan, run_id, i, name, t) {
+                Ok(v) => {
+                    values.insert(name.clone(), v);
+                }
+                Err(e) if narrows(&step.action, name) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(values)
+    }
+
+    fn resolve_input(
+        &self,
+        plan: &Plan,
+        run_id: &str,
+        i: usize,
+        name: &str,
+        t: &rekey_spec::Template,
+    ) -> Result<Value, String> {
+        let step = &plan.steps[i];
+        let mut text = String::new();
+        let mut secret = false;
+        for part in &t.parts {
+            match part {
+                Part::Text(s) => text.push_str(s),
+                Part::Var(Var::Run { .. }) => text.push_str(run_id),
+                Part::Var(Var::StepOutput { step: from, output }) => {
+                    let j = self.referenced(plan, i, from).ok_or_else(|| {
+                        format!("input `{name}` names step `{from}`, which is not in the plan")
+                    })?;
+                    let v = self.outputs[j]
+                        .as_ref()
+                        .and_then(|o| o.get(output))
+                        .ok_or_else(|| format!("input `{name}` needs output `{output}` of `{}`, which is not available", plan.steps[j].id))?;
+                    secret |= v.is_secret();
+                    text.push_str(v.expose());
+                }
+                Part::Var(v) => {
+                    return Err(format!("input `{name}` has an unfilled variable {v}"));
+                }
+            }
+        }
+        // A selector that resolves to nothing or to a secret would silently widen the call
+        // ("every key but ''" is every key): stop the step instead.
+        if narrows(&step.action, name) && (secret || text.trim().is_empty()) {
+            return Err(format!(
+                "input `{name}` narrows what `{}` touches but resolved to {}; refusing to widen the call",
+                step.action,
+                if secret { "a secret value" } else { "nothing" }
+            ));
+        }
+        Ok(if secret {
+            Value::secret(text)
+        } else {
+            Value::Plain(text)
+        })
     }
 
     fn verdict(&self, plan: &Plan) -> (RunStatus, Option<String>) {

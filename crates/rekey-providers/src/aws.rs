@@ -52,7 +52,7 @@ use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::StatusType;
 use aws_smithy_http_client::tls;
 use rekey_engine::{Call, Provider, ProviderError, Reconciled, Value, Values};
-use rekey_plan::PlannedStep;
+use rekey_plan::{PlannedStep, Strategy};
 use rekey_spec::Consumer;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -252,11 +252,21 @@ fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// A plain input; asking for a secret one here is a bug in the runbook, reported without it.
-fn plain_input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a str> {
+/// A selector (which key to touch, which to spare): absent means "not narrowed"; present, it
+/// must be a plain, non-empty key id. Anything else is an error, never "no selector": a lost
+/// exception must not turn "every key but the new one" into every key.
+fn selector<'a>(call: &'a Call<'_>, name: &str) -> Result<Option<&'a str>, ProviderError> {
     match call.inputs.get(name) {
-        Some(Value::Plain(s)) if !s.is_empty() => Some(s),
-        _ => None,
+        None => Ok(None),
+        Some(Value::Plain(s)) if !s.trim().is_empty() => Ok(Some(s)),
+        Some(Value::Plain(_)) => Err(ProviderError::permanent(format!(
+            "step {}: input `{name}` is empty; refusing to widen the call to every key",
+            call.step.id
+        ))),
+        Some(Value::Secret(_)) => Err(ProviderError::permanent(format!(
+            "step {}: input `{name}` is a secret value, not a key id; refusing to widen the call",
+            call.step.id
+        ))),
     }
 }
 
@@ -418,14 +428,48 @@ impl AwsProvider {
     /// otherwise every key of the user; never `except_access_key_id`.
     async fn selected_keys(&self, call: &Call<'_>) -> Result<Vec<KeyInfo>, ProviderError> {
         let user = required(call, "user_name")?;
-        let only = plain_input(call, "access_key_id");
-        let except = plain_input(call, "except_access_key_id");
+        let only = selector(call, "access_key_id")?;
+        let except = selector(call, "except_access_key_id")?;
         Ok(self
             .list_keys(user)
             .await?
             .into_iter()
             .filter(|k| only.is_none_or(|o| o == k.id) && except != Some(k.id.as_str()))
             .collect())
+    }
+
+    /// The last line of defence of a step that turns keys off or deletes them: a rotation
+    /// (rotate first) must spare the key it minted, and no step may leave the user without an
+    /// active key except an incident's revoke-first disable, whose point is exactly that.
+    async fn guard_removal(
+        &self,
+        call: &Call<'_>,
+        removing: &BTreeSet<&str>,
+        may_leave_none: bool,
+    ) -> Result<(), ProviderError> {
+        let user = required(call, "user_name")?;
+        let rotating = call.credential.strategy == Strategy::RotateFirst;
+        if rotating && selector(call, "except_access_key_id")?.is_none() {
+            return Err(ProviderError::permanent(format!(
+                "step {}: a rotation must name the key it keeps (`except_access_key_id`); refusing to touch every key of IAM user {user}",
+                call.step.id
+            )));
+        }
+        if may_leave_none || removing.is_empty() {
+            return Ok(());
+        }
+        let keys = self.list_keys(user).await?;
+        if !keys
+            .iter()
+            .any(|k| k.active && !removing.contains(k.id.as_str()))
+        {
+            return Err(ProviderError::permanent(format!(
+                "step {}: this would leave IAM user {user} with no active access key ({} would go); refusing",
+                call.step.id,
+                removing.iter().copied().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        Ok(())
     }
 
     async fn user_markers(&self, user: &str) -> Result<BTreeMap<String, String>, ProviderError> {
@@ -534,7 +578,7 @@ impl AwsProvider {
 
     async fn ensure_key_slot(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let user = required(call, "user_name")?;
-        let keep = plain_input(call, "keep_access_key_id");
+        let keep = selector(call, "keep_access_key_id")?;
         let keys = self.list_keys(user).await?;
         if keys.len() < 2 {
             return Ok(plain(&[("free_slots", (2 - keys.len()).to_string())]));
@@ -637,6 +681,13 @@ impl AwsProvider {
             }
             active
         };
+        let removing: BTreeSet<&str> = planned.iter().map(String::as_str).collect();
+        self.guard_removal(
+            call,
+            &removing,
+            call.credential.strategy == Strategy::RevokeFirst,
+        )
+        .await?;
         let mut changed = Vec::new();
         for id in planned {
             // A key deleted since is not reported: there is nothing to reactivate.
@@ -649,8 +700,11 @@ impl AwsProvider {
 
     async fn delete_selected(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let user = required(call, "user_name")?;
+        let selected = self.selected_keys(call).await?;
+        let removing: BTreeSet<&str> = selected.iter().map(|k| k.id.as_str()).collect();
+        self.guard_removal(call, &removing, false).await?;
         let mut deleted = Vec::new();
-        for k in self.selected_keys(call).await? {
+        for k in selected {
             if self.delete_key(user, &k.id).await? {
                 deleted.push(k.id);
             }
@@ -676,7 +730,7 @@ impl AwsProvider {
         // The first step of a rotation: an inventory naming a key the user no longer has
         // (rotated by an earlier run or by hand) would make every later step select nothing
         // and leave the real old key alive, so stop here, before anything changes.
-        if let Some(only) = plain_input(call, "access_key_id") {
+        if let Some(only) = selector(call, "access_key_id")? {
             let user = required(call, "user_name")?;
             let keys = self.list_keys(user).await?;
             if !keys.iter().any(|k| k.id == only) {

@@ -432,7 +432,14 @@ fn check_name(name: &str, what: &str) -> Result<(), ProviderError> {
 fn account(call: &Call<'_>) -> Result<String, ProviderError> {
     let user = required(call, "user")?;
     check_name(&user, "user")?;
-    let host = input(call, "host_pattern").filter(|h| !h.is_empty());
+    // Given but empty is a lost value, not "the default host": it would pick another account.
+    let host = input(call, "host_pattern");
+    if host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        return Err(ProviderError::permanent(format!(
+            "step {}: input `host_pattern` is empty; refusing to guess the account",
+            call.step.id
+        )));
+    }
     let host = host.as_deref().unwrap_or("%");
     check_name(host, "host")?;
     Ok(format!("{}@{}", quote_literal(&user), quote_literal(host)))

@@ -105,6 +105,10 @@ pub struct Param {
     pub required: bool,
     /// May receive a secret step output (only in memory, never in the plan).
     pub secret: bool,
+    /// Narrows what a call touches (which key to delete, which key to spare). Left out of the
+    /// plan it means "not narrowed"; present, it must resolve to a plain, non-empty value at
+    /// run time, or the step stops: a lost narrowing value must never widen a destructive call.
+    pub narrows: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +140,7 @@ const fn p(name: &'static str) -> Param {
         name,
         required: true,
         secret: false,
+        narrows: false,
     }
 }
 const fn o(name: &'static str) -> Param {
@@ -143,6 +148,16 @@ const fn o(name: &'static str) -> Param {
         name,
         required: false,
         secret: false,
+        narrows: false,
+    }
+}
+/// An optional selector: narrows which values a call touches (see [`Param::narrows`]).
+const fn n(name: &'static str) -> Param {
+    Param {
+        name,
+        required: false,
+        secret: false,
+        narrows: true,
     }
 }
 const fn s(name: &'static str) -> Param {
@@ -150,6 +165,7 @@ const fn s(name: &'static str) -> Param {
         name,
         required: true,
         secret: true,
+        narrows: false,
     }
 }
 const fn out(name: &'static str) -> Output {
@@ -186,7 +202,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         "aws",
         "iam:ListAccessKeys; at the 2-key limit, iam:DeleteAccessKey of an inactive untracked key (refuses if both are active)",
         Write,
-        [p("user_name"), o("keep_access_key_id")],
+        [p("user_name"), n("keep_access_key_id")],
         [out("free_slots")]
     ),
     action!(
@@ -204,8 +220,8 @@ pub static ACTIONS: &[ActionSpec] = &[
         Disable,
         [
             p("user_name"),
-            o("access_key_id"),
-            o("except_access_key_id")
+            n("access_key_id"),
+            n("except_access_key_id")
         ],
         [out("deactivated")]
     ),
@@ -216,8 +232,8 @@ pub static ACTIONS: &[ActionSpec] = &[
         Read,
         [
             p("user_name"),
-            o("access_key_id"),
-            o("except_access_key_id")
+            n("access_key_id"),
+            n("except_access_key_id")
         ],
         [out("last_used_date"), out("last_used_service")]
     ),
@@ -228,8 +244,8 @@ pub static ACTIONS: &[ActionSpec] = &[
         Delete,
         [
             p("user_name"),
-            o("access_key_id"),
-            o("except_access_key_id")
+            n("access_key_id"),
+            n("except_access_key_id")
         ],
         [out("deleted")]
     ),
@@ -271,8 +287,8 @@ pub static ACTIONS: &[ActionSpec] = &[
         [
             p("project"),
             p("service_account"),
-            o("key_id"),
-            o("except_key_id"),
+            n("key_id"),
+            n("except_key_id"),
             o("reason")
         ],
         [out("disabled")]
@@ -285,8 +301,8 @@ pub static ACTIONS: &[ActionSpec] = &[
         [
             p("project"),
             p("service_account"),
-            o("key_id"),
-            o("except_key_id")
+            n("key_id"),
+            n("except_key_id")
         ],
         [out("deleted")]
     ),
@@ -343,7 +359,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         "npm",
         "DELETE /-/npm/v1/tokens/token/{key}",
         Delete,
-        [p("registry"), o("key"), o("except_key")],
+        [p("registry"), n("key"), n("except_key")],
         [out("deleted")]
     ),
     // Hugging Face
@@ -373,8 +389,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             p("domain"),
             p("app_id"),
             p("api_token_env"),
-            o("secret_id"),
-            o("except_secret_id")
+            n("secret_id"),
+            n("except_secret_id")
         ],
         [out("deactivated")]
     ),
@@ -387,8 +403,8 @@ pub static ACTIONS: &[ActionSpec] = &[
             p("domain"),
             p("app_id"),
             p("api_token_env"),
-            o("secret_id"),
-            o("except_secret_id")
+            n("secret_id"),
+            n("except_secret_id")
         ],
         [out("deleted")]
     ),
@@ -473,7 +489,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         "mysql",
         "ALTER USER {user}@{host} IDENTIFIED BY <new> (+ ACCOUNT UNLOCK when revoking first)",
         Create,
-        [p("admin_url_env"), p("user"), o("host_pattern")],
+        [p("admin_url_env"), p("user"), n("host_pattern")],
         [secret("password")]
     ),
     action!(
@@ -481,7 +497,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         "mysql",
         "ALTER USER {user}@{host} ACCOUNT LOCK",
         Disable,
-        [p("admin_url_env"), p("user"), o("host_pattern")],
+        [p("admin_url_env"), p("user"), n("host_pattern")],
         []
     ),
     action!(

@@ -1024,3 +1024,79 @@ impl Subject for AwsSubject {
         }
     }
 }
+
+/// A lost exception never widens a removal: a secret, empty or missing `except_access_key_id`
+/// stops a drill's disable/delete, and no delete leaves the user without an active key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_exception_never_widens_a_removal() {
+    let aws = setup().await;
+    let inventory = r"
+credentials:
+  - id: deploy
+    kind: aws_iam_access_key
+    owner: team-web
+    user_name: deploy-web
+    delivered_to:
+      - aws_secrets_manager: { secret_id: prod/web/aws-deploy }
+";
+    let drill = plan(inventory, Mode::Drill);
+    let mut r = Runner {
+        plan: &drill,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/free-slot").await;
+    let created = r.run("deploy/create").await;
+    let new = created["access_key_id"].expose().to_owned();
+    let old = aws.old_key.0.clone();
+    let user = || Value::Plain("deploy-web".into());
+    let cases: [(&str, Option<Value>); 3] = [
+        ("a secret", Some(Value::secret(new.clone()))),
+        ("empty", Some(Value::Plain(String::new()))),
+        ("missing", None),
+    ];
+    for id in ["deploy/disable-old", "deploy/delete-old"] {
+        for (what, except) in &cases {
+            let mut inputs = Values::from([("user_name".to_owned(), user())]);
+            if let Some(v) = except {
+                inputs.insert("except_access_key_id".into(), v.clone());
+            }
+            let err = r
+                .with_call(id, Some(inputs), async |c| aws.provider.execute(c).await)
+                .await
+                .expect_err(&format!("{id} ran with the exception {what}"));
+            assert!(
+                err.message.contains("except_access_key_id") && !err.message.contains(&new),
+                "{id}, exception {what}: {}",
+                err.message
+            );
+            let keys = aws.keys("deploy-web").await;
+            assert_eq!(
+                (keys.len(), keys[&old].as_str(), keys[&new].as_str()),
+                (2, "Active", "Active"),
+                "{id}, exception {what}: a key changed"
+            );
+        }
+    }
+
+    // An incident's cleanup whose exception was lost would delete the new key too: refused.
+    let incident = plan(inventory, Mode::Incident);
+    let r = Runner {
+        plan: &incident,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    let inputs = Values::from([("user_name".to_owned(), user())]);
+    let err = r
+        .with_call("deploy/delete-old", Some(inputs), async |c| {
+            aws.provider.execute(c).await
+        })
+        .await
+        .expect_err("a delete that leaves no active key ran");
+    assert!(
+        err.message.contains("no active access key"),
+        "{}",
+        err.message
+    );
+    assert_eq!(aws.keys("deploy-web").await.len(), 2, "nothing was deleted");
+}

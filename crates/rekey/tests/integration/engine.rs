@@ -696,3 +696,145 @@ fn clone_engine(e: &Engine) -> Engine {
         observer: None,
     }
 }
+
+/// Records which steps reached the provider; `source` steps answer an empty plain output and
+/// a secret one, so a later step's selector can be made to resolve to either.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+const SOURCE_SECRET: &str = "s3cr3t-not-a-key-id";
+
+#[async_trait::async_trait]
+impl rekey_engine::Provider for Recorder {
+    async fn execute(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Values, rekey_engine::ProviderError> {
+        self.0.lock().unwrap().push(call.step.id.clone());
+        Ok(if call.step.step == "source" {
+            rekey_engine::Values::from([
+                (
+                    "empty".to_owned(),
+                    rekey_engine::Value::Plain(String::new()),
+                ),
+                (
+                    "token".to_owned(),
+                    rekey_engine::Value::secret(SOURCE_SECRET),
+                ),
+            ])
+        } else {
+            rekey_engine::Values::new()
+        })
+    }
+    async fn undo(
+        &self,
+        _call: &rekey_engine::Call<'_>,
+        _outputs: &rekey_engine::Values,
+    ) -> Result<(), rekey_engine::ProviderError> {
+        Ok(())
+    }
+    async fn reconcile(
+        &self,
+        _call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Reconciled, rekey_engine::ProviderError> {
+        Ok(rekey_engine::Reconciled::NotDone)
+    }
+}
+
+/// The rule of the action registry, for every action: an input that narrows a call and
+/// resolves to nothing or to a secret stops the step before the provider is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrowing_input_that_resolves_to_nothing_or_a_secret_stops_the_step() {
+    use rekey_plan::{Edge, EdgeKind, OutputDecl, PlannedStep};
+    use rekey_spec::template::Template;
+
+    let base = plan_for(&["aws-deploy-web"], Mode::Drill);
+    let mut checked = 0;
+    for action in rekey_spec::action::ACTIONS {
+        for param in action.inputs.iter().filter(|p| p.narrows) {
+            for (what, template) in [
+                ("nothing", "{{ steps.source.outputs.empty }}"),
+                ("a secret", "{{ steps.source.outputs.token }}"),
+                ("nothing", ""),
+                ("nothing", "  "),
+            ] {
+                let source = PlannedStep {
+                    id: "c/source".into(),
+                    step: "source".into(),
+                    action: "test.source".into(),
+                    provider: "test".into(),
+                    inputs: BTreeMap::new(),
+                    outputs: vec![
+                        OutputDecl {
+                            name: "empty".into(),
+                            secret: false,
+                        },
+                        OutputDecl {
+                            name: "token".into(),
+                            secret: true,
+                        },
+                    ],
+                    consumer: None,
+                    consumer_label: None,
+                    target: None,
+                    manual: None,
+                    irreversible: false,
+                    ..base.steps[0].clone()
+                };
+                let mut inputs: BTreeMap<String, Template> = action
+                    .inputs
+                    .iter()
+                    .filter(|p| p.required)
+                    .map(|p| (p.name.to_owned(), Template::literal("x")))
+                    .collect();
+                inputs.insert(param.name.to_owned(), Template::parse(template).unwrap());
+                let target = PlannedStep {
+                    id: "c/target".into(),
+                    step: "target".into(),
+                    action: action.name.into(),
+                    provider: "test".into(),
+                    effect: action.effect,
+                    inputs,
+                    outputs: Vec::new(),
+                    ..source.clone()
+                };
+                let mut plan = base.clone();
+                plan.credentials.truncate(1);
+                plan.credentials[0].steps = vec![0, 1];
+                plan.credentials[0].first_irreversible = None;
+                plan.credentials[0].helper = None;
+                plan.steps = vec![source, target];
+                plan.edges = vec![Edge {
+                    from: 0,
+                    to: 1,
+                    kind: EdgeKind::Needs,
+                }];
+                let rig = rig(&plan, SimOptions::default(), EngineConfig::default()).await;
+                let recorder = Arc::new(Recorder::default());
+                let engine = Engine {
+                    providers: Providers::all(recorder.clone()),
+                    ..clone_engine(&rig.engine)
+                };
+                let label = format!("{}.{} = {template:?} ({what})", action.name, param.name);
+                let out = engine.start(&plan, "run-1", "{}").await.unwrap();
+                assert_ne!(out.status, RunStatus::Succeeded, "{label}");
+                assert_eq!(
+                    *recorder.0.lock().unwrap(),
+                    ["c/source"],
+                    "{label}: the provider was called"
+                );
+                let steps = engine.store.steps("run-1").await.unwrap();
+                assert_eq!(steps[1].state, StepState::Failed, "{label}");
+                let error = steps[1].error.clone().unwrap_or_default();
+                assert!(
+                    error.contains(param.name) && error.contains(what),
+                    "{label}: {error}"
+                );
+                assert!(!error.contains(SOURCE_SECRET), "{label}: the error leaks");
+                checked += 1;
+            }
+        }
+    }
+    // AWS, GCP, npm, Okta and MySQL selectors, four ways each.
+    assert!(checked >= 4 * 12, "only {checked} cases");
+}

@@ -32,6 +32,9 @@ struct Aws {
     users: Vec<(&'static str, &'static str)>,
     /// user → its old key.
     old: BTreeMap<&'static str, AccessKey>,
+    /// Whether the inventory names the key to replace (`access_key_id`); without it, a
+    /// rotation replaces every key of the user but the new one.
+    with_key_id: bool,
     ws: Workspace,
 }
 
@@ -71,6 +74,7 @@ async fn setup_aws_with(users: &[(&'static str, &'static str)]) -> Aws {
         sm,
         users: users.to_vec(),
         old,
+        with_key_id: true,
         ws: Workspace::empty(),
     };
     aws.write_inventory();
@@ -107,13 +111,16 @@ impl Aws {
     owner: team-platform
     used_by: [deploy]
     present_on: [ci]
-    user_name: {user}
-    access_key_id: {key}
+    user_name: {user}{key}
     delivered_to:
       - aws_secrets_manager: {{ secret_id: {secret} }}
       - env_file: {{ path: {env}, key: AWS_SECRET_ACCESS_KEY, field: SecretAccessKey }}
 ",
-                key = self.old[user].0,
+                key = if self.with_key_id {
+                    format!("\n    access_key_id: {}", self.old[user].0)
+                } else {
+                    String::new()
+                },
                 secret = secret_id(user),
                 env = env.display(),
             );
@@ -395,25 +402,39 @@ async fn aws_kill_and_resume() {
 /// The engine aborts (as SIGKILL would) at each of its crash points in turn: after a step's
 /// start is recorded, after the provider answered but before the outcome is recorded, after
 /// the outcome is recorded. Each crash is a fresh rotation of the same user, resumed to the
-/// end; every one must leave one key, the one `AWSCURRENT` and the env file hold, and a
-/// verifying audit chain.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aws_crash_at_every_step_boundary() {
+/// end; every one must leave one key, the one `AWSCURRENT` and the env file hold, working, and
+/// a verifying audit chain. In both modes, with and without `access_key_id` in the inventory
+/// (without it, recovery once turned the new key's plain id into a secret, the exception
+/// vanished, and a resumed drill deleted every key of the user).
+async fn aws_crash_at_every_point(mode: &str, with_key_id: bool) {
     let mut aws = setup_aws_with(&USERS[..1]).await;
+    aws.with_key_id = with_key_id;
+    aws.write_inventory();
     let env_owned = aws.env();
     let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut seen = String::new();
     let mut secrets = Vec::new();
     let mut point = 0u32;
+    let label = format!("aws {mode}, access_key_id {with_key_id}");
     loop {
         point += 1;
         let at = point.to_string();
-        let reason = format!("DRILL-CRASH-{point}");
+        let reason = format!("CRASH-{point}");
+        eprintln!("{label}: crash point {point}");
         let mut crashing = env.clone();
         crashing.push(("REKEY_SIM_CRASH_AT", &at));
         let ws = &aws.ws;
         let r = ws.rekey_seen(
-            &["run", "--yes", "--concurrency", "1", "--reason", &reason],
+            &[
+                "run",
+                "--yes",
+                "--mode",
+                mode,
+                "--concurrency",
+                "1",
+                "--reason",
+                &reason,
+            ],
             &crashing,
             &mut seen,
         );
@@ -424,28 +445,51 @@ async fn aws_crash_at_every_step_boundary() {
         }
         assert_eq!(
             r.code, None,
-            "crash point {point}: expected an abort, got a failure\n{}",
+            "{label}, crash point {point}: expected an abort, got a failure\n{}",
             r.stderr
         );
         let id = ws.run_ids(&env)[0].clone();
         ws.rekey_seen(&["resume", &id], &env, &mut seen)
-            .ok(&format!("resume after crash point {point}"));
+            .ok(&format!("{label}: resume after crash point {point}"));
         let r = ws.rekey_seen(&["status", &id, "--json"], &env, &mut seen);
         let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-        assert_eq!(v["status"], "succeeded", "crash point {point}: {v}");
+        assert_eq!(
+            v["status"], "succeeded",
+            "{label}, crash point {point}: {v}"
+        );
         secrets.extend(aws.assert_rotated().await);
         ws.rekey_seen(&["audit", "verify"], &env, &mut seen)
             .ok("audit verify");
         aws.adopt_current().await;
     }
-    eprintln!(
-        "aws_crash_at_every_step_boundary: {} crash points",
-        point - 1
-    );
+    eprintln!("{label}: {} crash points", point - 1);
     // 9 steps for one user with two consumers, 3 points each.
-    assert!(point > 27, "only {point} crash points were reached");
+    assert!(
+        point > 27,
+        "{label}: only {point} crash points were reached"
+    );
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     aws.ws.assert_no_secrets(&seen, &secrets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_drill_crash_at_every_point() {
+    aws_crash_at_every_point("drill", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_drill_crash_at_every_point_without_access_key_id() {
+    aws_crash_at_every_point("drill", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_incident_crash_at_every_point() {
+    aws_crash_at_every_point("incident", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_incident_crash_at_every_point_without_access_key_id() {
+    aws_crash_at_every_point("incident", false).await;
 }
 
 // ---------------------------------------------------------------------------------------------
