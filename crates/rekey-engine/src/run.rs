@@ -647,12 +647,17 @@ impl Engine {
             // stored ones, and a read-back that disagrees with them or with the mint's recorded
             // fingerprint is not the value this run minted.
             let minted = self.minted_fingerprints(run_id, step).await?;
+            // The fingerprint proves what a consumer holds, so a delivery whose outcome was
+            // lost in the crash can be read too (after the ones known to have succeeded).
             let mut recovered: Option<Values> = None;
-            for &u in &users {
+            let mut readable: Vec<usize> = users
+                .iter()
+                .copied()
+                .filter(|&u| plan.steps[u].action == "consumer.deliver")
+                .collect();
+            readable.sort_by_key(|&u| ex.state[u] != StepState::Succeeded);
+            for &u in &readable {
                 let us = &plan.steps[u];
-                if ex.state[u] != StepState::Succeeded || us.action != "consumer.deliver" {
-                    continue;
-                }
                 let Some(p) = self.providers.get(&us.provider) else {
                     continue;
                 };
@@ -673,10 +678,13 @@ impl Engine {
                     minted.as_ref(),
                     &self.fingerprints,
                 ) {
-                    Ok(values) => {
+                    Ok(Some(values)) => {
                         recovered = Some(values);
                         break;
                     }
+                    Ok(None) => {}
+                    // A delivery that may never have been written holds the old value.
+                    Err(_) if ex.state[u] != StepState::Succeeded => {}
                     Err(why) => {
                         let mut a = self.audit(
                             run_id,
@@ -772,8 +780,8 @@ impl Engine {
             }))
     }
 
-    /// Rebuilds mint `s`'s outputs from what consumer step `u` holds, or says why the
-    /// document is not what this run minted. Secret outputs come from the document, each
+    /// Rebuilds mint `s`'s outputs from what consumer step `u` holds (`None` if it holds
+    /// not all of its secrets), or says why the document is not what this run minted. Secret outputs come from the document, each
     /// checked against the fingerprint recorded at mint time; plain outputs stay the stored
     /// ones, and the document must agree with them.
     fn check_read_back(
@@ -784,7 +792,7 @@ impl Engine {
         doc: &BTreeMap<String, SecretString>,
         minted: Option<&BTreeMap<String, String>>,
         fingerprints: &Fingerprinter,
-    ) -> Result<Values, String> {
+    ) -> Result<Option<Values>, String> {
         let step = &plan.steps[s];
         let mut values = ex.outputs[s].clone().unwrap_or_default();
         values.retain(|_, v| !v.is_secret());
@@ -821,13 +829,39 @@ impl Engine {
                 }
             }
         }
-        match step
+        // A consumer that takes other fields (only the user name, say) has nothing to give.
+        if step
             .outputs
             .iter()
-            .find(|o| o.secret && !values.contains_key(&o.name))
+            .any(|o| o.secret && !values.contains_key(&o.name))
         {
-            Some(o) => Err(format!("the document holds no `{}`", o.name)),
-            None => Ok(values),
+            return Ok(None);
+        }
+        Ok(Some(values))
+    }
+
+    async fn provider_undo(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &Exec,
+        i: usize,
+    ) -> Result<(), ProviderError> {
+        let step = &plan.steps[i];
+        let key = idempotency_key(run_id, &step.id);
+        let outputs = ex.outputs[i].clone().unwrap_or_default();
+        let inputs = ex
+            .resolve_available(plan, run_id, i)
+            .map_err(ProviderError::permanent)?;
+        if step.effect == Effect::Human && !self.simulated {
+            return Ok(());
+        }
+        match self.providers.get(&step.provider) {
+            Some(p) => {
+                p.undo(&Self::call(run_id, plan, i, &inputs, &key), &outputs)
+                    .await
+            }
+            None => Err(ProviderError::permanent("no provider")),
         }
     }
 
@@ -843,22 +877,14 @@ impl Engine {
         mark: Option<&str>,
     ) -> Result<bool, EngineError> {
         let step = &plan.steps[i];
-        let key = idempotency_key(run_id, &step.id);
-        let outputs = ex.outputs[i].clone().unwrap_or_default();
-        let resolved = ex.resolve_available(plan, run_id, i);
-        let inputs = resolved.clone().unwrap_or_default();
-        let result = if let Err(e) = resolved {
-            Err(ProviderError::permanent(e))
-        } else if step.effect == Effect::Human && !self.simulated {
-            Ok(())
-        } else {
-            match self.providers.get(&step.provider) {
-                Some(p) => {
-                    p.undo(&Self::call(run_id, plan, i, &inputs, &key), &outputs)
-                        .await
-                }
-                None => Err(ProviderError::permanent("no provider")),
+        // A delivery undone only to be delivered again is overwritten by the redo anyway: a
+        // consumer that cannot restore its old value (an env file) does not stop it.
+        let result = match self.provider_undo(run_id, plan, ex, i).await {
+            Err(e) if mark == Some(REDO_MARK) && step.action == "consumer.deliver" => {
+                tracing::debug!(step = %step.id, error = %e, "not undone before it is delivered again");
+                Ok(())
             }
+            r => r,
         };
         match result {
             Ok(()) => {

@@ -87,6 +87,30 @@ impl Drop for Progress {
 }
 
 /// The engine over an open store (callers that already opened it for other reads pass it on).
+/// `REKEY_SIM_CRASH_AT=N`: abort at the N-th crash point. Only test builds have crash points
+/// (the `crash-points` feature): a release binary that honoured a stray variable could stop a
+/// real incident response half-way, so it refuses to start instead.
+fn crash_at() -> anyhow::Result<Option<u64>> {
+    let Some(value) = std::env::var_os("REKEY_SIM_CRASH_AT") else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "crash-points") {
+        anyhow::bail!(
+            "REKEY_SIM_CRASH_AT is set, but this build has no crash points (they are for tests: \
+             build with `--features crash-points`, as ./scripts/test does); unset it to run"
+        );
+    }
+    value
+        .to_str()
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "REKEY_SIM_CRASH_AT must be a crash point number (1, 2, …), not {value:?}"
+            )
+        })
+}
+
 pub(crate) async fn engine(
     global: &Global,
     store: Arc<rekey_store::Store>,
@@ -96,9 +120,7 @@ pub(crate) async fn engine(
     seed: &[String],
 ) -> anyhow::Result<Engine> {
     let fingerprints = state::fingerprinter(global)?;
-    let crash_at = std::env::var("REKEY_SIM_CRASH_AT")
-        .ok()
-        .and_then(|v| v.parse().ok());
+    let crash_at = crash_at()?;
     let providers = if options.simulate {
         let ledger = options.sim_ledger.clone().map_or_else(
             || state::state_dir(global).join("sim-ledger.db"),

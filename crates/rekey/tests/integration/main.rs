@@ -9,4 +9,5 @@ mod planning;
 mod postgres;
 mod real;
 mod real_mysql;
+mod real_postgres;
 mod runs;

@@ -32,7 +32,8 @@ struct World {
 }
 
 impl World {
-    async fn start(users: &[(&str, &str, &str)]) -> Self {
+    /// `host_pattern`: written into the inventory when given (the account is `user@'%'`).
+    async fn start(users: &[(&str, &str, &str)], host_pattern: Option<&str>) -> Self {
         let db = MariaDb::start().await;
         let mut inv = String::from(
             "hosts:\n  - id: ci\n    kind: ci_runner\nservices:\n  - id: web\n    owner: team-web\n    built_on: [ci]\ncredentials:\n",
@@ -50,11 +51,12 @@ impl World {
     used_by: [web]
     present_on: [ci]
     user: {user}
-    admin_url_env: {ADMIN_ENV}
+{host}    admin_url_env: {ADMIN_ENV}
     delivered_to:
       - env_file: {{ path: {}, key: MYSQL_PASSWORD, field: password }}
 ",
-                ws.path().join("etc").join(format!("{user}.env")).display()
+                ws.path().join("etc").join(format!("{user}.env")).display(),
+                host = host_pattern.map_or(String::new(), |h| format!("    host_pattern: '{h}'\n")),
             );
         }
         std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
@@ -145,7 +147,7 @@ impl World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_drill_and_incident_end_to_end() {
-    let w = World::start(&USERS).await;
+    let w = World::start(&USERS, None).await;
     let env = w.env();
     let ws = &w.ws;
     let mut seen = String::new();
@@ -279,8 +281,8 @@ fn rekey_all_output(ws: &Workspace, env: &[(&str, &str)], seen: &mut String) {
 /// SIGKILL: no cleanup), `rekey resume` finishes it, and the user ends with exactly one working
 /// password, the one in its env file, every earlier one refused; until a run has fewer crash
 /// points than N (3 per step: after `started`, after the provider call, after `succeeded`).
-async fn crash_at_every_point(mode: &str) {
-    let w = World::start(&USERS[..1]).await;
+async fn crash_at_every_point(mode: &str, host_pattern: Option<&str>) {
+    let w = World::start(&USERS[..1], host_pattern).await;
     let env = w.env();
     let ws = &w.ws;
     let mut seen = String::new();
@@ -351,10 +353,20 @@ async fn crash_at_every_point(mode: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_drill_crash_at_every_point_then_resume() {
-    crash_at_every_point("drill").await;
+    crash_at_every_point("drill", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_drill_crash_at_every_point_with_host_pattern() {
+    crash_at_every_point("drill", Some("%")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_incident_crash_at_every_point_then_resume() {
-    crash_at_every_point("incident").await;
+    crash_at_every_point("incident", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_incident_crash_at_every_point_with_host_pattern() {
+    crash_at_every_point("incident", Some("%")).await;
 }
