@@ -106,7 +106,8 @@ fn crash_at() -> anyhow::Result<Option<u64>> {
         .map(Some)
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "REKEY_SIM_CRASH_AT must be a crash point number (1, 2, …), not {value:?}"
+                "REKEY_SIM_CRASH_AT must be a crash point number (1, 2, …), not `{}`",
+                value.display()
             )
         })
 }
