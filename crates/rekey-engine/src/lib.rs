@@ -13,4 +13,4 @@ pub use provider::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, 
 pub use run::{
     Engine, EngineConfig, EngineError, Observer, Providers, RunOutcome, idempotency_key, new_run_id,
 };
-pub use sim::{SimOptions, SimProvider};
+pub use sim::{Outage, SimOptions, SimProvider};

@@ -144,6 +144,13 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    /// How long this step may keep retrying, when the provider knows it needs longer than
+    /// the run's budget (a verify of a value that takes a while to propagate). The run's
+    /// budget still applies when it is longer.
+    fn retry_budget(&self, _step: &PlannedStep) -> Option<Duration> {
+        None
+    }
+
     /// Performs the step. Must be idempotent for the same idempotency key.
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError>;
 

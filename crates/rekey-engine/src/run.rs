@@ -34,9 +34,12 @@ pub struct EngineConfig {
     /// Steps in flight at once per provider (AWS, GitHub, …).
     pub per_provider: usize,
     pub step_timeout: Duration,
-    /// Tries per step before it fails (transient errors and rate limits are retried).
-    pub max_attempts: u32,
+    /// How long a step keeps retrying transient errors and rate limits before it fails
+    /// (permanent errors fail at once). A provider may ask for more for some actions
+    /// ([`Provider::retry_budget`]: a new key that is still propagating).
+    pub retry_budget: Duration,
     pub backoff_base: Duration,
+    /// The longest backoff between tries; a server's `Retry-After` is waited even past it.
     pub backoff_max: Duration,
     pub actor: String,
     pub reason: Option<String>,
@@ -53,7 +56,7 @@ impl Default for EngineConfig {
             concurrency: 16,
             per_provider: 8,
             step_timeout: Duration::from_mins(2),
-            max_attempts: 4,
+            retry_budget: Duration::from_mins(2),
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(20),
             actor: "unknown".into(),
@@ -411,6 +414,10 @@ impl Engine {
                 let ctx = TaskCtx {
                     calls: Arc::clone(&calls),
                     provider_slots: sem,
+                    tasks: Arc::clone(&global),
+                    task_slot: tokio::sync::Mutex::new(Some(permit_g)),
+                    store: Arc::clone(&self.store),
+                    observer: self.observer.clone(),
                     writer: write_tx.clone(),
                     fingerprints: Arc::clone(&self.fingerprints),
                     config: self.config.clone(),
@@ -422,7 +429,6 @@ impl Engine {
                     idx: i,
                 };
                 tasks.spawn(async move {
-                    let _task = permit_g;
                     let r = ctx.run(provider, inputs, operator).await;
                     (i, r)
                 });
@@ -1106,6 +1112,11 @@ struct TaskCtx {
     /// Calls in flight, across providers and per provider.
     calls: Arc<Semaphore>,
     provider_slots: Arc<Semaphore>,
+    /// Step tasks in flight, and this task's slot: given back while it waits to retry.
+    tasks: Arc<Semaphore>,
+    task_slot: tokio::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    store: Arc<Store>,
+    observer: Option<Arc<dyn Observer>>,
     writer: tokio::sync::mpsc::UnboundedSender<WriteReq>,
     fingerprints: Arc<Fingerprinter>,
     config: EngineConfig,
@@ -1190,16 +1201,6 @@ impl TaskCtx {
         crash_point(self.config.crash_at);
         let key = idempotency_key(&self.run_id, &self.step.id);
 
-        let permits = (
-            Arc::clone(&self.calls)
-                .acquire_owned()
-                .await
-                .expect("semaphore open"),
-            Arc::clone(&self.provider_slots)
-                .acquire_owned()
-                .await
-                .expect("semaphore open"),
-        );
         let result: Result<Values, ProviderError> = match provider {
             None => {
                 // A manual step in a real run: the operator's answer, or wait for it.
@@ -1222,10 +1223,8 @@ impl TaskCtx {
                     return Ok(TaskResult::Waiting);
                 }
             }
-            Some(p) => self.call_with_retries(p.as_ref(), &inputs, &key).await,
+            Some(p) => self.call_with_retries(p.as_ref(), &inputs, &key).await?,
         };
-        // The limits bound calls in flight; recording the outcome need not hold a slot.
-        drop(permits);
         crash_point(self.config.crash_at);
         match result {
             Ok(values) => {
@@ -1259,12 +1258,22 @@ impl TaskCtx {
         }
     }
 
+    /// Calls the provider until it answers, a permanent error, or the retry budget is spent.
+    /// A call holds a slot of the global and the provider's limit; a wait between tries holds
+    /// none (not even the task's), so a provider in an outage does not stall the others.
+    /// Each retry is audited and shown; `Err` only when the state store fails.
     async fn call_with_retries(
         &self,
         p: &dyn Provider,
         inputs: &Values,
         key: &str,
-    ) -> Result<Values, ProviderError> {
+    ) -> Result<Result<Values, ProviderError>, StoreError> {
+        let budget = p
+            .retry_budget(&self.step)
+            .map_or(self.config.retry_budget, |b| {
+                b.max(self.config.retry_budget)
+            });
+        let began = tokio::time::Instant::now();
         let mut attempt = 1;
         loop {
             let call = Call {
@@ -1280,6 +1289,16 @@ impl TaskCtx {
             } else {
                 self.config.step_timeout
             };
+            let permits = (
+                Arc::clone(&self.calls)
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore open"),
+                Arc::clone(&self.provider_slots)
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore open"),
+            );
             if self.config.repeat_calls {
                 let _ = tokio::time::timeout(timeout, p.execute(&call)).await;
             }
@@ -1290,22 +1309,50 @@ impl TaskCtx {
                     timeout.as_secs()
                 ))),
             };
+            drop(permits);
             let err = match result {
-                Ok(v) => return Ok(v),
+                Ok(v) => return Ok(Ok(v)),
                 Err(e) => e,
             };
-            let retry_after = match &err.kind {
-                ErrorKind::Permanent => return Err(err),
-                ErrorKind::Transient => None,
-                ErrorKind::RateLimited(after) => *after,
+            let (kind, retry_after) = match &err.kind {
+                ErrorKind::Permanent => return Ok(Err(err)),
+                ErrorKind::Transient => ("transient", None),
+                ErrorKind::RateLimited(after) => ("rate limited", *after),
             };
-            if attempt >= self.config.max_attempts {
-                return Err(ProviderError {
-                    message: format!("{} (after {attempt} attempts)", err.message),
+            let wait = backoff(&self.config, attempt, retry_after);
+            let spent = began.elapsed();
+            if spent + wait > budget {
+                return Ok(Err(ProviderError {
+                    message: format!(
+                        "{} (gave up after {attempt} attempts in {:.1}s: the retry budget is {}s)",
+                        err.message,
+                        spent.as_secs_f64(),
+                        budget.as_secs()
+                    ),
                     ..err
-                });
+                }));
             }
-            tokio::time::sleep(backoff(&self.config, attempt, retry_after)).await;
+            let detail = format!(
+                "attempt {attempt} {kind}: {}; next try in {:.1}s",
+                err.message,
+                wait.as_secs_f64()
+            );
+            let mut a = self.audit("step_retry", "retry");
+            a.detail = Some(detail.clone());
+            self.store.append_audit(a).await?;
+            if let Some(o) = &self.observer {
+                o.message(&format!("{} waiting: {detail}", self.step.id));
+            }
+            // Sleeping holds no slot: let other steps run meanwhile.
+            let task = self.task_slot.lock().await.take();
+            drop(task);
+            tokio::time::sleep(wait).await;
+            *self.task_slot.lock().await = Some(
+                Arc::clone(&self.tasks)
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore open"),
+            );
             attempt += 1;
         }
     }

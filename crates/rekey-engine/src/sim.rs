@@ -36,12 +36,24 @@ pub struct SimOptions {
     pub fail_steps: BTreeSet<String>,
     /// Abort the process at the N-th crash point (crash tests).
     pub crash_at: Option<u64>,
+    /// Windows in which every call to a provider fails transiently.
+    pub outages: Vec<Outage>,
+}
+
+/// A simulated outage: calls to `provider` fail from `start` after the simulator opened, for
+/// `duration`.
+#[derive(Debug, Clone)]
+pub struct Outage {
+    pub provider: String,
+    pub start: Duration,
+    pub duration: Duration,
 }
 
 pub struct SimProvider {
     pool: SqlitePool,
     salt: String,
     options: SimOptions,
+    opened: std::time::Instant,
 }
 
 const SCHEMA: &[&str] = &[
@@ -85,6 +97,7 @@ impl SimProvider {
             pool,
             salt,
             options,
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -286,6 +299,15 @@ impl Provider for SimProvider {
                 call.step.id
             )));
         }
+        let now = self.opened.elapsed();
+        if let Some(o) = self.options.outages.iter().find(|o| {
+            o.provider == call.step.provider && o.start <= now && now < o.start + o.duration
+        }) {
+            return Err(ProviderError::transient(format!(
+                "simulated outage of {} (503 Service Unavailable)",
+                o.provider
+            )));
+        }
         if self.flaky(call) {
             return Err(ProviderError::transient("simulated transient failure"));
         }
@@ -294,8 +316,10 @@ impl Provider for SimProvider {
             (Effect::Create, _) | (Effect::Human, "manual.provide_secret") => {
                 let id = self.mint(call).await?;
                 // One value at a time (a role's password, an Auth0 secret): the new one
-                // replaces the old, as the real provider does.
-                if call.credential.kind.capabilities().max_overlap == Some(1) {
+                // replaces the old, as the real provider does. A kind can hold two values with
+                // one provider and one with another (Okta vs Auth0): an irreversible mint is
+                // one whose old value dies with it.
+                if call.credential.kind.capabilities().max_overlap == Some(1) || step.irreversible {
                     self.retire(call, "deleted").await?;
                 }
                 self.outputs_for(call, id)

@@ -1159,6 +1159,12 @@ fn unknown(call: &Call<'_>) -> ProviderError {
 
 #[async_trait]
 impl Provider for AwsProvider {
+    fn retry_budget(&self, step: &PlannedStep) -> Option<Duration> {
+        // A new IAM key is eventually consistent: STS may refuse it for a while after
+        // CreateAccessKey. AWS documents no bound; minutes have been seen.
+        (step.action == "aws.sts.get_caller_identity").then_some(Duration::from_mins(5))
+    }
+
     fn supports(&self, step: &PlannedStep) -> Result<(), String> {
         match step.action.as_str() {
             "aws.iam.ensure_key_slot"

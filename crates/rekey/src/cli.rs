@@ -105,6 +105,8 @@ pub(crate) struct IncidentArgs {
     #[arg(long, default_value_t = 8)]
     pub(crate) per_provider: usize,
     #[command(flatten)]
+    pub(crate) retry: RetryArgs,
+    #[command(flatten)]
     pub(crate) sim: SimArgs,
 }
 
@@ -144,6 +146,8 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 8)]
     pub(crate) per_provider: usize,
     #[command(flatten)]
+    pub(crate) retry: RetryArgs,
+    #[command(flatten)]
     pub(crate) sim: SimArgs,
 }
 
@@ -170,6 +174,15 @@ pub(crate) struct SimArgs {
         hide = true
     )]
     pub(crate) fail_steps: Vec<String>,
+    /// Every simulated call to PROVIDER fails transiently from START after the run began, for
+    /// DURATION (e.g. `aws:5s+30s`; repeatable): an outage to wait out.
+    #[arg(
+        long = "sim-outage",
+        value_name = "PROVIDER:START+DURATION",
+        requires = "simulate",
+        value_parser = parse_outage
+    )]
+    pub(crate) outages: Vec<String>,
     /// The simulated provider's ledger (default: beside the state database).
     #[arg(long, value_name = "PATH", requires = "simulate", hide = true)]
     pub(crate) sim_ledger: Option<std::path::PathBuf>,
@@ -181,6 +194,40 @@ pub(crate) struct ResumeArgs {
     /// Answer a manual step: STEP=PATH reads the value from a file (`-` for standard input).
     #[arg(long = "input", value_name = "STEP=PATH")]
     pub(crate) inputs: Vec<String>,
+    /// Instead of the budget the run was started with.
+    #[command(flatten)]
+    pub(crate) retry: RetryArgs,
+}
+
+/// How long a step waits out trouble.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct RetryArgs {
+    /// How long a step keeps retrying transient errors and rate limits (e.g. 90s, 5m; default
+    /// 2m); a permanent error fails at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) retry_budget: Option<std::time::Duration>,
+}
+
+/// A duration such as `90s`, `2m`, `1m 30s` or `500ms`.
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d: jiff::SignedDuration = text
+        .parse()
+        .map_err(|_| format!("expected a duration such as 90s, 2m or 500ms, found `{text}`"))?;
+    std::time::Duration::try_from(d).map_err(|_| format!("a duration cannot be negative: `{text}`"))
+}
+
+/// `PROVIDER:START+DURATION` of `--sim-outage`, e.g. `aws:5s+30s`.
+pub(crate) fn parse_outage(text: &str) -> Result<String, String> {
+    let expected =
+        || format!("expected PROVIDER:START+DURATION such as aws:5s+30s, found `{text}`");
+    let (provider, window) = text.split_once(':').ok_or_else(expected)?;
+    let (start, duration) = window.split_once('+').ok_or_else(expected)?;
+    if provider.is_empty() {
+        return Err(expected());
+    }
+    parse_duration(start)?;
+    parse_duration(duration)?;
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Args)]

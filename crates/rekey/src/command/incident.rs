@@ -303,7 +303,13 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
     };
     confirm(&plan, args.yes)?;
     let reason = args.reason.clone().unwrap_or_else(|| subject.id.clone());
-    let options = options_from(&args.sim, args.concurrency, args.per_provider, Some(reason));
+    let options = options_from(
+        &args.sim,
+        &args.retry,
+        args.concurrency,
+        args.per_provider,
+        Some(reason),
+    );
     rt.block_on(start_run(global, store, &plan, &options, |run_id| {
         format!(
             "run {run_id}: revoke first for {} exposed credential(s)",

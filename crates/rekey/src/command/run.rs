@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::state;
-use crate::cli::{Global, ResumeArgs, RunArgs, SimArgs};
+use crate::cli::{Global, ResumeArgs, RetryArgs, RunArgs, SimArgs, parse_duration};
 use crate::report::{Failure, stdout_color};
 
 /// How a run was started; stored with it so `resume` carries on the same way.
@@ -27,6 +27,12 @@ pub(crate) struct RunOptions {
     pub(crate) seed: u64,
     pub(crate) fail_steps: Vec<String>,
     pub(crate) sim_ledger: Option<String>,
+    /// `--sim-outage` windows, as given.
+    #[serde(default)]
+    pub(crate) outages: Vec<String>,
+    /// `--retry-budget`, in milliseconds (`None`: the engine's default).
+    #[serde(default)]
+    pub(crate) retry_budget_ms: Option<u64>,
     pub(crate) concurrency: usize,
     pub(crate) per_provider: usize,
     pub(crate) reason: Option<String>,
@@ -87,6 +93,18 @@ impl Drop for Progress {
 }
 
 /// The engine over an open store (callers that already opened it for other reads pass it on).
+/// A stored `--sim-outage` (checked when it was given).
+fn outage(text: &str) -> anyhow::Result<rekey_engine::Outage> {
+    let bad = || anyhow::anyhow!("--sim-outage `{text}`: expected PROVIDER:START+DURATION");
+    let (provider, window) = text.split_once(':').ok_or_else(bad)?;
+    let (start, duration) = window.split_once('+').ok_or_else(bad)?;
+    Ok(rekey_engine::Outage {
+        provider: provider.to_owned(),
+        start: parse_duration(start).map_err(anyhow::Error::msg)?,
+        duration: parse_duration(duration).map_err(anyhow::Error::msg)?,
+    })
+}
+
 /// `REKEY_SIM_CRASH_AT=N`: abort at the N-th crash point. Only test builds have crash points
 /// (the `crash-points` feature): a release binary that honoured a stray variable could stop a
 /// real incident response half-way, so it refuses to start instead.
@@ -135,6 +153,11 @@ pub(crate) async fn engine(
                 seed: options.seed,
                 fail_steps: options.fail_steps.iter().cloned().collect(),
                 crash_at,
+                outages: options
+                    .outages
+                    .iter()
+                    .map(|o| outage(o))
+                    .collect::<anyhow::Result<_>>()?,
             },
         )
         .await
@@ -174,6 +197,9 @@ pub(crate) async fn engine(
             actor: state::actor(),
             reason,
             crash_at,
+            retry_budget: options
+                .retry_budget_ms
+                .map_or(EngineConfig::default().retry_budget, Duration::from_millis),
             backoff_base: if options.simulate {
                 Duration::from_millis(5)
             } else {
@@ -313,11 +339,16 @@ pub(crate) fn confirm(plan: &Plan, yes: bool) -> Result<(), Failure> {
 /// The stored options of a run from its command line.
 pub(crate) fn options_from(
     sim: &SimArgs,
+    retry: &RetryArgs,
     concurrency: usize,
     per_provider: usize,
     reason: Option<String>,
 ) -> RunOptions {
     RunOptions {
+        outages: sim.outages.clone(),
+        retry_budget_ms: retry
+            .retry_budget
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         simulate: sim.simulate,
         latency_ms: sim.latency,
         fail_rate: sim.fail_rate,
@@ -382,6 +413,7 @@ pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
     confirm(&plan, args.yes)?;
     let options = options_from(
         &args.sim,
+        &args.retry,
         args.concurrency,
         args.per_provider,
         args.reason.clone(),
@@ -439,8 +471,11 @@ pub(crate) fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> 
             .run(&args.run_id)
             .await
             .map_err(|e| engine_error(e.into()))?;
-        let options: RunOptions = serde_json::from_str(&record.options_json)
+        let mut options: RunOptions = serde_json::from_str(&record.options_json)
             .context("the run's stored options cannot be read")?;
+        if let Some(d) = args.retry.retry_budget {
+            options.retry_budget_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        }
         let plan = serde_json::from_str::<Plan>(&record.plan_json).ok();
         let total = plan.as_ref().map_or(0, |p| p.steps.len());
         let engine = engine(global, store, &options, record.reason.clone(), total, &[]).await?;

@@ -298,7 +298,7 @@ async fn transient_failures_are_retried() {
         &plan,
         options,
         EngineConfig {
-            max_attempts: 12,
+            retry_budget: std::time::Duration::from_secs(30),
             ..EngineConfig::default()
         },
     )

@@ -10,4 +10,5 @@ mod postgres;
 mod real;
 mod real_mysql;
 mod real_postgres;
+mod retries;
 mod runs;
