@@ -174,3 +174,54 @@ fn validate_lists_actions() {
         .stdout_has("secret_access_key (secret)")
         .run();
 }
+
+#[test]
+fn retry_budget_and_sim_outage_flags() {
+    Test::example()
+        .args(["run", "--simulate", "--yes", "--retry-budget", "soon"])
+        .status(2)
+        .stderr_has("expected a duration such as 90s, 2m or 500ms, found `soon`")
+        .run();
+    Test::example()
+        .args(["run", "--simulate", "--yes", "--sim-outage", "aws+30s"])
+        .status(2)
+        .stderr_has("expected PROVIDER:START+DURATION such as aws:5s+30s, found `aws+30s`")
+        .run();
+    Test::example()
+        .args(["run", "--yes", "--sim-outage", "aws:0s+1s"])
+        .status(2)
+        .stderr_has("--simulate")
+        .run();
+    // A one-second outage of AWS is waited out; each retry is in the audit log.
+    let ws = crate::harness::Workspace::example();
+    let r = ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "aws-deploy-web",
+            "--retry-budget",
+            "1m 30s",
+            "--sim-outage",
+            "aws:0s+1s",
+        ],
+        &[],
+    );
+    r.ok("run through an outage");
+    let mut seen = String::new();
+    let events = ws.audit_events(None, &mut seen);
+    let retries: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "step_retry")
+        .collect();
+    assert!(!retries.is_empty(), "no retry was audited");
+    assert!(
+        retries[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("transient: simulated outage of aws"),
+        "{}",
+        retries[0]["detail"]
+    );
+}
