@@ -151,6 +151,14 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// Checks, before a run changes anything, that what the step touches is there: a
+    /// consumer's secret exists in its region, an env file exists (unless the inventory asks
+    /// to create it). A typo must stop the run, not deliver the new value somewhere nobody
+    /// reads while the old one is revoked.
+    async fn preflight(&self, _step: &PlannedStep) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Performs the step. Must be idempotent for the same idempotency key.
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError>;
 

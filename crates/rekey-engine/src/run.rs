@@ -123,6 +123,8 @@ pub enum EngineError {
     NoProvider(String),
     #[error("cannot run {0}: {1}; rehearse with --simulate")]
     Unsupported(String, String),
+    #[error("a consumer or target is not there, so nothing was changed:\n  - {}", .0.join("\n  - "))]
+    Preflight(Vec<String>),
 }
 
 /// The idempotency key of a step in a run: stable across retries and resumes.
@@ -209,6 +211,53 @@ impl Engine {
         Ok(())
     }
 
+    /// Asks each provider to confirm that what the plan's steps touch exists, before anything
+    /// changes; every problem is reported, not only the first.
+    pub async fn preflight(&self, plan: &Plan) -> Result<(), EngineError> {
+        if self.simulated {
+            return Ok(());
+        }
+        let mut checks = JoinSet::new();
+        let slots = Arc::new(Semaphore::new(16));
+        for s in &plan.steps {
+            if s.effect == Effect::Human {
+                continue;
+            }
+            let Some(p) = self.providers.get(&s.provider) else {
+                continue;
+            };
+            let step = s.clone();
+            let slots = Arc::clone(&slots);
+            checks.spawn(async move {
+                let _slot = slots.acquire_owned().await.expect("semaphore open");
+                let mut last = None;
+                for attempt in 0..3u32 {
+                    match p.preflight(&step).await {
+                        Ok(()) => return None,
+                        Err(e) if e.kind == ErrorKind::Permanent => {
+                            return Some(format!("{}: {e}", step.id));
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                last.map(|e| format!("{}: {e}", step.id))
+            });
+        }
+        let mut problems = Vec::new();
+        while let Some(r) = checks.join_next().await {
+            if let Some(p) = r.expect("preflight checks do not panic") {
+                problems.push(p);
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        problems.sort();
+        problems.dedup();
+        Err(EngineError::Preflight(problems))
+    }
+
     /// Stores the plan as a new run (taking its credential locks) and executes it.
     pub async fn start(
         &self,
@@ -217,6 +266,7 @@ impl Engine {
         options_json: &str,
     ) -> Result<RunOutcome, EngineError> {
         self.check(plan)?;
+        self.preflight(plan).await?;
         let plan_json = serde_json::to_string(plan).expect("plans serialize");
         let steps: Vec<(i64, String, String)> = plan
             .steps

@@ -366,6 +366,28 @@ fn plan_step(
             location: Some(cred.location.clone()),
         });
     }
+    // An env-file line holds one value: a credential with several (a key id and its secret)
+    // names the one each line takes.
+    if let (Some(c @ Consumer::EnvFile { field: None, .. }), true) =
+        (consumer, step.action.open_inputs)
+        && step.inputs.len() > 1
+    {
+        let fields: Vec<&str> = step.inputs.keys().map(String::as_str).collect();
+        return Err(Refusal {
+            credential: cred.id.clone(),
+            message: format!(
+                "consumer {} is one line, but step `{}` delivers several values: {}",
+                c.label(),
+                step.id,
+                fields.join(", ")
+            ),
+            help: Some(format!(
+                "add `field:` naming one of: {} (one env_file consumer per line)",
+                fields.join(", ")
+            )),
+            location: Some(cred.location.clone()),
+        });
+    }
     let mut call = consumer
         .and_then(|c| step.action.consumer_call(c))
         .unwrap_or(step.action.call)
@@ -428,7 +450,9 @@ fn plan_step(
                 secret: o.secret,
             })
             .collect(),
-        irreversible: step.irreversible,
+        // A delivery to a consumer that cannot be taken back is a point of no return.
+        irreversible: step.irreversible
+            || (step.action.name == "consumer.deliver" && consumer.is_some_and(|c| !c.reversible())),
         manual,
     })
 }

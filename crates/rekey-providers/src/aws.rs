@@ -288,6 +288,7 @@ struct SecretTarget<'a> {
     secret_id: &'a str,
     region: Option<&'a str>,
     field: Option<&'a str>,
+    create: bool,
 }
 
 fn secret_target(step: &PlannedStep) -> Option<SecretTarget<'_>> {
@@ -296,10 +297,12 @@ fn secret_target(step: &PlannedStep) -> Option<SecretTarget<'_>> {
             secret_id,
             region,
             field,
+            create,
         }) => Some(SecretTarget {
             secret_id,
             region: region.as_deref(),
             field: field.as_deref(),
+            create: *create,
         }),
         _ => None,
     }
@@ -904,9 +907,14 @@ impl AwsProvider {
         }
     }
 
-    /// The document a deliver step writes: every input as a JSON object, or only the input
-    /// named by the consumer's `field`.
-    fn document(call: &Call<'_>, target: &SecretTarget<'_>) -> Result<SecretString, ProviderError> {
+    /// The document a deliver step writes: only the input named by the consumer's `field`, or
+    /// every input merged into the current JSON document (its other keys kept: a secret that
+    /// also holds a host name or a second credential loses nothing).
+    fn document(
+        call: &Call<'_>,
+        target: &SecretTarget<'_>,
+        current: Option<&SecretString>,
+    ) -> Result<SecretString, ProviderError> {
         if let Some(field) = target.field {
             let v = call.inputs.get(field).ok_or_else(|| {
                 ProviderError::permanent(format!(
@@ -916,13 +924,40 @@ impl AwsProvider {
             })?;
             return Ok(SecretString::from(v.expose().to_owned()));
         }
-        let doc: serde_json::Map<String, serde_json::Value> = call
-            .inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.expose().to_owned())))
-            .collect();
+        let mut doc = match current.map(|c| serde_json::from_str::<serde_json::Value>(c.expose_secret())) {
+            None => serde_json::Map::new(),
+            Some(Ok(serde_json::Value::Object(map))) => map,
+            Some(_) if current.is_some_and(|c| c.expose_secret().trim().is_empty()) => {
+                serde_json::Map::new()
+            }
+            Some(_) => {
+                return Err(ProviderError::permanent(format!(
+                    "secretsmanager: secret {} holds a value that is not a JSON object, and the new value is a document of {} fields: set `field:` on the consumer, or empty the secret",
+                    target.secret_id,
+                    call.inputs.len()
+                )));
+            }
+        };
+        for (k, v) in call.inputs {
+            doc.insert(k.clone(), serde_json::Value::String(v.expose().to_owned()));
+        }
         Ok(SecretString::from(
             serde_json::Value::Object(doc).to_string(),
+        ))
+    }
+
+    /// A missing secret, said with the region it was looked for in (a consumer without
+    /// `region:` uses the default one).
+    fn no_secret(&self, target: &SecretTarget<'_>) -> ProviderError {
+        ProviderError::permanent(format!(
+            "secretsmanager: secret {} does not exist in {}{}: check `secret_id` and `region`, or set `create: true` on the consumer to create it",
+            target.secret_id,
+            self.region_or_default(target.region),
+            if target.region.is_none() {
+                " (the default region: the consumer sets none)"
+            } else {
+                ""
+            }
         ))
     }
 
@@ -935,11 +970,12 @@ impl AwsProvider {
     /// is used.
     async fn deliver(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let target = target_of(call)?;
-        let doc = Self::document(call, &target)?;
         let sm = self.secrets(target.region);
         let id = target.secret_id;
         let versions = if let Some(v) = self.versions(&sm, id).await? {
             v
+        } else if !target.create {
+            return Err(self.no_secret(&target));
         } else {
             // A new secret, created without a value. Its first version becomes AWSCURRENT as
             // well as AWSPENDING (AWS does that for a secret's first version): there is no
@@ -953,6 +989,12 @@ impl AwsProvider {
                 .await?
                 .unwrap_or(Versions(HashMap::new()))
         };
+        let current = if target.field.is_none() && versions.with_label(AWSCURRENT).is_some() {
+            self.read_version(&sm, id, None, Some(AWSCURRENT)).await?
+        } else {
+            None
+        };
+        let doc = Self::document(call, &target, current.as_ref())?;
         let pending = versions.with_label(AWSPENDING).map(str::to_owned);
         for n in 0..MAX_DELIVERIES {
             let token = request_token(call.idempotency_key, n);
@@ -1159,6 +1201,18 @@ fn unknown(call: &Call<'_>) -> ProviderError {
 
 #[async_trait]
 impl Provider for AwsProvider {
+    async fn preflight(&self, step: &PlannedStep) -> Result<(), ProviderError> {
+        let Some(target) = secret_target(step) else {
+            return Ok(());
+        };
+        let sm = self.secrets(target.region);
+        match self.versions(&sm, target.secret_id).await? {
+            Some(_) => Ok(()),
+            None if target.create && step.action == "consumer.deliver" => Ok(()),
+            None => Err(self.no_secret(&target)),
+        }
+    }
+
     fn retry_budget(&self, step: &PlannedStep) -> Option<Duration> {
         // A new IAM key is eventually consistent: STS may refuse it for a while after
         // CreateAccessKey. AWS documents no bound; minutes have been seen.

@@ -41,6 +41,13 @@ impl Provider for ConsumerRouter {
         self.route(step).and_then(|p| p.supports(step))
     }
 
+    async fn preflight(&self, step: &PlannedStep) -> Result<(), ProviderError> {
+        self.route(step)
+            .map_err(ProviderError::permanent)?
+            .preflight(step)
+            .await
+    }
+
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         self.get(call)?.execute(call).await
     }

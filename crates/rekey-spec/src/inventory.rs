@@ -107,6 +107,8 @@ struct RawSecretsManager {
     region: Option<S>,
     #[serde(default)]
     field: Option<S>,
+    #[serde(default)]
+    create: bool,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +132,8 @@ struct RawEnvFile {
     key: S,
     #[serde(default)]
     field: Option<S>,
+    #[serde(default)]
+    create: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,6 +185,10 @@ pub enum Consumer {
         /// Store only this field of the value document instead of the whole JSON document.
         #[serde(skip_serializing_if = "Option::is_none")]
         field: Option<String>,
+        /// Create the secret if it does not exist (otherwise a missing one stops the run
+        /// before anything changes: a typo'd id must not receive the new value).
+        #[serde(default, skip_serializing_if = "is_false")]
+        create: bool,
     },
     GithubActionsSecret {
         #[serde(flatten)]
@@ -190,11 +198,20 @@ pub enum Consumer {
         field: Option<String>,
     },
     EnvFile {
+        /// Absolute: a relative path in the inventory is resolved against the inventory file.
         path: String,
         key: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         field: Option<String>,
+        /// Create the file if it does not exist.
+        #[serde(default, skip_serializing_if = "is_false")]
+        create: bool,
     },
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Consumer {
@@ -246,6 +263,14 @@ impl Consumer {
     /// Whether the current value can be read back (GitHub Actions secrets are write-only).
     pub fn readable(&self) -> bool {
         !matches!(self, Self::GithubActionsSecret { .. })
+    }
+
+    /// Whether a delivery can be taken back. Secrets Manager stages a new value as
+    /// `AWSPENDING` and keeps the old one current; an env file is overwritten and a GitHub
+    /// Actions secret is write-only. Delivering to a consumer that cannot be taken back is a
+    /// point of no return: from then on the new value may be live, so it is never deleted.
+    pub fn reversible(&self) -> bool {
+        matches!(self, Self::AwsSecretsManager { .. })
     }
 }
 
@@ -1019,6 +1044,7 @@ fn check_consumer(
             secret_id: sm.secret_id.to_string(),
             region: opt(&sm.region),
             field: opt(&sm.field),
+            create: sm.create,
         });
     }
     if let Some(gh) = &c.github_actions_secret {
@@ -1061,10 +1087,19 @@ fn check_consumer(
         });
     }
     let env = c.env_file.as_ref().expect("one consumer type is set");
+    if env.path.is_empty() {
+        errors.push(SpecError::at(loc(file, &env.path), "an empty env_file path"));
+        return None;
+    }
+    // Relative to the inventory file (as SBOM paths are), never to the directory rekey runs in.
+    let base = file.path().parent().unwrap_or(Path::new("."));
+    let path = std::path::absolute(base.join(env.path.as_str()))
+        .unwrap_or_else(|_| base.join(env.path.as_str()));
     Some(Consumer::EnvFile {
-        path: env.path.to_string(),
+        path: path.display().to_string(),
         key: env.key.to_string(),
         field: opt(&env.field),
+        create: env.create,
     })
 }
 

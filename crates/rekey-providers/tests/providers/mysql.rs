@@ -44,7 +44,7 @@ fn inventory(admin_env: &str) -> String {
     inventory_to(
         admin_env,
         "app",
-        "{ path: /etc/web/db.env, key: MYSQL_PASSWORD }",
+        "{ path: /etc/web/db.env, key: MYSQL_PASSWORD, field: password }",
     )
 }
 

@@ -300,6 +300,7 @@ pub(crate) fn engine_error(e: EngineError) -> Failure {
         EngineError::Store(StoreError::Locked { .. } | StoreError::NoRun(_))
         | EngineError::NoProvider(_)
         | EngineError::Unsupported(..)
+        | EngineError::Preflight(..)
         | EngineError::Finished(..) => Failure::Exit {
             code: 2,
             message: format!("error: {e}"),

@@ -450,7 +450,7 @@ fn alternating_postgres_roles_plan_without_downtime() {
     alternate_role: web_app_b
     admin_url_env: PG_ADMIN_URL
     delivered_to:
-      - env_file: { path: /etc/web/db.env, key: PGPASSWORD }
+      - env_file: { path: /etc/web/db.env, key: PGPASSWORD, field: password }
       - aws_secrets_manager: { secret_id: prod/web/db }
 ",
     )
