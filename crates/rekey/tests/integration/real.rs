@@ -103,7 +103,10 @@ impl Aws {
             "hosts:\n  - id: ci\n    kind: ci_runner\nservices:\n  - id: deploy\n    owner: team-platform\n    built_on: [ci]\ncredentials:\n",
         );
         for &(id, user) in &self.users {
+            // The consumer exists before the run (a missing one stops it), with a line of its
+            // own that must survive; both halves of the key go into it, concurrently.
             let env = ws.path().join("etc").join(format!("{user}.env"));
+            std::fs::write(&env, "REGION=eu-west-1\n").unwrap();
             let _ = write!(
                 inv,
                 "  - id: {id}
@@ -115,6 +118,7 @@ impl Aws {
     delivered_to:
       - aws_secrets_manager: {{ secret_id: {secret} }}
       - env_file: {{ path: {env}, key: AWS_SECRET_ACCESS_KEY, field: SecretAccessKey }}
+      - env_file: {{ path: {env}, key: AWS_ACCESS_KEY_ID, field: AccessKeyId }}
 ",
                 key = if self.with_key_id {
                     format!("\n    access_key_id: {}", self.old[user].0)
@@ -204,6 +208,12 @@ impl Aws {
                 new_secret,
                 "{user}: the env file holds the new secret"
             );
+            assert_eq!(
+                env_file_value(&env, "AWS_ACCESS_KEY_ID"),
+                *new_id,
+                "{user}: the env file holds the matching key id"
+            );
+            assert_eq!(env_file_value(&env, "REGION"), "eu-west-1", "{user}");
             secrets.push(new_secret);
         }
         secrets
@@ -501,6 +511,7 @@ async fn postgres_drill_end_to_end() {
     let ws = Workspace::empty();
     let env_file = ws.path().join("etc/app.env");
     std::fs::create_dir_all(env_file.parent().unwrap()).unwrap();
+    std::fs::write(&env_file, "").unwrap();
     std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
     std::fs::write(
         ws.path().join("inventory/acme.yaml"),
@@ -605,6 +616,7 @@ async fn manual_steps_pause_then_take_the_value_from_a_file_or_a_hidden_prompt()
     let ws = Workspace::empty();
     let env_file = ws.path().join("etc/app.env");
     std::fs::create_dir_all(ws.path().join("etc")).unwrap();
+    std::fs::write(&env_file, "").unwrap();
     std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
     std::fs::create_dir_all(ws.path().join("runbooks")).unwrap();
     std::fs::write(

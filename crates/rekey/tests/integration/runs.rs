@@ -220,14 +220,14 @@ fn run_exit_codes_and_refusals() {
             "--credential",
             "aws-deploy-web",
             "--sim-fail",
-            "aws-deploy-web/verify",
+            "aws-deploy-web/create",
         ],
         &[],
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("rolled back after aws-deploy-web/verify failed"),
+            .contains("rolled back after aws-deploy-web/create failed"),
         "{}",
         r.stderr
     );
@@ -238,6 +238,36 @@ fn run_exit_codes_and_refusals() {
         "{}",
         s.stdout
     );
+    // A write-only consumer (a GitHub Actions secret) that may hold the new key is a point of
+    // no return: a later failure stops for an operator instead of deleting the key it holds.
+    let r = ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "aws-deploy-web",
+            "--sim-fail",
+            "aws-deploy-web/verify",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("needs_operator") && r.stderr.contains("point of no return"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("rolled back"), "{}", r.stderr);
+    let id = r
+        .stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("run-"))
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    let s = ws.rekey(&["status", &id], &[]);
+    assert!(!s.stdout.contains("undone"), "nothing was undone: {}", s.stdout);
     // After the irreversible step: needs an operator (exit 1), resumable once fixed.
     let r = ws.rekey(
         &[
