@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rekey_plan::{Plan, PlannedStep};
-use rekey_spec::Effect;
+use rekey_spec::{Consumer, Effect};
 use rekey_spec::template::{Part, Var};
 use rekey_store::{
     AuditDraft, NewRun, RunStatus, StepEvent, StepRecord, StepState, Store, StoreError, Transition,
@@ -706,24 +706,44 @@ impl Engine {
             // The fingerprint proves what a consumer holds, so a delivery whose outcome was
             // lost in the crash can be read too (after the ones known to have succeeded).
             let mut recovered: Option<Values> = None;
-            let mut readable: Vec<usize> = users
+            // Deliveries that may hold the new value (they were called) but could not be
+            // checked: a write-only consumer, or a read-back that kept failing.
+            let mut unchecked: Vec<String> = Vec::new();
+            let mut deliveries: Vec<usize> = users
                 .iter()
                 .copied()
                 .filter(|&u| plan.steps[u].action == "consumer.deliver")
                 .collect();
-            readable.sort_by_key(|&u| ex.state[u] != StepState::Succeeded);
-            for &u in &readable {
+            deliveries.sort_by_key(|&u| ex.state[u] != StepState::Succeeded);
+            for &u in &deliveries {
                 let us = &plan.steps[u];
-                let Some(p) = self.providers.get(&us.provider) else {
+                let called = !matches!(ex.state[u], StepState::Pending | StepState::Undone);
+                let readable = us.target.as_ref().is_some_and(Consumer::readable);
+                let Some(p) = self.providers.get(&us.provider).filter(|_| readable) else {
+                    if called {
+                        unchecked.push(format!("{} (cannot be read back)", us.id));
+                    }
                     continue;
                 };
-                let key = idempotency_key(run_id, &us.id);
-                let inputs = Values::new();
-                let Ok(Some(doc)) = p
-                    .read_back(&Self::call(run_id, plan, u, &inputs, &key))
-                    .await
-                else {
-                    continue;
+                let doc = match self.read_back(run_id, plan, u, p.as_ref()).await {
+                    Ok(Some(doc)) => doc,
+                    // Nothing there: the new value did not reach this consumer.
+                    Ok(None) => continue,
+                    Err(e) => {
+                        let mut a = self.audit(
+                            run_id,
+                            Some(step),
+                            Some(&plan.credentials[step.credential as usize].id),
+                            "secret_recovery_failed",
+                            "error",
+                        );
+                        a.detail = Some(format!("read-back from `{}`: {e}", us.id));
+                        self.store.append_audit(a).await?;
+                        if called {
+                            unchecked.push(format!("{} (read-back failed: {e})", us.id));
+                        }
+                        continue;
+                    }
                 };
                 match Self::check_read_back(
                     ex,
@@ -768,10 +788,30 @@ impl Engine {
                 ex.outputs[s] = Some(values);
                 continue;
             }
+            let cred = step.credential as usize;
+            // Minting again undoes this mint: never while a consumer may be using its value.
+            if !unchecked.is_empty() {
+                ex.cred[cred] = CredState::NeedsOperator;
+                let msg = format!(
+                    "the value `{}` minted was lost in a crash and may be live in: {}; rekey does not delete a value that may be in use. Fix what kept it from being read (then `rekey resume`), or revoke it by hand once its consumers hold another value, then `rekey abandon` this run",
+                    step.id,
+                    unchecked.join("; ")
+                );
+                ex.errors.insert(s, msg.clone());
+                let mut a = self.audit(
+                    run_id,
+                    Some(step),
+                    Some(&plan.credentials[cred].id),
+                    "credential_needs_operator",
+                    "error",
+                );
+                a.detail = Some(msg);
+                self.store.append_audit(a).await?;
+                continue;
+            }
             // The OLD value, captured before the rotation so it can be revoked, cannot be read
             // again once a consumer holds the new one: reading "the current value" now would
             // return the new value and the revoke would hit it. Stop for a person instead.
-            let cred = step.credential as usize;
             let delivered = plan.credentials[cred].steps.iter().any(|&d| {
                 plan.steps[d as usize].action == "consumer.deliver"
                     && ex.state[d as usize] != StepState::Pending
@@ -810,6 +850,44 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Reads a consumer back for recovery, retrying transient errors within the run's retry
+    /// budget: a read-back that cannot be done is never taken as "nothing there".
+    async fn read_back(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        u: usize,
+        p: &dyn Provider,
+    ) -> Result<Option<BTreeMap<String, SecretString>>, ProviderError> {
+        let key = idempotency_key(run_id, &plan.steps[u].id);
+        let inputs = Values::new();
+        let deadline = tokio::time::Instant::now() + self.config.retry_budget;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let call = Self::call(run_id, plan, u, &inputs, &key);
+            let e = match tokio::time::timeout(self.config.step_timeout, p.read_back(&call)).await
+            {
+                Ok(Ok(doc)) => return Ok(doc),
+                Ok(Err(e)) => e,
+                Err(_) => ProviderError::transient(format!(
+                    "no answer within {:?}",
+                    self.config.step_timeout
+                )),
+            };
+            let retry_after = match e.kind {
+                ErrorKind::Permanent => return Err(e),
+                ErrorKind::Transient => None,
+                ErrorKind::RateLimited(ra) => ra,
+            };
+            let wait = backoff(&self.config, attempt, retry_after);
+            if tokio::time::Instant::now() + wait > deadline {
+                return Err(e);
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// The keyed fingerprints (`output=fp`) the audit log recorded when step `step` last

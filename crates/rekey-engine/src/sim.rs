@@ -62,6 +62,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS credential_values (id INTEGER PRIMARY KEY AUTOINCREMENT, credential TEXT NOT NULL, minted_run TEXT NOT NULL, minted_by TEXT NOT NULL, state TEXT NOT NULL, changed_by TEXT)",
     // What each consumer holds: stage `pending` or `current`.
     "CREATE TABLE IF NOT EXISTS consumer_values (credential TEXT NOT NULL, consumer TEXT NOT NULL, stage TEXT NOT NULL, value_id INTEGER NOT NULL, written_by TEXT NOT NULL, PRIMARY KEY (credential, consumer, stage))",
+    // The plain fields a delivery wrote beside the secret ones (a key id): read back as written.
+    "CREATE TABLE IF NOT EXISTS delivered_plain (credential TEXT NOT NULL, consumer TEXT NOT NULL, value_id INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (credential, consumer, value_id))",
     // Every successful effect; `reverted` when reconciliation removed it.
     "CREATE TABLE IF NOT EXISTS effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, idem_key TEXT NOT NULL, run_id TEXT NOT NULL, step TEXT NOT NULL, reverted INTEGER NOT NULL DEFAULT 0)",
 ];
@@ -336,6 +338,20 @@ impl Provider for SimProvider {
                     .execute(&self.pool)
                     .await
                     .map_err(db)?;
+                let plain: BTreeMap<&str, &str> = call
+                    .inputs
+                    .iter()
+                    .filter(|(_, v)| !v.is_secret())
+                    .map(|(k, v)| (k.as_str(), v.expose()))
+                    .collect();
+                sqlx::query("INSERT INTO delivered_plain (credential, consumer, value_id, doc) VALUES ($1, $2, $3, $4) ON CONFLICT (credential, consumer, value_id) DO UPDATE SET doc = excluded.doc")
+                    .bind(&call.credential.id)
+                    .bind(step.consumer_label.as_deref().unwrap_or("-"))
+                    .bind(id)
+                    .bind(serde_json::to_string(&plain).expect("strings serialize"))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
                 [(
                     "version".to_owned(),
                     Value::Plain(format!("sim-version-{id}")),
@@ -532,14 +548,30 @@ impl Provider for SimProvider {
             .await
             .map_err(db)?
             .map(|r| r.get(0));
-        Ok(id.map(|id| {
-            // The document delivered: every secret field held the same simulated value.
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let plain: BTreeMap<String, String> = sqlx::query("SELECT doc FROM delivered_plain WHERE credential = $1 AND consumer = $2 AND value_id = $3")
+            .bind(&call.credential.id)
+            .bind(call.step.consumer_label.as_deref().unwrap_or("-"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .and_then(|r| serde_json::from_str(&r.get::<String, _>(0)).ok())
+            .unwrap_or_default();
+        // The document delivered: its plain fields as written, every secret field the same
+        // simulated value.
+        Ok(Some(
             call.step
                 .inputs
                 .keys()
-                .map(|k| (k.clone(), SecretString::from(self.secret_of(id))))
-                .collect()
-        }))
+                .map(|k| {
+                    let v = plain.get(k).cloned().unwrap_or_else(|| self.secret_of(id));
+                    (k.clone(), SecretString::from(v))
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -303,6 +303,7 @@ pub fn compile(req: &PlanRequest<'_>) -> Result<Plan, PlanError> {
         internal_edges(cp, &mut edges);
     }
     helper_edges(&cred_plans, &steps, &mut edges);
+    readback_edges(&cred_plans, &steps, &mut edges);
 
     let plan = order(req.mode, credentials, steps, edges)?;
     Ok(plan)
@@ -609,6 +610,38 @@ fn helper_edges(cps: &[CredPlan<'_>], steps: &[PlannedStep], edges: &mut Vec<Edg
                         kind: EdgeKind::Helper,
                     });
                 }
+            }
+        }
+    }
+}
+
+/// A delivery to a consumer that cannot be read back (a write-only GitHub Actions secret)
+/// waits until every readable consumer of the same credential holds the value. A crash that
+/// loses the value in memory then never leaves it only where it cannot be recovered: once a
+/// write-only consumer may hold it, a readable one does, and resume reads it from there instead
+/// of stopping (it never deletes a value that may be live).
+fn readback_edges(cps: &[CredPlan<'_>], steps: &[PlannedStep], edges: &mut Vec<Edge>) {
+    for cp in cps {
+        let deliveries: Vec<u32> = cp
+            .nodes
+            .values()
+            .flatten()
+            .map(|&(n, _)| n)
+            .filter(|&n| steps[n as usize].action == "consumer.deliver")
+            .collect();
+        let readable = |n: u32| {
+            steps[n as usize]
+                .target
+                .as_ref()
+                .is_some_and(Consumer::readable)
+        };
+        for &to in deliveries.iter().filter(|&&n| !readable(n)) {
+            for &from in deliveries.iter().filter(|&&n| readable(n)) {
+                edges.push(Edge {
+                    from,
+                    to,
+                    kind: EdgeKind::Readback,
+                });
             }
         }
     }

@@ -162,6 +162,9 @@ pub enum EdgeKind {
     Phase,
     /// A `rotate_with` helper must be rotated and verified first.
     Helper,
+    /// A write-only consumer waits until the readable ones hold the value (crash recovery
+    /// reads it back from them).
+    Readback,
 }
 
 /// `to` waits for `from`.

@@ -244,7 +244,7 @@ pub fn render_dot(plan: &Plan) -> String {
     for e in &plan.edges {
         let style = match e.kind {
             crate::EdgeKind::Helper => " [style=bold, color=blue]",
-            crate::EdgeKind::Phase | crate::EdgeKind::Needs => "",
+            crate::EdgeKind::Phase | crate::EdgeKind::Needs | crate::EdgeKind::Readback => "",
         };
         let _ = writeln!(out, "  n{} -> n{}{style};", e.from, e.to);
     }

@@ -838,3 +838,145 @@ async fn a_narrowing_input_that_resolves_to_nothing_or_a_secret_stops_the_step()
     // AWS, GCP, npm, Okta and MySQL selectors, four ways each.
     assert!(checked >= 4 * 12, "only {checked} cases");
 }
+
+/// The simulator, but reading a consumer back fails (a transient error, `failures` times; for
+/// ever with `usize::MAX`).
+struct FlakyReadBack {
+    sim: Arc<SimProvider>,
+    failures: usize,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl rekey_engine::Provider for FlakyReadBack {
+    async fn execute(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Values, rekey_engine::ProviderError> {
+        self.sim.execute(call).await
+    }
+    async fn undo(
+        &self,
+        call: &rekey_engine::Call<'_>,
+        outputs: &rekey_engine::Values,
+    ) -> Result<(), rekey_engine::ProviderError> {
+        self.sim.undo(call, outputs).await
+    }
+    async fn reconcile(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Reconciled, rekey_engine::ProviderError> {
+        self.sim.reconcile(call).await
+    }
+    async fn read_back(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<
+        Option<BTreeMap<String, secrecy::SecretString>>,
+        rekey_engine::ProviderError,
+    > {
+        let n = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n < self.failures {
+            return Err(rekey_engine::ProviderError::transient(
+                "secretsmanager: service unavailable",
+            ));
+        }
+        self.sim.read_back(call).await
+    }
+}
+
+/// A finished drill of `aws-deploy-web` set back to just after its deliveries: the process that
+/// held the new key "crashed" there, so its secret is gone from memory.
+async fn crashed_after_deliveries(rig: &Rig, plan: &Plan) {
+    assert_eq!(
+        rig.engine.start(plan, "run-1", "{}").await.unwrap().status,
+        RunStatus::Succeeded
+    );
+    let last_delivery = plan
+        .steps
+        .iter()
+        .rposition(|s| s.action == "consumer.deliver")
+        .unwrap();
+    rig.engine
+        .store
+        .execute_raw(format!(
+            "UPDATE steps SET state = 'pending' WHERE run_id = 'run-1' AND idx > {last_delivery}"
+        ))
+        .await
+        .unwrap();
+    rig.engine
+        .store
+        .execute_raw("UPDATE runs SET status = 'running' WHERE id = 'run-1'".into())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_back_that_keeps_failing_stops_for_an_operator_and_deletes_nothing() {
+    let plan = plan_for(&["aws-deploy-web"], Mode::Drill);
+    let rig = rig(&plan, SimOptions::default(), EngineConfig::default()).await;
+    crashed_after_deliveries(&rig, &plan).await;
+    let create = plan.step("aws-deploy-web/create").unwrap().0;
+    let engine = Engine {
+        providers: Providers::all(Arc::new(FlakyReadBack {
+            sim: rig.sim.clone(),
+            failures: usize::MAX,
+            calls: 0.into(),
+        })),
+        config: EngineConfig {
+            retry_budget: std::time::Duration::from_millis(50),
+            ..rig.engine.config.clone()
+        },
+        ..clone_engine(&rig.engine)
+    };
+    let out = engine.resume("run-1", &BTreeMap::new()).await.unwrap();
+    assert_eq!(out.status, RunStatus::NeedsOperator, "{:?}", out.message);
+    let message = out.message.unwrap();
+    assert!(
+        message.contains("may be live") && message.contains("read-back failed"),
+        "{message}"
+    );
+    // The new key, live in the write-only GitHub secrets, was neither undone nor minted again.
+    let states = rig.engine.store.steps("run-1").await.unwrap();
+    assert_eq!(states[create as usize].state, StepState::Succeeded);
+    let events = rig.engine.store.audit_events(Some("run-1")).await.unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.draft.event.starts_with("step_redo") || e.draft.event == "step_undone"),
+        "nothing undone or redone"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.draft.event == "secret_recovery_failed"),
+        "the failed read-back is audited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_back_that_fails_for_a_while_is_retried_and_recovers() {
+    let plan = plan_for(&["aws-deploy-web"], Mode::Drill);
+    let rig = rig(&plan, SimOptions::default(), EngineConfig::default()).await;
+    crashed_after_deliveries(&rig, &plan).await;
+    let engine = Engine {
+        providers: Providers::all(Arc::new(FlakyReadBack {
+            sim: rig.sim.clone(),
+            failures: 3,
+            calls: 0.into(),
+        })),
+        ..clone_engine(&rig.engine)
+    };
+    let out = engine.resume("run-1", &BTreeMap::new()).await.unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+    let events = rig.engine.store.audit_events(Some("run-1")).await.unwrap();
+    assert!(events.iter().any(|e| e.draft.event == "secret_recovered"));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.draft.event.starts_with("step_redo")),
+        "the key was not minted again"
+    );
+}
