@@ -11,6 +11,7 @@ pub mod sim;
 pub use fingerprint::Fingerprinter;
 pub use provider::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
 pub use run::{
-    Engine, EngineConfig, EngineError, Observer, Providers, RunOutcome, idempotency_key, new_run_id,
+    Engine, EngineConfig, EngineError, MintAgain, Observer, Providers, RunOutcome, idempotency_key,
+    new_run_id,
 };
 pub use sim::{Outage, SimOptions, SimProvider};

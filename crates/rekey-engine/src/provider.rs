@@ -138,12 +138,6 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
-    /// Whether `consumer.read_current` still returns the value from before the run once a new
-    /// value was delivered (the simulator knows which is which; Secrets Manager does not).
-    fn rereads_old_values(&self) -> bool {
-        false
-    }
-
     /// How long this step may keep retrying, when the provider knows it needs longer than
     /// the run's budget (a verify of a value that takes a while to propagate). The run's
     /// budget still applies when it is longer.
@@ -168,6 +162,19 @@ pub trait Provider: Send + Sync {
     /// After a crash, says whether a step that was started took effect, removing anything it
     /// created whose secret was lost (an orphan).
     async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError>;
+
+    /// Reads again, after a crash lost it from memory, the value a capture step
+    /// (`consumer.read_current`) read: the version its stored plain `outputs` pin (Secrets
+    /// Manager's `VersionId`), never whatever the consumer holds now — by then that may be the
+    /// new value, and revoking it would revoke the wrong one. `None` when the consumer keeps no
+    /// earlier versions (an env file).
+    async fn reread(
+        &self,
+        _call: &Call<'_>,
+        _outputs: &Values,
+    ) -> Result<Option<Values>, ProviderError> {
+        Ok(None)
+    }
 
     /// Reads back a delivered document from a consumer, to recover secrets lost with a crashed
     /// process. `None` when the consumer cannot be read.

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rekey_plan::{Plan, PlannedStep};
-use rekey_spec::{Consumer, Effect};
 use rekey_spec::template::{Part, Var};
+use rekey_spec::{Consumer, Effect};
 use rekey_store::{
-    AuditDraft, NewRun, RunStatus, StepEvent, StepRecord, StepState, Store, StoreError, Transition,
+    AuditDraft, LEASE_TTL, LeaseHolder, NewRun, RunStatus, StepEvent, StepRecord, StepState, Store,
+    StoreError, TakeOver, Transition,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -48,6 +49,33 @@ pub struct EngineConfig {
     /// Testing aid: call every action twice with the same idempotency key, to prove that
     /// running a step again changes nothing.
     pub repeat_calls: bool,
+    /// This process, as the holder of the run's owner lease.
+    pub holder: LeaseHolder,
+    /// Whether `resume` may take a live lease from another process (`--force`).
+    pub take_over: TakeOver,
+    /// Credentials whose lost value, possibly live in a consumer that cannot be read back,
+    /// an operator allowed to be minted again (`resume --mint-again`): the lost value is
+    /// revoked and the new one overwrites those consumers.
+    pub mint_again: MintAgain,
+}
+
+/// Which credentials `resume` may mint again although their lost value may be live.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum MintAgain {
+    #[default]
+    None,
+    Only(std::collections::BTreeSet<String>),
+    All,
+}
+
+impl MintAgain {
+    fn allows(&self, credential: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::Only(ids) => ids.contains(credential),
+            Self::All => true,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -63,6 +91,9 @@ impl Default for EngineConfig {
             reason: None,
             crash_at: None,
             repeat_calls: false,
+            holder: LeaseHolder::this_process(),
+            take_over: TakeOver::IfDead,
+            mint_again: MintAgain::None,
         }
     }
 }
@@ -301,12 +332,14 @@ impl Engine {
                     options_json,
                     steps: &steps,
                     credentials: &credentials,
+                    lease: Some(&self.config.holder),
                 },
                 audit,
             )
             .await?;
         let records = self.store.steps(run_id).await?;
-        self.execute(run_id, plan, records, &BTreeMap::new()).await
+        self.execute_leased(run_id, plan, records, &BTreeMap::new())
+            .await
     }
 
     /// Continues a run from its stored plan and step states, after reconciling whatever a crash
@@ -322,16 +355,78 @@ impl Engine {
         }
         let plan: Plan = serde_json::from_str(&run.plan_json)
             .map_err(|e| EngineError::Plan(run_id.to_owned(), e.to_string()))?;
-        self.store
-            .set_run_status(
+        // One process drives a run: refused (naming the holder) while another one is alive.
+        let previous = self
+            .store
+            .take_lease(
                 run_id,
-                RunStatus::Running,
-                None,
-                self.audit(run_id, None, None, "run_resumed", "ok"),
+                &self.config.holder,
+                LEASE_TTL,
+                self.config.take_over,
             )
             .await?;
-        let records = self.store.steps(run_id).await?;
-        self.execute(run_id, &plan, records, operator_inputs).await
+        let mut audit = self.audit(run_id, None, None, "run_resumed", "ok");
+        audit.detail = previous.map(|l| format!("took the run over from {l}"));
+        let records = match self
+            .store
+            .set_run_status(run_id, RunStatus::Running, None, audit)
+            .await
+        {
+            Ok(()) => self.store.steps(run_id).await,
+            Err(e) => Err(e),
+        };
+        let records = match records {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.store.release_lease(run_id, &self.config.holder).await;
+                return Err(e.into());
+            }
+        };
+        self.execute_leased(run_id, &plan, records, operator_inputs)
+            .await
+    }
+
+    /// Executes while holding the run's lease: a heartbeat renews it; a process that loses
+    /// it (taken over, abandoned) starts no new step and records no verdict; the lease is given
+    /// up at the end, also on an error.
+    async fn execute_leased(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        records: Vec<StepRecord>,
+        operator_inputs: &BTreeMap<String, SecretString>,
+    ) -> Result<RunOutcome, EngineError> {
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let heartbeat = {
+            let store = Arc::clone(&self.store);
+            let me = self.config.holder.clone();
+            let run = run_id.to_owned();
+            let lost = Arc::clone(&lost);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE_TTL / 3).await;
+                    match store.renew_lease(&run, &me, LEASE_TTL).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                            tracing::warn!(run = %run, "the run's lease was taken over: no new step starts");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(run = %run, error = %e, "cannot renew the run's lease");
+                        }
+                    }
+                }
+            })
+        };
+        let r = self
+            .execute(run_id, plan, records, operator_inputs, &lost)
+            .await;
+        heartbeat.abort();
+        if r.is_err() {
+            let _ = self.store.release_lease(run_id, &self.config.holder).await;
+        }
+        r
     }
 
     #[allow(clippy::too_many_lines)]
@@ -341,6 +436,7 @@ impl Engine {
         plan: &Plan,
         records: Vec<StepRecord>,
         operator_inputs: &BTreeMap<String, SecretString>,
+        lost: &std::sync::atomic::AtomicBool,
     ) -> Result<RunOutcome, EngineError> {
         let n = plan.steps.len();
         let mut ex = Exec::new(plan, &records);
@@ -402,6 +498,9 @@ impl Engine {
         let (write_tx, write_rx) = tokio::sync::mpsc::unbounded_channel();
         let writer_task = tokio::spawn(writer(Arc::clone(&self.store), write_rx));
         loop {
+            if lost.load(std::sync::atomic::Ordering::SeqCst) {
+                ex.ready.clear();
+            }
             while let Some((_, Reverse(i))) = ex.ready.pop() {
                 let c = plan.steps[i].credential as usize;
                 if ex.state[i] != StepState::Pending && ex.state[i] != StepState::WaitingForOperator
@@ -525,7 +624,13 @@ impl Engine {
         let mut audit = self.audit(run_id, None, None, "run_finished", status.as_str());
         audit.detail.clone_from(&message);
         self.store
-            .set_run_status(run_id, status, message.as_deref(), audit)
+            .finish_run(
+                run_id,
+                &self.config.holder,
+                status,
+                message.as_deref(),
+                audit,
+            )
             .await?;
         Ok(RunOutcome {
             run_id: run_id.to_owned(),
@@ -789,11 +894,26 @@ impl Engine {
                 continue;
             }
             let cred = step.credential as usize;
-            // Minting again undoes this mint: never while a consumer may be using its value.
-            if !unchecked.is_empty() {
+            // Minting again undoes this mint: never while a consumer may be using its value,
+            // unless an operator said so.
+            let cred_id = &plan.credentials[cred].id;
+            if !unchecked.is_empty() && self.config.mint_again.allows(cred_id) {
+                let mut a = self.audit(
+                    run_id,
+                    Some(step),
+                    Some(cred_id),
+                    "mint_again_confirmed",
+                    "ok",
+                );
+                a.detail = Some(format!(
+                    "the operator allowed minting again although the lost value may be live in: {}",
+                    unchecked.join("; ")
+                ));
+                self.store.append_audit(a).await?;
+            } else if !unchecked.is_empty() {
                 ex.cred[cred] = CredState::NeedsOperator;
                 let msg = format!(
-                    "the value `{}` minted was lost in a crash and may be live in: {}; rekey does not delete a value that may be in use. Fix what kept it from being read (then `rekey resume`), or revoke it by hand once its consumers hold another value, then `rekey abandon` this run",
+                    "the value `{}` minted was lost in a crash and may be live in: {}; rekey does not delete a value that may be in use. Fix what kept it from being read and `rekey resume {run_id}`; or `rekey resume {run_id} --mint-again {cred_id}` to revoke it and deliver a new one (those consumers' users fail until it arrives)",
                     step.id,
                     unchecked.join("; ")
                 );
@@ -809,18 +929,36 @@ impl Engine {
                 self.store.append_audit(a).await?;
                 continue;
             }
-            // The OLD value, captured before the rotation so it can be revoked, cannot be read
-            // again once a consumer holds the new one: reading "the current value" now would
-            // return the new value and the revoke would hit it. Stop for a person instead.
+            // The OLD value, captured before the rotation so it can be revoked: read again the
+            // version the capture pinned, checked against the fingerprint recorded then.
+            // Reading "the current value" now would return the new value once a consumer holds
+            // it, and the revoke would hit that. If the pinned version cannot be read, stop for
+            // a person.
+            if step.action == "consumer.read_current"
+                && let Some(values) = self
+                    .reread_capture(run_id, plan, ex, s, minted.as_ref())
+                    .await?
+            {
+                let mut a = self.audit(
+                    run_id,
+                    Some(step),
+                    Some(&plan.credentials[cred].id),
+                    "secret_recovered",
+                    "ok",
+                );
+                a.detail = Some(
+                    "the captured value was read again from the version pinned when it was captured"
+                        .into(),
+                );
+                self.store.append_audit(a).await?;
+                ex.outputs[s] = Some(values);
+                continue;
+            }
             let delivered = plan.credentials[cred].steps.iter().any(|&d| {
                 plan.steps[d as usize].action == "consumer.deliver"
                     && ex.state[d as usize] != StepState::Pending
             });
-            let rereads = self
-                .providers
-                .get(&step.provider)
-                .is_some_and(|p| p.rereads_old_values());
-            if step.action == "consumer.read_current" && delivered && !rereads {
+            if step.action == "consumer.read_current" && delivered {
                 ex.cred[cred] = CredState::NeedsOperator;
                 let msg = "the old value, captured to revoke it, was lost in a crash after the new value was delivered: revoke the old value by hand, then `rekey abandon` this run";
                 ex.errors.insert(s, msg.to_owned());
@@ -852,6 +990,46 @@ impl Engine {
         Ok(())
     }
 
+    /// The pinned version of what capture step `s` read, if its provider can read it again
+    /// and every secret in it matches the fingerprint recorded at capture time.
+    async fn reread_capture(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &Exec,
+        s: usize,
+        minted: Option<&BTreeMap<String, String>>,
+    ) -> Result<Option<Values>, EngineError> {
+        let step = &plan.steps[s];
+        let (Some(p), Some(minted)) = (self.providers.get(&step.provider), minted) else {
+            return Ok(None);
+        };
+        let mut stored = ex.outputs[s].clone().unwrap_or_default();
+        stored.retain(|_, v| !v.is_secret());
+        let key = idempotency_key(run_id, &step.id);
+        let inputs = Values::new();
+        let call = Self::call(run_id, plan, s, &inputs, &key);
+        let read = match p.reread(&call, &stored).await {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::debug!(step = %step.id, error = %e, "the pinned version cannot be read again");
+                return Ok(None);
+            }
+        };
+        let mut values = stored;
+        for o in step.outputs.iter().filter(|o| o.secret) {
+            let (Some(v), Some(want)) = (read.get(&o.name), minted.get(&o.name)) else {
+                return Ok(None);
+            };
+            if self.fingerprints.fingerprint(v.expose()) != *want {
+                return Ok(None);
+            }
+            values.insert(o.name.clone(), v.clone());
+        }
+        Ok(Some(values))
+    }
+
     /// Reads a consumer back for recovery, retrying transient errors within the run's retry
     /// budget: a read-back that cannot be done is never taken as "nothing there".
     async fn read_back(
@@ -868,8 +1046,7 @@ impl Engine {
         loop {
             attempt += 1;
             let call = Self::call(run_id, plan, u, &inputs, &key);
-            let e = match tokio::time::timeout(self.config.step_timeout, p.read_back(&call)).await
-            {
+            let e = match tokio::time::timeout(self.config.step_timeout, p.read_back(&call)).await {
                 Ok(Ok(doc)) => return Ok(doc),
                 Ok(Err(e)) => e,
                 Err(_) => ProviderError::transient(format!(

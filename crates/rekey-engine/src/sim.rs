@@ -286,9 +286,20 @@ fn db(e: sqlx::Error) -> ProviderError {
 
 #[async_trait]
 impl Provider for SimProvider {
-    fn rereads_old_values(&self) -> bool {
-        // `read_current` returns the newest value not minted by this run.
-        true
+    async fn reread(
+        &self,
+        call: &Call<'_>,
+        outputs: &Values,
+    ) -> Result<Option<Values>, ProviderError> {
+        // `read_current` pinned the value it read as `sim-version-{id}`.
+        let Some(id) = outputs
+            .get("version")
+            .and_then(|v| v.expose().strip_prefix("sim-version-"))
+            .and_then(|id| id.parse::<i64>().ok())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(self.outputs_for(call, id)))
     }
 
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {

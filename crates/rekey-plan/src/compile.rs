@@ -453,7 +453,8 @@ fn plan_step(
             .collect(),
         // A delivery to a consumer that cannot be taken back is a point of no return.
         irreversible: step.irreversible
-            || (step.action.name == "consumer.deliver" && consumer.is_some_and(|c| !c.reversible())),
+            || (step.action.name == "consumer.deliver"
+                && consumer.is_some_and(|c| !c.reversible())),
         manual,
     })
 }

@@ -924,7 +924,9 @@ impl AwsProvider {
             })?;
             return Ok(SecretString::from(v.expose().to_owned()));
         }
-        let mut doc = match current.map(|c| serde_json::from_str::<serde_json::Value>(c.expose_secret())) {
+        let mut doc = match current
+            .map(|c| serde_json::from_str::<serde_json::Value>(c.expose_secret()))
+        {
             None => serde_json::Map::new(),
             Some(Ok(serde_json::Value::Object(map))) => map,
             Some(_) if current.is_some_and(|c| c.expose_secret().trim().is_empty()) => {
@@ -1106,40 +1108,82 @@ impl AwsProvider {
         Ok(())
     }
 
+    /// Captures the value a secret holds now (`AWSCURRENT`), with the `VersionId` it was read
+    /// from: after a crash, [`Provider::reread`] reads that same version again.
     async fn read_current(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let target = target_of(call)?;
-        let sm = self.secrets(target.region);
         let id = target.secret_id;
-        let doc = self
-            .read_version(&sm, id, None, Some(AWSCURRENT))
+        let (doc, version) = self
+            .read_pinned(&target, None, Some(AWSCURRENT))
             .await?
             .ok_or_else(|| {
                 ProviderError::permanent(format!(
                     "secretsmanager: secret {id} has no AWSCURRENT value"
                 ))
             })?;
-        let value = if target.field.is_some() {
-            doc
-        } else {
-            match serde_json::from_str::<serde_json::Value>(doc.expose_secret()) {
-                Ok(serde_json::Value::Object(map)) => {
-                    let mut strings = map.into_iter().filter_map(|(_, v)| match v {
-                        serde_json::Value::String(s) => Some(s),
-                        _ => None,
-                    });
-                    match (strings.next(), strings.next()) {
-                        (Some(s), None) => SecretString::from(s),
-                        _ => {
-                            return Err(ProviderError::permanent(format!(
-                                "secretsmanager: secret {id} holds a JSON document with several fields; set `field:` on the consumer to say which one is the value"
-                            )));
-                        }
-                    }
+        Ok([
+            (
+                "value".to_owned(),
+                Value::Secret(Self::captured(&target, doc)?),
+            ),
+            ("version".to_owned(), Value::Plain(version)),
+        ]
+        .into())
+    }
+
+    /// A secret's value with the `VersionId` it came from.
+    async fn read_pinned(
+        &self,
+        target: &SecretTarget<'_>,
+        version_id: Option<&str>,
+        stage: Option<&str>,
+    ) -> Result<Option<(SecretString, String)>, ProviderError> {
+        let sm = self.secrets(target.region);
+        match sm
+            .get_secret_value()
+            .secret_id(target.secret_id)
+            .set_version_id(version_id.map(str::to_owned))
+            .set_version_stage(stage.map(str::to_owned))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.secret_string().map(|s| {
+                (
+                    SecretString::from(s.to_owned()),
+                    out.version_id().unwrap_or_default().to_owned(),
+                )
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(sdk_error("secretsmanager:GetSecretValue", &e)),
+        }
+    }
+
+    /// The captured value in a secret's document: the whole string with `field:` (the
+    /// consumer stores that field alone), else the only string of a JSON object, else the
+    /// document itself.
+    fn captured(
+        target: &SecretTarget<'_>,
+        doc: SecretString,
+    ) -> Result<SecretString, ProviderError> {
+        if target.field.is_some() {
+            return Ok(doc);
+        }
+        match serde_json::from_str::<serde_json::Value>(doc.expose_secret()) {
+            Ok(serde_json::Value::Object(map)) => {
+                let mut strings = map.into_iter().filter_map(|(_, v)| match v {
+                    serde_json::Value::String(s) => Some(s),
+                    _ => None,
+                });
+                match (strings.next(), strings.next()) {
+                    (Some(s), None) => Ok(SecretString::from(s)),
+                    _ => Err(ProviderError::permanent(format!(
+                        "secretsmanager: secret {} holds a JSON document with several fields; set `field:` on the consumer to say which one is the value",
+                        target.secret_id
+                    ))),
                 }
-                _ => doc,
             }
-        };
-        Ok([("value".to_owned(), Value::Secret(value))].into())
+            _ => Ok(doc),
+        }
     }
 
     /// The document a deliver step wrote, if it is still pending (or was promoted).
@@ -1208,7 +1252,8 @@ impl Provider for AwsProvider {
         let sm = self.secrets(target.region);
         match self.versions(&sm, target.secret_id).await? {
             Some(_) => Ok(()),
-            None if target.create && step.action == "consumer.deliver" => Ok(()),
+            // The delivery creates it, before its promote runs; a capture needs it now.
+            None if target.create && step.action != "consumer.read_current" => Ok(()),
             None => Err(self.no_secret(&target)),
         }
     }
@@ -1335,6 +1380,34 @@ impl Provider for AwsProvider {
             }
             _ => Ok(Reconciled::NotDone),
         }
+    }
+
+    async fn reread(
+        &self,
+        call: &Call<'_>,
+        outputs: &Values,
+    ) -> Result<Option<Values>, ProviderError> {
+        let Some(version) = outputs
+            .get("version")
+            .map(Value::expose)
+            .filter(|v| !v.is_empty())
+        else {
+            return Ok(None);
+        };
+        if call.step.action != "consumer.read_current" {
+            return Ok(None);
+        }
+        let target = target_of(call)?;
+        let Some((doc, _)) = self.read_pinned(&target, Some(version), None).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            [(
+                "value".to_owned(),
+                Value::Secret(Self::captured(&target, doc)?),
+            )]
+            .into(),
+        ))
     }
 
     async fn read_back(

@@ -199,8 +199,7 @@ fn lock_beside(path: &Path) -> Result<File, ProviderError> {
             meta.uid()
         )));
     }
-    file.lock()
-        .map_err(|e| io(&lock_path, "lock", &e))?;
+    file.lock().map_err(|e| io(&lock_path, "lock", &e))?;
     Ok(file)
 }
 
@@ -296,7 +295,9 @@ impl Provider for EnvFileProvider {
         let path = PathBuf::from(t.path);
         let (dir, _) = dir_and_name(&path)?;
         let exists = existing_file(&path)?.is_some();
-        if !exists && !(t.create && step.action == "consumer.deliver") {
+        // A delivery creates a missing file when asked; a capture needs it now.
+        let created = t.create && step.action != "consumer.read_current";
+        if !exists && !created {
             return Err(missing(&path));
         }
         if !dir.is_dir() {
@@ -420,7 +421,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().all(|n| !n.ends_with(".rekey-tmp")), "{names:?}");
+        assert!(
+            names.iter().all(|n| !n.ends_with(".rekey-tmp")),
+            "{names:?}"
+        );
     }
 
     #[test]

@@ -60,6 +60,14 @@ impl Provider for ConsumerRouter {
         self.get(call)?.reconcile(call).await
     }
 
+    async fn reread(
+        &self,
+        call: &Call<'_>,
+        outputs: &Values,
+    ) -> Result<Option<Values>, ProviderError> {
+        self.get(call)?.reread(call, outputs).await
+    }
+
     async fn read_back(
         &self,
         call: &Call<'_>,

@@ -545,7 +545,9 @@ pub static ACTIONS: &[ActionSpec] = &[
         call: "read the value a consumer holds now",
         effect: Effect::Read,
         inputs: &[],
-        outputs: &[secret("value")],
+        // `version` pins what was read (Secrets Manager's VersionId), so a crash that loses
+        // the value in memory can read that same version again, not the new value.
+        outputs: &[secret("value"), out("version")],
         open_inputs: false,
         per_consumer: false,
         manual: false,

@@ -1088,7 +1088,10 @@ fn check_consumer(
     }
     let env = c.env_file.as_ref().expect("one consumer type is set");
     if env.path.is_empty() {
-        errors.push(SpecError::at(loc(file, &env.path), "an empty env_file path"));
+        errors.push(SpecError::at(
+            loc(file, &env.path),
+            "an empty env_file path",
+        ));
         return None;
     }
     // Relative to the inventory file (as SBOM paths are), never to the directory rekey runs in.

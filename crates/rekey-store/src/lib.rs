@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 use tokio::sync::Mutex;
 
 pub use audit::{AuditDraft, AuditEvent, AuditProblem};
+pub use lease::{LEASE_TTL, Lease, LeaseHolder, TakeOver};
 pub use state::{IllegalTransition, RunStatus, StepEvent, StepState};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,12 @@ pub enum StoreError {
     Locked { credential: String, run_id: String },
     #[error("no run `{0}`")]
     NoRun(String),
+    #[error(
+        "run {run_id} is being driven by another process: {lease}; wait for it to finish, or take it over with --force if that process is stuck"
+    )]
+    Leased { run_id: String, lease: Box<Lease> },
+    #[error("this process no longer holds run {run_id}: another process took it over")]
+    LeaseLost { run_id: String },
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
     #[error(
@@ -185,6 +192,8 @@ pub struct NewRun<'a> {
     /// `(index, step id, credential id)` for every step of the plan.
     pub steps: &'a [(i64, String, String)],
     pub credentials: &'a [String],
+    /// The process that creates the run holds its lease from the start.
+    pub lease: Option<&'a LeaseHolder>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -379,11 +388,20 @@ impl Store {
     /// Creates a run, its steps and its credential locks atomically. A credential held by an
     /// active run refuses the whole run and names the other run.
     pub async fn create_run(&self, run: &NewRun<'_>, audit: AuditDraft) -> Result<()> {
+        // Rehearsals lock apart from real rotations: a stuck simulated run never blocks an
+        // incident, and a real run never blocks a rehearsal.
+        let lock_key = |c: &str| {
+            if run.simulated {
+                format!("sim:{c}")
+            } else {
+                c.to_owned()
+            }
+        };
         with_audit!(self, &audit, |tx, at| {
             for c in run.credentials {
                 let holder: Option<String> =
                     sqlx::query("SELECT run_id FROM credential_locks WHERE credential = $1")
-                        .bind(c)
+                        .bind(lock_key(c))
                         .fetch_optional(&mut *tx)
                         .await?
                         .map(|r| r.get::<String, _>(0));
@@ -401,7 +419,7 @@ impl Store {
             for c in run.credentials {
                 // The primary key makes two runs racing for a credential fail here.
                 let ins = sqlx::query("INSERT INTO credential_locks (credential, run_id, acquired_at) VALUES ($1, $2, $3)")
-                        .bind(c).bind(run.id).bind(&at)
+                        .bind(lock_key(c)).bind(run.id).bind(&at)
                         .execute(&mut *tx).await;
                 if let Err(e) = ins {
                     if is_unique_violation(&e) {
@@ -412,6 +430,12 @@ impl Store {
                     }
                     return Err(e.into());
                 }
+            }
+            if let Some(me) = run.lease {
+                sqlx::query("INSERT INTO run_leases (run_id, holder, host, pid, renewed_at, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(run.id).bind(&me.id).bind(&me.host).bind(me.pid).bind(&at)
+                    .bind(lease::now_ms() + lease::ttl_ms(LEASE_TTL))
+                    .execute(&mut *tx).await?;
             }
             // Multi-row inserts: a 10,000-step plan is stored in a few statements.
             for chunk in run.steps.chunks(500) {
@@ -923,3 +947,6 @@ pub fn redact_url(url: &str) -> String {
     }
     url.to_owned()
 }
+
+// After the macros it uses.
+mod lease;

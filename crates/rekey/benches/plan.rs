@@ -22,7 +22,15 @@ use rekey_spec::{Inventory, Mode, Runbooks, SourceFile};
 #[allow(dead_code, unreachable_pub)]
 mod gen_inventory;
 
-const CREDENTIALS: usize = 10_000;
+/// `REKEY_BENCH_SMOKE=1` (what `scripts/test` sets, with `cargo test --benches`): one short
+/// pass over small inputs, so a bench that no longer runs fails the test run.
+fn scale(full: usize, smoke: usize) -> usize {
+    if std::env::var_os("REKEY_BENCH_SMOKE").is_some() {
+        smoke
+    } else {
+        full
+    }
+}
 const SEED: u64 = 1;
 
 fn sources(files: &[(String, String)]) -> Vec<Arc<SourceFile>> {
@@ -52,7 +60,7 @@ fn compile(inventory: &Inventory, runbooks: &Runbooks) -> Plan {
 }
 
 fn bench_plan(c: &mut Criterion) {
-    let files = gen_inventory::generate(CREDENTIALS, SEED);
+    let files = gen_inventory::generate(scale(10_000, 200), SEED);
     let (inventory, runbooks) = parse(&files);
     let plan = compile(&inventory, &runbooks);
     let bytes: usize = files.iter().map(|(_, t)| t.len()).sum();

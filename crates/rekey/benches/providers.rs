@@ -16,8 +16,15 @@ use std::time::Instant;
 
 use rekey_testkit::{Moto, PgCluster};
 
-const IAM_KEYS: usize = 200;
-const PG_ROLES: usize = 100;
+/// `REKEY_BENCH_SMOKE=1` (what `scripts/test` sets, with `cargo test --benches`): one short
+/// pass over small inputs, so a bench that no longer runs fails the test run.
+fn scale(full: usize, smoke: usize) -> usize {
+    if std::env::var_os("REKEY_BENCH_SMOKE").is_some() {
+        smoke
+    } else {
+        full
+    }
+}
 
 /// Runs `rekey` in `dir` with only `env` from the test's side; returns the seconds it took.
 fn rekey(dir: &Path, args: &[&str], env: &[(&str, String)]) -> f64 {
@@ -63,8 +70,9 @@ fn report(what: &str, n: usize, secs: f64) {
 }
 
 async fn aws() {
+    let iam_keys = scale(200, 4);
     let moto = Moto::start();
-    let users: Vec<String> = (0..IAM_KEYS).map(|i| format!("svc{i:03}")).collect();
+    let users: Vec<String> = (0..iam_keys).map(|i| format!("svc{i:03}")).collect();
     let names: Vec<&str> = users.iter().map(String::as_str).collect();
     let accounts = moto.setup(&names).await;
     let config = moto.sdk_config(&accounts.admin.0, &accounts.admin.1);
@@ -91,7 +99,7 @@ async fn aws() {
     let env = moto.client_env(&accounts.admin, &dir.path().join("no-aws-config"));
     let secs = rekey(dir.path(), &["run", "--yes", "--reason", "BENCH-AWS"], &env);
     // Spot checks: the rotation really happened.
-    for user in [&users[0], &users[IAM_KEYS - 1]] {
+    for user in [&users[0], &users[iam_keys - 1]] {
         let keys = iam.list_access_keys().user_name(user).send().await.unwrap();
         let keys = keys.access_key_metadata();
         assert_eq!(keys.len(), 1, "{user}: {keys:?}");
@@ -100,15 +108,16 @@ async fn aws() {
             Some(accounts.keys[user].0.as_str())
         );
     }
-    report("aws-iam+secretsmanager (moto)", IAM_KEYS, secs);
+    report("aws-iam+secretsmanager (moto)", iam_keys, secs);
 }
 
 async fn postgres() {
+    let pg_roles = scale(100, 4);
     let pg = PgCluster::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut admin = pg.admin().await;
     let mut creds = String::new();
-    for i in 0..PG_ROLES {
+    for i in 0..pg_roles {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE ROLE app{i:03} LOGIN PASSWORD 'old-password-{i}'"
         )))
@@ -116,6 +125,8 @@ async fn postgres() {
         .await
         .unwrap();
         let env_file = dir.path().join(format!("etc/app{i:03}.env"));
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(&env_file, "").unwrap();
         let _ = write!(
             creds,
             "  - id: pg-app{i:03}\n    kind: postgres_password\n    owner: team\n    used_by: [app]\n    present_on: [ci]\n    role: app{i:03}\n    database: postgres\n    admin_url_env: PG_ADMIN_URL\n    delivered_to:\n      - env_file: {{ path: {}, key: PGPASSWORD, field: password }}\n",
@@ -127,7 +138,7 @@ async fn postgres() {
     let env = [("PG_ADMIN_URL", pg.admin_url())];
     let secs = rekey(dir.path(), &["run", "--yes", "--reason", "BENCH-PG"], &env);
     assert!(pg.login("app000", "old-password-0").await.is_err());
-    report("postgres (PostgreSQL 15)", PG_ROLES, secs);
+    report("postgres (PostgreSQL 15)", pg_roles, secs);
 }
 
 fn main() {

@@ -197,6 +197,15 @@ pub(crate) struct ResumeArgs {
     /// Instead of the budget the run was started with.
     #[command(flatten)]
     pub(crate) retry: RetryArgs,
+    /// Take the run over even if another live process holds it (it stops starting steps once
+    /// it notices). A holder that is gone, or whose lease expired, is taken over without it.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// A credential whose new value was lost in a crash while it may be live in a consumer
+    /// that cannot be read back (a GitHub Actions secret): revoke that value and deliver a
+    /// new one (those consumers' users fail until it arrives). Repeatable.
+    #[arg(long = "mint-again", value_name = "CREDENTIAL")]
+    pub(crate) mint_again: Vec<String>,
 }
 
 /// How long a step waits out trouble.
@@ -243,6 +252,9 @@ pub(crate) struct AbandonArgs {
     pub(crate) run_id: String,
     #[arg(long)]
     pub(crate) reason: Option<String>,
+    /// Abandon the run even if another live process is driving it.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod command;
+mod hardening;
 mod report;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         )
         .with_ansi(report::stderr_color())
         .init();
+    hardening::protect_memory();
     let result = match &cli.command {
         Command::Validate(args) => command::validate::run(&cli.global, args),
         Command::Inventory(args) => command::inventory::run(&cli.global, args),

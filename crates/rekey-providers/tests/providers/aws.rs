@@ -210,7 +210,10 @@ const PROMOTE: &str = "deploy/promote[secretsmanager:prod/web/aws-deploy]";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_rotation_end_to_end() {
     let aws = setup().await;
-    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let plan = aws_plan(
+        &aws.old_key.0,
+        "{ secret_id: prod/web/aws-deploy, create: true }",
+    );
     let mut r = Runner {
         plan: &plan,
         provider: &aws.provider,
@@ -366,7 +369,10 @@ async fn ensure_key_slot_deletes_an_inactive_key_and_refuses_two_active() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_after_a_lost_create_leaves_exactly_the_new_key() {
     let aws = setup().await;
-    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let plan = aws_plan(
+        &aws.old_key.0,
+        "{ secret_id: prod/web/aws-deploy, create: true }",
+    );
     let mut r = Runner {
         plan: &plan,
         provider: &aws.provider,
@@ -803,6 +809,28 @@ credentials:
         .unwrap();
     let field = step.inputs.keys().next().unwrap();
     assert_eq!(doc[field].expose_secret(), "ghp_brandnew");
+
+    // After a crash the captured value is read again by the version it pinned, not as "the
+    // current value" (which, once the new token is promoted, is the new one).
+    aws.sm
+        .update_secret_version_stage()
+        .secret_id("ci/gh-token")
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(&version)
+        .remove_from_version_id(out["version"].expose())
+        .send()
+        .await
+        .unwrap();
+    let mut pinned = out.clone();
+    pinned.retain(|_, v| !v.is_secret());
+    let again = r
+        .with_call("gh/capture-old", Some(Values::new()), async |c| {
+            aws.provider.reread(c, &pinned).await
+        })
+        .await
+        .unwrap()
+        .expect("the pinned version is read again");
+    assert_eq!(again["value"].expose(), "ghp_newertokenvalue");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -810,7 +838,7 @@ async fn deliver_creates_a_missing_secret_and_other_consumers_are_refused() {
     let aws = setup().await;
     let plan = aws_plan(
         &aws.old_key.0,
-        "{ secret_id: new/secret, region: us-east-1 }",
+        "{ secret_id: new/secret, region: us-east-1, create: true }",
     );
     let mut r = Runner {
         plan: &plan,

@@ -297,7 +297,9 @@ pub(crate) async fn ask_operator(
 
 pub(crate) fn engine_error(e: EngineError) -> Failure {
     match e {
-        EngineError::Store(StoreError::Locked { .. } | StoreError::NoRun(_))
+        EngineError::Store(
+            StoreError::Locked { .. } | StoreError::NoRun(_) | StoreError::Leased { .. },
+        )
         | EngineError::NoProvider(_)
         | EngineError::Unsupported(..)
         | EngineError::Preflight(..)
@@ -479,7 +481,22 @@ pub(crate) fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> 
         }
         let plan = serde_json::from_str::<Plan>(&record.plan_json).ok();
         let total = plan.as_ref().map_or(0, |p| p.steps.len());
-        let engine = engine(global, store, &options, record.reason.clone(), total, &[]).await?;
+        let mut engine = engine(global, store, &options, record.reason.clone(), total, &[]).await?;
+        if args.force {
+            if let Ok(Some(lease)) = engine.store.lease(&args.run_id).await
+                && !lease.expired()
+            {
+                eprintln!(
+                    "warning: --force: taking run {} over from {lease}; if that process is still working, it stops starting steps once it notices",
+                    args.run_id
+                );
+            }
+            engine.config.take_over = rekey_store::TakeOver::Force;
+        }
+        if !args.mint_again.is_empty() {
+            engine.config.mint_again =
+                rekey_engine::MintAgain::Only(args.mint_again.iter().cloned().collect());
+        }
         let result = match (engine.resume(&args.run_id, &inputs).await, &plan) {
             (Ok(o), Some(plan)) => ask_operator(&engine, plan, o).await,
             (r, _) => r.map_err(engine_error),

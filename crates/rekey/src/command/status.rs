@@ -118,6 +118,21 @@ pub(crate) fn abandon(global: &Global, args: &AbandonArgs) -> Result<(), Failure
                 message: format!("error: run {} is already {}", run.id, run.status),
             });
         }
+        // Take the run from whoever drives it (refused while a live process does, unless
+        // --force): that process then cannot overwrite `abandoned` with its own verdict.
+        let me = rekey_store::LeaseHolder::this_process();
+        let take_over = if args.force {
+            rekey_store::TakeOver::Force
+        } else {
+            rekey_store::TakeOver::IfDead
+        };
+        store
+            .take_lease(&run.id, &me, rekey_store::LEASE_TTL, take_over)
+            .await
+            .map_err(|e| Failure::Exit {
+                code: 2,
+                message: format!("error: {e}"),
+            })?;
         let audit = AuditDraft {
             run_id: Some(run.id.clone()),
             actor: state::actor(),
@@ -129,8 +144,9 @@ pub(crate) fn abandon(global: &Global, args: &AbandonArgs) -> Result<(), Failure
             ..AuditDraft::default()
         };
         store
-            .set_run_status(
+            .finish_run(
                 &run.id,
+                &me,
                 RunStatus::Abandoned,
                 Some("abandoned by an operator"),
                 audit,

@@ -335,6 +335,7 @@ async fn one_run_per_credential() {
         options_json: "{}",
         steps: &[],
         credentials: creds,
+        lease: None,
     };
     let held: &'static [String] = Box::leak(Box::new(["aws-deploy-web".to_owned()]));
     store
@@ -376,6 +377,34 @@ async fn one_run_per_credential() {
         ),
         "nothing of the refused run is stored"
     );
+    // A rehearsal and a real rotation lock apart: a stuck simulated run never blocks an
+    // incident.
+    store
+        .create_run(
+            &rekey_store::NewRun {
+                simulated: false,
+                ..new("run-real", held)
+            },
+            rekey_store::AuditDraft {
+                actor: "t".into(),
+                event: "run_created".into(),
+                outcome: "ok".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let err = store
+        .create_run(
+            &rekey_store::NewRun {
+                simulated: false,
+                ..new("run-real-2", held)
+            },
+            rekey_store::AuditDraft::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("by run run-real;"), "{err}");
     // The engine refuses too, naming the run.
     let rig = rig_in(
         tempfile::tempdir().unwrap(),
@@ -435,6 +464,7 @@ pub(crate) async fn store_conformance(url: &str) {
                 options_json: "{}",
                 steps: &steps,
                 credentials: &creds,
+                lease: None,
             },
             audit("run_created"),
         )
@@ -502,6 +532,7 @@ pub(crate) async fn store_conformance(url: &str) {
                 options_json: "{}",
                 steps: &[],
                 credentials: &creds,
+                lease: None,
             },
             audit("run_created"),
         )
@@ -527,6 +558,7 @@ pub(crate) async fn store_conformance(url: &str) {
                 options_json: "{}",
                 steps: &[],
                 credentials: &creds,
+                lease: None,
             },
             audit("run_created"),
         )
@@ -592,6 +624,7 @@ pub(crate) async fn store_conformance(url: &str) {
         [pair("a.json", "1.14.2")]
     );
     assert_eq!(store.index_files().await.unwrap().len(), 1);
+    lease_conformance(&store).await;
     store
         .execute_raw("UPDATE audit_events SET detail = 'edited' WHERE seq = 2".into())
         .await
@@ -606,6 +639,148 @@ pub(crate) async fn store_conformance(url: &str) {
     );
     store.close().await;
     let _ = Path::new(url);
+}
+
+/// Run owner leases: one holder at a time, taken over only from a holder that is gone (or by
+/// force), and a holder that lost its lease cannot record a verdict.
+async fn lease_conformance(store: &Store) {
+    use rekey_store::{LeaseHolder, StoreError, TakeOver};
+    use std::time::Duration;
+
+    let holder = |n: &str, pid: i64| LeaseHolder {
+        id: format!("{n}-{pid}"),
+        ..LeaseHolder {
+            pid,
+            ..LeaseHolder::this_process()
+        }
+    };
+    let me = i64::from(std::process::id());
+    let (a, b) = (holder("a", me), holder("b", me));
+    let ttl = rekey_store::LEASE_TTL;
+    let creds = ["lease-cred".to_owned()];
+    store
+        .create_run(
+            &rekey_store::NewRun {
+                id: "run-lease",
+                mode: "drill",
+                reason: None,
+                actor: "t",
+                simulated: false,
+                plan_json: "{}",
+                options_json: "{}",
+                steps: &[],
+                credentials: &creds,
+                lease: Some(&a),
+            },
+            rekey_store::AuditDraft {
+                run_id: Some("run-lease".into()),
+                actor: "t".into(),
+                event: "run_created".into(),
+                outcome: "ok".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let done = |event: &str| rekey_store::AuditDraft {
+        run_id: Some("run-lease".into()),
+        actor: "t".into(),
+        event: event.into(),
+        outcome: "ok".into(),
+        ..Default::default()
+    };
+    // A live holder (this very process) keeps it; the refusal names it.
+    let err = store
+        .take_lease("run-lease", &b, ttl, TakeOver::IfDead)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Leased { lease, .. } if lease.holder == a.id),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&format!("pid {me}")), "{err}");
+    assert!(store.renew_lease("run-lease", &a, ttl).await.unwrap());
+    assert!(!store.renew_lease("run-lease", &b, ttl).await.unwrap());
+    // By force: b holds it, and a can neither renew nor record a verdict.
+    let previous = store
+        .take_lease("run-lease", &b, ttl, TakeOver::Force)
+        .await
+        .unwrap();
+    assert_eq!(previous.map(|l| l.holder), Some(a.id.clone()));
+    assert!(!store.renew_lease("run-lease", &a, ttl).await.unwrap());
+    let err = store
+        .finish_run(
+            "run-lease",
+            &a,
+            RunStatus::Succeeded,
+            None,
+            done("run_finished"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Leased { lease, .. } if lease.holder == b.id),
+        "{err}"
+    );
+    assert_eq!(
+        store.run("run-lease").await.unwrap().status,
+        RunStatus::Running
+    );
+    // An expired lease is free.
+    store
+        .take_lease("run-lease", &b, Duration::ZERO, TakeOver::IfDead)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store
+        .take_lease("run-lease", &a, ttl, TakeOver::IfDead)
+        .await
+        .unwrap();
+    // A holder on this host whose process is gone is taken over at once.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = i64::from(child.id());
+    child.wait().unwrap();
+    let dead = holder("dead", gone);
+    store
+        .take_lease("run-lease", &dead, ttl, TakeOver::Force)
+        .await
+        .unwrap();
+    let previous = store
+        .take_lease("run-lease", &b, ttl, TakeOver::IfDead)
+        .await
+        .unwrap();
+    assert_eq!(previous.map(|l| l.holder), Some(dead.id.clone()));
+    // Two processes racing for a dead holder's run: exactly one gets it.
+    store
+        .take_lease("run-lease", &dead, ttl, TakeOver::Force)
+        .await
+        .unwrap();
+    let (racer_c, racer_d) = (holder("c", me), holder("d", me));
+    let (rc, rd) = tokio::join!(
+        store.take_lease("run-lease", &racer_c, ttl, TakeOver::IfDead),
+        store.take_lease("run-lease", &racer_d, ttl, TakeOver::IfDead)
+    );
+    assert_eq!(
+        u8::from(rc.is_ok()) + u8::from(rd.is_ok()),
+        1,
+        "{rc:?} {rd:?}"
+    );
+    let winner = if rc.is_ok() { &racer_c } else { &racer_d };
+    store
+        .finish_run(
+            "run-lease",
+            winner,
+            RunStatus::Abandoned,
+            None,
+            done("run_abandoned"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run("run-lease").await.unwrap().status,
+        RunStatus::Abandoned
+    );
+    assert_eq!(store.lease("run-lease").await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -871,13 +1046,8 @@ impl rekey_engine::Provider for FlakyReadBack {
     async fn read_back(
         &self,
         call: &rekey_engine::Call<'_>,
-    ) -> Result<
-        Option<BTreeMap<String, secrecy::SecretString>>,
-        rekey_engine::ProviderError,
-    > {
-        let n = self
-            .calls
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ) -> Result<Option<BTreeMap<String, secrecy::SecretString>>, rekey_engine::ProviderError> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if n < self.failures {
             return Err(rekey_engine::ProviderError::transient(
                 "secretsmanager: service unavailable",
@@ -953,6 +1123,28 @@ async fn a_read_back_that_keeps_failing_stops_for_an_operator_and_deletes_nothin
             .iter()
             .any(|e| e.draft.event == "secret_recovery_failed"),
         "the failed read-back is audited"
+    );
+    assert!(message.contains("--mint-again aws-deploy-web"), "{message}");
+    // The operator allows minting again: the run finishes with one new value.
+    let engine = Engine {
+        config: EngineConfig {
+            mint_again: rekey_engine::MintAgain::Only(["aws-deploy-web".to_owned()].into()),
+            ..engine.config.clone()
+        },
+        ..clone_engine(&engine)
+    };
+    let out = engine.resume("run-1", &BTreeMap::new()).await.unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+    let events = rig.engine.store.audit_events(Some("run-1")).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.draft.event == "mint_again_confirmed")
+    );
+    assert!(
+        events.iter().any(|e| e.draft.event == "step_redo"
+            && e.draft.step.as_deref() == Some("aws-deploy-web/create")),
+        "minted again"
     );
 }
 

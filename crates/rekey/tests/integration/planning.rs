@@ -216,7 +216,9 @@ fn same_credential_orders_differently_per_mode() {
     // The first delivery to a write-only GitHub Actions secret is the point of no return.
     let first = incident.credentials[0].first_irreversible.unwrap();
     assert!(
-        incident.steps[first as usize].id.starts_with("aws-deploy-web/deliver[actions:"),
+        incident.steps[first as usize]
+            .id
+            .starts_with("aws-deploy-web/deliver[actions:"),
         "{}",
         incident.steps[first as usize].id
     );

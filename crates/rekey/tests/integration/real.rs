@@ -737,3 +737,96 @@ steps:
     seen.push_str(&printed);
     ws.assert_no_secrets(&seen, &[first, second, ADMIN_PASSWORD]);
 }
+
+/// Consumers must exist before anything changes: a typo'd secret id or a missing env file stops
+/// the run with nothing done; `create: true` opts in to a new secret; a relative env-file path
+/// is the inventory file's; a delivery keeps the other keys of the secret's JSON document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_consumers_must_exist_and_keep_their_other_keys() {
+    let aws = setup_aws_with(&[("aws-deploy-a", "deploy-a")]).await;
+    let env_owned = aws.env();
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ws = &aws.ws;
+    let (old_id, old_secret) = aws.old["deploy-a"].clone();
+    // The secret holds more than the key: the host its users connect to.
+    aws.sm
+        .put_secret_value()
+        .secret_id(secret_id("deploy-a"))
+        .secret_string(
+            serde_json::json!({
+                "AccessKeyId": old_id,
+                "SecretAccessKey": old_secret,
+                "host": "db.internal",
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let write = |consumers: &str| {
+        std::fs::write(
+            ws.path().join("inventory/acme.yaml"),
+            format!(
+                "credentials:
+  - id: aws-deploy-a
+    kind: aws_iam_access_key
+    owner: team-platform
+    user_name: deploy-a
+    access_key_id: {old_id}
+    delivered_to:
+{consumers}"
+            ),
+        )
+        .unwrap();
+    };
+    let refused = |what: &str, said: &[&str]| {
+        let r = ws.rekey(&["run", "--yes"], &env);
+        assert_eq!(r.code, Some(2), "{what}: {}", r.stderr);
+        for s in said {
+            assert!(r.stderr.contains(s), "{what}: {}", r.stderr);
+        }
+        assert!(ws.run_ids(&env).is_empty(), "{what}: no run was stored");
+    };
+
+    write("      - aws_secrets_manager: { secret_id: prod/deploy-a/awz }\n");
+    refused(
+        "typo'd secret",
+        &["prod/deploy-a/awz does not exist in", "create: true"],
+    );
+    // Relative to the inventory file, not to where rekey runs; missing until created.
+    std::fs::create_dir_all(ws.path().join("etc")).unwrap();
+    write(&format!(
+        "      - aws_secrets_manager: {{ secret_id: {} }}\n      - env_file: {{ path: ../etc/a.env, key: AWS_SECRET_ACCESS_KEY, field: SecretAccessKey }}\n",
+        secret_id("deploy-a")
+    ));
+    refused("missing env file", &["etc/a.env does not exist"]);
+    assert_eq!(aws.keys("deploy-a").await.len(), 1, "nothing was created");
+    assert!(ws.run_ids(&env).is_empty());
+
+    std::fs::write(ws.path().join("etc/a.env"), "").unwrap();
+    write(&format!(
+        "      - aws_secrets_manager: {{ secret_id: {} }}\n      - env_file: {{ path: ../etc/a.env, key: AWS_SECRET_ACCESS_KEY, field: SecretAccessKey }}\n      - aws_secrets_manager: {{ secret_id: prod/deploy-a/copy, create: true }}\n",
+        secret_id("deploy-a")
+    ));
+    let r = ws.rekey(&["run", "--yes"], &env);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let current = aws.current("deploy-a").await;
+    let keys = aws.keys("deploy-a").await;
+    let new_id = keys.keys().next().unwrap();
+    assert_eq!(current["AccessKeyId"], new_id.as_str(), "{keys:?}");
+    assert_eq!(current["host"], "db.internal", "the other key is kept");
+    assert_eq!(
+        env_file_value(&ws.path().join("etc/a.env"), "AWS_SECRET_ACCESS_KEY"),
+        current["SecretAccessKey"].as_str().unwrap()
+    );
+    let copy = aws
+        .sm
+        .get_secret_value()
+        .secret_id("prod/deploy-a/copy")
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .unwrap();
+    let copy: serde_json::Value = serde_json::from_str(copy.secret_string().unwrap()).unwrap();
+    assert_eq!(copy["AccessKeyId"], new_id.as_str(), "created on request");
+}

@@ -267,7 +267,11 @@ fn run_exit_codes_and_refusals() {
         .trim_end_matches(':')
         .to_owned();
     let s = ws.rekey(&["status", &id], &[]);
-    assert!(!s.stdout.contains("undone"), "nothing was undone: {}", s.stdout);
+    assert!(
+        !s.stdout.contains("undone"),
+        "nothing was undone: {}",
+        s.stdout
+    );
     // After the irreversible step: needs an operator (exit 1), resumable once fixed.
     let r = ws.rekey(
         &[
@@ -513,4 +517,140 @@ async fn crashes_during_resume_are_resumed_too() {
         }
         finish_and_check(&ws, &format!("crash point {n}, then crashed resumes")).await;
     }
+}
+
+/// Two `resume`s of one crashed run at once: exactly one drives it, the other is refused
+/// (exit 2) naming the holder; `abandon` is refused while the run is driven, and `--force`
+/// takes it, after which the first process cannot overwrite `abandoned` with its verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_drives_a_run_at_a_time() {
+    let ws = Workspace::example();
+    let r = ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--latency",
+            "150",
+            "--credential",
+            "aws-deploy-web",
+        ],
+        &[("REKEY_SIM_CRASH_AT", "4")],
+    );
+    assert_eq!(r.code, None, "crashed: {}", r.stderr);
+    let id = ws.run_ids(&[])[0].clone();
+
+    let spawn = |args: &[&str]| {
+        ws.command(args, &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(&["resume", &id]), spawn(&["resume", &id]));
+    let outs = [
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    ];
+    let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(2)),
+        "one proceeds, one is refused: {codes:?}\n{}",
+        outs.iter()
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+    let refused = &outs[codes.iter().position(|c| *c == Some(2)).unwrap()];
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("being driven by another process: pid "),
+        "{stderr}"
+    );
+    let s = ws.rekey(&["status", &id, "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    assert_eq!(v["status"], "succeeded", "{}", s.stdout);
+    let plan = plan_for(&["aws-deploy-web"], Mode::Drill);
+    assert_converged(&ledger(&ws).await, &plan, &id, true).await;
+    assert_eq!(ws.rekey(&["audit", "verify"], &[]).code, Some(0));
+
+    // A live run: abandon is refused, then forced; the live process records no verdict.
+    let ws = Workspace::example();
+    let live = ws
+        .command(
+            &[
+                "run",
+                "--simulate",
+                "--yes",
+                "--latency",
+                "400",
+                "--credential",
+                "aws-deploy-web",
+            ],
+            &[],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(id) = ws.run_ids(&[]).first() {
+            break id.clone();
+        }
+    };
+    let r = ws.rekey(&["abandon", &id], &[]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("being driven by another process"),
+        "{}",
+        r.stderr
+    );
+    let r = ws.rekey(&["abandon", &id, "--force"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let out = live.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("this process no longer holds run"),
+        "{stderr}"
+    );
+    let s = ws.rekey(&["status", &id, "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    assert_eq!(v["status"], "abandoned", "{}", s.stdout);
+}
+
+/// A run holds new secrets in memory: the process writes no core dump, even when it aborts.
+#[test]
+fn a_running_process_writes_no_core_dump() {
+    let ws = Workspace::example();
+    let mut child = ws
+        .command(
+            &[
+                "run",
+                "--simulate",
+                "--yes",
+                "--latency",
+                "300",
+                "--credential",
+                "aws-deploy-web",
+            ],
+            &[],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(
+        core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(),
+        ["0", "0"],
+        "{core}"
+    );
+    assert!(child.wait().unwrap().success());
 }
