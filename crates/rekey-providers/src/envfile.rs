@@ -457,6 +457,62 @@ mod tests {
         assert_eq!(text.lines().count(), 17, "{text}");
     }
 
+    /// The writer half of the next test, run in another process (a no-op otherwise).
+    #[test]
+    fn child_writer() {
+        let (Ok(path), Ok(prefix)) = (
+            std::env::var("REKEY_ENVFILE_CHILD_PATH"),
+            std::env::var("REKEY_ENVFILE_CHILD_PREFIX"),
+        ) else {
+            return;
+        };
+        for round in 0..40 {
+            for k in 0..4 {
+                write_key(
+                    Path::new(&path),
+                    &format!("{prefix}{k}"),
+                    &format!("v{round}"),
+                    false,
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn two_processes_writing_one_file_keep_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.env");
+        std::fs::write(&path, "KEEP=me\n").unwrap();
+        let children: Vec<_> = ["A", "B"]
+            .iter()
+            .map(|prefix| {
+                std::process::Command::new(std::env::current_exe().unwrap())
+                    .args(["--exact", "envfile::tests::child_writer", "--nocapture"])
+                    .env("REKEY_ENVFILE_CHILD_PATH", &path)
+                    .env("REKEY_ENVFILE_CHILD_PREFIX", prefix)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(find_key(&text, "KEEP").as_deref(), Some("me"));
+        for prefix in ["A", "B"] {
+            for k in 0..4 {
+                assert_eq!(
+                    find_key(&text, &format!("{prefix}{k}")).as_deref(),
+                    Some("v39"),
+                    "{prefix}{k} lost in:\n{text}"
+                );
+            }
+        }
+        assert_eq!(text.lines().count(), 9, "{text}");
+    }
+
     #[test]
     fn a_planted_lock_or_temp_path_is_refused_or_never_followed() {
         let dir = tempfile::tempdir().unwrap();

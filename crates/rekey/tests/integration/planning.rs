@@ -582,3 +582,30 @@ fn consumer_field_must_be_delivered() {
     .unwrap_err();
     assert!(err.to_string().contains("takes field `SecretKey`, but step `deliver` delivers only: AccessKeyId, SecretAccessKey"), "{err}");
 }
+
+/// An env-file line holds one value: a consumer of a document with several values must name
+/// the one it takes, and the refusal lists them; a single value needs no `field`.
+#[test]
+fn an_env_file_line_names_the_value_it_takes() {
+    let plan_of = |consumer: &str| {
+        let text = format!(
+            "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    delivered_to:\n      - env_file: {consumer}\n"
+        );
+        let inv = inventory_from("f.yaml", &text).unwrap();
+        compile(&PlanRequest {
+            inventory: &inv,
+            runbooks: &bundled_runbooks(),
+            selection: &Selection::default(),
+            mode: Mode::Drill,
+            exposed: None,
+        })
+    };
+    let err = plan_of("{ path: /etc/app.env, key: AWS_KEY }").unwrap_err();
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("delivers several values: AccessKeyId, SecretAccessKey")
+            && text.contains("add `field:` naming one of"),
+        "{text}"
+    );
+    plan_of("{ path: /etc/app.env, key: AWS_KEY, field: SecretAccessKey }").unwrap();
+}
