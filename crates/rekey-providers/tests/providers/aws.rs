@@ -1100,3 +1100,189 @@ credentials:
     );
     assert_eq!(aws.keys("deploy-web").await.len(), 2, "nothing was deleted");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hardening (#9)
+
+/// The user's `rekey:` tags (the write-ahead markers).
+async fn rekey_tags(aws: &Aws) -> Vec<String> {
+    aws.iam
+        .list_user_tags()
+        .user_name(USER)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .iter()
+        .map(|t| t.key().to_owned())
+        .filter(|k| k.starts_with("rekey:"))
+        .collect()
+}
+
+/// A user at IAM's 50-tag limit: `TagUser` answers `LimitExceeded`. moto 5.2 does not enforce
+/// the limit on `TagUser`, so a stand-in in front of it answers as IAM does.
+fn at_tag_limit(aws: &Aws) -> (rekey_testkit::StandIn, AwsProvider) {
+    let stand_in = aws.moto.stand_in(|action| {
+        (action == "TagUser").then(|| {
+            rekey_testkit::aws_error(409, "LimitExceeded", "Cannot exceed quota for TagsPerUser: 50")
+        })
+    });
+    let config = stand_in.sdk_config(&aws.moto, &aws.admin_key.0, &aws.admin_key.1);
+    (stand_in, AwsProvider::from_sdk_config(&config))
+}
+
+/// An incident on a user at the tag limit: the old key is disabled first, then the create's
+/// write-ahead marker cannot be written. The rotation must go on (the key ids recorded by
+/// `free-slot` are the record), a create whose outcome was lost must still be found and
+/// deleted, and IAM's tag limit is not reported as the two-keys limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_at_the_tag_limit_is_rotated_and_a_lost_create_is_found() {
+    let aws = setup().await;
+    let (_stand_in, provider) = at_tag_limit(&aws);
+    let plan = aws_plan_in(
+        Mode::Incident,
+        &aws.old_key.0,
+        "{ secret_id: prod/web/aws-deploy }",
+    );
+    let mut r = Runner {
+        plan: &plan,
+        provider: &provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/disable-exposed").await;
+    r.run("deploy/free-slot").await;
+    let created = match r.exec("deploy/create").await {
+        Ok(v) => v,
+        Err(e) => panic!(
+            "create failed on a user at the tag limit ({}): {e}",
+            if e.message.contains("two access keys") {
+                "and blamed the two-keys limit"
+            } else {
+                "the marker is not optional"
+            }
+        ),
+    };
+    let orphan = created["access_key_id"].expose().to_owned();
+    assert_eq!(aws.keys(USER).await.len(), 2);
+    assert!(rekey_tags(&aws).await.is_empty(), "no marker was written");
+
+    // The outcome was lost: reconcile finds the key without a marker and deletes it.
+    r.outputs.remove("create");
+    let rec = r
+        .with_call("deploy/create", None, async |c| provider.reconcile(c).await)
+        .await
+        .unwrap();
+    assert!(matches!(rec, Reconciled::NotDone), "{rec:?}");
+    let keys = aws.keys(USER).await;
+    assert_eq!(
+        keys.keys().collect::<Vec<_>>(),
+        vec![&aws.old_key.0],
+        "the orphan {orphan} is gone, the old key stays"
+    );
+
+    // A retried create whose first answer was lost removes the first key too.
+    let first = r.run("deploy/create").await["access_key_id"]
+        .expose()
+        .to_owned();
+    let second = r.run("deploy/create").await["access_key_id"]
+        .expose()
+        .to_owned();
+    assert_ne!(first, second);
+    let keys = aws.keys(USER).await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains_key(&second) && !keys.contains_key(&first));
+
+    // Undo with the outputs lost deletes the created key; the old one stays.
+    r.with_call("deploy/create", None, async |c| {
+        provider.undo(c, &Values::new()).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        aws.keys(USER).await.keys().collect::<Vec<_>>(),
+        vec![&aws.old_key.0]
+    );
+}
+
+/// Undoing a rotation leaves none of rekey's markers on the user (they used to be removed only
+/// by the final delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_removes_the_markers() {
+    let aws = setup().await;
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/free-slot").await;
+    r.run("deploy/create").await;
+    r.run("deploy/disable-old").await;
+    assert_eq!(rekey_tags(&aws).await.len(), 2, "a create and an off marker");
+    for id in ["deploy/disable-old", "deploy/create"] {
+        let outputs = r.outputs[&step(&plan, id).step].clone();
+        r.with_call(id, None, async |c| aws.provider.undo(c, &outputs).await)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        aws.keys(USER).await.into_iter().collect::<Vec<_>>(),
+        vec![(aws.old_key.0.clone(), "Active".to_owned())]
+    );
+    let left = rekey_tags(&aws).await;
+    assert!(left.is_empty(), "markers left after the undo: {left:?}");
+}
+
+/// An incident with `access_key_id` set: a second active key the inventory does not know (an
+/// attacker's) is disabled too, and named as unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_disables_every_active_key_and_names_the_unknown_ones() {
+    let aws = setup().await;
+    let (intruder, _) = create_key(&aws.iam, USER).await;
+    let plan = aws_plan_in(
+        Mode::Incident,
+        &aws.old_key.0,
+        "{ secret_id: prod/web/aws-deploy }",
+    );
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    let out = r.run("deploy/disable-exposed").await;
+    let keys = aws.keys(USER).await;
+    assert_eq!(keys[&aws.old_key.0], "Inactive");
+    assert_eq!(keys[&intruder], "Inactive", "the unknown key stayed active");
+    let mut off: Vec<&str> = out["deactivated"].expose().split(' ').collect();
+    off.sort_unstable();
+    let mut want = vec![aws.old_key.0.as_str(), intruder.as_str()];
+    want.sort_unstable();
+    assert_eq!(off, want);
+    assert_eq!(
+        out.get("unknown_keys").map(Value::expose),
+        Some(intruder.as_str()),
+        "{out:?}"
+    );
+    // A lost answer: reconcile reports the same.
+    let rec = r
+        .with_call("deploy/disable-exposed", None, async |c| {
+            aws.provider.reconcile(c).await
+        })
+        .await
+        .unwrap();
+    match rec {
+        Reconciled::Done(v) => {
+            assert_eq!(v.get("unknown_keys").map(Value::expose), Some(intruder.as_str()));
+        }
+        Reconciled::NotDone => panic!("a finished deactivate reconciled as not done"),
+    }
+    // The rotation goes on: the unknown key, inactive, makes room for the new one.
+    r.run("deploy/free-slot").await;
+    let new = r.run("deploy/create").await["access_key_id"]
+        .expose()
+        .to_owned();
+    let keys = aws.keys(USER).await;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[&new], "Active");
+    assert_eq!(keys[&aws.old_key.0], "Inactive");
+}
