@@ -493,29 +493,14 @@ async fn aws_incident_crash_at_every_point_without_access_key_id() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// AWS hardening (#9): one user, delivered to Secrets Manager only
+// AWS hardening (#9): one user
 
-/// [`setup_aws_with`] for the first user of [`USERS`], its key delivered only to its secret.
+/// [`setup_aws_with`] for the first user of [`USERS`]; its env file exists (a consumer must,
+/// before a run).
 async fn setup_aws_one() -> Aws {
     let aws = setup_aws_with(&USERS[..1]).await;
-    let (id, user) = USERS[0];
-    std::fs::write(
-        aws.ws.path().join("inventory/acme.yaml"),
-        format!(
-            "credentials:
-  - id: {id}
-    kind: aws_iam_access_key
-    owner: team-platform
-    user_name: {user}
-    access_key_id: {key}
-    delivered_to:
-      - aws_secrets_manager: {{ secret_id: {secret} }}
-",
-            key = aws.old[user].0,
-            secret = secret_id(user),
-        ),
-    )
-    .unwrap();
+    let (_, user) = USERS[0];
+    std::fs::write(aws.ws.path().join("etc").join(format!("{user}.env")), "").unwrap();
     aws
 }
 
@@ -666,16 +651,6 @@ async fn aws_verify_waits_for_a_new_key_to_propagate() {
 
     // With the wait bounded to 2 s, the same rotation gives up and says so.
     aws.adopt_current().await;
-    let (id, user) = USERS[0];
-    std::fs::write(
-        aws.ws.path().join("inventory/acme.yaml"),
-        format!(
-            "credentials:\n  - id: {id}\n    kind: aws_iam_access_key\n    owner: team-platform\n    user_name: {user}\n    access_key_id: {key}\n    delivered_to:\n      - aws_secrets_manager: {{ secret_id: {secret} }}\n",
-            key = aws.old[user].0,
-            secret = secret_id(user),
-        ),
-    )
-    .unwrap();
     let stand_in = propagating(&aws.moto);
     let mut env_owned = env_through(&aws, stand_in.url());
     env_owned.push(("REKEY_AWS_PROPAGATION_WAIT", "2s".into()));
