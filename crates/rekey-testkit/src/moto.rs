@@ -303,7 +303,10 @@ fn serve(client: TcpStream, upstream: u16, rule: &Rule) -> std::io::Result<()> {
 
 impl Moto {
     /// A [`StandIn`] in front of this server answering what `rule` picks.
-    pub fn stand_in(&self, rule: impl Fn(&str) -> Option<Answer> + Send + Sync + 'static) -> StandIn {
+    pub fn stand_in(
+        &self,
+        rule: impl Fn(&str) -> Option<Answer> + Send + Sync + 'static,
+    ) -> StandIn {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
