@@ -116,22 +116,27 @@ impl AwsProvider {
     /// internals, or timeouts, before the real error. Without a region, the first AWS step
     /// says so once, plainly.
     pub async fn from_env() -> Self {
-        let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
-            .or_else(ProfileFileRegionProvider::new());
+        let found = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+            .or_else(ProfileFileRegionProvider::new())
+            .region()
+            .await;
+        // Always a region for the loader: without one, building the credential chain asks
+        // IMDS for it.
         let config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client())
-            .region(region)
+            .region(found.clone().unwrap_or_else(|| Region::new(DEFAULT_REGION)))
             .load()
             .await;
         let mut provider = Self::from_sdk_config(&config);
-        provider.region_missing = config.region().is_none();
+        provider.region_missing = found.is_none();
         if let Ok(text) = std::env::var(PROPAGATION_WAIT_VAR) {
-            match parse_duration(&text) {
-                Some(d) => provider.propagation_wait = d,
-                None => tracing::warn!(
+            if let Some(d) = parse_duration(&text) {
+                provider.propagation_wait = d;
+            } else {
+                tracing::warn!(
                     "{PROPAGATION_WAIT_VAR}={text:?} is not a duration (such as 90s, 2m or 1h); waiting up to {}s for a new key",
                     provider.propagation_wait.as_secs()
-                ),
+                );
             }
         }
         provider

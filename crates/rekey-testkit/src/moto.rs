@@ -259,7 +259,7 @@ fn read_request(r: &mut impl BufRead) -> Option<Request> {
             length = v.trim().parse().ok()?;
         }
         if lower.starts_with("x-amz-target:") {
-            target = line["x-amz-target:".len()..].trim().to_owned();
+            line["x-amz-target:".len()..].trim().clone_into(&mut target);
         }
         if !lower.starts_with("connection:") {
             head.push(line);

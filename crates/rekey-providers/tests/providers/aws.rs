@@ -56,12 +56,7 @@ async fn setup() -> Aws {
 impl Aws {
     /// The secret [`SECRET`] exists (a consumer must, before a run), still empty.
     async fn existing_secret(&self) {
-        self.sm
-            .create_secret()
-            .name(SECRET)
-            .send()
-            .await
-            .unwrap();
+        self.sm.create_secret().name(SECRET).send().await.unwrap();
     }
 
     async fn keys(&self, user: &str) -> BTreeMap<String, String> {

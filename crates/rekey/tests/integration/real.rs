@@ -615,7 +615,7 @@ fn env_through(aws: &Aws, url: &str) -> Vec<(&'static str, String)> {
     let mut env = aws.env();
     for (k, v) in &mut env {
         if *k == "AWS_ENDPOINT_URL" {
-            *v = url.to_owned();
+            url.clone_into(v);
         }
     }
     env
@@ -633,7 +633,14 @@ async fn aws_verify_waits_for_a_new_key_to_propagate() {
     let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let began = std::time::Instant::now();
     let r = aws.ws.rekey_seen(
-        &["run", "--yes", "--retry-budget", "1s", "--reason", "DRILL-P1"],
+        &[
+            "run",
+            "--yes",
+            "--retry-budget",
+            "1s",
+            "--reason",
+            "DRILL-P1",
+        ],
         &env,
         &mut seen,
     );
@@ -643,7 +650,9 @@ async fn aws_verify_waits_for_a_new_key_to_propagate() {
     let events = aws.ws.audit_events(None, &mut seen);
     let retries = events_of(&events, "step_retry", &format!("{cred}/verify"));
     assert!(
-        retries.iter().all(|(_, d)| d.contains("InvalidClientTokenId")),
+        retries
+            .iter()
+            .all(|(_, d)| d.contains("InvalidClientTokenId")),
         "{retries:?}"
     );
     assert!(!retries.is_empty(), "verify was retried");
@@ -656,7 +665,14 @@ async fn aws_verify_waits_for_a_new_key_to_propagate() {
     env_owned.push(("REKEY_AWS_PROPAGATION_WAIT", "2s".into()));
     let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let r = aws.ws.rekey_seen(
-        &["run", "--yes", "--retry-budget", "1s", "--reason", "DRILL-P2"],
+        &[
+            "run",
+            "--yes",
+            "--retry-budget",
+            "1s",
+            "--reason",
+            "DRILL-P2",
+        ],
         &env,
         &mut seen,
     );
@@ -664,9 +680,11 @@ async fn aws_verify_waits_for_a_new_key_to_propagate() {
     let events = aws.ws.audit_events(None, &mut seen);
     let failed = events_of(&events, "step_failed", &format!("{cred}/verify"));
     assert!(
-        failed.iter().any(|(_, d)| d.contains("InvalidClientTokenId")
-            && d.contains("gave up")
-            && d.contains("REKEY_AWS_PROPAGATION_WAIT")),
+        failed
+            .iter()
+            .any(|(_, d)| d.contains("InvalidClientTokenId")
+                && d.contains("gave up")
+                && d.contains("REKEY_AWS_PROPAGATION_WAIT")),
         "{failed:?}"
     );
 }
