@@ -689,6 +689,67 @@ async fn aws_verify_waits_for_a_new_key_to_propagate() {
     );
 }
 
+/// An incident whose new key is never accepted stops for an operator (the exposed key stays
+/// off); `rekey abandon` then leaves none of rekey's write-ahead markers on the IAM user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_abandon_removes_the_markers() {
+    let aws = setup_aws_one().await;
+    let (_, user) = USERS[0];
+    let mut seen = String::new();
+    let refusing = aws.moto.stand_in(|action| {
+        (action == "GetCallerIdentity").then(|| {
+            rekey_testkit::aws_error(
+                403,
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            )
+        })
+    });
+    let mut env_owned = env_through(&aws, refusing.url());
+    env_owned.push(("REKEY_AWS_PROPAGATION_WAIT", "1s".into()));
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = aws.ws.rekey_seen(
+        &[
+            "run",
+            "--yes",
+            "--mode",
+            "incident",
+            "--retry-budget",
+            "1s",
+            "--reason",
+            "INC-A",
+        ],
+        &env,
+        &mut seen,
+    );
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let tags = || async {
+        aws.iam
+            .list_user_tags()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap()
+            .tags()
+            .iter()
+            .map(|t| t.key().to_owned())
+            .filter(|k| k.starts_with("rekey:"))
+            .collect::<Vec<_>>()
+    };
+    assert!(!tags().await.is_empty(), "the run left its markers");
+    let id = aws.ws.run_ids(&env)[0].clone();
+    aws.ws
+        .rekey_seen(&["abandon", &id], &env, &mut seen)
+        .ok("abandon");
+    let left = tags().await;
+    assert!(left.is_empty(), "markers left after abandon: {left:?}");
+    assert_eq!(
+        aws.keys(user).await[&aws.old[user].0],
+        "Inactive",
+        "the exposed key stays off"
+    );
+}
+
 /// Without a region, `rekey` says so once, plainly, before any AWS call, instead of the SDK's
 /// instance-metadata (IMDS) warnings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
