@@ -221,6 +221,13 @@ pub trait Provider: Send + Sync {
     /// created whose secret was lost (an orphan).
     async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError>;
 
+    /// The run was abandoned by an operator: removes what the provider keeps only for this
+    /// step of this run (AWS: its write-ahead marker on the IAM user) — never a credential or
+    /// a delivered value. Called for every step that started; best effort.
+    async fn abandon(&self, _call: &Call<'_>) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Reads back a delivered document from a consumer, to recover secrets lost with a crashed
     /// process. `None` when the consumer cannot be read.
     async fn read_back(

@@ -334,6 +334,40 @@ impl Engine {
         self.execute(run_id, &plan, records, operator_inputs).await
     }
 
+    /// After an operator abandoned run `run_id`: lets each provider remove what it kept only
+    /// for a step of this run that started ([`Provider::abandon`]), auditing what they report.
+    /// Best effort: returns what could not be removed, one line per step.
+    pub async fn abandon_steps(&self, run_id: &str) -> Result<Vec<String>, EngineError> {
+        let run = self.store.run(run_id).await?;
+        let plan: Plan = serde_json::from_str(&run.plan_json)
+            .map_err(|e| EngineError::Plan(run_id.to_owned(), e.to_string()))?;
+        let records = self.store.steps(run_id).await?;
+        let ex = Exec::new(&plan, &records);
+        let mut failed = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            if ex.state[i] == StepState::Pending || step.effect == Effect::Human {
+                continue;
+            }
+            let Some(p) = self.providers.get(&step.provider) else {
+                continue;
+            };
+            let key = idempotency_key(run_id, &step.id);
+            let done = match ex.resolve_available(&plan, run_id, i) {
+                Ok(inputs) => {
+                    let call = Self::call(run_id, &plan, i, &inputs, &key);
+                    let done = p.abandon(&call).await;
+                    self.write_reports(run_id, &plan, i, &call.reports).await?;
+                    done.map_err(|e| e.message)
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                failed.push(format!("{}: {e}", step.id));
+            }
+        }
+        Ok(failed)
+    }
+
     #[allow(clippy::too_many_lines)]
     async fn execute(
         &self,

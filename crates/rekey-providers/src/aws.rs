@@ -1552,6 +1552,19 @@ impl Provider for AwsProvider {
         }
     }
 
+    /// Drops the step's write-ahead marker (create, deactivate): nobody will resume the run, so
+    /// nothing is left for it to make exact.
+    async fn abandon(&self, call: &Call<'_>) -> Result<(), ProviderError> {
+        let prefix = match call.step.action.as_str() {
+            "aws.iam.create_access_key" => MARKER_PREFIX,
+            "aws.iam.deactivate_access_key" => OFF_PREFIX,
+            _ => return Ok(()),
+        };
+        let user = required(call, "user_name")?;
+        self.drop_markers(user, vec![prefixed_key(prefix, call.idempotency_key)])
+            .await
+    }
+
     async fn read_back(
         &self,
         call: &Call<'_>,
