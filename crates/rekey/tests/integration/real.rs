@@ -750,6 +750,59 @@ async fn aws_abandon_removes_the_markers() {
     );
 }
 
+/// An incident on a user with a second active key the inventory does not name (an
+/// attacker's): both are turned off, and the run's output, `status --json` and the audit log
+/// name the unknown key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_incident_names_and_disables_unknown_keys() {
+    let aws = setup_aws_one().await;
+    let (cred, user) = USERS[0];
+    let env_owned = aws.env();
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut seen = String::new();
+    let (intruder, _) = rekey_testkit::create_key(&aws.iam, user).await;
+    let r = aws.ws.rekey_seen(
+        &["run", "--yes", "--mode", "incident", "--reason", "INC-U"],
+        &env,
+        &mut seen,
+    );
+    r.ok("incident");
+    assert!(
+        r.stderr.contains(&intruder) && r.stderr.contains("does not name"),
+        "the run's output names the unknown key:\n{}",
+        r.stderr
+    );
+    let keys = aws.keys(user).await;
+    assert!(
+        !keys.contains_key(&intruder) || keys[&intruder] == "Inactive",
+        "{keys:?}"
+    );
+    let id = aws.ws.run_ids(&env)[0].clone();
+    let status = aws
+        .ws
+        .rekey_seen(&["status", &id, "--json"], &env, &mut seen);
+    status.ok("status");
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let step = format!("{cred}/disable-exposed");
+    let disable = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step_id"] == step.as_str())
+        .unwrap();
+    let outputs: serde_json::Value =
+        serde_json::from_str(disable["outputs_json"].as_str().unwrap()).unwrap();
+    assert_eq!(outputs["unknown_keys"], intruder.as_str(), "{outputs}");
+    let events = aws.ws.audit_events(None, &mut seen);
+    assert!(
+        events_of(&events, "provider_warning", &step)
+            .iter()
+            .any(|(c, d)| c == cred && d.contains(&intruder)),
+        "{}",
+        crate::harness::summary(&events)
+    );
+}
+
 /// Without a region, `rekey` says so once, plainly, before any AWS call, instead of the SDK's
 /// instance-metadata (IMDS) warnings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
