@@ -26,9 +26,19 @@
 //! A key of the user that is not in the marker's list was made by that step. `reconcile` (and
 //! `undo` when the outputs were lost, and a retried `execute`) delete exactly those keys, then
 //! drop the marker; no marker means `CreateAccessKey` was never sent. The marker stays after a
-//! successful create — the step's outcome may still be lost — and is removed by the step's undo
-//! or by the next create on the same user (a credential has one run at a time, so by then every
-//! older marker on it is settled). Needs `iam:TagUser`, `iam:UntagUser`, `iam:ListUserTags`.
+//! successful create — the step's outcome may still be lost — and is removed by the step's undo,
+//! `rekey abandon`, the final delete, or the next create on the same user (a credential has one
+//! run at a time, so by then every older marker on it is settled). Needs `iam:TagUser`,
+//! `iam:UntagUser`, `iam:ListUserTags`.
+//!
+//! The marker must never stand between an incident and the new key: a user at IAM's 50-tag
+//! limit, or a policy without `iam:TagUser`, cannot be tagged. Then the step goes on and says so
+//! (a `provider_warning` in the audit log), and the key ids the `free-slot` step recorded just
+//! before (its plain output `access_key_ids`, passed as `existing_access_key_ids`, kept by the
+//! state database and the audit log) are the list instead.
+//!
+//! Every deletion beside a step's own job (an inactive key removed to make room, an orphan, a
+//! stale `AWSPENDING` moved aside) is reported through `Call::reports` and audited by id.
 //!
 //! # Secrets Manager staging
 //!
