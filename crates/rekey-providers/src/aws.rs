@@ -1585,3 +1585,28 @@ impl Provider for AwsProvider {
         self.read_delivered(call).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_wait_durations() {
+        for (text, want) in [
+            ("30", Some(30_000)),
+            ("30s", Some(30_000)),
+            (" 2m ", Some(120_000)),
+            ("500ms", Some(500)),
+            ("1h", Some(3_600_000)),
+            ("", None),
+            ("2 weeks", None),
+            ("-1s", None),
+        ] {
+            assert_eq!(
+                parse_duration(text).map(|d| d.as_millis()),
+                want,
+                "{text:?}"
+            );
+        }
+    }
+}
