@@ -667,12 +667,20 @@ impl AwsProvider {
     /// Deletes the keys a create step made, then drops its marker. Made by the step: not in
     /// its marker or — without one (a user at IAM's 50-tag limit, a policy without
     /// `iam:TagUser`) — not among the key ids recorded before it (`existing_access_key_ids`,
-    /// kept by the state database and the audit log). Returns the deleted ids; `None` when
-    /// there is no record at all (then nothing was created).
-    async fn remove_created(&self, call: &Call<'_>) -> Result<Option<Vec<String>>, ProviderError> {
+    /// kept by the state database and the audit log), if `by_record`. Returns the deleted ids;
+    /// `None` when there is no record at all (then nothing was created).
+    async fn remove_created(
+        &self,
+        call: &Call<'_>,
+        by_record: bool,
+    ) -> Result<Option<Vec<String>>, ProviderError> {
         let user = required(call, "user_name")?;
         let key = marker_key(call.idempotency_key);
-        let recorded = existing_keys(call)?;
+        let recorded = if by_record {
+            existing_keys(call)?
+        } else {
+            None
+        };
         let marker = match self.user_markers(user).await {
             Ok(markers) => markers.get(&key).cloned(),
             Err(e) if recorded.is_some() => {
@@ -769,8 +777,10 @@ impl AwsProvider {
         let user = required(call, "user_name")?;
         let key = marker_key(call.idempotency_key);
         // An earlier attempt of this very step whose answer never reached us: whatever it
-        // created is unusable (its secret is gone), so remove it first.
-        self.remove_created(call).await?;
+        // created is unusable (its secret is gone), so remove it first. Its marker says which;
+        // without one, the recorded key ids do, but only on a retry: a first attempt must not
+        // take a key someone made since `free-slot` for an orphan of its own.
+        self.remove_created(call, call.attempt > 1).await?;
         // Markers of other steps are settled (one run per credential), so they go too.
         match self.user_markers(user).await {
             Ok(markers) => {
@@ -1487,7 +1497,7 @@ impl Provider for AwsProvider {
                         .await;
                     Ok(())
                 } else {
-                    self.remove_created(call).await.map(|_| ())
+                    self.remove_created(call, true).await.map(|_| ())
                 }
             }
             "aws.iam.deactivate_access_key" => {
@@ -1520,7 +1530,7 @@ impl Provider for AwsProvider {
     async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
         match call.step.action.as_str() {
             "aws.iam.create_access_key" => {
-                self.remove_created(call).await?;
+                self.remove_created(call, true).await?;
                 Ok(Reconciled::NotDone)
             }
             "aws.iam.deactivate_access_key" => {

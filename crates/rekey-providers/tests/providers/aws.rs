@@ -1245,13 +1245,29 @@ async fn a_user_at_the_tag_limit_is_rotated_and_a_lost_create_is_found() {
         "the orphan {orphan} is gone, the old key stays"
     );
 
-    // A retried create whose first answer was lost removes the first key too.
+    // A retried create (attempt 2) whose first answer was lost removes the first key too.
     let first = r.run("deploy/create").await["access_key_id"]
         .expose()
         .to_owned();
-    let second = r.run("deploy/create").await["access_key_id"]
-        .expose()
-        .to_owned();
+    let second = r
+        .with_call("deploy/create", None, async |c| {
+            let retry = Call {
+                attempt: 2,
+                reports: rekey_engine::Reports::default(),
+                ..*c
+            };
+            let out = provider.execute(&retry).await.unwrap();
+            assert!(
+                retry
+                    .reports
+                    .take()
+                    .iter()
+                    .any(|x| x.event == "side_effect" && x.detail.contains(&first)),
+                "the first attempt's key is deleted, and said"
+            );
+            out["access_key_id"].expose().to_owned()
+        })
+        .await;
     assert_ne!(first, second);
     let keys = aws.keys(USER).await;
     assert_eq!(keys.len(), 2, "{keys:?}");
