@@ -199,7 +199,8 @@ fn lock_beside(path: &Path) -> Result<File, ProviderError> {
             meta.uid()
         )));
     }
-    file.lock().map_err(|e| io(&lock_path, "lock", &e))?;
+    file.lock()
+        .map_err(|e| io(&lock_path, "lock", &e))?;
     Ok(file)
 }
 
@@ -419,10 +420,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(
-            names.iter().all(|n| !n.ends_with(".rekey-tmp")),
-            "{names:?}"
-        );
+        assert!(names.iter().all(|n| !n.ends_with(".rekey-tmp")), "{names:?}");
     }
 
     #[test]

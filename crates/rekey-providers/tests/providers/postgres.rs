@@ -50,10 +50,7 @@ fn provider(pg: &PgCluster) -> PostgresProvider {
 // Plans and calls.
 
 fn inventory(admin_env: &str) -> String {
-    inventory_to(
-        admin_env,
-        "{ path: /etc/web/db.env, key: PGPASSWORD, field: password }",
-    )
+    inventory_to(admin_env, "{ path: /etc/web/db.env, key: PGPASSWORD, field: password }")
 }
 
 /// The role `app`, delivered to the `env_file` consumer `env_file`.
