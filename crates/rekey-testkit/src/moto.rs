@@ -183,8 +183,24 @@ impl Moto {
     }
 }
 
-/// What a [`StandIn`] answers instead of moto: an HTTP status and an XML body.
-pub type Answer = (u16, String);
+/// What a [`StandIn`] answers instead of moto: an HTTP status and an XML body; with
+/// [`Answer::after_forwarding`], only once moto has carried the request out (an answer lost
+/// after the call took effect).
+pub struct Answer {
+    status: u16,
+    body: String,
+    forward: bool,
+}
+
+impl Answer {
+    #[must_use]
+    pub fn after_forwarding(self) -> Self {
+        Self {
+            forward: true,
+            ..self
+        }
+    }
+}
 
 /// Decides, from an AWS request's action (`TagUser`, `GetCallerIdentity`, or the
 /// `X-Amz-Target` of a JSON API), whether a [`StandIn`] answers it itself.
@@ -225,12 +241,13 @@ impl StandIn {
 
 /// An AWS query-protocol (IAM, STS) error answer with AWS's own code and message.
 pub fn aws_error(status: u16, code: &str, message: &str) -> Answer {
-    (
+    Answer {
         status,
-        format!(
+        body: format!(
             "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
         ),
-    )
+        forward: false,
+    }
 }
 
 /// One HTTP/1.1 request: its head (request line and headers, without `Connection`), its
@@ -276,27 +293,37 @@ fn read_request(r: &mut impl BufRead) -> Option<Request> {
     Some(Request { head, body, action })
 }
 
+/// Sends `req` to moto and returns its whole answer.
+fn forward(req: &Request, upstream: u16) -> std::io::Result<Vec<u8>> {
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    for line in &req.head {
+        write!(up, "{line}\r\n")?;
+    }
+    write!(up, "Connection: close\r\n\r\n")?;
+    up.write_all(&req.body)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    Ok(answer)
+}
+
 fn serve(client: TcpStream, upstream: u16, rule: &Rule) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
     while let Some(req) = read_request(&mut reader) {
-        if let Some((status, body)) = rule(&req.action) {
-            write!(
-                client,
-                "HTTP/1.1 {status} Stand-in\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )?;
+        let Some(answer) = rule(&req.action) else {
+            client.write_all(&forward(&req, upstream)?)?;
             continue;
+        };
+        if answer.forward {
+            forward(&req, upstream)?;
         }
-        let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
-        for line in &req.head {
-            write!(up, "{line}\r\n")?;
-        }
-        write!(up, "Connection: close\r\n\r\n")?;
-        up.write_all(&req.body)?;
-        let mut answer = Vec::new();
-        up.read_to_end(&mut answer)?;
-        client.write_all(&answer)?;
+        write!(
+            client,
+            "HTTP/1.1 {} Stand-in\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{}",
+            answer.status,
+            answer.body.len(),
+            answer.body
+        )?;
     }
     Ok(())
 }

@@ -750,6 +750,44 @@ async fn aws_abandon_removes_the_markers() {
     );
 }
 
+/// A create whose answer is lost after IAM made the key, and then fails for good: the rollback
+/// undoes it without its outputs, by its marker, and the deletion is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_undo_of_a_lost_create_is_audited() {
+    let aws = setup_aws_one().await;
+    let (cred, user) = USERS[0];
+    let mut seen = String::new();
+    let losing = aws.moto.stand_in(|action| {
+        (action == "CreateAccessKey").then(|| {
+            rekey_testkit::aws_error(400, "InvalidInput", "stand-in: the answer was lost")
+                .after_forwarding()
+        })
+    });
+    let env_owned = env_through(&aws, losing.url());
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = aws
+        .ws
+        .rekey_seen(&["run", "--yes", "--reason", "DRILL-U"], &env, &mut seen);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let keys = aws.keys(user).await;
+    assert_eq!(
+        keys.keys().collect::<Vec<_>>(),
+        vec![&aws.old[user].0],
+        "the key of the lost create is gone"
+    );
+    let events = aws.ws.audit_events(None, &mut seen);
+    let create = format!("{cred}/create");
+    position(&events, "step_undone", &create);
+    let effects = events_of(&events, "side_effect", &create);
+    assert!(
+        effects
+            .iter()
+            .any(|(c, d)| c == cred && d.contains("deleted access key AKIA")),
+        "{effects:?}\n{}",
+        crate::harness::summary(&events)
+    );
+}
+
 /// An incident on a user with a second active key the inventory does not name (an
 /// attacker's): both are turned off, and the run's output, `status --json` and the audit log
 /// name the unknown key.
