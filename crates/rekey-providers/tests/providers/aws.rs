@@ -1391,3 +1391,28 @@ async fn an_incident_disables_every_active_key_and_names_the_unknown_ones() {
     assert_eq!(keys[&new], "Active");
     assert_eq!(keys[&aws.old_key.0], "Inactive");
 }
+
+/// Without a marker, a first attempt does not take a key made since `free-slot` (by a person,
+/// another tool) for an orphan of its own: it stops at IAM's two-keys limit instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_create_without_a_marker_spares_a_key_made_since_free_slot() {
+    let aws = setup().await;
+    let (_stand_in, provider) = at_tag_limit(&aws);
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/free-slot").await;
+    let (someone, _) = create_key(&aws.iam, USER).await;
+    let err = r.exec("deploy/create").await.expect_err("a third key");
+    assert!(
+        err.message.contains("LimitExceeded") && err.message.contains("two access keys"),
+        "{err}"
+    );
+    assert!(
+        aws.keys(USER).await.contains_key(&someone),
+        "their key stays"
+    );
+}
