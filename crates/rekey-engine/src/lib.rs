@@ -9,7 +9,9 @@ pub mod run;
 pub mod sim;
 
 pub use fingerprint::Fingerprinter;
-pub use provider::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
+pub use provider::{
+    Call, ErrorKind, Provider, ProviderError, Reconciled, Report, Reports, Value, Values,
+};
 pub use run::{
     Engine, EngineConfig, EngineError, MintAgain, Observer, Providers, RunOutcome, idempotency_key,
     new_run_id,

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -69,6 +70,55 @@ pub struct Call<'a> {
     /// Stable for (run, step): providers that accept an idempotency token get this one.
     pub idempotency_key: &'a str,
     pub attempt: u32,
+    /// What the call did or found beside its result; the engine audits it afterwards.
+    pub reports: Reports,
+}
+
+/// Something a provider call did or found beside the step's own effect, for the audit log.
+/// Ids and names only, never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The audit event: `side_effect` or `provider_warning`.
+    pub event: &'static str,
+    /// The audit outcome: `ok` or `warning`.
+    pub outcome: &'static str,
+    pub detail: String,
+}
+
+/// Where a call puts its [`Report`]s. The engine writes them as audit events of the step
+/// (with its credential) once the call returns, whatever it returned: a key deleted by a call
+/// that then failed was still deleted.
+#[derive(Debug, Default)]
+pub struct Reports(Mutex<Vec<Report>>);
+
+impl Reports {
+    /// Something removed or moved that the step is not about: a key deleted to make room, an
+    /// orphan of a lost call, a stale staging label moved aside.
+    pub fn side_effect(&self, detail: impl Into<String>) {
+        self.push("side_effect", "ok", detail.into());
+    }
+
+    /// A safety net that could not be used, or something unexpected that was found (keys the
+    /// inventory does not name).
+    pub fn warning(&self, detail: impl Into<String>) {
+        self.push("provider_warning", "warning", detail.into());
+    }
+
+    fn push(&self, event: &'static str, outcome: &'static str, detail: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Report {
+                event,
+                outcome,
+                detail,
+            });
+    }
+
+    /// Everything reported so far, emptying the list.
+    pub fn take(&self) -> Vec<Report> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// How a call failed.
@@ -153,7 +203,9 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
-    /// Performs the step. Must be idempotent for the same idempotency key.
+    /// Performs the step. Must be idempotent for the same idempotency key. Anything removed
+    /// beside the step's own effect goes to `call.reports` (this holds for `undo` and
+    /// `reconcile` too).
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError>;
 
     /// Reverses a step that succeeded (or partly ran and failed), best effort and idempotent.
@@ -174,6 +226,13 @@ pub trait Provider: Send + Sync {
         _outputs: &Values,
     ) -> Result<Option<Values>, ProviderError> {
         Ok(None)
+    }
+
+    /// The run was abandoned by an operator: removes what the provider keeps only for this
+    /// step of this run (AWS: its write-ahead marker on the IAM user) — never a credential or
+    /// a delivered value. Called for every step that started; best effort.
+    async fn abandon(&self, _call: &Call<'_>) -> Result<(), ProviderError> {
+        Ok(())
     }
 
     /// Reads back a delivered document from a consumer, to recover secrets lost with a crashed

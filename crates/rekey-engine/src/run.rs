@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::fingerprint::Fingerprinter;
 use crate::provider::{
-    Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values, plain_json,
+    Call, ErrorKind, Provider, ProviderError, Reconciled, Reports, Value, Values, plain_json,
 };
 use crate::sim::crash_point;
 
@@ -429,6 +429,40 @@ impl Engine {
         r
     }
 
+    /// After an operator abandoned run `run_id`: lets each provider remove what it kept only
+    /// for a step of this run that started ([`Provider::abandon`]), auditing what they report.
+    /// Best effort: returns what could not be removed, one line per step.
+    pub async fn abandon_steps(&self, run_id: &str) -> Result<Vec<String>, EngineError> {
+        let run = self.store.run(run_id).await?;
+        let plan: Plan = serde_json::from_str(&run.plan_json)
+            .map_err(|e| EngineError::Plan(run_id.to_owned(), e.to_string()))?;
+        let records = self.store.steps(run_id).await?;
+        let ex = Exec::new(&plan, &records);
+        let mut failed = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            if ex.state[i] == StepState::Pending || step.effect == Effect::Human {
+                continue;
+            }
+            let Some(p) = self.providers.get(&step.provider) else {
+                continue;
+            };
+            let key = idempotency_key(run_id, &step.id);
+            let done = match ex.resolve_available(&plan, run_id, i) {
+                Ok(inputs) => {
+                    let call = Self::call(run_id, &plan, i, &inputs, &key);
+                    let done = p.abandon(&call).await;
+                    self.write_reports(run_id, &plan, i, &call.reports).await?;
+                    done.map_err(|e| e.message)
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                failed.push(format!("{}: {e}", step.id));
+            }
+        }
+        Ok(failed)
+    }
+
     #[allow(clippy::too_many_lines)]
     async fn execute(
         &self,
@@ -707,7 +741,27 @@ impl Engine {
             inputs,
             idempotency_key: key,
             attempt: 1,
+            reports: Reports::default(),
         }
+    }
+
+    /// Audits what a provider call of step `i` reported (see [`Reports`]).
+    async fn write_reports(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        i: usize,
+        reports: &Reports,
+    ) -> Result<(), EngineError> {
+        let step = &plan.steps[i];
+        for r in reports.take() {
+            log_report(step, &r);
+            let cred = &plan.credentials[step.credential as usize].id;
+            let mut a = self.audit(run_id, Some(step), Some(cred), r.event, r.outcome);
+            a.detail = Some(r.detail);
+            self.store.append_audit(a).await?;
+        }
+        Ok(())
     }
 
     async fn reconcile(
@@ -728,8 +782,10 @@ impl Engine {
         } else {
             match self.providers.get(&step.provider) {
                 Some(p) => {
-                    p.reconcile(&Self::call(run_id, plan, i, &inputs, &key))
-                        .await
+                    let call = Self::call(run_id, plan, i, &inputs, &key);
+                    let found = p.reconcile(&call).await;
+                    self.write_reports(run_id, plan, i, &call.reports).await?;
+                    found
                 }
                 None => Err(ProviderError::permanent(format!(
                     "no provider for {}",
@@ -1157,22 +1213,25 @@ impl Engine {
         plan: &Plan,
         ex: &Exec,
         i: usize,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<Result<(), ProviderError>, EngineError> {
         let step = &plan.steps[i];
         let key = idempotency_key(run_id, &step.id);
         let outputs = ex.outputs[i].clone().unwrap_or_default();
-        let inputs = ex
-            .resolve_available(plan, run_id, i)
-            .map_err(ProviderError::permanent)?;
+        let inputs = match ex.resolve_available(plan, run_id, i) {
+            Ok(inputs) => inputs,
+            Err(e) => return Ok(Err(ProviderError::permanent(e))),
+        };
         if step.effect == Effect::Human && !self.simulated {
-            return Ok(());
+            return Ok(Ok(()));
         }
         match self.providers.get(&step.provider) {
             Some(p) => {
-                p.undo(&Self::call(run_id, plan, i, &inputs, &key), &outputs)
-                    .await
+                let call = Self::call(run_id, plan, i, &inputs, &key);
+                let done = p.undo(&call, &outputs).await;
+                self.write_reports(run_id, plan, i, &call.reports).await?;
+                Ok(done)
             }
-            None => Err(ProviderError::permanent("no provider")),
+            None => Ok(Err(ProviderError::permanent("no provider"))),
         }
     }
 
@@ -1190,7 +1249,7 @@ impl Engine {
         let step = &plan.steps[i];
         // A delivery undone only to be delivered again is overwritten by the redo anyway: a
         // consumer that cannot restore its old value (an env file) does not stop it.
-        let result = match self.provider_undo(run_id, plan, ex, i).await {
+        let result = match self.provider_undo(run_id, plan, ex, i).await? {
             Err(e) if mark == Some(REDO_MARK) && step.action == "consumer.deliver" => {
                 tracing::debug!(step = %step.id, error = %e, "not undone before it is delivered again");
                 Ok(())
@@ -1588,6 +1647,7 @@ impl TaskCtx {
                 inputs,
                 idempotency_key: key,
                 attempt,
+                reports: Reports::default(),
             };
             let timeout = if self.step.effect == Effect::Human {
                 Duration::from_hours(24)
@@ -1615,6 +1675,12 @@ impl TaskCtx {
                 ))),
             };
             drop(permits);
+            for r in call.reports.take() {
+                log_report(&self.step, &r);
+                let mut a = self.audit(r.event, r.outcome);
+                a.detail = Some(r.detail);
+                self.store.append_audit(a).await?;
+            }
             let err = match result {
                 Ok(v) => return Ok(Ok(v)),
                 Err(e) => e,
@@ -1660,6 +1726,15 @@ impl TaskCtx {
             );
             attempt += 1;
         }
+    }
+}
+
+/// A provider's report on the log too: a warning shows in the run's output.
+fn log_report(step: &PlannedStep, r: &crate::provider::Report) {
+    if r.event == "side_effect" {
+        tracing::info!(step = %step.id, "{}", r.detail);
+    } else {
+        tracing::warn!(step = %step.id, "{}", r.detail);
     }
 }
 

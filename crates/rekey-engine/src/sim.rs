@@ -380,7 +380,13 @@ impl Provider for SimProvider {
                     .map_err(db)?;
                 Values::new()
             }
-            (Effect::Write, _) => Values::new(), // e.g. making room: nothing to simulate
+            // E.g. making room: nothing to simulate, but later steps may read its outputs.
+            (Effect::Write, _) => call
+                .step
+                .outputs
+                .iter()
+                .map(|o| (o.name.clone(), Value::Plain(format!("sim-{}", o.name))))
+                .collect(),
             (Effect::Read | Effect::Human, "consumer.read_current") => {
                 let id: Option<i64> = sqlx::query("SELECT id FROM credential_values WHERE credential = $1 AND minted_run != $2 AND state = 'active' ORDER BY id DESC LIMIT 1")
                     .bind(&call.credential.id)

@@ -26,9 +26,19 @@
 //! A key of the user that is not in the marker's list was made by that step. `reconcile` (and
 //! `undo` when the outputs were lost, and a retried `execute`) delete exactly those keys, then
 //! drop the marker; no marker means `CreateAccessKey` was never sent. The marker stays after a
-//! successful create — the step's outcome may still be lost — and is removed by the step's undo
-//! or by the next create on the same user (a credential has one run at a time, so by then every
-//! older marker on it is settled). Needs `iam:TagUser`, `iam:UntagUser`, `iam:ListUserTags`.
+//! successful create — the step's outcome may still be lost — and is removed by the step's undo,
+//! `rekey abandon`, the final delete, or the next create on the same user (a credential has one
+//! run at a time, so by then every older marker on it is settled). Needs `iam:TagUser`,
+//! `iam:UntagUser`, `iam:ListUserTags`.
+//!
+//! The marker must never stand between an incident and the new key: a user at IAM's 50-tag
+//! limit, or a policy without `iam:TagUser`, cannot be tagged. Then the step goes on and says so
+//! (a `provider_warning` in the audit log), and the key ids the `free-slot` step recorded just
+//! before (its plain output `access_key_ids`, passed as `existing_access_key_ids`, kept by the
+//! state database and the audit log) are the list instead.
+//!
+//! Every deletion beside a step's own job (an inactive key removed to make room, an orphan, a
+//! stale `AWSPENDING` moved aside) is reported through `Call::reports` and audited by id.
 //!
 //! # Secrets Manager staging
 //!
@@ -40,9 +50,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -74,6 +88,13 @@ const OFF_PREFIX: &str = "rekey:off:";
 /// recomputes signatures over its own encoding, which differs from the SDK's for spaces).
 const MARKER_SEPARATOR: &str = "_";
 
+/// How long a verify waits, by default, for STS to accept a new key (see
+/// [`AwsProvider::with_propagation_wait`]).
+pub const DEFAULT_PROPAGATION_WAIT: Duration = Duration::from_mins(5);
+/// The environment variable that sets [`AwsProvider::with_propagation_wait`] for
+/// [`AwsProvider::from_env`]: `90s`, `2m`, `500ms`, `1h`, or a number of seconds.
+pub const PROPAGATION_WAIT_VAR: &str = "REKEY_AWS_PROPAGATION_WAIT";
+
 /// The real AWS provider.
 ///
 /// Build it with [`AwsProvider::from_env`] (the standard credential chain) or
@@ -81,6 +102,10 @@ const MARKER_SEPARATOR: &str = "_";
 pub struct AwsProvider {
     config: SdkConfig,
     iam: aws_sdk_iam::Client,
+    propagation_wait: Duration,
+    /// No region was configured; said once, at the first AWS step (see [`Self::from_env`]).
+    region_missing: bool,
+    region_said: AtomicBool,
 }
 
 /// The HTTPS client every AWS client uses: hyper 1 with rustls on ring.
@@ -94,13 +119,55 @@ pub fn https_client() -> aws_sdk_iam::config::SharedHttpClient {
 
 impl AwsProvider {
     /// From the standard AWS credential chain and environment (`AWS_REGION`, `AWS_PROFILE`,
-    /// `AWS_ENDPOINT_URL`, …).
+    /// `AWS_ENDPOINT_URL`, …), and [`PROPAGATION_WAIT_VAR`].
+    ///
+    /// The region comes from the environment or the profile only. The SDK's own chain ends at
+    /// the instance metadata service (IMDS): on a laptop that means warnings full of
+    /// internals, or timeouts, before the real error. Without a region, the first AWS step
+    /// says so once, plainly.
     pub async fn from_env() -> Self {
+        let found = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+            .or_else(ProfileFileRegionProvider::new())
+            .region()
+            .await;
+        // Always a region for the loader: without one, building the credential chain asks
+        // IMDS for it.
         let config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client())
+            .region(found.clone().unwrap_or_else(|| Region::new(DEFAULT_REGION)))
             .load()
             .await;
-        Self::from_sdk_config(&config)
+        let mut provider = Self::from_sdk_config(&config);
+        provider.region_missing = found.is_none();
+        if let Ok(text) = std::env::var(PROPAGATION_WAIT_VAR) {
+            if let Some(d) = parse_duration(&text) {
+                provider.propagation_wait = d;
+            } else {
+                tracing::warn!(
+                    "{PROPAGATION_WAIT_VAR}={text:?} is not a duration (such as 90s, 2m or 1h); waiting up to {}s for a new key",
+                    provider.propagation_wait.as_secs()
+                );
+            }
+        }
+        provider
+    }
+
+    /// How long a verify keeps retrying a new key that STS does not accept yet (IAM is
+    /// eventually consistent) before it fails, when that is longer than the run's retry
+    /// budget. Default [`DEFAULT_PROPAGATION_WAIT`].
+    #[must_use]
+    pub fn with_propagation_wait(mut self, wait: Duration) -> Self {
+        self.propagation_wait = wait;
+        self
+    }
+
+    /// Says once that no region is set, and how to set one.
+    fn say_if_no_region(&self) {
+        if self.region_missing && !self.region_said.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "no AWS region is set: IAM and STS are called in {DEFAULT_REGION}, and an aws_secrets_manager consumer without `region:` is looked for there. Set AWS_REGION (or `region` in your AWS profile), or `region:` on each aws_secrets_manager consumer"
+            );
+        }
     }
 
     /// From an explicit configuration. Missing pieces are filled in: the HTTPS client, a
@@ -132,6 +199,9 @@ impl AwsProvider {
         Self {
             iam: aws_sdk_iam::Client::from_conf(iam_config),
             config,
+            propagation_wait: DEFAULT_PROPAGATION_WAIT,
+            region_missing: false,
+            region_said: AtomicBool::new(false),
         }
     }
 
@@ -192,15 +262,28 @@ where
                 ProviderError::rate_limited(retry_after, message)
             } else if status >= 500 || code == "ServiceUnavailable" || code == "InternalFailure" {
                 ProviderError::transient(message)
-            } else if code == "LimitExceeded" {
-                ProviderError::permanent(format!(
-                    "{message} (an IAM user may have at most two access keys)"
-                ))
             } else {
                 ProviderError::permanent(message)
             }
         }
         _ => ProviderError::transient(format!("{op}: request failed")),
+    }
+}
+
+/// `90s`, `2m`, `500ms`, `1h`, or a number of seconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    match unit.trim() {
+        "" | "s" => Some(Duration::from_secs(n)),
+        "ms" => Some(Duration::from_millis(n)),
+        "m" | "min" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
     }
 }
 
@@ -273,6 +356,29 @@ fn selector<'a>(call: &'a Call<'_>, name: &str) -> Result<Option<&'a str>, Provi
 fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a str, ProviderError> {
     input(call, name).ok_or_else(|| {
         ProviderError::permanent(format!("step {}: input `{name}` is missing", call.step.id))
+    })
+}
+
+/// The key ids the user had before a create step (`existing_access_key_ids`, recorded by the
+/// `free-slot` step: a plain output, so the state database and the audit log keep it). `None`
+/// when the plan does not pass them (plans stored before they existed).
+fn existing_keys(call: &Call<'_>) -> Result<Option<BTreeSet<String>>, ProviderError> {
+    match call.inputs.get("existing_access_key_ids") {
+        None => Ok(None),
+        Some(Value::Plain(s)) => Ok(Some(s.split_whitespace().map(str::to_owned).collect())),
+        Some(Value::Secret(_)) => Err(ProviderError::permanent(format!(
+            "step {}: input `existing_access_key_ids` is a secret value, not key ids",
+            call.step.id
+        ))),
+    }
+}
+
+/// Of `ids`, those other than the key the inventory names (`access_key_id`); none when it
+/// names no key (then every key of the user is the credential's).
+fn unknown_keys(call: &Call<'_>, ids: &[String]) -> Result<Vec<String>, ProviderError> {
+    Ok(match selector(call, "access_key_id")? {
+        Some(known) => ids.iter().filter(|k| *k != known).cloned().collect(),
+        None => Vec::new(),
     })
 }
 
@@ -558,33 +664,78 @@ impl AwsProvider {
         }
     }
 
-    /// Deletes the keys a create step made (those not in its marker), then drops the marker.
-    /// Returns the deleted ids; `None` when there was no marker (nothing was created).
-    async fn remove_created(&self, call: &Call<'_>) -> Result<Option<Vec<String>>, ProviderError> {
+    /// Deletes the keys a create step made, then drops its marker. Made by the step: not in
+    /// its marker or — without one (a user at IAM's 50-tag limit, a policy without
+    /// `iam:TagUser`) — not among the key ids recorded before it (`existing_access_key_ids`,
+    /// kept by the state database and the audit log), if `by_record`. Returns the deleted ids;
+    /// `None` when there is no record at all (then nothing was created).
+    async fn remove_created(
+        &self,
+        call: &Call<'_>,
+        by_record: bool,
+    ) -> Result<Option<Vec<String>>, ProviderError> {
         let user = required(call, "user_name")?;
         let key = marker_key(call.idempotency_key);
-        let markers = self.user_markers(user).await?;
-        let Some(before) = markers.get(&key) else {
-            return Ok(None);
+        let recorded = if by_record {
+            existing_keys(call)?
+        } else {
+            None
         };
-        let before: BTreeSet<&str> = before.split(MARKER_SEPARATOR).collect();
+        let marker = match self.user_markers(user).await {
+            Ok(markers) => markers.get(&key).cloned(),
+            Err(e) if recorded.is_some() => {
+                call.reports.warning(format!(
+                    "cannot read the write-ahead markers of IAM user {user} ({e}); the key ids recorded before the create stand in for them"
+                ));
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let before: BTreeSet<String> = match (&marker, recorded) {
+            (Some(m), _) => m.split(MARKER_SEPARATOR).map(str::to_owned).collect(),
+            (None, Some(ids)) => ids,
+            (None, None) => return Ok(None),
+        };
         let mut deleted = Vec::new();
         for k in self.list_keys(user).await? {
-            if !before.contains(k.id.as_str()) && self.delete_key(user, &k.id).await? {
-                tracing::info!(step = %call.step.id, access_key_id = %k.id, "deleted an access key created by a step whose outcome was lost");
+            if !before.contains(&k.id) && self.delete_key(user, &k.id).await? {
+                call.reports.side_effect(format!(
+                    "deleted access key {} of IAM user {user}: made by this step in a call whose outcome was lost, so its secret is gone",
+                    k.id
+                ));
                 deleted.push(k.id);
             }
         }
-        self.drop_markers(user, vec![key]).await?;
+        if marker.is_some() {
+            self.drop_markers(user, vec![key]).await?;
+        }
         Ok(Some(deleted))
+    }
+
+    /// Drops markers where failing to must not fail the step (an undo that did its work):
+    /// says so instead.
+    async fn drop_markers_or_warn(&self, call: &Call<'_>, user: &str, keys: Vec<String>) {
+        if let Err(e) = self.drop_markers(user, keys).await {
+            call.reports.warning(format!(
+                "cannot remove rekey's write-ahead marker from IAM user {user} ({e}); remove the `rekey:` tags by hand"
+            ));
+        }
     }
 
     async fn ensure_key_slot(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let user = required(call, "user_name")?;
         let keep = selector(call, "keep_access_key_id")?;
         let keys = self.list_keys(user).await?;
+        // The keys the create step after this one finds: any other key it sees was made by
+        // itself, even when it cannot write its marker (see `remove_created`).
+        let ids = |keys: &mut dyn Iterator<Item = &KeyInfo>| {
+            keys.map(|k| k.id.as_str()).collect::<Vec<_>>().join(" ")
+        };
         if keys.len() < 2 {
-            return Ok(plain(&[("free_slots", (2 - keys.len()).to_string())]));
+            return Ok(plain(&[
+                ("free_slots", (2 - keys.len()).to_string()),
+                ("access_key_ids", ids(&mut keys.iter())),
+            ]));
         }
         if keys.iter().all(|k| k.active) {
             return Err(ProviderError::permanent(format!(
@@ -607,23 +758,37 @@ impl AwsProvider {
                 keep.unwrap_or("?")
             )));
         };
-        self.delete_key(user, &victim.id).await?;
-        tracing::info!(user, access_key_id = %victim.id, "deleted an inactive access key to make room");
-        Ok(plain(&[("free_slots", "1".to_owned())]))
+        if self.delete_key(user, &victim.id).await? {
+            call.reports.side_effect(format!(
+                "deleted inactive access key {} of IAM user {user} to make room for the new key",
+                victim.id
+            ));
+        }
+        Ok(plain(&[
+            ("free_slots", "1".to_owned()),
+            (
+                "access_key_ids",
+                ids(&mut keys.iter().filter(|k| k.id != victim.id)),
+            ),
+        ]))
     }
 
     async fn create_access_key(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let user = required(call, "user_name")?;
         let key = marker_key(call.idempotency_key);
-        // An earlier attempt of this very step whose answer never reached us left a marker:
-        // whatever it created is unusable (its secret is gone), so remove it first. Markers of
-        // other steps are settled (one run per credential), so they go too.
-        let markers = self.user_markers(user).await?;
-        if markers.contains_key(&key) {
-            self.remove_created(call).await?;
+        // An earlier attempt of this very step whose answer never reached us: whatever it
+        // created is unusable (its secret is gone), so remove it first. Its marker says which;
+        // without one, the recorded key ids do, but only on a retry: a first attempt must not
+        // take a key someone made since `free-slot` for an orphan of its own.
+        self.remove_created(call, call.attempt > 1).await?;
+        // Markers of other steps are settled (one run per credential), so they go too.
+        match self.user_markers(user).await {
+            Ok(markers) => {
+                let stale: Vec<String> = markers.into_keys().filter(|k| *k != key).collect();
+                self.drop_markers_or_warn(call, user, stale).await;
+            }
+            Err(e) => tracing::debug!(user, error = %e, "cannot list old markers"),
         }
-        let stale: Vec<String> = markers.into_keys().filter(|k| *k != key).collect();
-        self.drop_markers(user, stale).await?;
 
         let before = self.list_keys(user).await?;
         let before = if before.is_empty() {
@@ -635,14 +800,34 @@ impl AwsProvider {
                 .collect::<Vec<_>>()
                 .join(MARKER_SEPARATOR)
         };
-        self.tag_user(user, &key, before).await?;
+        // The marker must not stand between an incident and the new key (a user at IAM's
+        // 50-tag limit, a policy without iam:TagUser): the key ids the `free-slot` step
+        // recorded say the same, from the state database and the audit log.
+        if let Err(e) = self.tag_user(user, &key, before).await {
+            call.reports.warning(if existing_keys(call)?.is_some() {
+                format!(
+                    "cannot write the write-ahead marker on IAM user {user} ({e}); the key ids recorded before this step (the `access_key_ids` of the free-slot step, in the audit log) are the record of which key it makes"
+                )
+            } else {
+                format!(
+                    "cannot write the write-ahead marker on IAM user {user} ({e}), and this plan records no key ids before the create: if this step's outcome is lost, delete the key it made by hand"
+                )
+            });
+        }
         let out = self
             .iam
             .create_access_key()
             .user_name(user)
             .send()
             .await
-            .map_err(|e| sdk_error("iam:CreateAccessKey", &e))?;
+            .map_err(|e| {
+                let mut err = sdk_error("iam:CreateAccessKey", &e);
+                if service_code(&e).as_deref() == Some("LimitExceeded") {
+                    err.message
+                        .push_str(" (an IAM user may have at most two access keys)");
+                }
+                err
+            })?;
         let k = out
             .access_key()
             .ok_or_else(|| ProviderError::transient("iam:CreateAccessKey: no key in the answer"))?;
@@ -667,7 +852,7 @@ impl AwsProvider {
             planned
         } else {
             let active: Vec<String> = self
-                .selected_keys(call)
+                .deactivation_targets(call)
                 .await?
                 .into_iter()
                 .filter(|k| k.active)
@@ -691,6 +876,13 @@ impl AwsProvider {
             call.credential.strategy == Strategy::RevokeFirst,
         )
         .await?;
+        let unknown = unknown_keys(call, &planned)?;
+        if !unknown.is_empty() {
+            call.reports.warning(format!(
+                "IAM user {user} had active access keys the inventory does not name: {}; turned off too (an incident turns off every active key of the user). Find out who made them",
+                unknown.join(", ")
+            ));
+        }
         let mut changed = Vec::new();
         for id in planned {
             // A key deleted since is not reported: there is nothing to reactivate.
@@ -698,7 +890,29 @@ impl AwsProvider {
                 changed.push(id);
             }
         }
-        Ok(plain(&[("deactivated", changed.join(" "))]))
+        Ok(plain(&[
+            ("deactivated", changed.join(" ")),
+            ("unknown_keys", unknown.join(" ")),
+        ]))
+    }
+
+    /// The keys a deactivate step is about. An incident's revoke (revoke first) turns off
+    /// every key of the user but the one it keeps (`except_access_key_id`), whatever the
+    /// inventory names: a second active key may be an attacker's. A rotation turns off the
+    /// selected keys.
+    async fn deactivation_targets(&self, call: &Call<'_>) -> Result<Vec<KeyInfo>, ProviderError> {
+        if call.credential.strategy != Strategy::RevokeFirst {
+            return self.selected_keys(call).await;
+        }
+        let user = required(call, "user_name")?;
+        selector(call, "access_key_id")?;
+        let except = selector(call, "except_access_key_id")?;
+        Ok(self
+            .list_keys(user)
+            .await?
+            .into_iter()
+            .filter(|k| except != Some(k.id.as_str()))
+            .collect())
     }
 
     async fn delete_selected(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
@@ -810,7 +1024,8 @@ impl AwsProvider {
                 ("arn", out.arn().unwrap_or_default().to_owned()),
                 ("account", out.account().unwrap_or_default().to_owned()),
             ])),
-            // A brand-new IAM key takes a few seconds to be accepted everywhere: worth retrying.
+            // A brand-new IAM key takes a while to be accepted everywhere: worth retrying, for
+            // as long as `retry_budget` allows.
             Err(e)
                 if matches!(
                     service_code(&e).as_deref(),
@@ -818,8 +1033,10 @@ impl AwsProvider {
                 ) =>
             {
                 Err(ProviderError::transient(format!(
-                    "sts:GetCallerIdentity: the key {key_id} is not accepted ({})",
-                    service_code(&e).unwrap_or_default()
+                    "sts:GetCallerIdentity: the new key {key_id} is not accepted ({}: {}); a new key may take a while to propagate, and rekey waits up to {}s for it ({PROPAGATION_WAIT_VAR}; the run's --retry-budget if longer)",
+                    service_code(&e).unwrap_or_default(),
+                    e.message().unwrap_or("no message"),
+                    self.propagation_wait.as_secs()
                 )))
             }
             Err(e) => Err(sdk_error("sts:GetCallerIdentity", &e)),
@@ -1020,7 +1237,9 @@ impl AwsProvider {
             if let Some(old) = &pending {
                 self.move_label(&sm, id, AWSPENDING, None, Some(old))
                     .await?;
-                tracing::info!(secret_id = id, version = %old, "removed a stale AWSPENDING label");
+                call.reports.side_effect(format!(
+                    "moved AWSPENDING off version {old} of secret {id}: left by an earlier rotation that never finished"
+                ));
             }
             sm.put_secret_value()
                 .secret_id(id)
@@ -1246,6 +1465,7 @@ fn unknown(call: &Call<'_>) -> ProviderError {
 #[async_trait]
 impl Provider for AwsProvider {
     async fn preflight(&self, step: &PlannedStep) -> Result<(), ProviderError> {
+        self.say_if_no_region();
         let Some(target) = secret_target(step) else {
             return Ok(());
         };
@@ -1261,10 +1481,11 @@ impl Provider for AwsProvider {
     fn retry_budget(&self, step: &PlannedStep) -> Option<Duration> {
         // A new IAM key is eventually consistent: STS may refuse it for a while after
         // CreateAccessKey. AWS documents no bound; minutes have been seen.
-        (step.action == "aws.sts.get_caller_identity").then_some(Duration::from_mins(5))
+        (step.action == "aws.sts.get_caller_identity").then_some(self.propagation_wait)
     }
 
     fn supports(&self, step: &PlannedStep) -> Result<(), String> {
+        self.say_if_no_region();
         match step.action.as_str() {
             "aws.iam.ensure_key_slot"
             | "aws.iam.create_access_key"
@@ -1286,6 +1507,7 @@ impl Provider for AwsProvider {
     }
 
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        self.say_if_no_region();
         match call.step.action.as_str() {
             "aws.iam.ensure_key_slot" => self.ensure_key_slot(call).await,
             "aws.iam.create_access_key" => self.create_access_key(call).await,
@@ -1314,10 +1536,11 @@ impl Provider for AwsProvider {
                 let user = required(call, "user_name")?;
                 if let Some(Value::Plain(key)) = outputs.get("access_key_id") {
                     self.delete_key(user, key).await?;
-                    self.drop_markers(user, vec![marker_key(call.idempotency_key)])
-                        .await
+                    self.drop_markers_or_warn(call, user, vec![marker_key(call.idempotency_key)])
+                        .await;
+                    Ok(())
                 } else {
-                    self.remove_created(call).await.map(|_| ())
+                    self.remove_created(call, true).await.map(|_| ())
                 }
             }
             "aws.iam.deactivate_access_key" => {
@@ -1330,6 +1553,9 @@ impl Provider for AwsProvider {
                 for k in keys {
                     self.set_status(user, &k, StatusType::Active).await?;
                 }
+                // Undone: nothing is left for the marker to make exact.
+                let marker = prefixed_key(OFF_PREFIX, call.idempotency_key);
+                self.drop_markers_or_warn(call, user, vec![marker]).await;
                 Ok(())
             }
             "consumer.deliver" => self.undo_deliver(call).await,
@@ -1347,11 +1573,11 @@ impl Provider for AwsProvider {
     async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
         match call.step.action.as_str() {
             "aws.iam.create_access_key" => {
-                self.remove_created(call).await?;
+                self.remove_created(call, true).await?;
                 Ok(Reconciled::NotDone)
             }
             "aws.iam.deactivate_access_key" => {
-                let keys = self.selected_keys(call).await?;
+                let keys = self.deactivation_targets(call).await?;
                 match self.deactivation(call).await? {
                     // Started: done when every key it set out to turn off is off (or gone).
                     Some(planned) => {
@@ -1363,12 +1589,19 @@ impl Provider for AwsProvider {
                                 .map(|k| k.id)
                                 .filter(|id| planned.contains(id))
                                 .collect();
-                            Ok(Reconciled::Done(plain(&[("deactivated", off.join(" "))])))
+                            let unknown = unknown_keys(call, &off)?;
+                            Ok(Reconciled::Done(plain(&[
+                                ("deactivated", off.join(" ")),
+                                ("unknown_keys", unknown.join(" ")),
+                            ])))
                         }
                     }
                     // Never started: done only if there was nothing to do.
                     None if keys.iter().any(|k| k.active) => Ok(Reconciled::NotDone),
-                    None => Ok(Reconciled::Done(plain(&[("deactivated", String::new())]))),
+                    None => Ok(Reconciled::Done(plain(&[
+                        ("deactivated", String::new()),
+                        ("unknown_keys", String::new()),
+                    ]))),
                 }
             }
             "aws.iam.delete_access_key" => {
@@ -1410,6 +1643,19 @@ impl Provider for AwsProvider {
         ))
     }
 
+    /// Drops the step's write-ahead marker (create, deactivate): nobody will resume the run, so
+    /// nothing is left for it to make exact.
+    async fn abandon(&self, call: &Call<'_>) -> Result<(), ProviderError> {
+        let prefix = match call.step.action.as_str() {
+            "aws.iam.create_access_key" => MARKER_PREFIX,
+            "aws.iam.deactivate_access_key" => OFF_PREFIX,
+            _ => return Ok(()),
+        };
+        let user = required(call, "user_name")?;
+        self.drop_markers(user, vec![prefixed_key(prefix, call.idempotency_key)])
+            .await
+    }
+
     async fn read_back(
         &self,
         call: &Call<'_>,
@@ -1418,5 +1664,30 @@ impl Provider for AwsProvider {
             return Ok(None);
         }
         self.read_delivered(call).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_wait_durations() {
+        for (text, want) in [
+            ("30", Some(30_000)),
+            ("30s", Some(30_000)),
+            (" 2m ", Some(120_000)),
+            ("500ms", Some(500)),
+            ("1h", Some(3_600_000)),
+            ("", None),
+            ("2 weeks", None),
+            ("-1s", None),
+        ] {
+            assert_eq!(
+                parse_duration(text).map(|d| d.as_millis()),
+                want,
+                "{text:?}"
+            );
+        }
     }
 }

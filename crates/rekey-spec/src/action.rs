@@ -203,14 +203,14 @@ pub static ACTIONS: &[ActionSpec] = &[
         "iam:ListAccessKeys; at the 2-key limit, iam:DeleteAccessKey of an inactive untracked key (refuses if both are active)",
         Write,
         [p("user_name"), n("keep_access_key_id")],
-        [out("free_slots")]
+        [out("free_slots"), out("access_key_ids")]
     ),
     action!(
         "aws.iam.create_access_key",
         "aws",
         "iam:CreateAccessKey",
         Create,
-        [p("user_name")],
+        [p("user_name"), o("existing_access_key_ids")],
         [out("access_key_id"), secret("secret_access_key")]
     ),
     action!(
@@ -223,7 +223,7 @@ pub static ACTIONS: &[ActionSpec] = &[
             n("access_key_id"),
             n("except_access_key_id")
         ],
-        [out("deactivated")]
+        [out("deactivated"), out("unknown_keys")]
     ),
     action!(
         "aws.iam.get_access_key_last_used",

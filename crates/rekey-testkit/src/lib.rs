@@ -23,7 +23,9 @@ mod moto;
 mod postgres;
 
 pub use mariadb::MariaDb;
-pub use moto::{AccessKey, Moto, MotoAccounts, access_keys, create_key};
+pub use moto::{
+    AccessKey, Answer, Moto, MotoAccounts, StandIn, access_keys, aws_error, create_key,
+};
 pub use postgres::PgCluster;
 
 /// The admin password of the throwaway database servers: tests check it never shows up.

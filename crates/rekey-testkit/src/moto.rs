@@ -1,10 +1,12 @@
 //! A moto server (IAM, STS, Secrets Manager) from `.peers/moto-venv`.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -178,6 +180,183 @@ impl Moto {
             ("AWS_SHARED_CREDENTIALS_FILE", none),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ]
+    }
+}
+
+/// What a [`StandIn`] answers instead of moto: an HTTP status and an XML body; with
+/// [`Answer::after_forwarding`], only once moto has carried the request out (an answer lost
+/// after the call took effect).
+pub struct Answer {
+    status: u16,
+    body: String,
+    forward: bool,
+}
+
+impl Answer {
+    #[must_use]
+    pub fn after_forwarding(self) -> Self {
+        Self {
+            forward: true,
+            ..self
+        }
+    }
+}
+
+/// Decides, from an AWS request's action (`TagUser`, `GetCallerIdentity`, or the
+/// `X-Amz-Target` of a JSON API), whether a [`StandIn`] answers it itself.
+pub(crate) type Rule = dyn Fn(&str) -> Option<Answer> + Send + Sync;
+
+/// An HTTP stand-in in front of a [`Moto`]: requests pass through to moto unchanged (so
+/// signatures still verify: the `Host` header is kept), except those its rule answers — an
+/// AWS behaviour moto does not have (IAM's 50-tag limit, a new key STS refuses for a while).
+/// Stops on drop.
+pub struct StandIn {
+    url: String,
+    stop: Arc<AtomicBool>,
+    port: u16,
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop up so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+impl StandIn {
+    /// `http://127.0.0.1:PORT`: use it as the endpoint instead of moto's.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// An SDK configuration through the stand-in, like [`Moto::sdk_config`].
+    pub fn sdk_config(&self, moto: &Moto, key_id: &str, secret: &str) -> SdkConfig {
+        moto.sdk_config(key_id, secret)
+            .into_builder()
+            .endpoint_url(&self.url)
+            .build()
+    }
+}
+
+/// An AWS query-protocol (IAM, STS) error answer with AWS's own code and message.
+pub fn aws_error(status: u16, code: &str, message: &str) -> Answer {
+    Answer {
+        status,
+        body: format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+        ),
+        forward: false,
+    }
+}
+
+/// One HTTP/1.1 request: its head (request line and headers, without `Connection`), its
+/// body, and its AWS action.
+struct Request {
+    head: Vec<String>,
+    body: Vec<u8>,
+    action: String,
+}
+
+fn read_request(r: &mut impl BufRead) -> Option<Request> {
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    let mut target = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        if line.is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().ok()?;
+        }
+        if lower.starts_with("x-amz-target:") {
+            line["x-amz-target:".len()..].trim().clone_into(&mut target);
+        }
+        if !lower.starts_with("connection:") {
+            head.push(line);
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body).ok()?;
+    let text = String::from_utf8_lossy(&body);
+    let action = text
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .map(str::to_owned)
+        .unwrap_or(target);
+    Some(Request { head, body, action })
+}
+
+/// Sends `req` to moto and returns its whole answer.
+fn forward(req: &Request, upstream: u16) -> std::io::Result<Vec<u8>> {
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    for line in &req.head {
+        write!(up, "{line}\r\n")?;
+    }
+    write!(up, "Connection: close\r\n\r\n")?;
+    up.write_all(&req.body)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    Ok(answer)
+}
+
+fn serve(client: TcpStream, upstream: u16, rule: &Rule) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    while let Some(req) = read_request(&mut reader) {
+        let Some(answer) = rule(&req.action) else {
+            client.write_all(&forward(&req, upstream)?)?;
+            continue;
+        };
+        if answer.forward {
+            forward(&req, upstream)?;
+        }
+        write!(
+            client,
+            "HTTP/1.1 {} Stand-in\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{}",
+            answer.status,
+            answer.body.len(),
+            answer.body
+        )?;
+    }
+    Ok(())
+}
+
+impl Moto {
+    /// A [`StandIn`] in front of this server answering what `rule` picks.
+    pub fn stand_in(
+        &self,
+        rule: impl Fn(&str) -> Option<Answer> + Send + Sync + 'static,
+    ) -> StandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let rule: Arc<Rule> = Arc::new(rule);
+        let upstream = self.port;
+        let stopped = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let rule = Arc::clone(&rule);
+                std::thread::spawn(move || {
+                    let _ = serve(conn, upstream, rule.as_ref());
+                });
+            }
+        });
+        StandIn {
+            url: format!("http://127.0.0.1:{port}"),
+            stop,
+            port,
+        }
     }
 }
 

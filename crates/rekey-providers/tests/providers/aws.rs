@@ -54,6 +54,11 @@ async fn setup() -> Aws {
 }
 
 impl Aws {
+    /// The secret [`SECRET`] exists (a consumer must, before a run), still empty.
+    async fn existing_secret(&self) {
+        self.sm.create_secret().name(SECRET).send().await.unwrap();
+    }
+
     async fn keys(&self, user: &str) -> BTreeMap<String, String> {
         rekey_testkit::access_keys(&self.iam, user).await
     }
@@ -165,6 +170,7 @@ impl Runner<'_> {
             inputs: &inputs,
             idempotency_key: &key,
             attempt: 1,
+            reports: rekey_engine::Reports::default(),
         };
         let out = self.provider.execute(&call).await?;
         self.outputs.insert(step.step.clone(), out.clone());
@@ -195,6 +201,7 @@ impl Runner<'_> {
             inputs: &inputs,
             idempotency_key: &key,
             attempt: 1,
+            reports: rekey_engine::Reports::default(),
         };
         f(&call).await
     }
@@ -210,10 +217,8 @@ const PROMOTE: &str = "deploy/promote[secretsmanager:prod/web/aws-deploy]";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_rotation_end_to_end() {
     let aws = setup().await;
-    let plan = aws_plan(
-        &aws.old_key.0,
-        "{ secret_id: prod/web/aws-deploy, create: true }",
-    );
+    aws.existing_secret().await;
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
     let mut r = Runner {
         plan: &plan,
         provider: &aws.provider,
@@ -346,10 +351,21 @@ async fn ensure_key_slot_deletes_an_inactive_key_and_refuses_two_active() {
     );
     assert_eq!(aws.keys("deploy-web").await.len(), 2);
 
-    // A third key is over IAM's limit: a permanent LimitExceeded.
+    // A third key is over IAM's limit: a permanent LimitExceeded, said to be the two-keys one.
+    r.outputs.insert(
+        "free-slot".into(),
+        [(
+            "access_key_ids".to_owned(),
+            Value::Plain(format!("{} {extra}", aws.old_key.0)),
+        )]
+        .into(),
+    );
     let err = r.exec("deploy/create").await.expect_err("over the limit");
     assert_eq!(err.kind, ErrorKind::Permanent);
-    assert!(err.message.contains("LimitExceeded"), "{err}");
+    assert!(
+        err.message.contains("LimitExceeded") && err.message.contains("two access keys"),
+        "{err}"
+    );
 
     // One of them inactive (not the tracked one): it is deleted.
     aws.iam
@@ -360,19 +376,27 @@ async fn ensure_key_slot_deletes_an_inactive_key_and_refuses_two_active() {
         .send()
         .await
         .unwrap();
-    let out = r.run("deploy/free-slot").await;
+    let (out, reports) = r
+        .with_call("deploy/free-slot", None, async |c| {
+            (aws.provider.execute(c).await.unwrap(), c.reports.take())
+        })
+        .await;
     assert_eq!(out["free_slots"].expose(), "1");
+    assert_eq!(out["access_key_ids"].expose(), aws.old_key.0);
     let keys = aws.keys("deploy-web").await;
     assert_eq!(keys.keys().collect::<Vec<_>>(), vec![&aws.old_key.0]);
+    // The deletion is reported for the audit log, by id.
+    assert!(
+        matches!(reports.as_slice(), [x] if x.event == "side_effect" && x.detail.contains(&extra)),
+        "{reports:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_after_a_lost_create_leaves_exactly_the_new_key() {
     let aws = setup().await;
-    let plan = aws_plan(
-        &aws.old_key.0,
-        "{ secret_id: prod/web/aws-deploy, create: true }",
-    );
+    aws.existing_secret().await;
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
     let mut r = Runner {
         plan: &plan,
         provider: &aws.provider,
@@ -430,6 +454,7 @@ async fn a_retried_create_removes_the_key_of_the_lost_attempt() {
         provider: &aws.provider,
         outputs: BTreeMap::new(),
     };
+    r.run("deploy/free-slot").await;
     let first = r.run("deploy/create").await["access_key_id"]
         .expose()
         .to_owned();
@@ -605,8 +630,18 @@ async fn stale_pending_is_moved_off_and_undo_removes_pending() {
         provider: &aws.provider,
         outputs: BTreeMap::new(),
     };
+    r.run("deploy/free-slot").await;
     r.run("deploy/create").await;
-    let version = r.run(DELIVER).await["version"].expose().to_owned();
+    let (delivered, reports) = r
+        .with_call(DELIVER, None, async |c| {
+            (aws.provider.execute(c).await.unwrap(), c.reports.take())
+        })
+        .await;
+    let version = delivered["version"].expose().to_owned();
+    assert!(
+        matches!(reports.as_slice(), [x] if x.event == "side_effect" && x.detail.contains(stale)),
+        "the stale version moved aside is reported: {reports:?}"
+    );
     let stages = aws.stages(SECRET).await;
     assert_eq!(
         stages[&version],
@@ -686,6 +721,7 @@ async fn undo_of_promote_is_idempotent_and_ignores_a_promote_that_never_happened
         provider: &aws.provider,
         outputs: BTreeMap::new(),
     };
+    r.run("deploy/free-slot").await;
     r.run("deploy/create").await;
     let version = r.run(DELIVER).await["version"].expose().to_owned();
     let new_id = r.outputs["create"]["access_key_id"].expose().to_owned();
@@ -845,6 +881,7 @@ async fn deliver_creates_a_missing_secret_and_other_consumers_are_refused() {
         provider: &aws.provider,
         outputs: BTreeMap::new(),
     };
+    r.run("deploy/free-slot").await;
     r.run("deploy/create").await;
     r.run("deploy/deliver[secretsmanager:new/secret]").await;
     r.run("deploy/promote[secretsmanager:new/secret]").await;
@@ -1127,4 +1164,277 @@ credentials:
         err.message
     );
     assert_eq!(aws.keys("deploy-web").await.len(), 2, "nothing was deleted");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening (#9)
+
+/// The user's `rekey:` tags (the write-ahead markers).
+async fn rekey_tags(aws: &Aws) -> Vec<String> {
+    aws.iam
+        .list_user_tags()
+        .user_name(USER)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .iter()
+        .map(|t| t.key().to_owned())
+        .filter(|k| k.starts_with("rekey:"))
+        .collect()
+}
+
+/// A user at IAM's 50-tag limit: `TagUser` answers `LimitExceeded`. moto 5.2 does not enforce
+/// the limit on `TagUser`, so a stand-in in front of it answers as IAM does.
+fn at_tag_limit(aws: &Aws) -> (rekey_testkit::StandIn, AwsProvider) {
+    let stand_in = aws.moto.stand_in(|action| {
+        (action == "TagUser").then(|| {
+            rekey_testkit::aws_error(
+                409,
+                "LimitExceeded",
+                "Cannot exceed quota for TagsPerUser: 50",
+            )
+        })
+    });
+    let config = stand_in.sdk_config(&aws.moto, &aws.admin_key.0, &aws.admin_key.1);
+    (stand_in, AwsProvider::from_sdk_config(&config))
+}
+
+/// An incident on a user at the tag limit: the old key is disabled first, then the create's
+/// write-ahead marker cannot be written. The rotation must go on (the key ids recorded by
+/// `free-slot` are the record), a create whose outcome was lost must still be found and
+/// deleted, and IAM's tag limit is not reported as the two-keys limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_at_the_tag_limit_is_rotated_and_a_lost_create_is_found() {
+    let aws = setup().await;
+    let (_stand_in, provider) = at_tag_limit(&aws);
+    let plan = aws_plan_in(
+        Mode::Incident,
+        &aws.old_key.0,
+        "{ secret_id: prod/web/aws-deploy }",
+    );
+    let mut r = Runner {
+        plan: &plan,
+        provider: &provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/disable-exposed").await;
+    r.run("deploy/free-slot").await;
+    let (created, reports) = r
+        .with_call("deploy/create", None, async |c| {
+            (provider.execute(c).await, c.reports.take())
+        })
+        .await;
+    let created = match created {
+        Ok(v) => v,
+        Err(e) => panic!(
+            "create failed on a user at the tag limit ({}): {e}",
+            if e.message.contains("two access keys") {
+                "and blamed the two-keys limit"
+            } else {
+                "the marker is not optional"
+            }
+        ),
+    };
+    let orphan = created["access_key_id"].expose().to_owned();
+    assert_eq!(aws.keys(USER).await.len(), 2);
+    assert!(rekey_tags(&aws).await.is_empty(), "no marker was written");
+    // Said, with AWS's own message, and not blamed on the two-keys limit.
+    assert!(
+        matches!(reports.as_slice(), [w] if w.event == "provider_warning"
+            && w.detail.contains("Cannot exceed quota for TagsPerUser: 50")
+            && w.detail.contains("free-slot")
+            && !w.detail.contains("two access keys")),
+        "{reports:?}"
+    );
+
+    // The outcome was lost: reconcile finds the key without a marker and deletes it.
+    r.outputs.remove("create");
+    let (rec, reports) = r
+        .with_call("deploy/create", None, async |c| {
+            (provider.reconcile(c).await.unwrap(), c.reports.take())
+        })
+        .await;
+    assert!(matches!(rec, Reconciled::NotDone), "{rec:?}");
+    assert!(
+        matches!(reports.as_slice(), [x] if x.event == "side_effect" && x.detail.contains(&orphan)),
+        "the orphan's deletion is reported: {reports:?}"
+    );
+    let keys = aws.keys(USER).await;
+    assert_eq!(
+        keys.keys().collect::<Vec<_>>(),
+        vec![&aws.old_key.0],
+        "the orphan {orphan} is gone, the old key stays"
+    );
+
+    // A retried create (attempt 2) whose first answer was lost removes the first key too.
+    let first = r.run("deploy/create").await["access_key_id"]
+        .expose()
+        .to_owned();
+    let second = r
+        .with_call("deploy/create", None, async |c| {
+            let retry = Call {
+                attempt: 2,
+                reports: rekey_engine::Reports::default(),
+                ..*c
+            };
+            let out = provider.execute(&retry).await.unwrap();
+            assert!(
+                retry
+                    .reports
+                    .take()
+                    .iter()
+                    .any(|x| x.event == "side_effect" && x.detail.contains(&first)),
+                "the first attempt's key is deleted, and said"
+            );
+            out["access_key_id"].expose().to_owned()
+        })
+        .await;
+    assert_ne!(first, second);
+    let keys = aws.keys(USER).await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains_key(&second) && !keys.contains_key(&first));
+
+    // Undo with the outputs lost deletes the created key, and says so; the old one stays.
+    let reports = r
+        .with_call("deploy/create", None, async |c| {
+            provider.undo(c, &Values::new()).await.unwrap();
+            c.reports.take()
+        })
+        .await;
+    assert!(
+        reports
+            .iter()
+            .any(|x| x.event == "side_effect" && x.detail.contains(&second)),
+        "{reports:?}"
+    );
+    assert_eq!(
+        aws.keys(USER).await.keys().collect::<Vec<_>>(),
+        vec![&aws.old_key.0]
+    );
+}
+
+/// Undoing a rotation leaves none of rekey's markers on the user (they used to be removed only
+/// by the final delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_removes_the_markers() {
+    let aws = setup().await;
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/free-slot").await;
+    r.run("deploy/create").await;
+    r.run("deploy/disable-old").await;
+    assert_eq!(
+        rekey_tags(&aws).await.len(),
+        2,
+        "a create and an off marker"
+    );
+    for id in ["deploy/disable-old", "deploy/create"] {
+        let outputs = r.outputs[&step(&plan, id).step].clone();
+        r.with_call(id, None, async |c| aws.provider.undo(c, &outputs).await)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        aws.keys(USER).await.into_iter().collect::<Vec<_>>(),
+        vec![(aws.old_key.0.clone(), "Active".to_owned())]
+    );
+    let left = rekey_tags(&aws).await;
+    assert!(left.is_empty(), "markers left after the undo: {left:?}");
+}
+
+/// An incident with `access_key_id` set: a second active key the inventory does not know (an
+/// attacker's) is disabled too, and named as unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_disables_every_active_key_and_names_the_unknown_ones() {
+    let aws = setup().await;
+    let (intruder, _) = create_key(&aws.iam, USER).await;
+    let plan = aws_plan_in(
+        Mode::Incident,
+        &aws.old_key.0,
+        "{ secret_id: prod/web/aws-deploy }",
+    );
+    let mut r = Runner {
+        plan: &plan,
+        provider: &aws.provider,
+        outputs: BTreeMap::new(),
+    };
+    let (out, reports) = r
+        .with_call("deploy/disable-exposed", None, async |c| {
+            (aws.provider.execute(c).await.unwrap(), c.reports.take())
+        })
+        .await;
+    r.outputs.insert("disable-exposed".into(), out.clone());
+    assert!(
+        matches!(reports.as_slice(), [w] if w.event == "provider_warning" && w.detail.contains(&intruder)
+            && !w.detail.contains(&aws.old_key.0)),
+        "the unknown key is named: {reports:?}"
+    );
+    let keys = aws.keys(USER).await;
+    assert_eq!(keys[&aws.old_key.0], "Inactive");
+    assert_eq!(keys[&intruder], "Inactive", "the unknown key stayed active");
+    let mut off: Vec<&str> = out["deactivated"].expose().split(' ').collect();
+    off.sort_unstable();
+    let mut want = vec![aws.old_key.0.as_str(), intruder.as_str()];
+    want.sort_unstable();
+    assert_eq!(off, want);
+    assert_eq!(
+        out.get("unknown_keys").map(Value::expose),
+        Some(intruder.as_str()),
+        "{out:?}"
+    );
+    // A lost answer: reconcile reports the same.
+    let rec = r
+        .with_call("deploy/disable-exposed", None, async |c| {
+            aws.provider.reconcile(c).await
+        })
+        .await
+        .unwrap();
+    match rec {
+        Reconciled::Done(v) => {
+            assert_eq!(
+                v.get("unknown_keys").map(Value::expose),
+                Some(intruder.as_str())
+            );
+        }
+        Reconciled::NotDone => panic!("a finished deactivate reconciled as not done"),
+    }
+    // The rotation goes on: the unknown key, inactive, makes room for the new one.
+    r.run("deploy/free-slot").await;
+    let new = r.run("deploy/create").await["access_key_id"]
+        .expose()
+        .to_owned();
+    let keys = aws.keys(USER).await;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[&new], "Active");
+    assert_eq!(keys[&aws.old_key.0], "Inactive");
+}
+
+/// Without a marker, a first attempt does not take a key made since `free-slot` (by a person,
+/// another tool) for an orphan of its own: it stops at IAM's two-keys limit instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_create_without_a_marker_spares_a_key_made_since_free_slot() {
+    let aws = setup().await;
+    let (_stand_in, provider) = at_tag_limit(&aws);
+    let plan = aws_plan(&aws.old_key.0, "{ secret_id: prod/web/aws-deploy }");
+    let mut r = Runner {
+        plan: &plan,
+        provider: &provider,
+        outputs: BTreeMap::new(),
+    };
+    r.run("deploy/free-slot").await;
+    let (someone, _) = create_key(&aws.iam, USER).await;
+    let err = r.exec("deploy/create").await.expect_err("a third key");
+    assert!(
+        err.message.contains("LimitExceeded") && err.message.contains("two access keys"),
+        "{err}"
+    );
+    assert!(
+        aws.keys(USER).await.contains_key(&someone),
+        "their key stays"
+    );
 }

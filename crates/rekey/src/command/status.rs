@@ -1,6 +1,7 @@
 //! `rekey status` and `rekey abandon`.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use rekey_store::{AuditDraft, RunStatus, StepRecord};
 use serde::Serialize;
@@ -153,6 +154,29 @@ pub(crate) fn abandon(global: &Global, args: &AbandonArgs) -> Result<(), Failure
             )
             .await
             .map_err(anyhow::Error::from)?;
+        // What providers kept only for this run (AWS: write-ahead markers on IAM users) goes;
+        // credentials and delivered values stay as they are. Best effort: the run is
+        // abandoned whatever happens here.
+        let cleanup = match serde_json::from_str::<super::run::RunOptions>(&run.options_json) {
+            Ok(options) => {
+                match super::run::engine(global, Arc::clone(&store), &options, None, 0, &[]).await {
+                    Ok(engine) => engine
+                        .abandon_steps(&run.id)
+                        .await
+                        .map_err(anyhow::Error::from),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(anyhow::Error::from(e)),
+        };
+        match cleanup {
+            Ok(failed) => {
+                for f in failed {
+                    eprintln!("warning: not cleaned up: {f}");
+                }
+            }
+            Err(e) => eprintln!("warning: providers could not clean up after the run: {e:#}"),
+        }
         store.close().await;
         println!(
             "run {} abandoned; its credentials are free for another run",

@@ -503,6 +503,390 @@ async fn aws_incident_crash_at_every_point_without_access_key_id() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// AWS hardening (#9): one user
+
+/// [`setup_aws_with`] for the first user of [`USERS`]; its env file exists (a consumer must,
+/// before a run).
+async fn setup_aws_one() -> Aws {
+    let aws = setup_aws_with(&USERS[..1]).await;
+    let (_, user) = USERS[0];
+    std::fs::write(aws.ws.path().join("etc").join(format!("{user}.env")), "").unwrap();
+    aws
+}
+
+/// The audit events `event` of `step`, as `(credential, detail)`.
+fn events_of(events: &[serde_json::Value], event: &str, step: &str) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == event && e["step"] == step)
+        .map(|e| {
+            (
+                e["credential"].as_str().unwrap_or_default().to_owned(),
+                e["detail"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// What a step removes beside its own job is in the audit log, by id: the inactive key
+/// `free-slot` deletes to make room, the stale `AWSPENDING` a delivery moves aside, the orphan
+/// of a create whose outcome was lost in a crash, deleted by reconcile on resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_side_effects_are_audited() {
+    let aws = setup_aws_one().await;
+    let (cred, user) = USERS[0];
+    let env_owned = aws.env();
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut seen = String::new();
+    let ws = &aws.ws;
+
+    let (spare, _) = rekey_testkit::create_key(&aws.iam, user).await;
+    aws.iam
+        .update_access_key()
+        .user_name(user)
+        .access_key_id(&spare)
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    let stale = "11111111-2222-4333-8444-555555555555";
+    aws.sm
+        .put_secret_value()
+        .secret_id(secret_id(user))
+        .client_request_token(stale)
+        .secret_string(r#"{"AccessKeyId":"STALE","SecretAccessKey":"stale"}"#)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+
+    // Crash point 8: `create`'s call answered, its outcome not recorded (steps in order
+    // capture-last-used, free-slot, create; three points each).
+    let mut crashing = env.clone();
+    crashing.push(("REKEY_SIM_CRASH_AT", "8"));
+    let r = ws.rekey_seen(
+        &["run", "--yes", "--concurrency", "1", "--reason", "DRILL-SE"],
+        &crashing,
+        &mut seen,
+    );
+    assert_eq!(r.code, None, "expected the crash\n{}", r.stderr);
+    let keys = aws.keys(user).await;
+    assert!(!keys.contains_key(&spare), "free-slot deleted the spare");
+    let orphans: Vec<&String> = keys.keys().filter(|k| **k != aws.old[user].0).collect();
+    assert_eq!(orphans.len(), 1, "the crashed create made a key: {keys:?}");
+    let orphan = orphans[0].clone();
+
+    let id = ws.run_ids(&env)[0].clone();
+    ws.rekey_seen(&["resume", &id], &env, &mut seen)
+        .ok("resume");
+    aws.assert_rotated().await;
+
+    let events = ws.audit_events(None, &mut seen);
+    let step = |s: &str| format!("{cred}/{s}");
+    let deliver = step(&format!("deliver[secretsmanager:{}]", secret_id(user)));
+    for (s, what) in [
+        (step("free-slot"), spare.as_str()),
+        (step("create"), orphan.as_str()),
+        (deliver, stale),
+    ] {
+        let found = events_of(&events, "side_effect", &s);
+        assert!(
+            found.iter().any(|(c, d)| c == cred && d.contains(what)),
+            "no side_effect of {s} naming {what}: {found:?}\n{}",
+            crate::harness::summary(&events)
+        );
+    }
+}
+
+/// A stand-in for STS that refuses `GetCallerIdentity` for 5 s from the first one it sees, as
+/// STS may refuse a key IAM has just created.
+fn propagating(moto: &Moto) -> rekey_testkit::StandIn {
+    let first: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    moto.stand_in(move |action| {
+        if action != "GetCallerIdentity" {
+            return None;
+        }
+        let since = *first
+            .lock()
+            .unwrap()
+            .get_or_insert_with(std::time::Instant::now);
+        (since.elapsed() < Duration::from_secs(5)).then(|| {
+            rekey_testkit::aws_error(
+                403,
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            )
+        })
+    })
+}
+
+/// [`Aws::env`] with every AWS call going to `url`.
+fn env_through(aws: &Aws, url: &str) -> Vec<(&'static str, String)> {
+    let mut env = aws.env();
+    for (k, v) in &mut env {
+        if *k == "AWS_ENDPOINT_URL" {
+            url.clone_into(v);
+        }
+    }
+    env
+}
+
+/// A new key that STS refuses for its first 5 s (IAM is eventually consistent) is waited for,
+/// even with a run budget shorter than that; `REKEY_AWS_PROPAGATION_WAIT` bounds the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_verify_waits_for_a_new_key_to_propagate() {
+    let mut aws = setup_aws_one().await;
+    let (cred, _) = USERS[0];
+    let mut seen = String::new();
+    let stand_in = propagating(&aws.moto);
+    let env_owned = env_through(&aws, stand_in.url());
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let began = std::time::Instant::now();
+    let r = aws.ws.rekey_seen(
+        &[
+            "run",
+            "--yes",
+            "--retry-budget",
+            "1s",
+            "--reason",
+            "DRILL-P1",
+        ],
+        &env,
+        &mut seen,
+    );
+    r.ok("a run whose new key takes 5 s to be accepted");
+    assert!(began.elapsed() >= Duration::from_secs(5));
+    aws.assert_rotated().await;
+    let events = aws.ws.audit_events(None, &mut seen);
+    let retries = events_of(&events, "step_retry", &format!("{cred}/verify"));
+    assert!(
+        retries
+            .iter()
+            .all(|(_, d)| d.contains("InvalidClientTokenId")),
+        "{retries:?}"
+    );
+    assert!(!retries.is_empty(), "verify was retried");
+    drop(stand_in);
+
+    // With the wait bounded to 2 s, the same rotation gives up and says so.
+    aws.adopt_current().await;
+    let stand_in = propagating(&aws.moto);
+    let mut env_owned = env_through(&aws, stand_in.url());
+    env_owned.push(("REKEY_AWS_PROPAGATION_WAIT", "2s".into()));
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = aws.ws.rekey_seen(
+        &[
+            "run",
+            "--yes",
+            "--retry-budget",
+            "1s",
+            "--reason",
+            "DRILL-P2",
+        ],
+        &env,
+        &mut seen,
+    );
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let events = aws.ws.audit_events(None, &mut seen);
+    let failed = events_of(&events, "step_failed", &format!("{cred}/verify"));
+    assert!(
+        failed
+            .iter()
+            .any(|(_, d)| d.contains("InvalidClientTokenId")
+                && d.contains("gave up")
+                && d.contains("REKEY_AWS_PROPAGATION_WAIT")),
+        "{failed:?}"
+    );
+}
+
+/// An incident whose new key is never accepted stops for an operator (the exposed key stays
+/// off); `rekey abandon` then leaves none of rekey's write-ahead markers on the IAM user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_abandon_removes_the_markers() {
+    let aws = setup_aws_one().await;
+    let (_, user) = USERS[0];
+    let mut seen = String::new();
+    let refusing = aws.moto.stand_in(|action| {
+        (action == "GetCallerIdentity").then(|| {
+            rekey_testkit::aws_error(
+                403,
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            )
+        })
+    });
+    let mut env_owned = env_through(&aws, refusing.url());
+    env_owned.push(("REKEY_AWS_PROPAGATION_WAIT", "1s".into()));
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = aws.ws.rekey_seen(
+        &[
+            "run",
+            "--yes",
+            "--mode",
+            "incident",
+            "--retry-budget",
+            "1s",
+            "--reason",
+            "INC-A",
+        ],
+        &env,
+        &mut seen,
+    );
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let tags = || async {
+        aws.iam
+            .list_user_tags()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap()
+            .tags()
+            .iter()
+            .map(|t| t.key().to_owned())
+            .filter(|k| k.starts_with("rekey:"))
+            .collect::<Vec<_>>()
+    };
+    assert!(!tags().await.is_empty(), "the run left its markers");
+    let id = aws.ws.run_ids(&env)[0].clone();
+    aws.ws
+        .rekey_seen(&["abandon", &id], &env, &mut seen)
+        .ok("abandon");
+    let left = tags().await;
+    assert!(left.is_empty(), "markers left after abandon: {left:?}");
+    assert_eq!(
+        aws.keys(user).await[&aws.old[user].0],
+        "Inactive",
+        "the exposed key stays off"
+    );
+}
+
+/// A create whose answer is lost after IAM made the key, and then fails for good: the rollback
+/// undoes it without its outputs, by its marker, and the deletion is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_undo_of_a_lost_create_is_audited() {
+    let aws = setup_aws_one().await;
+    let (cred, user) = USERS[0];
+    let mut seen = String::new();
+    let losing = aws.moto.stand_in(|action| {
+        (action == "CreateAccessKey").then(|| {
+            rekey_testkit::aws_error(400, "InvalidInput", "stand-in: the answer was lost")
+                .after_forwarding()
+        })
+    });
+    let env_owned = env_through(&aws, losing.url());
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = aws
+        .ws
+        .rekey_seen(&["run", "--yes", "--reason", "DRILL-U"], &env, &mut seen);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let keys = aws.keys(user).await;
+    assert_eq!(
+        keys.keys().collect::<Vec<_>>(),
+        vec![&aws.old[user].0],
+        "the key of the lost create is gone"
+    );
+    let events = aws.ws.audit_events(None, &mut seen);
+    let create = format!("{cred}/create");
+    position(&events, "step_undone", &create);
+    let effects = events_of(&events, "side_effect", &create);
+    assert!(
+        effects
+            .iter()
+            .any(|(c, d)| c == cred && d.contains("deleted access key AKIA")),
+        "{effects:?}\n{}",
+        crate::harness::summary(&events)
+    );
+}
+
+/// An incident on a user with a second active key the inventory does not name (an
+/// attacker's): both are turned off, and the run's output, `status --json` and the audit log
+/// name the unknown key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_incident_names_and_disables_unknown_keys() {
+    let aws = setup_aws_one().await;
+    let (cred, user) = USERS[0];
+    let env_owned = aws.env();
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut seen = String::new();
+    let (intruder, _) = rekey_testkit::create_key(&aws.iam, user).await;
+    let r = aws.ws.rekey_seen(
+        &["run", "--yes", "--mode", "incident", "--reason", "INC-U"],
+        &env,
+        &mut seen,
+    );
+    r.ok("incident");
+    assert!(
+        r.stderr.contains(&intruder) && r.stderr.contains("does not name"),
+        "the run's output names the unknown key:\n{}",
+        r.stderr
+    );
+    let keys = aws.keys(user).await;
+    assert!(
+        !keys.contains_key(&intruder) || keys[&intruder] == "Inactive",
+        "{keys:?}"
+    );
+    let id = aws.ws.run_ids(&env)[0].clone();
+    let status = aws
+        .ws
+        .rekey_seen(&["status", &id, "--json"], &env, &mut seen);
+    status.ok("status");
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let step = format!("{cred}/disable-exposed");
+    let disable = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step_id"] == step.as_str())
+        .unwrap();
+    let outputs: serde_json::Value =
+        serde_json::from_str(disable["outputs_json"].as_str().unwrap()).unwrap();
+    assert_eq!(outputs["unknown_keys"], intruder.as_str(), "{outputs}");
+    let events = aws.ws.audit_events(None, &mut seen);
+    assert!(
+        events_of(&events, "provider_warning", &step)
+            .iter()
+            .any(|(c, d)| c == cred && d.contains(&intruder)),
+        "{}",
+        crate::harness::summary(&events)
+    );
+}
+
+/// Without a region, `rekey` says so once, plainly, before any AWS call, instead of the SDK's
+/// instance-metadata (IMDS) warnings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_without_a_region_says_so_plainly() {
+    let aws = setup_aws_one().await;
+    let env_owned: Vec<(&str, String)> = aws
+        .env()
+        .into_iter()
+        .filter(|(k, _)| !matches!(*k, "AWS_REGION" | "AWS_EC2_METADATA_DISABLED"))
+        .collect();
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = aws
+        .ws
+        .command(&["run", "--yes", "--reason", "DRILL-R"], &env)
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.to_ascii_lowercase().contains("imds"),
+        "instance-metadata noise:\n{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("no AWS region is set").count(),
+        1,
+        "said once:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("AWS_REGION") && stderr.contains("region:"),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
