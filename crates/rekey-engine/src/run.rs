@@ -1712,7 +1712,13 @@ impl TaskCtx {
             a.detail = Some(detail.clone());
             self.store.append_audit(a).await?;
             if let Some(o) = &self.observer {
-                o.message(&format!("{} waiting: {detail}", self.step.id));
+                let until = jiff::Timestamp::now()
+                    + jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::ZERO);
+                o.message(&format!(
+                    "{} waiting: {detail} (next try at {})",
+                    self.step.id,
+                    until.strftime("%H:%M:%S UTC")
+                ));
             }
             // Sleeping holds no slot: let other steps run meanwhile.
             let task = self.task_slot.lock().await.take();

@@ -82,6 +82,20 @@ impl Observer for Progress {
             }
         }
     }
+
+    fn message(&self, text: &str) {
+        self.line(text);
+    }
+}
+
+impl Progress {
+    /// A line of its own (a step waiting out trouble), above the bar on a terminal.
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
 }
 
 impl Drop for Progress {

@@ -505,13 +505,10 @@ async fn aws_incident_crash_at_every_point_without_access_key_id() {
 // ---------------------------------------------------------------------------------------------
 // AWS hardening (#9): one user
 
-/// [`setup_aws_with`] for the first user of [`USERS`]; its env file exists (a consumer must,
-/// before a run).
+/// [`setup_aws_with`] for the first user of [`USERS`] (its env file exists: the inventory
+/// writer creates it).
 async fn setup_aws_one() -> Aws {
-    let aws = setup_aws_with(&USERS[..1]).await;
-    let (_, user) = USERS[0];
-    std::fs::write(aws.ws.path().join("etc").join(format!("{user}.env")), "").unwrap();
-    aws
+    setup_aws_with(&USERS[..1]).await
 }
 
 /// The audit events `event` of `step`, as `(credential, detail)`.
