@@ -484,3 +484,319 @@ async fn crashes_during_resume_are_resumed_too() {
         finish_and_check(&ws, &format!("crash point {n}, then crashed resumes")).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9, item 12: someone who can write the database but not read the installation key.
+
+/// The row content the old, unkeyed chain hashed (the field order of `audit.rs`'s
+/// `Canonical`): what a writer who knows the code can recompute.
+#[derive(serde::Serialize)]
+struct PlainRow<'a> {
+    seq: i64,
+    at: &'a str,
+    run_id: Option<&'a str>,
+    actor: &'a str,
+    reason: Option<&'a str>,
+    credential: Option<&'a str>,
+    step: Option<&'a str>,
+    action: Option<&'a str>,
+    event: &'a str,
+    outcome: &'a str,
+    detail: Option<&'a str>,
+    fingerprint: Option<&'a str>,
+    simulated: bool,
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Edits row `seq`'s detail, then recomputes `sha256(prev ‖ row)` for it and every row after
+/// it, as the chain was computed before it was keyed. `downgrade` also relabels the rows as
+/// the old chain, if the store has such a label.
+async fn rewrite_chain_plainly(db: &std::path::Path, seq: i64, detail: &str, downgrade: bool) {
+    use sha2::Digest as _;
+    let store = Store::open(db.to_str().unwrap()).await.unwrap();
+    let mut events = store.audit_events(None).await.unwrap();
+    let mut prev = rekey_store::audit::GENESIS.to_owned();
+    let mut sql = Vec::new();
+    for e in &mut events {
+        if e.seq == seq {
+            e.draft.detail = Some(detail.to_owned());
+        }
+        if e.seq >= seq {
+            let d = &e.draft;
+            let row = PlainRow {
+                seq: e.seq,
+                at: &e.at,
+                run_id: d.run_id.as_deref(),
+                actor: &d.actor,
+                reason: d.reason.as_deref(),
+                credential: d.credential.as_deref(),
+                step: d.step.as_deref(),
+                action: d.action.as_deref(),
+                event: &d.event,
+                outcome: &d.outcome,
+                detail: d.detail.as_deref(),
+                fingerprint: d.fingerprint.as_deref(),
+                simulated: d.simulated,
+            };
+            let mut h = sha2::Sha256::new();
+            h.update(prev.as_bytes());
+            h.update(serde_json::to_vec(&row).unwrap());
+            let hash = hex::encode(h.finalize());
+            sql.push(format!(
+                "UPDATE audit_events SET detail = {}, prev_hash = {}, hash = {} WHERE seq = {}",
+                d.detail
+                    .as_deref()
+                    .map_or_else(|| "NULL".to_owned(), sql_str),
+                sql_str(&prev),
+                sql_str(&hash),
+                e.seq
+            ));
+            prev = hash;
+        } else {
+            prev.clone_from(&e.hash);
+        }
+    }
+    if downgrade {
+        // Ignored by a store whose rows carry no chain version.
+        let _ = store
+            .execute_raw("UPDATE audit_events SET chain = 1".into())
+            .await;
+    }
+    for s in sql {
+        store.execute_raw(s).await.unwrap();
+    }
+    store.close().await;
+}
+
+fn simulated_run(ws: &Workspace, creds: &str, env: &[(&str, &str)]) -> crate::harness::Ran {
+    ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            creds,
+            "--reason",
+            "INC-12",
+        ],
+        env,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_who_recomputes_the_chain_is_caught() {
+    let ws = Workspace::example();
+    simulated_run(&ws, "aws-deploy-web", &[]).ok("run");
+    let db = ws.path().join(".rekey/state.db");
+    for downgrade in [false, true] {
+        let copy = tempfile::tempdir().unwrap();
+        let tampered = copy.path().join("state.db");
+        std::fs::copy(&db, &tampered).unwrap();
+        rewrite_chain_plainly(&tampered, 3, "nothing to see", downgrade).await;
+        let r = ws.rekey(
+            &[
+                "audit",
+                "verify",
+                "--database-url",
+                tampered.to_str().unwrap(),
+            ],
+            &[("REKEY_FINGERPRINT_KEY_FILE", ".rekey/fingerprint.key")],
+        );
+        assert_eq!(
+            r.code,
+            Some(1),
+            "downgrade {downgrade}: a recomputed chain must not verify\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}
+
+/// A run stopped by a crash after its mint, before any delivery.
+fn crashed_before_delivery(ws: &Workspace) -> String {
+    let r = simulated_run(ws, "aws-deploy-web", &[("REKEY_SIM_CRASH_AT", "12")]);
+    assert_eq!(r.code, None, "crashed: {}", r.stderr);
+    ws.run_ids(&[])[0].clone()
+}
+
+async fn snapshot(ws: &Workspace, run_id: &str) -> (Vec<(String, StepState)>, usize, String) {
+    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let steps = store
+        .steps(run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.step_id, s.state))
+        .collect();
+    let n = store.audit_events(None).await.unwrap().len();
+    store.close().await;
+    let ledger = std::fs::read(ws.path().join(".rekey/sim-ledger.db")).unwrap();
+    let ledger = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&ledger))
+    };
+    (steps, n, ledger)
+}
+
+async fn raw(ws: &Workspace, sql: &str) {
+    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.execute_raw(sql.to_owned()).await.unwrap(), 1, "{sql}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_a_plan_changed_in_the_database() {
+    let ws = Workspace::example();
+    let id = crashed_before_delivery(&ws);
+    // Point the Secrets Manager delivery at another secret.
+    raw(
+        &ws,
+        "UPDATE runs SET plan_json = replace(replace(plan_json, '\"consumer_label\":\"secretsmanager:prod/web/aws-deploy\"', '\"consumer_label\":\"secretsmanager:attacker/loot\"'), '\"secret_id\":\"prod/web/aws-deploy\"', '\"secret_id\":\"attacker/loot\"')",
+    )
+    .await;
+    let before = snapshot(&ws, &id).await;
+    let r = ws.rekey(&["resume", &id], &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&id) && r.stderr.contains("stored plan changed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(&ws, &id).await, before, "nothing may change");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_stored_options_or_outputs_changed_in_the_database() {
+    for sql in [
+        // The simulator's ledger somewhere else (a real run's options would matter more).
+        "UPDATE runs SET options_json = replace(options_json, '\"concurrency\":16', '\"concurrency\":15')",
+        // The new key id the revoke steps keep: another one, so the new key would go.
+        "UPDATE steps SET outputs_json = '{\"access_key_id\":\"AKIAOTHER\"}' WHERE idx = 2",
+    ] {
+        let ws = Workspace::example();
+        let id = crashed_before_delivery(&ws);
+        raw(&ws, sql).await;
+        let before = snapshot(&ws, &id).await;
+        let r = ws.rekey(&["resume", &id], &[]);
+        assert_eq!(r.code, Some(2), "{sql}\n{}\n{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(&id), "{}", r.stderr);
+        assert_eq!(
+            snapshot(&ws, &id).await,
+            before,
+            "{sql}: nothing may change"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_checks_against_an_exported_head() {
+    let ws = Workspace::example();
+    simulated_run(&ws, "aws-deploy-web", &[]).ok("run");
+    let export = ws.rekey(&["audit", "export"], &[]);
+    export.ok("export");
+    let last: serde_json::Value =
+        serde_json::from_str(export.stdout.lines().last().unwrap()).unwrap();
+    let head = last["hash"].as_str().unwrap().to_owned();
+    let total = export.stdout.lines().count();
+    let r = ws.rekey(&["audit", "verify", "--head", &head], &[]);
+    r.ok("verify at the head");
+    assert!(r.stdout.contains("0 row(s) after the head"), "{}", r.stdout);
+    // More rows later: they follow the head.
+    simulated_run(&ws, "hf-ml-read", &[]).ok("second run");
+    let r = ws.rekey(&["audit", "verify", "--head", &head], &[]);
+    r.ok("verify with rows after the head");
+    let now = ws.rekey(&["audit", "export"], &[]).stdout.lines().count();
+    assert!(
+        r.stdout
+            .contains(&format!("{} row(s) after the head", now - total)),
+        "{}",
+        r.stdout
+    );
+    // The tail cut back to before the head: the head is gone.
+    raw(
+        &ws,
+        &format!("DELETE FROM audit_events WHERE seq >= {}", total),
+    )
+    .await;
+    let r = ws.rekey(&["audit", "verify", "--head", &head], &[]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&head), "{}", r.stderr);
+    // Without --head, a truncated tail still verifies: that is what the head is for.
+    ws.rekey(&["audit", "verify"], &[])
+        .ok("verify without a head");
+    let r = ws.rekey(&["audit", "verify", "--head", "nothex"], &[]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ws = Workspace::example();
+    simulated_run(&ws, "hf-ml-read", &[]).ok("run");
+    let key = ws.path().join(".rekey/fingerprint.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = ws.rekey(&["audit", "verify"], &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    let r = simulated_run(&ws, "aws-deploy-web", &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+}
+
+#[test]
+fn processes_creating_the_key_at_once_agree_on_it() {
+    for _ in 0..5 {
+        let ws = Workspace::example();
+        let children: Vec<_> = ["aws-deploy-web", "hf-ml-read", "gh-secrets-writer"]
+            .iter()
+            .map(|c| {
+                ws.command(&["run", "--simulate", "--yes", "--credential", c], &[])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let r = ws.rekey(&["audit", "verify"], &[]);
+        r.ok("verify");
+        // One key id across every fingerprint.
+        let export = ws.rekey(&["audit", "export"], &[]);
+        let mut ids: Vec<String> = export
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["fingerprint"].as_str().map(str::to_owned)
+            })
+            .flat_map(|f| {
+                f.split(',')
+                    .map(|kv| kv.split(':').nth(1).unwrap_or_default().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+    }
+}
