@@ -8,7 +8,7 @@ pub mod provider;
 pub mod run;
 pub mod sim;
 
-pub use fingerprint::Fingerprinter;
+pub use fingerprint::{Fingerprinter, KeyError, Mismatch};
 pub use provider::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
 pub use run::{
     Engine, EngineConfig, EngineError, Observer, Providers, RunOutcome, idempotency_key, new_run_id,
