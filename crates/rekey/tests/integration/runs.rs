@@ -37,9 +37,7 @@ async fn finish_and_check(ws: &Workspace, context: &str) {
             r.stderr
         );
     }
-    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
-        .await
-        .unwrap();
+    let store = keyed_store(ws, &ws.path().join(".rekey/state.db")).await;
     for s in store.steps(run_id).await.unwrap() {
         assert_eq!(
             s.state,
@@ -257,6 +255,14 @@ fn run_exit_codes_and_refusals() {
     assert!(r.stderr.contains("needs_operator"), "{}", r.stderr);
 }
 
+/// The store at `db`, its chain keyed with `ws`'s installation key.
+async fn keyed_store(ws: &Workspace, db: &std::path::Path) -> Store {
+    let store = Store::open(db.to_str().unwrap()).await.unwrap();
+    let key = rekey_engine::Fingerprinter::load(&ws.path().join(".rekey/fingerprint.key")).unwrap();
+    store.set_chain_key(key.chain_key()).unwrap();
+    store
+}
+
 async fn tamper(ws: &Workspace, sql: &[&str]) -> (Option<i32>, String) {
     let copy = tempfile::tempdir().unwrap();
     let db = copy.path().join("state.db");
@@ -266,9 +272,10 @@ async fn tamper(ws: &Workspace, sql: &[&str]) -> (Option<i32>, String) {
         store.execute_raw((*s).to_owned()).await.unwrap();
     }
     store.close().await;
+    let key = ws.path().join(".rekey/fingerprint.key");
     let r = ws.rekey(
         &["audit", "verify", "--database-url", db.to_str().unwrap()],
-        &[],
+        &[("REKEY_FINGERPRINT_KEY_FILE", key.to_str().unwrap())],
     );
     (r.code, r.stderr)
 }
@@ -449,6 +456,21 @@ fn redacting_types_hide_values() {
     assert!(!format!("{values:?}").contains("hunter2"));
     let f = rekey_engine::Fingerprinter::ephemeral();
     assert!(format!("{f:?}").contains("[REDACTED]"));
+    // The store holds the chain key: its Debug shows none of it.
+    let bytes = [0xabu8; 32];
+    let key = rekey_store::ChainKey::new(bytes);
+    assert_eq!(format!("{key:?}"), "ChainKey([REDACTED])");
+    let dir = tempfile::tempdir().unwrap();
+    let store = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let s = Store::open(dir.path().join("s.db").to_str().unwrap())
+            .await
+            .unwrap();
+        s.set_chain_key(key).unwrap();
+        s
+    });
+    let shown = format!("{store:?} {store:#?}");
+    assert!(shown.contains("ChainKey([REDACTED])"), "{shown}");
+    assert!(!shown.contains("ab") && !shown.contains("171"), "{shown}");
     assert_eq!(
         rekey_store::redact_url("postgres://admin:s3cret@db/x"),
         "postgres://admin:***@db/x"
@@ -622,7 +644,15 @@ fn crashed_before_delivery(ws: &Workspace) -> String {
     ws.run_ids(&[])[0].clone()
 }
 
-async fn snapshot(ws: &Workspace, run_id: &str) -> (Vec<(String, StepState)>, usize, String) {
+async fn snapshot(
+    ws: &Workspace,
+    run_id: &str,
+) -> (
+    Vec<(String, StepState)>,
+    usize,
+    rekey_engine::sim::LedgerSummary,
+    Vec<i64>,
+) {
     let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
         .await
         .unwrap();
@@ -635,19 +665,23 @@ async fn snapshot(ws: &Workspace, run_id: &str) -> (Vec<(String, StepState)>, us
         .collect();
     let n = store.audit_events(None).await.unwrap().len();
     store.close().await;
-    let ledger = std::fs::read(ws.path().join(".rekey/sim-ledger.db")).unwrap();
-    let ledger = {
-        use sha2::Digest as _;
-        hex::encode(sha2::Sha256::digest(&ledger))
-    };
-    (steps, n, ledger)
+    let ledger = ledger(ws).await;
+    (
+        steps,
+        n,
+        ledger.summary(run_id).await.unwrap(),
+        ledger.all_value_ids().await.unwrap(),
+    )
 }
 
 async fn raw(ws: &Workspace, sql: &str) {
     let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
         .await
         .unwrap();
-    assert_eq!(store.execute_raw(sql.to_owned()).await.unwrap(), 1, "{sql}");
+    assert!(
+        store.execute_raw(sql.to_owned()).await.unwrap() > 0,
+        "{sql}"
+    );
     store.close().await;
 }
 
@@ -757,16 +791,36 @@ fn a_key_file_others_can_read_is_refused() {
 
 #[test]
 fn processes_creating_the_key_at_once_agree_on_it() {
+    let key = ("REKEY_FINGERPRINT_KEY_FILE", "keys/fingerprint.key");
     for _ in 0..5 {
         let ws = Workspace::example();
-        let children: Vec<_> = ["aws-deploy-web", "hf-ml-read", "gh-secrets-writer"]
+        let dbs = ["a/state.db", "b/state.db", "c/state.db"];
+        // One database each, so that only the key is shared (made here first: `status` does
+        // not need the key).
+        for db in dbs {
+            ws.rekey(&["status", "--database-url", db], &[])
+                .ok("status");
+        }
+        assert!(!ws.path().join("keys").exists());
+        let children: Vec<_> = dbs
             .iter()
-            .map(|c| {
-                ws.command(&["run", "--simulate", "--yes", "--credential", c], &[])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
+            .map(|db| {
+                ws.command(
+                    &[
+                        "run",
+                        "--simulate",
+                        "--yes",
+                        "--credential",
+                        "aws-deploy-web",
+                        "--database-url",
+                        db,
+                    ],
+                    &[key],
+                )
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
             })
             .collect();
         for c in children {
@@ -778,25 +832,33 @@ fn processes_creating_the_key_at_once_agree_on_it() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let r = ws.rekey(&["audit", "verify"], &[]);
-        r.ok("verify");
-        // One key id across every fingerprint.
-        let export = ws.rekey(&["audit", "export"], &[]);
-        let mut ids: Vec<String> = export
-            .stdout
-            .lines()
-            .filter_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["fingerprint"].as_str().map(str::to_owned)
-            })
-            .flat_map(|f| {
-                f.split(',')
-                    .map(|kv| kv.split(':').nth(1).unwrap_or_default().to_owned())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        ids.sort();
+        // One key: every database verifies with it, and every fingerprint has its id.
+        let mut ids: Vec<String> = Vec::new();
+        for db in dbs {
+            ws.rekey(&["audit", "verify", "--database-url", db], &[key])
+                .ok("verify");
+            let export = ws.rekey(&["audit", "export", "--database-url", db], &[]);
+            ids.extend(
+                export
+                    .stdout
+                    .lines()
+                    .filter_map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        v["fingerprint"].as_str().map(str::to_owned)
+                    })
+                    .flat_map(|f| {
+                        f.split(',')
+                            .map(|kv| kv.split(':').nth(1).unwrap_or_default().to_owned())
+                            .collect::<Vec<_>>()
+                    }),
+            );
+        }
+        assert_eq!(ids.len(), 3, "{ids:?}");
         ids.dedup();
         assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(
+            std::fs::read_dir(ws.path().join("keys")).unwrap().count(),
+            1
+        );
     }
 }
