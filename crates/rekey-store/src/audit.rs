@@ -282,3 +282,139 @@ pub fn verify_from(
         problems,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain of `n` rows: the first `plain` on the plain chain, the rest keyed with `key`.
+    fn chain(key: &ChainKey, n: i64, plain: i64) -> Vec<AuditEvent> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let draft = AuditDraft {
+                    actor: "t".into(),
+                    event: format!("e{seq}"),
+                    outcome: "ok".into(),
+                    ..AuditDraft::default()
+                };
+                let k = (seq > plain).then_some(key);
+                let hash = row_hash(k, seq, "at", &draft, &prev);
+                let e = AuditEvent {
+                    seq,
+                    at: "at".into(),
+                    draft,
+                    prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                    hash,
+                    chain: if k.is_some() {
+                        CHAIN_KEYED
+                    } else {
+                        CHAIN_PLAIN
+                    },
+                };
+                e
+            })
+            .collect()
+    }
+
+    /// What a writer without the key can do: edit a row and recompute plain hashes onwards.
+    fn rewrite_plainly(events: &mut [AuditEvent], from: usize) {
+        events[from].draft.detail = Some("forged".into());
+        for i in from..events.len() {
+            let prev = if i == 0 {
+                GENESIS.to_owned()
+            } else {
+                events[i - 1].hash.clone()
+            };
+            let e = &mut events[i];
+            e.prev_hash = prev;
+            e.hash = row_hash(None, e.seq, &e.at, &e.draft, &e.prev_hash);
+            e.chain = CHAIN_PLAIN;
+        }
+    }
+
+    #[test]
+    fn a_recomputed_chain_does_not_verify_with_the_key() {
+        let key = ChainKey::new([7; 32]);
+        let events = chain(&key, 6, 0);
+        assert!(verify_from(&events, Some(&key), None).problems.is_empty());
+        // Another installation's key: every row looks edited.
+        let other = ChainKey::new([8; 32]);
+        assert_eq!(verify_from(&events, Some(&other), None).problems.len(), 6);
+        // Recomputed from row 3 on (relabelled plain or not): caught.
+        let mut forged = events.clone();
+        rewrite_plainly(&mut forged, 2);
+        let v = verify_from(&forged, Some(&key), None);
+        assert!(!v.problems.is_empty(), "{v:?}");
+        let mut keep_label = events.clone();
+        rewrite_plainly(&mut keep_label, 2);
+        for e in &mut keep_label[2..] {
+            e.chain = CHAIN_KEYED;
+        }
+        assert!(
+            !verify_from(&keep_label, Some(&key), None)
+                .problems
+                .is_empty()
+        );
+        // The whole log recomputed as plain rows: nothing keyed seals it.
+        let mut all = events.clone();
+        rewrite_plainly(&mut all, 0);
+        let v = verify_from(&all, Some(&key), None);
+        assert_eq!(v.problems.len(), 1, "{v:?}");
+        assert!(
+            v.problems[0]
+                .problem
+                .contains("rows 1..6: on the unkeyed chain")
+        );
+        // Without the key (the old check), the same forgery passes: what keying fixes.
+        assert!(verify(&all).is_empty());
+    }
+
+    #[test]
+    fn plain_rows_before_keyed_ones_are_sealed_by_them() {
+        let key = ChainKey::new([7; 32]);
+        let events = chain(&key, 6, 3);
+        let v = verify_from(&events, Some(&key), None);
+        assert!(v.problems.is_empty(), "{v:?}");
+        assert_eq!(v.plain_rows, 3);
+        // Editing a sealed plain row and recomputing the plain rows breaks the first keyed one.
+        let mut forged = events.clone();
+        forged[0].draft.detail = Some("forged".into());
+        for i in 0..3 {
+            let prev = if i == 0 {
+                GENESIS.to_owned()
+            } else {
+                forged[i - 1].hash.clone()
+            };
+            let e = &mut forged[i];
+            e.prev_hash = prev;
+            e.hash = row_hash(None, e.seq, &e.at, &e.draft, &e.prev_hash);
+        }
+        let v = verify_from(&forged, Some(&key), None);
+        assert_eq!(v.problems.len(), 1, "{v:?}");
+        assert!(v.problems[0].problem.starts_with("row 4: does not follow"));
+        // An old log nothing sealed yet: reported with the key, consistent without it.
+        let old = chain(&key, 3, 3);
+        assert_eq!(verify_from(&old, Some(&key), None).problems.len(), 1);
+        assert!(verify(&old).is_empty());
+        // ... unless an exported head pins it.
+        let v = verify_from(&old, Some(&key), Some(&old[2].hash));
+        assert!(v.problems.is_empty(), "{v:?}");
+        assert_eq!(v.after_head, 0);
+    }
+
+    #[test]
+    fn a_head_must_be_in_the_log() {
+        let key = ChainKey::new([7; 32]);
+        let events = chain(&key, 6, 0);
+        let v = verify_from(&events, Some(&key), Some(&events[3].hash));
+        assert!(v.problems.is_empty(), "{v:?}");
+        assert_eq!(v.after_head, 2);
+        let v = verify_from(&events[..3], Some(&key), Some(&events[3].hash));
+        assert_eq!(v.problems.len(), 1, "{v:?}");
+        assert!(v.problems[0].problem.contains(&events[3].hash));
+        // Without the key, keyed rows are named as unchecked, not passed.
+        assert_eq!(verify(&events).len(), 6);
+        assert_eq!(format!("{key:?}"), "ChainKey([REDACTED])");
+    }
+}

@@ -536,9 +536,9 @@ fn sql_str(s: &str) -> String {
 /// Edits row `seq`'s detail, then recomputes `sha256(prev ‖ row)` for it and every row after
 /// it, as the chain was computed before it was keyed. `downgrade` also relabels the rows as
 /// the old chain, if the store has such a label.
-async fn rewrite_chain_plainly(db: &std::path::Path, seq: i64, detail: &str, downgrade: bool) {
+pub(crate) async fn rewrite_chain_plainly(url: &str, seq: i64, detail: &str, downgrade: bool) {
     use sha2::Digest as _;
-    let store = Store::open(db.to_str().unwrap()).await.unwrap();
+    let store = Store::open(url).await.unwrap();
     let mut events = store.audit_events(None).await.unwrap();
     let mut prev = rekey_store::audit::GENESIS.to_owned();
     let mut sql = Vec::new();
@@ -617,7 +617,7 @@ async fn a_writer_who_recomputes_the_chain_is_caught() {
         let copy = tempfile::tempdir().unwrap();
         let tampered = copy.path().join("state.db");
         std::fs::copy(&db, &tampered).unwrap();
-        rewrite_chain_plainly(&tampered, 3, "nothing to see", downgrade).await;
+        rewrite_chain_plainly(tampered.to_str().unwrap(), 3, "nothing to see", downgrade).await;
         let r = ws.rekey(
             &[
                 "audit",
