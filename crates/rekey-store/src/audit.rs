@@ -300,7 +300,7 @@ mod tests {
                 };
                 let k = (seq > plain).then_some(key);
                 let hash = row_hash(k, seq, "at", &draft, &prev);
-                let e = AuditEvent {
+                AuditEvent {
                     seq,
                     at: "at".into(),
                     draft,
@@ -311,8 +311,7 @@ mod tests {
                     } else {
                         CHAIN_PLAIN
                     },
-                };
-                e
+                }
             })
             .collect()
     }

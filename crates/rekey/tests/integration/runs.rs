@@ -756,7 +756,7 @@ async fn audit_verify_checks_against_an_exported_head() {
     // The tail cut back to before the head: the head is gone.
     raw(
         &ws,
-        &format!("DELETE FROM audit_events WHERE seq >= {}", total),
+        &format!("DELETE FROM audit_events WHERE seq >= {total}"),
     )
     .await;
     let r = ws.rekey(&["audit", "verify", "--head", &head], &[]);
