@@ -132,6 +132,11 @@ pub enum EngineError {
         "run {0}: {1}; someone with write access to the state database changed it, so the run is not resumed and nothing was changed (compare `rekey audit show --run {0}`; start a new run or `rekey abandon {0}`)"
     )]
     Tampered(String, String),
+    /// A run whose creation recorded no keyed hash of its plan (started by an earlier rekey).
+    #[error(
+        "run {0}: {1}, so its stored plan cannot be checked: it is not resumed and nothing was changed (finish it with the rekey that started it, or `rekey abandon {0}` and start a new run)"
+    )]
+    Unchecked(String, String),
 }
 
 /// Labels of the hashes in a `run_created` row's detail.
@@ -340,13 +345,16 @@ impl Engine {
             return Err(EngineError::Finished(run_id.to_owned(), run.status));
         }
         self.store.set_chain_key(self.fingerprints.chain_key())?;
-        let unchecked = self.check_stored_run(&run).await?;
+        self.check_stored_run(&run).await?;
         let plan: Plan = serde_json::from_str(&run.plan_json)
             .map_err(|e| EngineError::Plan(run_id.to_owned(), e.to_string()))?;
-        let mut resumed = self.audit(run_id, None, None, "run_resumed", "ok");
-        resumed.detail = unchecked;
         self.store
-            .set_run_status(run_id, RunStatus::Running, None, resumed)
+            .set_run_status(
+                run_id,
+                RunStatus::Running,
+                None,
+                self.audit(run_id, None, None, "run_resumed", "ok"),
+            )
             .await?;
         let records = self.store.steps(run_id).await?;
         self.execute(run_id, &plan, records, operator_inputs).await
@@ -354,9 +362,8 @@ impl Engine {
 
     /// Checks what resume trusts against the keyed audit rows written with it: the plan and
     /// options (hashed in `run_created`) and each step's stored plain outputs (in its last
-    /// `step_succeeded`/`step_reconciled_done`). Reads only. `Ok(Some(note))`: a run created
-    /// before plans were hashed, resumed unchecked.
-    async fn check_stored_run(&self, run: &RunRecord) -> Result<Option<String>, EngineError> {
+    /// `step_succeeded`/`step_reconciled_done`). Reads only.
+    async fn check_stored_run(&self, run: &RunRecord) -> Result<(), EngineError> {
         let tampered = |why: String| EngineError::Tampered(run.id.clone(), why);
         let events = self.store.audit_events(Some(&run.id)).await?;
         let Some(created) = events.iter().find(|e| e.draft.event == "run_created") else {
@@ -365,21 +372,12 @@ impl Engine {
             ));
         };
         if created.chain == rekey_store::audit::CHAIN_PLAIN {
-            // Created by a rekey that neither keyed the chain nor hashed plans. Such a row
-            // after keyed ones was rewritten by someone without the key.
-            let all = self.store.audit_events(None).await?;
-            if all
-                .iter()
-                .any(|e| e.seq < created.seq && e.chain != created.chain)
-            {
-                return Err(tampered(
-                    "the audit row that created it was rewritten without the installation key"
-                        .into(),
-                ));
-            }
-            return Ok(Some(
-                "created before rekey hashed stored plans: its plan and outputs were not checked"
-                    .into(),
+            // Created by a rekey that neither keyed the chain nor hashed plans, or rewritten
+            // to look so by a writer without the key: the two cannot be told apart, and
+            // trusting it would let such a writer choose where new values go.
+            return Err(EngineError::Unchecked(
+                run.id.clone(),
+                "its creation is on the unkeyed audit chain (started by an earlier rekey, or rewritten without the installation key)".into(),
             ));
         }
         if !self.store.authentic(created)? {
@@ -429,7 +427,7 @@ impl Engine {
                 }
             }
         }
-        Ok(None)
+        Ok(())
     }
 
     #[allow(clippy::too_many_lines)]

@@ -61,7 +61,11 @@ fn is_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
         || matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Key(_)))
         || matches!(
             e.downcast_ref::<EngineError>(),
-            Some(EngineError::Tampered(..) | EngineError::Store(StoreError::Key(_)))
+            Some(
+                EngineError::Tampered(..)
+                    | EngineError::Unchecked(..)
+                    | EngineError::Store(StoreError::Key(_))
+            )
         )
 }
 

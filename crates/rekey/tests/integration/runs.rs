@@ -862,3 +862,115 @@ fn processes_creating_the_key_at_once_agree_on_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_swapped_with_its_recorded_hash_is_refused_too() {
+    use sha2::Digest as _;
+    let ws = Workspace::example();
+    let id = crashed_before_delivery(&ws);
+    raw(
+        &ws,
+        "UPDATE runs SET plan_json = replace(plan_json, '\"consumer_label\":\"secretsmanager:prod/web/aws-deploy\"', '\"consumer_label\":\"secretsmanager:attacker/loot\"')",
+    )
+    .await;
+    // The writer also puts the new plan's hash into the run's creation row.
+    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let plan = store.run(&id).await.unwrap().plan_json;
+    let created = store.audit_events(Some(&id)).await.unwrap()[0].clone();
+    let detail = created.draft.detail.unwrap();
+    let (head, rest) = detail.split_once("plan sha256 ").unwrap();
+    let forged = format!(
+        "{head}plan sha256 {}{}",
+        hex::encode(sha2::Sha256::digest(plan.as_bytes())),
+        &rest[64..]
+    );
+    store
+        .execute_raw(format!(
+            "UPDATE audit_events SET detail = {} WHERE seq = {}",
+            sql_str(&forged),
+            created.seq
+        ))
+        .await
+        .unwrap();
+    store.close().await;
+    let before = snapshot(&ws, &id).await;
+    let r = ws.rekey(&["resume", &id], &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("does not match its keyed hash"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(&ws, &id).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unkeyed_log_from_an_earlier_rekey_is_reported_then_sealed() {
+    let ws = Workspace::example();
+    // An earlier rekey's log: rows on the plain chain (a store given no key writes those),
+    // and an installation key already there, as that rekey created it on its first run.
+    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    for event in ["run_created", "run_finished"] {
+        store
+            .append_audit(rekey_store::AuditDraft {
+                actor: "old".into(),
+                event: event.into(),
+                outcome: "ok".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    rekey_engine::Fingerprinter::load_or_create(&ws.path().join(".rekey/fingerprint.key")).unwrap();
+    let r = ws.rekey(&["audit", "verify"], &[]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("rows 1..2: on the unkeyed chain"),
+        "{}",
+        r.stderr
+    );
+    // Pinned by a head exported earlier, they verify.
+    let export = ws.rekey(&["audit", "export"], &[]);
+    let last: serde_json::Value =
+        serde_json::from_str(export.stdout.lines().last().unwrap()).unwrap();
+    ws.rekey(
+        &["audit", "verify", "--head", last["hash"].as_str().unwrap()],
+        &[],
+    )
+    .ok("verify at the old head");
+    // The next run's keyed rows seal them.
+    simulated_run(&ws, "hf-ml-read", &[]).ok("run");
+    let r = ws.rekey(&["audit", "verify"], &[]);
+    r.ok("verify after a run");
+    assert!(
+        r.stdout
+            .contains("the first 2 row(s), written before the chain was keyed, are sealed"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_created_on_the_unkeyed_chain_is_not_resumed() {
+    let ws = Workspace::example();
+    let id = crashed_before_delivery(&ws);
+    // As an earlier rekey left it (or a writer made it look so): every row plain.
+    let db = ws.path().join(".rekey/state.db");
+    rewrite_chain_plainly(db.to_str().unwrap(), 1, "mode drill", true).await;
+    let before = snapshot(&ws, &id).await;
+    let r = ws.rekey(&["resume", &id], &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("its stored plan cannot be checked")
+            && r.stderr.contains(&format!("rekey abandon {id}")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(&ws, &id).await, before);
+    ws.rekey(&["abandon", &id], &[]).ok("abandon");
+}
