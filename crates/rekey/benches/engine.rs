@@ -111,7 +111,11 @@ async fn engine(
             stall_after,
             calls: AtomicUsize::new(0),
         })),
-        fingerprints: Arc::new(Fingerprinter::ephemeral()),
+        // One installation key for the run and its resume: resume checks the run's keyed
+        // audit rows.
+        fingerprints: Arc::new(
+            Fingerprinter::load_or_create(&dir.join("fingerprint.key")).unwrap(),
+        ),
         config: EngineConfig {
             concurrency,
             per_provider: concurrency,
@@ -231,7 +235,12 @@ fn resume_10k(c: &mut Criterion, plan: &Plan) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let dir = tempfile::tempdir().unwrap();
-                for f in ["state.db", "state.db-wal", "state.db-shm"] {
+                for f in [
+                    "state.db",
+                    "state.db-wal",
+                    "state.db-shm",
+                    "fingerprint.key",
+                ] {
                     let _ = std::fs::copy(killed.path().join(f), dir.path().join(f));
                 }
                 let e = rt.block_on(engine(dir.path(), Duration::ZERO, 64, usize::MAX));
