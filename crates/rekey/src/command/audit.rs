@@ -18,7 +18,7 @@ fn refuse(message: String) -> Failure {
 /// The chain key to verify with: the installation key's, never a new one (a new key would
 /// only make every keyed row look edited). `None` when there is no key and nothing keyed.
 fn verify_key(global: &Global, keyed_rows: bool) -> Result<Option<ChainKey>, Failure> {
-    let path = state::key_path(global).map_err(|e| refuse(e.0))?;
+    let path = state::key_path(global).map_err(|e| refuse(format!("error: {e}")))?;
     match Fingerprinter::load(&path) {
         Ok(f) => Ok(Some(f.chain_key())),
         Err(KeyError::Refused(m)) => Err(refuse(format!("error: {m}"))),

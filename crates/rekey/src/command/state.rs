@@ -61,7 +61,7 @@ pub(crate) fn key_path(global: &Global) -> Result<PathBuf, Refused> {
     }
     if is_postgres(&global.database_url) {
         return Err(Refused(
-            "error: with a PostgreSQL state database, set REKEY_FINGERPRINT_KEY_FILE to the installation key file (32 bytes, mode 0600; created on first use) that every rekey writing this database uses".into(),
+            "with a PostgreSQL state database, set REKEY_FINGERPRINT_KEY_FILE to the installation key file (32 bytes, mode 0600; created on first use) that every rekey writing this database uses".into(),
         ));
     }
     Ok(state_dir(global).join("fingerprint.key"))
@@ -70,7 +70,7 @@ pub(crate) fn key_path(global: &Global) -> Result<PathBuf, Refused> {
 /// Loads (creating on first use) the key at `path`; a key others may read is refused.
 pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<Fingerprinter> {
     Fingerprinter::load_or_create(path).map_err(|e| match e {
-        KeyError::Refused(m) => Refused(format!("error: {m}")).into(),
+        KeyError::Refused(m) => Refused(m).into(),
         KeyError::Io(e) => anyhow::Error::from(e).context(format!(
             "cannot read or create the installation key {}",
             path.display()

@@ -787,6 +787,8 @@ fn a_key_file_others_can_read_is_refused() {
     let r = simulated_run(&ws, "aws-deploy-web", &[]);
     assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    assert!(!r.stderr.contains("error: error"), "{}", r.stderr);
+    assert_eq!(ws.run_ids(&[]).len(), 1, "no run was started");
 }
 
 #[test]
