@@ -17,10 +17,13 @@ fn refuse(message: String) -> Failure {
 
 /// The chain key to verify with: the installation key's, never a new one (a new key would
 /// only make every keyed row look edited). `None` when there is no key and nothing keyed.
-fn verify_key(global: &Global, keyed_rows: bool) -> Result<Option<ChainKey>, Failure> {
+fn verify_key(global: &Global, keyed_rows: bool) -> Result<Option<(ChainKey, String)>, Failure> {
     let path = state::key_path(global).map_err(|e| refuse(format!("error: {e}")))?;
     match Fingerprinter::load(&path) {
-        Ok(f) => Ok(Some(f.chain_key())),
+        Ok(f) => Ok(Some((
+            f.chain_key(),
+            format!("{} (key id {})", path.display(), f.key_id()),
+        ))),
         Err(KeyError::Refused(m)) => Err(refuse(format!("error: {m}"))),
         Err(KeyError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !keyed_rows => Ok(None),
         Err(KeyError::Io(e)) => Err(refuse(format!(
@@ -48,8 +51,23 @@ async fn verify(
         .audit_events(None)
         .await
         .map_err(anyhow::Error::from)?;
-    let key = verify_key(global, events.iter().any(|e| e.chain == CHAIN_KEYED))?;
-    let v = rekey_store::audit::verify_from(&events, key.as_ref(), head.as_deref());
+    let keyed = events.iter().filter(|e| e.chain == CHAIN_KEYED).count();
+    let key = verify_key(global, keyed > 0)?;
+    let v = rekey_store::audit::verify_from(&events, key.as_ref().map(|k| &k.0), head.as_deref());
+    // Not one keyed row matches: most likely the wrong key, not a log rewritten row by row.
+    if let Some((k, which)) = &key
+        && keyed > 1
+        && !events
+            .iter()
+            .any(|e| e.chain == CHAIN_KEYED && rekey_store::audit::row_matches(Some(k), e))
+    {
+        return Err(Failure::Exit {
+            code: 1,
+            message: format!(
+                "error: none of the {keyed} keyed audit rows matches under the installation key {which}: either this is not the key that wrote this log (REKEY_FINGERPRINT_KEY_FILE names it), or every row was rewritten"
+            ),
+        });
+    }
     if !v.problems.is_empty() {
         let lines: Vec<String> = v
             .problems
