@@ -976,3 +976,29 @@ async fn a_run_created_on_the_unkeyed_chain_is_not_resumed() {
     assert_eq!(snapshot(&ws, &id).await, before);
     ws.rekey(&["abandon", &id], &[]).ok("abandon");
 }
+
+#[test]
+fn audit_verify_needs_the_key_that_wrote_the_log() {
+    let ws = Workspace::example();
+    simulated_run(&ws, "hf-ml-read", &[]).ok("run");
+    // Another installation's key: named as such, not as every row edited.
+    rekey_engine::Fingerprinter::load_or_create(&ws.path().join("other.key")).unwrap();
+    let r = ws.rekey(
+        &["audit", "verify"],
+        &[("REKEY_FINGERPRINT_KEY_FILE", "other.key")],
+    );
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("not the key that wrote this log"),
+        "{}",
+        r.stderr
+    );
+    // No key at all: refused, and none is created for the check.
+    let r = ws.rekey(
+        &["audit", "verify"],
+        &[("REKEY_FINGERPRINT_KEY_FILE", "missing.key")],
+    );
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("missing.key"), "{}", r.stderr);
+    assert!(!ws.path().join("missing.key").exists());
+}
