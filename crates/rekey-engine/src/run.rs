@@ -385,6 +385,27 @@ impl Engine {
                 "the audit row that created it does not match its keyed hash (edited, or written with another installation key)".into(),
             ));
         }
+        // The log from the run's creation to its last row (and the row after, which must
+        // follow it): every row keyed and linked, so none of the run's rows was deleted or
+        // moved (an older success row cannot stand in for the last one).
+        let last = events.last().map_or(created.seq, |e| e.seq);
+        let span = self.store.audit_span(created.seq, last + 1).await?;
+        let mut prev: Option<&rekey_store::AuditEvent> = None;
+        for e in &span {
+            let linked = prev.is_none_or(|p| e.seq == p.seq + 1 && e.prev_hash == p.hash);
+            if !linked || !self.store.authentic(e)? {
+                return Err(tampered(format!(
+                    "its audit log was changed at row {} (rows edited, deleted, inserted or reordered, or written with another installation key)",
+                    e.seq
+                )));
+            }
+            prev = Some(e);
+        }
+        if prev.is_none_or(|p| p.seq < last) {
+            return Err(tampered(format!(
+                "its audit log was cut back before row {last}"
+            )));
+        }
         let detail = created.draft.detail.as_deref().unwrap_or_default();
         for (label, stored, what) in [
             (PLAN_SHA256, &run.plan_json, "plan"),

@@ -115,6 +115,32 @@ macro_rules! insert_audit {
     }};
 }
 
+macro_rules! event_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        Ok::<_, StoreError>(AuditEvent {
+            seq: r.try_get("seq")?,
+            at: r.try_get("at")?,
+            draft: AuditDraft {
+                run_id: r.try_get("run_id")?,
+                actor: r.try_get("actor")?,
+                reason: r.try_get("reason")?,
+                credential: r.try_get("credential")?,
+                step: r.try_get("step")?,
+                action: r.try_get("action")?,
+                event: r.try_get("event")?,
+                outcome: r.try_get("outcome")?,
+                detail: r.try_get("detail")?,
+                fingerprint: r.try_get("fingerprint")?,
+                simulated: r.try_get("simulated")?,
+            },
+            prev_hash: r.try_get("prev_hash")?,
+            hash: r.try_get("hash")?,
+            chain: r.try_get("chain")?,
+        })
+    }};
+}
+
 macro_rules! run_from_row {
     ($r:expr) => {{
         let r = $r;
@@ -431,7 +457,10 @@ impl Store {
             (_, None) => Ok(()),
             (KeySlot::Keyed(k), Some(new)) if k.same_as(&new) => Ok(()),
             (KeySlot::Failed(e), _) => Err(StoreError::Key(e.clone())),
-            _ => Err(StoreError::Key(
+            (KeySlot::Plain, _) => Err(StoreError::Key(
+                "this store already wrote unkeyed audit rows: key it before its first write".into(),
+            )),
+            (KeySlot::Keyed(_), _) => Err(StoreError::Key(
                 "the audit log is already keyed with another installation key".into(),
             )),
         }
@@ -737,26 +766,15 @@ impl Store {
     pub async fn audit_events(&self, run_id: Option<&str>) -> Result<Vec<AuditEvent>> {
         let sql = "SELECT seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash, chain FROM audit_events WHERE ($1 IS NULL OR run_id = $1) ORDER BY seq";
         with_pool!(self, p => {
-            sqlx::query(sql).bind(run_id).fetch_all(p).await?.iter().map(|r| Ok(AuditEvent {
-                seq: r.try_get("seq")?,
-                at: r.try_get("at")?,
-                draft: AuditDraft {
-                    run_id: r.try_get("run_id")?,
-                    actor: r.try_get("actor")?,
-                    reason: r.try_get("reason")?,
-                    credential: r.try_get("credential")?,
-                    step: r.try_get("step")?,
-                    action: r.try_get("action")?,
-                    event: r.try_get("event")?,
-                    outcome: r.try_get("outcome")?,
-                    detail: r.try_get("detail")?,
-                    fingerprint: r.try_get("fingerprint")?,
-                    simulated: r.try_get("simulated")?,
-                },
-                prev_hash: r.try_get("prev_hash")?,
-                hash: r.try_get("hash")?,
-                chain: r.try_get("chain")?,
-            })).collect()
+            sqlx::query(sql).bind(run_id).fetch_all(p).await?.iter().map(|r| event_from_row!(r)).collect()
+        })
+    }
+
+    /// Audit events `first..=last` (of every run), in chain order.
+    pub async fn audit_span(&self, first: i64, last: i64) -> Result<Vec<AuditEvent>> {
+        let sql = "SELECT seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash, chain FROM audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY seq";
+        with_pool!(self, p => {
+            sqlx::query(sql).bind(first).bind(last).fetch_all(p).await?.iter().map(|r| event_from_row!(r)).collect()
         })
     }
 
