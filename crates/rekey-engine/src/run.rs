@@ -288,6 +288,7 @@ impl Engine {
         self.check(plan)?;
         self.preflight(plan).await?;
         self.store.set_chain_key(self.fingerprints.chain_key())?;
+        self.store.check_chain_head().await?;
         let plan_json = serde_json::to_string(plan).expect("plans serialize");
         let steps: Vec<(i64, String, String)> = plan
             .steps
@@ -345,6 +346,7 @@ impl Engine {
             return Err(EngineError::Finished(run_id.to_owned(), run.status));
         }
         self.store.set_chain_key(self.fingerprints.chain_key())?;
+        self.store.check_chain_head().await?;
         self.check_stored_run(&run).await?;
         let plan: Plan = serde_json::from_str(&run.plan_json)
             .map_err(|e| EngineError::Plan(run_id.to_owned(), e.to_string()))?;

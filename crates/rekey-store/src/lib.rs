@@ -483,6 +483,31 @@ impl Store {
         }
     }
 
+    /// Refuses a key that did not write the last keyed row: a lost key replaced by a new
+    /// one, or another installation's, would otherwise fork the chain into rows no single key
+    /// verifies.
+    pub async fn check_chain_head(&self) -> Result<()> {
+        let Some(key) = self.chain_key()? else {
+            return Ok(());
+        };
+        let sql = "SELECT seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash, chain FROM audit_events ORDER BY seq DESC LIMIT 1";
+        let head: Option<AuditEvent> = with_pool!(self, p => {
+            match sqlx::query(sql).fetch_optional(p).await? {
+                Some(r) => Some(event_from_row!(&r)?),
+                None => None,
+            }
+        });
+        match head {
+            Some(e) if e.chain != audit::CHAIN_PLAIN && !audit::authentic(key, &e) => {
+                Err(StoreError::Key(format!(
+                    "the audit log's last row ({}) was not written with this installation key: the key file is not the one that wrote this database (restore that one, or point REKEY_FINGERPRINT_KEY_FILE at it), or the row was edited (`rekey audit verify`); nothing was written",
+                    e.seq
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `e` is a keyed row written with this store's key (so not by a mere writer of
     /// the database). `false` without a key.
     pub fn authentic(&self, e: &AuditEvent) -> Result<bool> {

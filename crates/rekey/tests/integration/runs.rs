@@ -1004,3 +1004,21 @@ fn audit_verify_needs_the_key_that_wrote_the_log() {
     assert!(r.stderr.contains("missing.key"), "{}", r.stderr);
     assert!(!ws.path().join("missing.key").exists());
 }
+
+#[test]
+fn a_new_key_does_not_continue_a_log_another_key_wrote() {
+    let ws = Workspace::example();
+    simulated_run(&ws, "hf-ml-read", &[]).ok("run");
+    // The key lost (or the variable pointing elsewhere): a new one is made, and refused.
+    std::fs::remove_file(ws.path().join(".rekey/fingerprint.key")).unwrap();
+    let before = ws.rekey(&["audit", "export"], &[]).stdout;
+    let r = simulated_run(&ws, "aws-deploy-web", &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("not written with this installation key"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ws.rekey(&["audit", "export"], &[]).stdout, before);
+    assert_eq!(ws.run_ids(&[]).len(), 1, "no run was started");
+}
