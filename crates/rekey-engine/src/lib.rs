@@ -8,7 +8,7 @@ pub mod provider;
 pub mod run;
 pub mod sim;
 
-pub use fingerprint::Fingerprinter;
+pub use fingerprint::{Fingerprinter, KeyError, Mismatch};
 pub use provider::{
     Call, ErrorKind, Provider, ProviderError, Reconciled, Report, Reports, Value, Values,
 };

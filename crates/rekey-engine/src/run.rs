@@ -10,8 +10,8 @@ use rekey_plan::{Plan, PlannedStep};
 use rekey_spec::template::{Part, Var};
 use rekey_spec::{Consumer, Effect};
 use rekey_store::{
-    AuditDraft, LEASE_TTL, LeaseHolder, NewRun, RunStatus, StepEvent, StepRecord, StepState, Store,
-    StoreError, TakeOver, Transition,
+    AuditDraft, LEASE_TTL, LeaseHolder, NewRun, RunRecord, RunStatus, StepEvent, StepRecord,
+    StepState, Store, StoreError, TakeOver, Transition,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -156,6 +156,25 @@ pub enum EngineError {
     Unsupported(String, String),
     #[error("a consumer or target is not there, so nothing was changed:\n  - {}", .0.join("\n  - "))]
     Preflight(Vec<String>),
+    /// What a run trusts on resume (its plan, options, step outputs) no longer matches what its
+    /// keyed audit rows recorded: someone wrote the database.
+    #[error(
+        "run {0}: {1}; someone with write access to the state database changed it, so the run is not resumed and nothing was changed (compare `rekey audit show --run {0}`; start a new run or `rekey abandon {0}`)"
+    )]
+    Tampered(String, String),
+    /// A run whose creation recorded no keyed hash of its plan (started by an earlier rekey).
+    #[error(
+        "run {0}: {1}, so its stored plan cannot be checked: it is not resumed and nothing was changed (finish it with the rekey that started it, or `rekey abandon {0}` and start a new run)"
+    )]
+    Unchecked(String, String),
+}
+
+/// Labels of the hashes in a `run_created` row's detail.
+const PLAN_SHA256: &str = "plan sha256 ";
+const OPTIONS_SHA256: &str = "options sha256 ";
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 /// The idempotency key of a step in a run: stable across retries and resumes.
@@ -298,6 +317,8 @@ impl Engine {
     ) -> Result<RunOutcome, EngineError> {
         self.check(plan)?;
         self.preflight(plan).await?;
+        self.store.set_chain_key(self.fingerprints.chain_key())?;
+        self.store.check_chain_head().await?;
         let plan_json = serde_json::to_string(plan).expect("plans serialize");
         let steps: Vec<(i64, String, String)> = plan
             .steps
@@ -313,12 +334,15 @@ impl Engine {
             .collect();
         let credentials: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
         let mut audit = self.audit(run_id, None, None, "run_created", "ok");
+        // The hashes of what resume will trust, in a row only the key holder can write.
         audit.detail = Some(format!(
-            "mode {}, {} credential(s), {} step(s){}",
+            "mode {}, {} credential(s), {} step(s){}; {PLAN_SHA256}{}, {OPTIONS_SHA256}{}",
             plan.mode.as_str(),
             plan.credentials.len(),
             plan.steps.len(),
-            if self.simulated { ", simulated" } else { "" }
+            if self.simulated { ", simulated" } else { "" },
+            sha256_hex(&plan_json),
+            sha256_hex(options_json),
         ));
         self.store
             .create_run(
@@ -353,6 +377,9 @@ impl Engine {
         if run.status.is_terminal() {
             return Err(EngineError::Finished(run_id.to_owned(), run.status));
         }
+        self.store.set_chain_key(self.fingerprints.chain_key())?;
+        self.store.check_chain_head().await?;
+        self.check_stored_run(&run).await?;
         let plan: Plan = serde_json::from_str(&run.plan_json)
             .map_err(|e| EngineError::Plan(run_id.to_owned(), e.to_string()))?;
         // One process drives a run: refused (naming the holder) while another one is alive.
@@ -461,6 +488,97 @@ impl Engine {
             }
         }
         Ok(failed)
+    }
+
+    /// Checks what resume trusts against the keyed audit rows written with it: the plan and
+    /// options (hashed in `run_created`) and each step's stored plain outputs (in its last
+    /// `step_succeeded`/`step_reconciled_done`). Reads only.
+    async fn check_stored_run(&self, run: &RunRecord) -> Result<(), EngineError> {
+        let tampered = |why: String| EngineError::Tampered(run.id.clone(), why);
+        let events = self.store.audit_events(Some(&run.id)).await?;
+        let Some(created) = events.iter().find(|e| e.draft.event == "run_created") else {
+            return Err(tampered(
+                "the audit log has no record of its creation".into(),
+            ));
+        };
+        if created.chain == rekey_store::audit::CHAIN_PLAIN {
+            // Created by a rekey that neither keyed the chain nor hashed plans, or rewritten
+            // to look so by a writer without the key: the two cannot be told apart, and
+            // trusting it would let such a writer choose where new values go.
+            return Err(EngineError::Unchecked(
+                run.id.clone(),
+                "its creation is on the unkeyed audit chain (started by an earlier rekey, or rewritten without the installation key)".into(),
+            ));
+        }
+        if !self.store.authentic(created)? {
+            return Err(tampered(
+                "the audit row that created it does not match its keyed hash (edited, or written with another installation key)".into(),
+            ));
+        }
+        // The log from the run's creation to its last row (and the row after, which must
+        // follow it): every row keyed and linked, so none of the run's rows was deleted or
+        // moved (an older success row cannot stand in for the last one).
+        let last = events.last().map_or(created.seq, |e| e.seq);
+        let span = self.store.audit_span(created.seq, last + 1).await?;
+        let mut prev: Option<&rekey_store::AuditEvent> = None;
+        for e in &span {
+            let linked = prev.is_none_or(|p| e.seq == p.seq + 1 && e.prev_hash == p.hash);
+            if !linked || !self.store.authentic(e)? {
+                return Err(tampered(format!(
+                    "its audit log was changed at row {} (rows edited, deleted, inserted or reordered, or written with another installation key)",
+                    e.seq
+                )));
+            }
+            prev = Some(e);
+        }
+        if prev.is_none_or(|p| p.seq < last) {
+            return Err(tampered(format!(
+                "its audit log was cut back before row {last}"
+            )));
+        }
+        let detail = created.draft.detail.as_deref().unwrap_or_default();
+        for (label, stored, what) in [
+            (PLAN_SHA256, &run.plan_json, "plan"),
+            (OPTIONS_SHA256, &run.options_json, "options"),
+        ] {
+            let recorded = detail
+                .split_once(label)
+                .map(|(_, rest)| rest.get(..64).unwrap_or(rest));
+            if recorded != Some(sha256_hex(stored).as_str()) {
+                return Err(tampered(format!(
+                    "the stored {what} changed since it was created (its sha256 is not the one recorded in the run's creation)"
+                )));
+            }
+        }
+        // Each step's last success, in one pass (a run may have 10,000 steps).
+        let mut last: HashMap<&str, &rekey_store::AuditEvent> = HashMap::new();
+        for e in &events {
+            if let (Some(step), "step_succeeded" | "step_reconciled_done") =
+                (e.draft.step.as_deref(), e.draft.event.as_str())
+            {
+                last.insert(step, e);
+            }
+        }
+        for r in self.store.steps(&run.id).await? {
+            let Some(stored) = &r.outputs_json else {
+                continue;
+            };
+            let recorded = last.get(r.step_id.as_str());
+            let same = |detail: Option<&str>| {
+                let parse = |j: &str| serde_json::from_str::<serde_json::Value>(j).ok();
+                parse(detail.unwrap_or("{}")).is_some_and(|v| Some(v) == parse(stored))
+            };
+            match recorded {
+                Some(e) if self.store.authentic(e)? && same(e.draft.detail.as_deref()) => {}
+                _ => {
+                    return Err(tampered(format!(
+                        "the stored outputs of step `{}` are not the ones its audit log recorded",
+                        r.step_id
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_lines)]
@@ -707,6 +825,10 @@ impl Engine {
                 },
             );
             a.detail = error.map(str::to_owned);
+            // Plain outputs go in the keyed log too, so resume can check the stored ones.
+            if event == StepEvent::Succeed && error.is_none() {
+                a.detail = outputs_json.filter(|j| *j != "{}").map(str::to_owned);
+            }
             a
         });
         let to = self
@@ -1178,9 +1300,10 @@ impl Engine {
                 let want = minted.and_then(|m| m.get(output)).ok_or_else(|| {
                     format!("no fingerprint of `{output}` was recorded when it was minted")
                 })?;
-                if fingerprints.fingerprint(read) != *want {
+                // Fingerprints made with another installation key never match.
+                if let Err(why) = fingerprints.check(read, want) {
                     return Err(format!(
-                        "field `{field}` does not match the fingerprint of the minted `{output}`"
+                        "field `{field}` does not match the fingerprint of the minted `{output}`: {why}"
                     ));
                 }
                 values.insert(output.clone(), Value::secret(read));

@@ -13,7 +13,8 @@ use sqlx::Row;
 
 use crate::audit;
 use crate::{
-    AuditDraft, Pool, Result, RunStatus, Store, StoreError, is_busy, is_unique_violation, now,
+    AuditDraft, ChainKey, Pool, Result, RunStatus, Store, StoreError, chain_version, is_busy,
+    is_unique_violation, now,
 };
 
 /// The process that holds (or wants) a lease.

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::Mutex;
 
-pub use audit::{AuditDraft, AuditEvent, AuditProblem};
+pub use audit::{AuditDraft, AuditEvent, AuditProblem, ChainKey, Verification};
 pub use lease::{LEASE_TTL, Lease, LeaseHolder, TakeOver};
 pub use state::{IllegalTransition, RunStatus, StepEvent, StepState};
 
@@ -58,6 +58,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The installation key could not be used (missing, unreadable, loose permissions).
+    #[error("{0}")]
+    Key(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -93,10 +96,10 @@ macro_rules! read_head {
 
 /// Inserts one chained audit row; evaluates to its hash.
 macro_rules! insert_audit {
-    ($ex:expr, $seq:expr, $at:expr, $d:expr, $prev:expr) => {{
-        let (seq, at, d, prev): (i64, &str, &AuditDraft, &str) = ($seq, $at, $d, $prev);
-        let hash = audit::row_hash(seq, at, d, prev);
-        sqlx::query("INSERT INTO audit_events (seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+    ($ex:expr, $key:expr, $seq:expr, $at:expr, $d:expr, $prev:expr) => {{
+        let (key, seq, at, d, prev): (Option<&ChainKey>, i64, &str, &AuditDraft, &str) = ($key, $seq, $at, $d, $prev);
+        let hash = audit::row_hash(key, seq, at, d, prev);
+        sqlx::query("INSERT INTO audit_events (seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash, chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)")
             .bind(seq)
             .bind(at)
             .bind(d.run_id.as_deref())
@@ -112,9 +115,36 @@ macro_rules! insert_audit {
             .bind(d.simulated)
             .bind(prev)
             .bind(hash.as_str())
+            .bind(chain_version(key))
             .execute($ex)
             .await?;
         hash
+    }};
+}
+
+macro_rules! event_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        Ok::<_, StoreError>(AuditEvent {
+            seq: r.try_get("seq")?,
+            at: r.try_get("at")?,
+            draft: AuditDraft {
+                run_id: r.try_get("run_id")?,
+                actor: r.try_get("actor")?,
+                reason: r.try_get("reason")?,
+                credential: r.try_get("credential")?,
+                step: r.try_get("step")?,
+                action: r.try_get("action")?,
+                event: r.try_get("event")?,
+                outcome: r.try_get("outcome")?,
+                detail: r.try_get("detail")?,
+                fingerprint: r.try_get("fingerprint")?,
+                simulated: r.try_get("simulated")?,
+            },
+            prev_hash: r.try_get("prev_hash")?,
+            hash: r.try_get("hash")?,
+            chain: r.try_get("chain")?,
+        })
     }};
 }
 
@@ -145,6 +175,7 @@ macro_rules! run_from_row {
 macro_rules! with_audit {
     ($self:ident, $audit:expr, |$tx:ident, $at:ident| $body:block) => {{
         let $at = now();
+        let key = $self.chain_key()?;
         let mut head = $self.head.lock().await;
         let mut outcome: Option<Result<()>> = None;
         for attempt in 0..5 {
@@ -156,7 +187,7 @@ macro_rules! with_audit {
                         Some(h) if attempt == 0 => h,
                         _ => read_head!(&mut *$tx),
                     };
-                    let hash = insert_audit!(&mut *$tx, seq + 1, &$at, $audit, &prev);
+                    let hash = insert_audit!(&mut *$tx, key, seq + 1, &$at, $audit, &prev);
                     $tx.commit().await?;
                     Ok((seq + 1, hash))
                 })
@@ -306,7 +337,24 @@ pub fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
 
-#[derive(Debug)]
+fn chain_version(key: Option<&ChainKey>) -> i64 {
+    if key.is_some() {
+        audit::CHAIN_KEYED
+    } else {
+        audit::CHAIN_PLAIN
+    }
+}
+
+/// Where the chain key comes from: set, loaded on first use, or absent.
+enum KeySlot {
+    Keyed(ChainKey),
+    /// No key was given: rows go on the plain chain (tests that use the store directly).
+    Plain,
+    Failed(String),
+}
+
+type KeyLoader = Box<dyn FnOnce() -> Result<ChainKey, String> + Send>;
+
 pub struct Store {
     pool: Pool,
     /// The chain head `(seq, hash)` as this process last wrote it; re-read on a conflict with
@@ -317,6 +365,31 @@ pub struct Store {
     /// map stays true however many processes write.
     /// Keyed by ecosystem, then name, so a lookup borrows instead of allocating.
     index_names: std::sync::Mutex<NameIds>,
+    /// The audit chain key, loaded when the log is first written or verified: commands that
+    /// only read runs or the index never need the installation key.
+    chain: std::sync::OnceLock<KeySlot>,
+    load_key: std::sync::Mutex<Option<KeyLoader>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key slot prints `ChainKey([REDACTED])`, never key bytes.
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .field("url", &self.url)
+            .field("chain", &self.chain.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for KeySlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Keyed(k) => k.fmt(f),
+            Self::Plain => f.write_str("Plain"),
+            Self::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
 }
 
 impl Store {
@@ -366,7 +439,88 @@ impl Store {
             head: Mutex::new(None),
             url: redact_url(url),
             index_names: std::sync::Mutex::default(),
+            chain: std::sync::OnceLock::new(),
+            load_key: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Loads the chain key with `load` the first time the log is written or verified.
+    #[must_use]
+    pub fn with_chain_key_loader(
+        self,
+        load: impl FnOnce() -> Result<ChainKey, String> + Send + 'static,
+    ) -> Self {
+        *self.load_key.lock().expect("not poisoned") = Some(Box::new(load));
+        self
+    }
+
+    /// Keys the audit chain. Setting the same key again is fine; another key is refused (one
+    /// store, one installation).
+    pub fn set_chain_key(&self, key: ChainKey) -> Result<()> {
+        let mut key = Some(key);
+        let slot = self.chain.get_or_init(|| {
+            *self.load_key.lock().expect("not poisoned") = None;
+            KeySlot::Keyed(key.take().expect("taken once"))
+        });
+        match (slot, key) {
+            (_, None) => Ok(()),
+            (KeySlot::Keyed(k), Some(new)) if k.same_as(&new) => Ok(()),
+            (KeySlot::Failed(e), _) => Err(StoreError::Key(e.clone())),
+            (KeySlot::Plain, _) => Err(StoreError::Key(
+                "this store already wrote unkeyed audit rows: key it before its first write".into(),
+            )),
+            (KeySlot::Keyed(_), _) => Err(StoreError::Key(
+                "the audit log is already keyed with another installation key".into(),
+            )),
+        }
+    }
+
+    /// The chain key (`None`: no key was given, the plain chain), loading it if needed.
+    fn chain_key(&self) -> Result<Option<&ChainKey>> {
+        let slot = self.chain.get_or_init(|| {
+            let load = self.load_key.lock().expect("not poisoned").take();
+            match load.map(|f| f()) {
+                Some(Ok(k)) => KeySlot::Keyed(k),
+                Some(Err(e)) => KeySlot::Failed(e),
+                None => KeySlot::Plain,
+            }
+        });
+        match slot {
+            KeySlot::Keyed(k) => Ok(Some(k)),
+            KeySlot::Plain => Ok(None),
+            KeySlot::Failed(e) => Err(StoreError::Key(e.clone())),
+        }
+    }
+
+    /// Refuses a key that did not write the last keyed row: a lost key replaced by a new
+    /// one, or another installation's, would otherwise fork the chain into rows no single key
+    /// verifies.
+    pub async fn check_chain_head(&self) -> Result<()> {
+        let Some(key) = self.chain_key()? else {
+            return Ok(());
+        };
+        let sql = "SELECT seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash, chain FROM audit_events ORDER BY seq DESC LIMIT 1";
+        let head: Option<AuditEvent> = with_pool!(self, p => {
+            match sqlx::query(sql).fetch_optional(p).await? {
+                Some(r) => Some(event_from_row!(&r)?),
+                None => None,
+            }
+        });
+        match head {
+            Some(e) if e.chain != audit::CHAIN_PLAIN && !audit::authentic(key, &e) => {
+                Err(StoreError::Key(format!(
+                    "the audit log's last row ({}) was not written with this installation key: the key file is not the one that wrote this database (restore that one, or point REKEY_FINGERPRINT_KEY_FILE at it), or the row was edited (`rekey audit verify`); nothing was written",
+                    e.seq
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `e` is a keyed row written with this store's key (so not by a mere writer of
+    /// the database). `false` without a key.
+    pub fn authentic(&self, e: &AuditEvent) -> Result<bool> {
+        Ok(self.chain_key()?.is_some_and(|k| audit::authentic(k, e)))
     }
 
     /// The URL with any password removed, for messages.
@@ -480,6 +634,7 @@ impl Store {
     /// whole batch is what lets many steps in flight share the cost of durability.
     pub async fn transitions(&self, batch: &[Transition<'_>]) -> Result<Vec<Result<StepState>>> {
         let at = now();
+        let key = self.chain_key()?;
         let mut head = self.head.lock().await;
         for attempt in 0..5 {
             // Two statements per batch whatever its size: one UPDATE … FROM (VALUES …)
@@ -535,7 +690,7 @@ impl Store {
                         continue;
                     }
                     if let Some(audit) = &t.audit {
-                        let hash = audit::row_hash(seq + 1, &at, audit, &prev);
+                        let hash = audit::row_hash(key, seq + 1, &at, audit, &prev);
                         rows.push((seq + 1, prev.clone(), audit, hash.clone()));
                         seq += 1;
                         prev = hash;
@@ -543,13 +698,13 @@ impl Store {
                     results.push(Ok(to));
                 }
                 for chunk in rows.chunks(256) {
-                    let mut sql = String::from("INSERT INTO audit_events (seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash) VALUES ");
+                    let mut sql = String::from("INSERT INTO audit_events (seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash, chain) VALUES ");
                     for k in 0..chunk.len() {
-                        let b = 1 + k * 15;
+                        let b = 1 + k * 16;
                         if k > 0 {
                             sql.push_str(", ");
                         }
-                        let ps: Vec<String> = (b..b + 15).map(|n| format!("${n}")).collect();
+                        let ps: Vec<String> = (b..b + 16).map(|n| format!("${n}")).collect();
                         let _ = write!(sql, "({})", ps.join(", "));
                     }
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -557,7 +712,7 @@ impl Store {
                         q = q.bind(*seq).bind(at.as_str()).bind(d.run_id.as_deref()).bind(d.actor.as_str()).bind(d.reason.as_deref())
                             .bind(d.credential.as_deref()).bind(d.step.as_deref()).bind(d.action.as_deref()).bind(d.event.as_str())
                             .bind(d.outcome.as_str()).bind(d.detail.as_deref()).bind(d.fingerprint.as_deref()).bind(d.simulated)
-                            .bind(prev.as_str()).bind(hash.as_str());
+                            .bind(prev.as_str()).bind(hash.as_str()).bind(chain_version(key));
                     }
                     q.execute(&mut *tx).await?;
                 }
@@ -658,33 +813,34 @@ impl Store {
 
     /// Audit events in chain order, optionally of one run.
     pub async fn audit_events(&self, run_id: Option<&str>) -> Result<Vec<AuditEvent>> {
-        let sql = "SELECT seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash FROM audit_events WHERE ($1 IS NULL OR run_id = $1) ORDER BY seq";
+        let sql = "SELECT seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash, chain FROM audit_events WHERE ($1 IS NULL OR run_id = $1) ORDER BY seq";
         with_pool!(self, p => {
-            sqlx::query(sql).bind(run_id).fetch_all(p).await?.iter().map(|r| Ok(AuditEvent {
-                seq: r.try_get("seq")?,
-                at: r.try_get("at")?,
-                draft: AuditDraft {
-                    run_id: r.try_get("run_id")?,
-                    actor: r.try_get("actor")?,
-                    reason: r.try_get("reason")?,
-                    credential: r.try_get("credential")?,
-                    step: r.try_get("step")?,
-                    action: r.try_get("action")?,
-                    event: r.try_get("event")?,
-                    outcome: r.try_get("outcome")?,
-                    detail: r.try_get("detail")?,
-                    fingerprint: r.try_get("fingerprint")?,
-                    simulated: r.try_get("simulated")?,
-                },
-                prev_hash: r.try_get("prev_hash")?,
-                hash: r.try_get("hash")?,
-            })).collect()
+            sqlx::query(sql).bind(run_id).fetch_all(p).await?.iter().map(|r| event_from_row!(r)).collect()
         })
     }
 
-    /// Checks the whole chain.
+    /// Audit events `first..=last` (of every run), in chain order.
+    pub async fn audit_span(&self, first: i64, last: i64) -> Result<Vec<AuditEvent>> {
+        let sql = "SELECT seq, at, run_id, actor, reason, credential, step, action, event, outcome, detail, fingerprint, simulated, prev_hash, hash, chain FROM audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY seq";
+        with_pool!(self, p => {
+            sqlx::query(sql).bind(first).bind(last).fetch_all(p).await?.iter().map(|r| event_from_row!(r)).collect()
+        })
+    }
+
+    /// Checks the whole chain (with this store's key, if it has one).
     pub async fn verify_audit(&self) -> Result<Vec<AuditProblem>> {
-        Ok(audit::verify(&self.audit_events(None).await?))
+        Ok(self.verify_audit_from(None).await?.problems)
+    }
+
+    /// Checks the whole chain, and that it still holds the row hashed `head` (exported
+    /// earlier) with every row after it verifying.
+    pub async fn verify_audit_from(&self, head: Option<&str>) -> Result<Verification> {
+        let key = self.chain_key()?;
+        Ok(audit::verify_from(
+            &self.audit_events(None).await?,
+            key,
+            head,
+        ))
     }
 
     /// What the dependency index knows about each file.

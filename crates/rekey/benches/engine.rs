@@ -268,7 +268,12 @@ fn resume_10k(c: &mut Criterion, plan: &Plan) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let dir = tempfile::tempdir().unwrap();
-                for f in ["state.db", "state.db-wal", "state.db-shm"] {
+                for f in [
+                    "state.db",
+                    "state.db-wal",
+                    "state.db-shm",
+                    "fingerprint.key",
+                ] {
                     let _ = std::fs::copy(killed.path().join(f), dir.path().join(f));
                 }
                 let e = rt.block_on(engine(dir.path(), Duration::ZERO, 64, usize::MAX));

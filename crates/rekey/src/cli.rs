@@ -276,7 +276,12 @@ pub(crate) enum AuditCommand {
         run: Option<String>,
     },
     /// Check the hash chain: exit 1 and name every edited, deleted, inserted or reordered row.
-    Verify,
+    Verify {
+        /// A row hash exported earlier (`rekey audit export | tail -1`): the log must still
+        /// hold it, and every row after it must verify.
+        #[arg(long, value_name = "HASH")]
+        head: Option<String>,
+    },
     /// Export events, one JSON object per line.
     Export {
         #[arg(long = "run", value_name = "RUN_ID")]

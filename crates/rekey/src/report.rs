@@ -52,6 +52,23 @@ pub(crate) fn render_spec_errors(errors: &SpecErrors) -> String {
     out
 }
 
+/// Refusals that reach here as errors: a database changed behind rekey's back, an
+/// installation key that cannot be used as it is. Nothing was done: exit 2.
+fn is_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    use rekey_engine::EngineError;
+    use rekey_store::StoreError;
+    e.is::<crate::command::state::Refused>()
+        || matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Key(_)))
+        || matches!(
+            e.downcast_ref::<EngineError>(),
+            Some(
+                EngineError::Tampered(..)
+                    | EngineError::Unchecked(..)
+                    | EngineError::Store(StoreError::Key(_))
+            )
+        )
+}
+
 impl Failure {
     pub(crate) fn report(self) -> ExitCode {
         let mut stderr = std::io::stderr().lock();
@@ -67,6 +84,10 @@ impl Failure {
             }
             Self::Plan(e) => {
                 let _ = writeln!(stderr, "error: {e}");
+                ExitCode::from(2)
+            }
+            Self::Other(e) if e.chain().any(is_refusal) => {
+                let _ = writeln!(stderr, "error: {e:#}");
                 ExitCode::from(2)
             }
             Self::Other(e) => {

@@ -423,6 +423,11 @@ impl Provider for MemoryConsumer {
     }
 }
 
+/// One installation key for every engine of this test binary: runs that share a state
+/// database must share the key that chains its audit log.
+static INSTALLATION: std::sync::LazyLock<Arc<Fingerprinter>> =
+    std::sync::LazyLock::new(|| Arc::new(Fingerprinter::ephemeral()));
+
 /// An engine over `store` with the real PostgreSQL provider and `consumer` for every consumer.
 fn engine(
     pg: &PgCluster,
@@ -439,7 +444,7 @@ fn engine(
     Engine {
         store: Arc::new(store),
         providers,
-        fingerprints: Arc::new(Fingerprinter::ephemeral()),
+        fingerprints: Arc::clone(&INSTALLATION),
         config: EngineConfig {
             actor: "test".into(),
             backoff_base: Duration::from_millis(1),

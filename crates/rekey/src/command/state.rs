@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use rekey_engine::Fingerprinter;
+use rekey_engine::{Fingerprinter, KeyError};
 use rekey_store::Store;
 
 use crate::cli::Global;
@@ -16,6 +16,20 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// A refusal the operator can fix (a key file's permissions, a missing setting): exit 2.
+#[derive(Debug)]
+pub(crate) struct Refused(pub(crate) String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The store, its audit chain keyed with the installation key when the log is first written
+/// (commands that only read never need the key).
 pub(crate) async fn open_store(global: &Global) -> anyhow::Result<Arc<Store>> {
     let store = Store::open(&global.database_url).await.with_context(|| {
         format!(
@@ -23,14 +37,52 @@ pub(crate) async fn open_store(global: &Global) -> anyhow::Result<Arc<Store>> {
             rekey_store::redact_url(&global.database_url)
         )
     })?;
+    let path = key_path(global);
+    let store = store.with_chain_key_loader(move || {
+        let path = path.map_err(|e| e.0)?;
+        load_key(&path)
+            .map(|f| f.chain_key())
+            .map_err(|e| e.to_string())
+    });
     Ok(Arc::new(store))
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Where the installation key lives: `REKEY_FINGERPRINT_KEY_FILE`, else beside a `SQLite`
+/// state database. A `PostgreSQL` database is shared by every process that writes it, each in
+/// its own directory, so the key must be named: a key per directory would key one audit
+/// chain, and fingerprint one run's secrets, with several keys.
+pub(crate) fn key_path(global: &Global) -> Result<PathBuf, Refused> {
+    if let Some(p) = std::env::var_os("REKEY_FINGERPRINT_KEY_FILE").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    if is_postgres(&global.database_url) {
+        return Err(Refused(
+            "with a PostgreSQL state database, set REKEY_FINGERPRINT_KEY_FILE to the installation key file (32 bytes, mode 0600; created on first use) that every rekey writing this database uses".into(),
+        ));
+    }
+    Ok(state_dir(global).join("fingerprint.key"))
+}
+
+/// Loads (creating on first use) the key at `path`; a key others may read is refused.
+pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<Fingerprinter> {
+    Fingerprinter::load_or_create(path).map_err(|e| match e {
+        KeyError::Refused(m) => Refused(m).into(),
+        KeyError::Io(e) => anyhow::Error::from(e).context(format!(
+            "cannot read or create the installation key {}",
+            path.display()
+        )),
+    })
 }
 
 /// The folder for local files (fingerprint key, simulator ledger): beside a `SQLite` state
 /// database, else `.rekey/`.
 pub(crate) fn state_dir(global: &Global) -> PathBuf {
     let url = &global.database_url;
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres(url) {
         return PathBuf::from(".rekey");
     }
     let path = PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url));
@@ -40,15 +92,7 @@ pub(crate) fn state_dir(global: &Global) -> PathBuf {
 }
 
 pub(crate) fn fingerprinter(global: &Global) -> anyhow::Result<Arc<Fingerprinter>> {
-    let path = std::env::var_os("REKEY_FINGERPRINT_KEY_FILE")
-        .map_or_else(|| state_dir(global).join("fingerprint.key"), PathBuf::from);
-    let f = Fingerprinter::load_or_create(&path).with_context(|| {
-        format!(
-            "cannot read or create the fingerprint key {}",
-            path.display()
-        )
-    })?;
-    Ok(Arc::new(f))
+    Ok(Arc::new(load_key(&key_path(global)?)?))
 }
 
 /// Who is acting: the CI identity when there is one, else the OS user.

@@ -211,8 +211,9 @@ fn retry_budget_and_sim_outage_flags() {
     r.ok("run through an outage");
     // The terminal says which step waits, why and until when.
     assert!(
-        r.stderr.contains("aws-deploy-web/capture-last-used waiting: attempt 1 transient: simulated outage of aws")
-            && r.stderr.contains("next try at "),
+        r.stderr.contains(
+            "aws-deploy-web/capture-last-used waiting: attempt 1 transient: simulated outage of aws"
+        ) && r.stderr.contains("next try at "),
         "{}",
         r.stderr
     );

@@ -37,9 +37,7 @@ async fn finish_and_check(ws: &Workspace, context: &str) {
             r.stderr
         );
     }
-    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
-        .await
-        .unwrap();
+    let store = keyed_store(ws, &ws.path().join(".rekey/state.db")).await;
     for s in store.steps(run_id).await.unwrap() {
         assert_eq!(
             s.state,
@@ -291,6 +289,14 @@ fn run_exit_codes_and_refusals() {
     assert!(r.stderr.contains("needs_operator"), "{}", r.stderr);
 }
 
+/// The store at `db`, its chain keyed with `ws`'s installation key.
+async fn keyed_store(ws: &Workspace, db: &std::path::Path) -> Store {
+    let store = Store::open(db.to_str().unwrap()).await.unwrap();
+    let key = rekey_engine::Fingerprinter::load(&ws.path().join(".rekey/fingerprint.key")).unwrap();
+    store.set_chain_key(key.chain_key()).unwrap();
+    store
+}
+
 async fn tamper(ws: &Workspace, sql: &[&str]) -> (Option<i32>, String) {
     let copy = tempfile::tempdir().unwrap();
     let db = copy.path().join("state.db");
@@ -300,9 +306,10 @@ async fn tamper(ws: &Workspace, sql: &[&str]) -> (Option<i32>, String) {
         store.execute_raw((*s).to_owned()).await.unwrap();
     }
     store.close().await;
+    let key = ws.path().join(".rekey/fingerprint.key");
     let r = ws.rekey(
         &["audit", "verify", "--database-url", db.to_str().unwrap()],
-        &[],
+        &[("REKEY_FINGERPRINT_KEY_FILE", key.to_str().unwrap())],
     );
     (r.code, r.stderr)
 }
@@ -483,6 +490,21 @@ fn redacting_types_hide_values() {
     assert!(!format!("{values:?}").contains("hunter2"));
     let f = rekey_engine::Fingerprinter::ephemeral();
     assert!(format!("{f:?}").contains("[REDACTED]"));
+    // The store holds the chain key: its Debug shows none of it.
+    let bytes = [0xabu8; 32];
+    let key = rekey_store::ChainKey::new(bytes);
+    assert_eq!(format!("{key:?}"), "ChainKey([REDACTED])");
+    let dir = tempfile::tempdir().unwrap();
+    let store = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let s = Store::open(dir.path().join("s.db").to_str().unwrap())
+            .await
+            .unwrap();
+        s.set_chain_key(key).unwrap();
+        s
+    });
+    let shown = format!("{store:?} {store:#?}");
+    assert!(shown.contains("ChainKey([REDACTED])"), "{shown}");
+    assert!(!shown.contains("ab") && !shown.contains("171"), "{shown}");
     assert_eq!(
         rekey_store::redact_url("postgres://admin:s3cret@db/x"),
         "postgres://admin:***@db/x"
@@ -517,6 +539,522 @@ async fn crashes_during_resume_are_resumed_too() {
         }
         finish_and_check(&ws, &format!("crash point {n}, then crashed resumes")).await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9, item 12: someone who can write the database but not read the installation key.
+
+/// The row content the old, unkeyed chain hashed (the field order of `audit.rs`'s
+/// `Canonical`): what a writer who knows the code can recompute.
+#[derive(serde::Serialize)]
+struct PlainRow<'a> {
+    seq: i64,
+    at: &'a str,
+    run_id: Option<&'a str>,
+    actor: &'a str,
+    reason: Option<&'a str>,
+    credential: Option<&'a str>,
+    step: Option<&'a str>,
+    action: Option<&'a str>,
+    event: &'a str,
+    outcome: &'a str,
+    detail: Option<&'a str>,
+    fingerprint: Option<&'a str>,
+    simulated: bool,
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Edits row `seq`'s detail, then recomputes `sha256(prev ‖ row)` for it and every row after
+/// it, as the chain was computed before it was keyed. `downgrade` also relabels the rows as
+/// the old chain, if the store has such a label.
+pub(crate) async fn rewrite_chain_plainly(url: &str, seq: i64, detail: &str, downgrade: bool) {
+    use sha2::Digest as _;
+    let store = Store::open(url).await.unwrap();
+    let mut events = store.audit_events(None).await.unwrap();
+    let mut prev = rekey_store::audit::GENESIS.to_owned();
+    let mut sql = Vec::new();
+    for e in &mut events {
+        if e.seq == seq {
+            e.draft.detail = Some(detail.to_owned());
+        }
+        if e.seq >= seq {
+            let d = &e.draft;
+            let row = PlainRow {
+                seq: e.seq,
+                at: &e.at,
+                run_id: d.run_id.as_deref(),
+                actor: &d.actor,
+                reason: d.reason.as_deref(),
+                credential: d.credential.as_deref(),
+                step: d.step.as_deref(),
+                action: d.action.as_deref(),
+                event: &d.event,
+                outcome: &d.outcome,
+                detail: d.detail.as_deref(),
+                fingerprint: d.fingerprint.as_deref(),
+                simulated: d.simulated,
+            };
+            let mut h = sha2::Sha256::new();
+            h.update(prev.as_bytes());
+            h.update(serde_json::to_vec(&row).unwrap());
+            let hash = hex::encode(h.finalize());
+            sql.push(format!(
+                "UPDATE audit_events SET detail = {}, prev_hash = {}, hash = {} WHERE seq = {}",
+                d.detail
+                    .as_deref()
+                    .map_or_else(|| "NULL".to_owned(), sql_str),
+                sql_str(&prev),
+                sql_str(&hash),
+                e.seq
+            ));
+            prev = hash;
+        } else {
+            prev.clone_from(&e.hash);
+        }
+    }
+    if downgrade {
+        // Ignored by a store whose rows carry no chain version.
+        let _ = store
+            .execute_raw("UPDATE audit_events SET chain = 1".into())
+            .await;
+    }
+    for s in sql {
+        store.execute_raw(s).await.unwrap();
+    }
+    store.close().await;
+}
+
+fn simulated_run(ws: &Workspace, creds: &str, env: &[(&str, &str)]) -> crate::harness::Ran {
+    ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            creds,
+            "--reason",
+            "INC-12",
+        ],
+        env,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_who_recomputes_the_chain_is_caught() {
+    let ws = Workspace::example();
+    simulated_run(&ws, "aws-deploy-web", &[]).ok("run");
+    let db = ws.path().join(".rekey/state.db");
+    for downgrade in [false, true] {
+        let copy = tempfile::tempdir().unwrap();
+        let tampered = copy.path().join("state.db");
+        std::fs::copy(&db, &tampered).unwrap();
+        rewrite_chain_plainly(tampered.to_str().unwrap(), 3, "nothing to see", downgrade).await;
+        let r = ws.rekey(
+            &[
+                "audit",
+                "verify",
+                "--database-url",
+                tampered.to_str().unwrap(),
+            ],
+            &[("REKEY_FINGERPRINT_KEY_FILE", ".rekey/fingerprint.key")],
+        );
+        assert_eq!(
+            r.code,
+            Some(1),
+            "downgrade {downgrade}: a recomputed chain must not verify\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}
+
+/// A run stopped by a crash after its mint, before any delivery.
+fn crashed_before_delivery(ws: &Workspace) -> String {
+    let r = simulated_run(ws, "aws-deploy-web", &[("REKEY_SIM_CRASH_AT", "12")]);
+    assert_eq!(r.code, None, "crashed: {}", r.stderr);
+    ws.run_ids(&[])[0].clone()
+}
+
+async fn snapshot(
+    ws: &Workspace,
+    run_id: &str,
+) -> (
+    Vec<(String, StepState)>,
+    usize,
+    rekey_engine::sim::LedgerSummary,
+    Vec<i64>,
+) {
+    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let steps = store
+        .steps(run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.step_id, s.state))
+        .collect();
+    let n = store.audit_events(None).await.unwrap().len();
+    store.close().await;
+    let ledger = ledger(ws).await;
+    (
+        steps,
+        n,
+        ledger.summary(run_id).await.unwrap(),
+        ledger.all_value_ids().await.unwrap(),
+    )
+}
+
+async fn raw(ws: &Workspace, sql: &str) {
+    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        store.execute_raw(sql.to_owned()).await.unwrap() > 0,
+        "{sql}"
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_a_plan_changed_in_the_database() {
+    let ws = Workspace::example();
+    let id = crashed_before_delivery(&ws);
+    // Point the Secrets Manager delivery at another secret.
+    raw(
+        &ws,
+        "UPDATE runs SET plan_json = replace(replace(plan_json, '\"consumer_label\":\"secretsmanager:prod/web/aws-deploy\"', '\"consumer_label\":\"secretsmanager:attacker/loot\"'), '\"secret_id\":\"prod/web/aws-deploy\"', '\"secret_id\":\"attacker/loot\"')",
+    )
+    .await;
+    let before = snapshot(&ws, &id).await;
+    let r = ws.rekey(&["resume", &id], &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&id) && r.stderr.contains("stored plan changed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(&ws, &id).await, before, "nothing may change");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_stored_options_or_outputs_changed_in_the_database() {
+    for sql in [
+        // The simulator's ledger somewhere else (a real run's options would matter more).
+        "UPDATE runs SET options_json = replace(options_json, '\"concurrency\":16', '\"concurrency\":15')",
+        // The new key id the revoke steps keep: another one, so the new key would go.
+        "UPDATE steps SET outputs_json = '{\"access_key_id\":\"AKIAOTHER\"}' WHERE idx = 2",
+        // A row of the run deleted (an older success could then pass for the last one).
+        "DELETE FROM audit_events WHERE seq = 3",
+    ] {
+        let ws = Workspace::example();
+        let id = crashed_before_delivery(&ws);
+        raw(&ws, sql).await;
+        let before = snapshot(&ws, &id).await;
+        let r = ws.rekey(&["resume", &id], &[]);
+        assert_eq!(r.code, Some(2), "{sql}\n{}\n{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(&id), "{}", r.stderr);
+        assert_eq!(
+            snapshot(&ws, &id).await,
+            before,
+            "{sql}: nothing may change"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_checks_against_an_exported_head() {
+    let ws = Workspace::example();
+    simulated_run(&ws, "aws-deploy-web", &[]).ok("run");
+    let export = ws.rekey(&["audit", "export"], &[]);
+    export.ok("export");
+    let last: serde_json::Value =
+        serde_json::from_str(export.stdout.lines().last().unwrap()).unwrap();
+    let head = last["hash"].as_str().unwrap().to_owned();
+    let total = export.stdout.lines().count();
+    let r = ws.rekey(&["audit", "verify", "--head", &head], &[]);
+    r.ok("verify at the head");
+    assert!(r.stdout.contains("0 row(s) after the head"), "{}", r.stdout);
+    // More rows later: they follow the head.
+    simulated_run(&ws, "hf-ml-read", &[]).ok("second run");
+    let r = ws.rekey(&["audit", "verify", "--head", &head], &[]);
+    r.ok("verify with rows after the head");
+    let now = ws.rekey(&["audit", "export"], &[]).stdout.lines().count();
+    assert!(
+        r.stdout
+            .contains(&format!("{} row(s) after the head", now - total)),
+        "{}",
+        r.stdout
+    );
+    // The tail cut back to before the head: the head is gone.
+    raw(
+        &ws,
+        &format!("DELETE FROM audit_events WHERE seq >= {total}"),
+    )
+    .await;
+    let r = ws.rekey(&["audit", "verify", "--head", &head], &[]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&head), "{}", r.stderr);
+    // Without --head, a truncated tail still verifies: that is what the head is for.
+    ws.rekey(&["audit", "verify"], &[])
+        .ok("verify without a head");
+    let r = ws.rekey(&["audit", "verify", "--head", "nothex"], &[]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ws = Workspace::example();
+    simulated_run(&ws, "hf-ml-read", &[]).ok("run");
+    let key = ws.path().join(".rekey/fingerprint.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = ws.rekey(&["audit", "verify"], &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    let r = simulated_run(&ws, "aws-deploy-web", &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    assert!(!r.stderr.contains("error: error"), "{}", r.stderr);
+    assert_eq!(ws.run_ids(&[]).len(), 1, "no run was started");
+}
+
+#[test]
+fn processes_creating_the_key_at_once_agree_on_it() {
+    let key = ("REKEY_FINGERPRINT_KEY_FILE", "keys/fingerprint.key");
+    for _ in 0..5 {
+        let ws = Workspace::example();
+        let dbs = ["a/state.db", "b/state.db", "c/state.db"];
+        // One database each, so that only the key is shared (made here first: `status` does
+        // not need the key).
+        for db in dbs {
+            ws.rekey(&["status", "--database-url", db], &[])
+                .ok("status");
+        }
+        assert!(!ws.path().join("keys").exists());
+        let children: Vec<_> = dbs
+            .iter()
+            .map(|db| {
+                ws.command(
+                    &[
+                        "run",
+                        "--simulate",
+                        "--yes",
+                        "--credential",
+                        "aws-deploy-web",
+                        "--database-url",
+                        db,
+                    ],
+                    &[key],
+                )
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // One key: every database verifies with it, and every fingerprint has its id.
+        let mut ids: Vec<String> = Vec::new();
+        for db in dbs {
+            ws.rekey(&["audit", "verify", "--database-url", db], &[key])
+                .ok("verify");
+            let export = ws.rekey(&["audit", "export", "--database-url", db], &[]);
+            ids.extend(
+                export
+                    .stdout
+                    .lines()
+                    .filter_map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        v["fingerprint"].as_str().map(str::to_owned)
+                    })
+                    .flat_map(|f| {
+                        f.split(',')
+                            .map(|kv| kv.split(':').nth(1).unwrap_or_default().to_owned())
+                            .collect::<Vec<_>>()
+                    }),
+            );
+        }
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(
+            std::fs::read_dir(ws.path().join("keys")).unwrap().count(),
+            1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_swapped_with_its_recorded_hash_is_refused_too() {
+    use sha2::Digest as _;
+    let ws = Workspace::example();
+    let id = crashed_before_delivery(&ws);
+    raw(
+        &ws,
+        "UPDATE runs SET plan_json = replace(plan_json, '\"consumer_label\":\"secretsmanager:prod/web/aws-deploy\"', '\"consumer_label\":\"secretsmanager:attacker/loot\"')",
+    )
+    .await;
+    // The writer also puts the new plan's hash into the run's creation row.
+    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let plan = store.run(&id).await.unwrap().plan_json;
+    let created = store.audit_events(Some(&id)).await.unwrap()[0].clone();
+    let detail = created.draft.detail.unwrap();
+    let (head, rest) = detail.split_once("plan sha256 ").unwrap();
+    let forged = format!(
+        "{head}plan sha256 {}{}",
+        hex::encode(sha2::Sha256::digest(plan.as_bytes())),
+        &rest[64..]
+    );
+    store
+        .execute_raw(format!(
+            "UPDATE audit_events SET detail = {} WHERE seq = {}",
+            sql_str(&forged),
+            created.seq
+        ))
+        .await
+        .unwrap();
+    store.close().await;
+    let before = snapshot(&ws, &id).await;
+    let r = ws.rekey(&["resume", &id], &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("does not match its keyed hash"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(&ws, &id).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unkeyed_log_from_an_earlier_rekey_is_reported_then_sealed() {
+    let ws = Workspace::example();
+    // An earlier rekey's log: rows on the plain chain (a store given no key writes those),
+    // and an installation key already there, as that rekey created it on its first run.
+    let store = Store::open(ws.path().join(".rekey/state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    for event in ["run_created", "run_finished"] {
+        store
+            .append_audit(rekey_store::AuditDraft {
+                actor: "old".into(),
+                event: event.into(),
+                outcome: "ok".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    rekey_engine::Fingerprinter::load_or_create(&ws.path().join(".rekey/fingerprint.key")).unwrap();
+    let r = ws.rekey(&["audit", "verify"], &[]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("rows 1..2: on the unkeyed chain"),
+        "{}",
+        r.stderr
+    );
+    // Pinned by a head exported earlier, they verify.
+    let export = ws.rekey(&["audit", "export"], &[]);
+    let last: serde_json::Value =
+        serde_json::from_str(export.stdout.lines().last().unwrap()).unwrap();
+    ws.rekey(
+        &["audit", "verify", "--head", last["hash"].as_str().unwrap()],
+        &[],
+    )
+    .ok("verify at the old head");
+    // The next run's keyed rows seal them.
+    simulated_run(&ws, "hf-ml-read", &[]).ok("run");
+    let r = ws.rekey(&["audit", "verify"], &[]);
+    r.ok("verify after a run");
+    assert!(
+        r.stdout
+            .contains("the first 2 row(s), written before the chain was keyed, are sealed"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_created_on_the_unkeyed_chain_is_not_resumed() {
+    let ws = Workspace::example();
+    let id = crashed_before_delivery(&ws);
+    // As an earlier rekey left it (or a writer made it look so): every row plain.
+    let db = ws.path().join(".rekey/state.db");
+    rewrite_chain_plainly(db.to_str().unwrap(), 1, "mode drill", true).await;
+    let before = snapshot(&ws, &id).await;
+    let r = ws.rekey(&["resume", &id], &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("its stored plan cannot be checked")
+            && r.stderr.contains(&format!("rekey abandon {id}")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot(&ws, &id).await, before);
+    ws.rekey(&["abandon", &id], &[]).ok("abandon");
+}
+
+#[test]
+fn audit_verify_needs_the_key_that_wrote_the_log() {
+    let ws = Workspace::example();
+    simulated_run(&ws, "hf-ml-read", &[]).ok("run");
+    // Another installation's key: named as such, not as every row edited.
+    rekey_engine::Fingerprinter::load_or_create(&ws.path().join("other.key")).unwrap();
+    let r = ws.rekey(
+        &["audit", "verify"],
+        &[("REKEY_FINGERPRINT_KEY_FILE", "other.key")],
+    );
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("not the key that wrote this log"),
+        "{}",
+        r.stderr
+    );
+    // No key at all: refused, and none is created for the check.
+    let r = ws.rekey(
+        &["audit", "verify"],
+        &[("REKEY_FINGERPRINT_KEY_FILE", "missing.key")],
+    );
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("missing.key"), "{}", r.stderr);
+    assert!(!ws.path().join("missing.key").exists());
+}
+
+#[test]
+fn a_new_key_does_not_continue_a_log_another_key_wrote() {
+    let ws = Workspace::example();
+    simulated_run(&ws, "hf-ml-read", &[]).ok("run");
+    // The key lost (or the variable pointing elsewhere): a new one is made, and refused.
+    std::fs::remove_file(ws.path().join(".rekey/fingerprint.key")).unwrap();
+    let before = ws.rekey(&["audit", "export"], &[]).stdout;
+    let r = simulated_run(&ws, "aws-deploy-web", &[]);
+    assert_eq!(r.code, Some(2), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("not written with this installation key"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ws.rekey(&["audit", "export"], &[]).stdout, before);
+    assert_eq!(ws.run_ids(&[]).len(), 1, "no run was started");
 }
 
 /// Two `resume`s of one crashed run at once: exactly one drives it, the other is refused
