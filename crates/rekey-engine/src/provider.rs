@@ -208,6 +208,25 @@ pub trait Provider: Send + Sync {
     /// `reconcile` too).
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError>;
 
+    /// How many ready steps like this one the provider can carry out in one request (GitHub's
+    /// `POST /credentials/revoke` takes up to 1,000 tokens); `None`: one call per step. The
+    /// engine gathers the steps of the same action that become ready within a short window
+    /// and hands them to [`Provider::execute_batch`].
+    fn batch_limit(&self, _step: &PlannedStep) -> Option<usize> {
+        None
+    }
+
+    /// Carries out several steps of one action in as few requests as the API allows; one
+    /// result per call, in order. Each result must be what `execute` would have answered for
+    /// that call alone (idempotent per call, like `execute`).
+    async fn execute_batch(&self, calls: &[Call<'_>]) -> Vec<Result<Values, ProviderError>> {
+        let mut out = Vec::with_capacity(calls.len());
+        for c in calls {
+            out.push(self.execute(c).await);
+        }
+        out
+    }
+
     /// Reverses a step that succeeded (or partly ran and failed), best effort and idempotent.
     async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError>;
 
