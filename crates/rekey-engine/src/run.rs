@@ -712,6 +712,7 @@ impl Engine {
                         }),
                 );
                 ex.inflight[c] += 1;
+                ex.tried[i] = true;
                 let ctx = TaskCtx {
                     calls: Arc::clone(&calls),
                     provider_slots: sem,
@@ -845,6 +846,9 @@ impl Engine {
             })
             .await?;
         ex.state[i] = to;
+        if event == StepEvent::Start {
+            ex.tried[i] = true;
+        }
         Ok(())
     }
 
@@ -1000,7 +1004,7 @@ impl Engine {
             deliveries.sort_by_key(|&u| ex.state[u] != StepState::Succeeded);
             for &u in &deliveries {
                 let us = &plan.steps[u];
-                let called = !matches!(ex.state[u], StepState::Pending | StepState::Undone);
+                let called = ex.tried[u] && ex.state[u] != StepState::Undone;
                 let readable = us.target.as_ref().is_some_and(Consumer::readable);
                 let Some(p) = self.providers.get(&us.provider).filter(|_| readable) else {
                     if called {
@@ -1468,19 +1472,22 @@ impl Engine {
         c: usize,
     ) -> Result<(), EngineError> {
         let cred = &plan.credentials[c];
-        let irreversible_started = cred.steps.iter().any(|&s| {
-            plan.steps[s as usize].irreversible
-                && !matches!(ex.state[s as usize], StepState::Pending | StepState::Undone)
-        });
+        // Started ever, not only in this process: reconcile sets a delivery whose answer was
+        // lost back to `pending`, but it may have reached its consumer.
+        let started = |s: u32| ex.tried[s as usize] && ex.state[s as usize] != StepState::Undone;
+        let irreversible_started = cred
+            .steps
+            .iter()
+            .any(|&s| plan.steps[s as usize].irreversible && started(s));
         // Revoke first: an exposed value that was disabled stays disabled. Undoing the revoke
         // would re-enable a compromised credential, so this is a point of no return too —
         // from the moment a revoke step started: one that failed half-way (one key of two
         // turned off) must not be undone either.
         let exposed_revoked = cred.strategy == rekey_plan::Strategy::RevokeFirst
-            && cred.steps.iter().any(|&s| {
-                plan.steps[s as usize].phase == rekey_spec::Phase::Revoke
-                    && !matches!(ex.state[s as usize], StepState::Pending | StepState::Undone)
-            });
+            && cred
+                .steps
+                .iter()
+                .any(|&s| plan.steps[s as usize].phase == rekey_spec::Phase::Revoke && started(s));
         if irreversible_started || exposed_revoked {
             ex.cred[c] = CredState::NeedsOperator;
             let mut a = self.audit(
@@ -1898,6 +1905,10 @@ struct Exec {
     height: Vec<usize>,
     cred: Vec<CredState>,
     inflight: Vec<usize>,
+    /// Whether the step's call was ever started, in this process or before a crash (the
+    /// stored attempts): a delivery that reconcile set back to `pending` may still have
+    /// reached its consumer, and an irreversible step that did stays a point of no return.
+    tried: Vec<bool>,
     /// (credential, runbook step, consumer label) → plan step.
     by_name: ByName,
 }
@@ -1914,10 +1925,12 @@ impl Exec {
         let mut state = vec![StepState::Pending; n];
         let mut outputs = vec![None; n];
         let mut errors = HashMap::new();
+        let mut tried = vec![false; n];
         for r in records {
             let i = usize::try_from(r.idx).expect("stored index");
             if i < n {
                 state[i] = r.state;
+                tried[i] = r.attempts > 0 || r.state != StepState::Pending;
                 if r.state == StepState::Succeeded {
                     let plain: BTreeMap<String, String> = r
                         .outputs_json
@@ -1959,6 +1972,7 @@ impl Exec {
             height,
             cred: vec![CredState::Active; plan.credentials.len()],
             inflight: vec![0; plan.credentials.len()],
+            tried,
             by_name,
         }
     }

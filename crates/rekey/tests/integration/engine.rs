@@ -1172,3 +1172,57 @@ async fn a_read_back_that_fails_for_a_while_is_retried_and_recovers() {
         "the key was not minted again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_answer_was_lost_still_counts_as_maybe_live() {
+    // Crashed while the Secrets Manager delivery was in flight (its answer lost: reconcile
+    // sets it back to pending), before any write-only delivery started; its read-back fails.
+    let plan = plan_for(&["aws-deploy-web"], Mode::Drill);
+    let rig = rig(&plan, SimOptions::default(), EngineConfig::default()).await;
+    assert_eq!(
+        rig.engine.start(&plan, "run-1", "{}").await.unwrap().status,
+        RunStatus::Succeeded
+    );
+    let sm = plan
+        .step("aws-deploy-web/deliver[secretsmanager:prod/web/aws-deploy]")
+        .unwrap()
+        .0;
+    for sql in [
+        format!(
+            "UPDATE steps SET state = 'pending', attempts = 0, outputs_json = NULL WHERE run_id = 'run-1' AND idx > {sm}"
+        ),
+        format!(
+            "UPDATE steps SET state = 'started', outputs_json = NULL WHERE run_id = 'run-1' AND idx = {sm}"
+        ),
+        "UPDATE runs SET status = 'running' WHERE id = 'run-1'".to_owned(),
+    ] {
+        rig.engine.store.execute_raw(sql).await.unwrap();
+    }
+    let engine = Engine {
+        providers: Providers::all(Arc::new(FlakyReadBack {
+            sim: rig.sim.clone(),
+            failures: usize::MAX,
+            calls: 0.into(),
+        })),
+        config: EngineConfig {
+            retry_budget: std::time::Duration::from_millis(50),
+            ..rig.engine.config.clone()
+        },
+        ..clone_engine(&rig.engine)
+    };
+    let out = engine.resume("run-1", &BTreeMap::new()).await.unwrap();
+    assert_eq!(out.status, RunStatus::NeedsOperator, "{:?}", out.message);
+    assert!(
+        out.message
+            .unwrap()
+            .contains("secretsmanager:prod/web/aws-deploy] (read-back failed"),
+        "the delivery reconcile set back to pending is named"
+    );
+    let events = rig.engine.store.audit_events(Some("run-1")).await.unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.draft.event.starts_with("step_redo")),
+        "the mint was not undone"
+    );
+}
