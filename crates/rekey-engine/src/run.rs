@@ -392,6 +392,18 @@ impl Engine {
                 self.config.take_over,
             )
             .await?;
+        // It may have finished (or been abandoned) since it was read: nobody else can now.
+        let status = match self.store.run(run_id).await {
+            Ok(r) => r.status,
+            Err(e) => {
+                let _ = self.store.release_lease(run_id, &self.config.holder).await;
+                return Err(e.into());
+            }
+        };
+        if status.is_terminal() {
+            let _ = self.store.release_lease(run_id, &self.config.holder).await;
+            return Err(EngineError::Finished(run_id.to_owned(), status));
+        }
         let mut audit = self.audit(run_id, None, None, "run_resumed", "ok");
         audit.detail = previous.map(|l| format!("took the run over from {l}"));
         let records = match self
@@ -423,6 +435,7 @@ impl Engine {
         records: Vec<StepRecord>,
         operator_inputs: &BTreeMap<String, SecretString>,
     ) -> Result<RunOutcome, EngineError> {
+        self.store.fence(&self.config.holder);
         let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let heartbeat = {
             let store = Arc::clone(&self.store);
@@ -430,13 +443,21 @@ impl Engine {
             let run = run_id.to_owned();
             let lost = Arc::clone(&lost);
             tokio::spawn(async move {
+                let mut renewed = tokio::time::Instant::now();
                 loop {
                     tokio::time::sleep(LEASE_TTL / 3).await;
                     match store.renew_lease(&run, &me, LEASE_TTL).await {
-                        Ok(true) => {}
+                        Ok(true) => renewed = tokio::time::Instant::now(),
                         Ok(false) => {
                             lost.store(true, std::sync::atomic::Ordering::SeqCst);
                             tracing::warn!(run = %run, "the run's lease was taken over: no new step starts");
+                            break;
+                        }
+                        // Unrenewed for most of its life, the lease may expire and be taken:
+                        // stop starting steps before that can happen.
+                        Err(e) if renewed.elapsed() > LEASE_TTL * 2 / 3 => {
+                            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                            tracing::warn!(run = %run, error = %e, "cannot renew the run's lease: no new step starts");
                             break;
                         }
                         Err(e) => {

@@ -29,7 +29,7 @@ pub struct LeaseHolder {
 impl LeaseHolder {
     /// This process.
     pub fn this_process() -> Self {
-        let host = hostname();
+        let host = host_identity();
         let pid = i64::from(std::process::id());
         let mut r = [0u8; 6];
         getrandom::fill(&mut r).expect("the OS has randomness");
@@ -39,6 +39,17 @@ impl LeaseHolder {
             host,
             pid,
         }
+    }
+}
+
+/// The host name, with the PID namespace where there is one: two containers that share a
+/// host name (host networking) do not see each other's processes, so a pid alive in one must
+/// never be judged dead from the other.
+fn host_identity() -> String {
+    let name = hostname();
+    match std::fs::read_link("/proc/self/ns/pid") {
+        Ok(ns) => format!("{name} ({})", ns.display()),
+        Err(_) => name,
     }
 }
 
@@ -149,6 +160,7 @@ impl Store {
         take_over: TakeOver,
     ) -> Result<Option<Lease>> {
         for _ in 0..5 {
+            let before = self.lease(run_id).await?;
             let at = now();
             let expires = now_ms() + ttl_ms(ttl);
             // Free, expired or ours: one statement decides.
@@ -158,7 +170,8 @@ impl Store {
                     .execute(p).await?.rows_affected()
             });
             if n == 1 {
-                return Ok(None);
+                // An expired lease of another process was taken: say whose.
+                return Ok(before.filter(|l| l.holder != me.id));
             }
             let Some(current) = self.lease(run_id).await? else {
                 continue;
@@ -185,6 +198,12 @@ impl Store {
         )))
     }
 
+    /// Writes this process's steps as `me`: a step of a run whose lease another process holds
+    /// is then refused ([`StoreError::LeaseLost`]) before its call is made.
+    pub fn fence(&self, me: &LeaseHolder) {
+        *self.fence.lock().expect("not poisoned") = Some(me.id.clone());
+    }
+
     /// Pushes the lease's expiry forward; `false` if `me` no longer holds it.
     pub async fn renew_lease(&self, run_id: &str, me: &LeaseHolder, ttl: Duration) -> Result<bool> {
         let at = now();
@@ -207,45 +226,34 @@ impl Store {
         message: Option<&str>,
         audit: AuditDraft,
     ) -> Result<()> {
-        let res = with_audit!(self, &audit, |tx, at| {
-            let n = sqlx::query("UPDATE runs SET status = $1, message = $2, updated_at = $3 WHERE id = $4 AND EXISTS (SELECT 1 FROM run_leases WHERE run_id = $4 AND holder = $5)")
-                .bind(status.as_str())
-                .bind(message)
-                .bind(&at)
+        with_audit!(self, &audit, |tx, at| {
+            // Giving the lease up first locks its row (PostgreSQL's READ COMMITTED would not
+            // for a sub-select), so no takeover slips in between the check and the verdict.
+            let held = sqlx::query("DELETE FROM run_leases WHERE run_id = $1 AND holder = $2")
                 .bind(run_id)
                 .bind(&me.id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if n != 1 {
+            if held != 1 {
                 return Err(StoreError::LeaseLost {
                     run_id: run_id.to_owned(),
                 });
             }
+            sqlx::query("UPDATE runs SET status = $1, message = $2, updated_at = $3 WHERE id = $4")
+                .bind(status.as_str())
+                .bind(message)
+                .bind(&at)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
             if status.is_terminal() {
                 sqlx::query("DELETE FROM credential_locks WHERE run_id = $1")
                     .bind(run_id)
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("DELETE FROM run_leases WHERE run_id = $1 AND holder = $2")
-                .bind(run_id)
-                .bind(&me.id)
-                .execute(&mut *tx)
-                .await?;
-        });
-        match res {
-            Err(StoreError::LeaseLost { .. }) => Err(match self.lease(run_id).await? {
-                Some(l) => StoreError::Leased {
-                    run_id: run_id.to_owned(),
-                    lease: Box::new(l),
-                },
-                None => StoreError::LeaseLost {
-                    run_id: run_id.to_owned(),
-                },
-            }),
-            r => r,
-        }
+        })
     }
 
     /// Gives the lease up without a status change (a process that stops early).

@@ -41,7 +41,9 @@ pub enum StoreError {
         "run {run_id} is being driven by another process: {lease}; wait for it to finish, or take it over with --force if that process is stuck"
     )]
     Leased { run_id: String, lease: Box<Lease> },
-    #[error("this process no longer holds run {run_id}: another process took it over")]
+    #[error(
+        "this process no longer holds run {run_id}: another process took it over or abandoned it, and nothing more was written (see `rekey status {run_id}`)"
+    )]
     LeaseLost { run_id: String },
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
@@ -365,6 +367,8 @@ pub struct Store {
     /// map stays true however many processes write.
     /// Keyed by ecosystem, then name, so a lookup borrows instead of allocating.
     index_names: std::sync::Mutex<NameIds>,
+    /// The lease holder this process writes steps as (see [`Store::fence`]).
+    fence: std::sync::Mutex<Option<String>>,
     /// The audit chain key, loaded when the log is first written or verified: commands that
     /// only read runs or the index never need the installation key.
     chain: std::sync::OnceLock<KeySlot>,
@@ -439,6 +443,7 @@ impl Store {
             head: Mutex::new(None),
             url: redact_url(url),
             index_names: std::sync::Mutex::default(),
+            fence: std::sync::Mutex::default(),
             chain: std::sync::OnceLock::new(),
             load_key: std::sync::Mutex::new(None),
         })
@@ -644,6 +649,7 @@ impl Store {
                 .map(|t| t.from.next(t.event).map_err(StoreError::from))
                 .collect();
             let valid: Vec<usize> = (0..batch.len()).filter(|&i| planned[i].is_ok()).collect();
+            let fence: Option<String> = self.fence.lock().expect("not poisoned").clone();
             // In an async block, so `?` ends this attempt and reaches the retry below.
             let res: Result<BatchOutcome> = async { with_pool!(self, p => {
                 let mut tx = p.begin().await?;
@@ -657,13 +663,17 @@ impl Store {
                         }
                         let _ = write!(sql, "(${b}, CAST(${} AS BIGINT), ${}, ${}, ${}, ${}, CAST(${} AS BIGINT))", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6);
                     }
-                    sql.push_str(") AS v WHERE steps.run_id = v.column1 AND steps.idx = v.column2 AND steps.state = v.column3 RETURNING steps.run_id, steps.idx");
+                    // Fenced by the run's lease: a process another one took the run from cannot
+                    // write a step (its next `started` fails before its provider call).
+                    let h = 2 + chunk.len() * 7;
+                    let _ = write!(sql, ") AS v WHERE steps.run_id = v.column1 AND steps.idx = v.column2 AND steps.state = v.column3 AND (CAST(${h} AS TEXT) IS NULL OR NOT EXISTS (SELECT 1 FROM run_leases l WHERE l.run_id = steps.run_id AND l.holder <> CAST(${h} AS TEXT))) RETURNING steps.run_id, steps.idx");
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&at);
                     for &i in chunk {
                         let t = &batch[i];
                         let to = *planned[i].as_ref().expect("valid transitions only");
                         q = q.bind(t.run_id).bind(t.idx).bind(t.from.as_str()).bind(to.as_str()).bind(t.outputs_json).bind(t.error).bind(i64::from(t.bump_attempts));
                     }
+                    q = q.bind(fence.clone());
                     for r in q.fetch_all(&mut *tx).await? {
                         updated.insert((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?));
                     }
@@ -686,6 +696,11 @@ impl Store {
                     if !updated.contains(&(t.run_id.to_owned(), t.idx)) {
                         let actual: Option<String> = sqlx::query("SELECT state FROM steps WHERE run_id = $1 AND idx = $2")
                             .bind(t.run_id).bind(t.idx).fetch_optional(&mut *tx).await?.map(|r| r.get(0));
+                        // Unchanged, yet not written: the lease fence refused it.
+                        if actual.as_deref() == Some(t.from.as_str()) && fence.is_some() {
+                            results.push(Err(StoreError::LeaseLost { run_id: t.run_id.to_owned() }));
+                            continue;
+                        }
                         results.push(Err(StoreError::Conflict { run_id: t.run_id.to_owned(), idx: t.idx, expected: t.from, actual: actual.unwrap_or_else(|| "missing".into()) }));
                         continue;
                     }

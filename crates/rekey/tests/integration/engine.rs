@@ -624,7 +624,7 @@ pub(crate) async fn store_conformance(url: &str) {
         [pair("a.json", "1.14.2")]
     );
     assert_eq!(store.index_files().await.unwrap().len(), 1);
-    lease_conformance(&store).await;
+    lease_conformance(&store, url).await;
     store
         .execute_raw("UPDATE audit_events SET detail = 'edited' WHERE seq = 2".into())
         .await
@@ -643,7 +643,7 @@ pub(crate) async fn store_conformance(url: &str) {
 
 /// Run owner leases: one holder at a time, taken over only from a holder that is gone (or by
 /// force), and a holder that lost its lease cannot record a verdict.
-async fn lease_conformance(store: &Store) {
+async fn lease_conformance(store: &Store, url: &str) {
     use rekey_store::{LeaseHolder, StoreError, TakeOver};
     use std::time::Duration;
 
@@ -668,7 +668,7 @@ async fn lease_conformance(store: &Store) {
                 simulated: false,
                 plan_json: "{}",
                 options_json: "{}",
-                steps: &[],
+                steps: &[(0, "lease-step".to_owned(), "lease-cred".to_owned())],
                 credentials: &creds,
                 lease: Some(&a),
             },
@@ -718,10 +718,25 @@ async fn lease_conformance(store: &Store) {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Leased { lease, .. } if lease.holder == b.id),
-        "{err}"
-    );
+    assert!(matches!(&err, StoreError::LeaseLost { .. }), "{err}");
+    // Nor write a step: the lease fences step writes.
+    let fenced = Store::open(url).await.unwrap();
+    fenced.fence(&a);
+    let err = fenced
+        .transition(rekey_store::Transition {
+            run_id: "run-lease",
+            idx: 0,
+            from: StepState::Pending,
+            event: rekey_store::StepEvent::Start,
+            outputs_json: None,
+            error: None,
+            bump_attempts: true,
+            audit: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::LeaseLost { .. }), "{err}");
+    fenced.close().await;
     assert_eq!(
         store.run("run-lease").await.unwrap().status,
         RunStatus::Running
@@ -756,10 +771,24 @@ async fn lease_conformance(store: &Store) {
         .await
         .unwrap();
     let (racer_c, racer_d) = (holder("c", me), holder("d", me));
+    // Two connections pools, as two processes have, released together.
+    let other = Store::open(url).await.unwrap();
+    let start = tokio::sync::Barrier::new(2);
     let (rc, rd) = tokio::join!(
-        store.take_lease("run-lease", &racer_c, ttl, TakeOver::IfDead),
-        store.take_lease("run-lease", &racer_d, ttl, TakeOver::IfDead)
+        async {
+            start.wait().await;
+            store
+                .take_lease("run-lease", &racer_c, ttl, TakeOver::IfDead)
+                .await
+        },
+        async {
+            start.wait().await;
+            other
+                .take_lease("run-lease", &racer_d, ttl, TakeOver::IfDead)
+                .await
+        }
     );
+    other.close().await;
     assert_eq!(
         u8::from(rc.is_ok()) + u8::from(rd.is_ok()),
         1,

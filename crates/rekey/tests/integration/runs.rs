@@ -1069,7 +1069,7 @@ async fn one_process_drives_a_run_at_a_time() {
             "--simulate",
             "--yes",
             "--latency",
-            "150",
+            "400",
             "--credential",
             "aws-deploy-web",
         ],
@@ -1158,7 +1158,8 @@ async fn one_process_drives_a_run_at_a_time() {
     assert_eq!(v["status"], "abandoned", "{}", s.stdout);
 }
 
-/// A run holds new secrets in memory: the process writes no core dump, even when it aborts.
+/// A run holds new secrets in memory: the running process may write no core dump (its
+/// `RLIMIT_CORE` is 0).
 #[test]
 fn a_running_process_writes_no_core_dump() {
     let ws = Workspace::example();
