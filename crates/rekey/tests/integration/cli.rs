@@ -225,3 +225,20 @@ fn retry_budget_and_sim_outage_flags() {
         retries[0]["detail"]
     );
 }
+
+/// No input may panic (issue #9, item 15): a non-ASCII package spec is bad input, exit 2.
+#[test]
+fn non_ascii_package_spec_is_bad_input() {
+    for args in [
+        ["incident", "--package", "é€/x@1"],
+        ["incident", "--purl", "é€/x@1"],
+        ["who-uses", "é€/x@1", "--json"],
+    ] {
+        let out = Test::example()
+            .args(args)
+            .status(2)
+            .stderr_has("error:")
+            .run();
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}
