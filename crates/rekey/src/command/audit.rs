@@ -5,7 +5,7 @@ use std::io::Write;
 
 use super::state;
 use crate::cli::{AuditArgs, AuditCommand, Global};
-use crate::report::Failure;
+use crate::report::{Failure, printable};
 
 pub(crate) fn run(global: &Global, args: &AuditArgs) -> Result<(), Failure> {
     let rt = state::runtime()?;
@@ -39,7 +39,8 @@ pub(crate) fn run(global: &Global, args: &AuditArgs) -> Result<(), Failure> {
                         d.actor,
                         if d.simulated { " simulated" } else { "" }
                     );
-                    writeln!(out, "{line}").map_err(anyhow::Error::from)?;
+                    // Every field may hold a provider's text: no control characters.
+                    writeln!(out, "{}", printable(&line)).map_err(anyhow::Error::from)?;
                 }
                 Ok(())
             }
@@ -71,7 +72,7 @@ pub(crate) fn run(global: &Global, args: &AuditArgs) -> Result<(), Failure> {
                 } else {
                     let lines: Vec<String> = problems
                         .iter()
-                        .map(|p| format!("  {}", p.problem))
+                        .map(|p| format!("  {}", printable(&p.problem)))
                         .collect();
                     Err(Failure::Exit {
                         code: 1,
