@@ -70,8 +70,9 @@ pub async fn refresh(
             Err(e) => {
                 let error = format!("cannot read: {e}");
                 if known.get(path).and_then(|k| k.error.as_deref()) != Some(error.as_str()) {
+                    // Refused (a NUL in the path): reported all the same, just not stored.
                     store
-                        .index_replace(&unread(path, error.clone()), &[])
+                        .index_replace_many(&[(unread(path, error.clone()), Vec::new())])
                         .await?;
                 }
                 outcome.insert(path, (0, Some(error)));
@@ -115,15 +116,17 @@ pub async fn refresh(
     let mut stored = Ok(());
     let mut written: Vec<(String, i64, Option<String>)> = Vec::new();
     while let Some(parsed) = rx.recv().await {
-        if let Err(e) = store.index_replace_many(&parsed).await {
-            stored = Err(e);
-            break;
-        }
-        written.extend(
-            parsed
-                .into_iter()
-                .map(|(f, _)| (f.path, f.packages, f.error)),
-        );
+        let refused: BTreeMap<String, String> = match store.index_replace_many(&parsed).await {
+            Ok(refused) => refused.into_iter().collect(),
+            Err(e) => {
+                stored = Err(e);
+                break;
+            }
+        };
+        written.extend(parsed.into_iter().map(|(f, _)| match refused.get(&f.path) {
+            Some(why) => (f.path, 0, Some(why.clone())),
+            None => (f.path, f.packages, f.error),
+        }));
         progress(written.len() as u64, total);
     }
     drop(rx);
@@ -145,6 +148,41 @@ pub async fn refresh(
         }
     }
     Ok(report)
+}
+
+/// Longest package name or version the index takes, in bytes: far beyond any real one
+/// (npm allows 214 characters), and within what `PostgreSQL` can index (about 2.7 kB a row).
+const MAX_FIELD: usize = 1024;
+
+/// Why the index cannot hold this package, if it cannot: the same answer on `SQLite` and
+/// `PostgreSQL` (which refuses a NUL in text and over-long index entries), so the whole file is
+/// reported unreadable rather than half-indexed.
+fn storable(p: &crate::Package) -> Option<String> {
+    let shown = |s: &str| {
+        let mut short: String = s.chars().take(40).collect();
+        if short.len() < s.len() {
+            short.push('…');
+        }
+        short.escape_debug().to_string()
+    };
+    [("name", &p.name), ("version", &p.version)]
+        .into_iter()
+        .find_map(|(what, value)| {
+            if value.contains('\0') {
+                Some(format!(
+                    "package {what} `{}` contains a NUL byte",
+                    shown(value)
+                ))
+            } else if value.len() > MAX_FIELD {
+                Some(format!(
+                    "package {what} `{}` is too long ({} bytes; at most {MAX_FIELD})",
+                    shown(value),
+                    value.len()
+                ))
+            } else {
+                None
+            }
+        })
 }
 
 fn mtime(meta: &std::fs::Metadata) -> String {
@@ -187,6 +225,10 @@ fn read_one(path: &str, meta: &std::fs::Metadata) -> (IndexedFile, IndexRows) {
     match sbom::parse(&text) {
         Ok(parsed) => {
             file.format = Some(format!("{:?}", parsed.format));
+            if let Some(why) = parsed.packages.iter().find_map(storable) {
+                file.error = Some(why);
+                return (file, Vec::new());
+            }
             let rows: IndexRows = parsed
                 .packages
                 .into_iter()

@@ -2,6 +2,7 @@
 //! advisories matched against them.
 
 pub mod blast;
+#[cfg(feature = "index")]
 pub mod index;
 pub mod osv;
 pub mod sbom;
@@ -103,6 +104,39 @@ impl Package {
             version: version.trim().to_owned(),
         }
     }
+}
+
+/// Decodes `%XX` escapes (purls); the result must be UTF-8. Strict: exactly two hex digits
+/// (`u8::from_str_radix` alone would take `%+1`).
+pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
+    if !s.contains('%') {
+        return Ok(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let byte = match bytes.get(i + 1..i + 3) {
+                Some(&[h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                    // Two hex digits (checked above), ASCII: cannot fail.
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                    u8::from_str_radix(hex, 16).unwrap_or(0)
+                }
+                _ => {
+                    // `i` is at a `%`, a character boundary.
+                    let shown: String = s[i..].chars().take(3).collect();
+                    return Err(format!("bad percent-escape `{shown}`"));
+                }
+            };
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{s}` does not decode to UTF-8"))
 }
 
 #[cfg(test)]

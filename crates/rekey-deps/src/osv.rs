@@ -803,7 +803,11 @@ fn string_list(
 /// A string starting with `pkg:` is read as a purl.
 pub fn parse_package_spec(s: &str) -> Result<Package, AdvisoryError> {
     let spec = s.trim();
-    if spec.len() >= 4 && spec[..4].eq_ignore_ascii_case("pkg:") {
+    // `get`, not `[..4]`: the fourth byte may be inside a character (`é€/x@1`).
+    if spec
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("pkg:"))
+    {
         return parse_purl(spec);
     }
     let fail = |problem: String| AdvisoryError::InvalidPackageSpec {
@@ -894,11 +898,11 @@ pub fn parse_purl(s: &str) -> Result<Package, AdvisoryError> {
                 .to_owned(),
         ));
     };
-    let version = percent_decode(version).map_err(&fail)?;
+    let version = crate::percent_decode(version).map_err(&fail)?;
     let mut segments = path
         .split('/')
         .filter(|segment| !segment.is_empty())
-        .map(percent_decode)
+        .map(crate::percent_decode)
         .collect::<Result<Vec<_>, _>>()
         .map_err(&fail)?;
     let Some(last) = segments.pop() else {
@@ -998,31 +1002,6 @@ fn check_version(ecosystem: Ecosystem, version: &str) -> Result<(), String> {
         }),
         None => Ok(()),
     }
-}
-
-/// Decodes `%XX` escapes (UTF-8).
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            let Some(byte) = hex else {
-                let shown: String = s[i..].chars().take(3).collect();
-                return Err(format!("bad percent-escape `{shown}`"));
-            };
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("`{s}` does not decode to UTF-8"))
 }
 
 #[cfg(test)]
@@ -1860,6 +1839,43 @@ mod tests {
         assert_eq!(
             hits("pkg:npm/%40ctrl/tinycolor@4.1.1"),
             [("MAL-2025-47141", MatchKind::WholePackage)]
+        );
+    }
+
+    /// Found by hand (issue #9, item 15) and by the fuzz targets: no input may panic.
+    #[test]
+    fn non_ascii_and_odd_specs_are_errors_not_panics() {
+        for spec in [
+            "é€/x@1",
+            "é€",
+            "pkgé",
+            "pké:npm/x@1",
+            "€",
+            "npm/é@1",
+            "pkg:npm/%E2%82@1",
+            "pkg:npm/%+1x@1",
+            "pkg:npm/a%@1",
+            "pkg:€/x@1",
+            "@",
+            "/@",
+            "npm/@",
+            "pkg:",
+            "",
+        ] {
+            let p = parse_package_spec(spec);
+            let q = parse_purl(spec);
+            assert!(
+                p.is_err() || spec == "npm/é@1",
+                "{spec:?} parsed as a package spec: {p:?}"
+            );
+            assert!(q.is_err(), "{spec:?} parsed as a purl: {q:?}");
+        }
+        // `%+1` is not a hex escape, even though `u8::from_str_radix` takes a sign.
+        assert!(
+            parse_purl("pkg:npm/a%+1b@1.0.0")
+                .unwrap_err()
+                .to_string()
+                .contains("bad percent-escape `%+1`")
         );
     }
 }

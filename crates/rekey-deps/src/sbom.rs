@@ -397,7 +397,8 @@ fn yaml_error(format: Format, e: &LoadError) -> SbomError {
 
 /// 1-based line and column of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // A parser's offset may fall inside a character: round down rather than panic.
+    let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
     let column = before
         .rfind('\n')
@@ -518,14 +519,14 @@ fn read_purl(purl: &str) -> Result<Option<Purl>, String> {
     };
     let fail = |problem: &str| format!("invalid purl `{purl}`: {problem}");
     let version = version
-        .map(percent_decode)
+        .map(crate::percent_decode)
         .transpose()
         .map_err(|e| fail(&e))?
         .filter(|v| !v.trim().is_empty());
     let mut segments = path
         .split('/')
         .filter(|segment| !segment.is_empty())
-        .map(percent_decode)
+        .map(crate::percent_decode)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| fail(&e))?;
     let Some(last) = segments.pop() else {
@@ -554,30 +555,6 @@ fn read_purl(purl: &str) -> Result<Option<Purl>, String> {
         name,
         version,
     }))
-}
-
-/// Decodes `%XX` escapes (UTF-8).
-fn percent_decode(s: &str) -> Result<String, String> {
-    if !s.contains('%') {
-        return Ok(s.to_owned());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let byte = s
-                .get(i + 1..i + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| format!("bad percent-escape at `{}`", &s[i..]))?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "percent-escapes do not decode to UTF-8".to_owned())
 }
 
 /// The package a purl names, with `fallback_version` when the purl has none. `Ok(None)` for a
@@ -2085,7 +2062,7 @@ numpy
         );
         assert_eq!(
             read_purl("pkg:npm/x%zz@1.0.0"),
-            Err("invalid purl `pkg:npm/x%zz@1.0.0`: bad percent-escape at `%zz`".to_owned())
+            Err("invalid purl `pkg:npm/x%zz@1.0.0`: bad percent-escape `%zz`".to_owned())
         );
         assert_eq!(
             read_purl("pkg:maven/commons-text@1.9"),

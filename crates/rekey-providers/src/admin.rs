@@ -74,7 +74,7 @@ impl AdminEnv {
     ) -> Result<Admin<O>, ProviderError> {
         let (var, url) = self.admin_url(call, example)?;
         // The parse error is not passed on: it may quote the connection string.
-        let options = O::from_str(url.expose_secret())
+        let options = O::from_str(&require_tls(url.expose_secret()))
             .map_err(|_| {
                 ProviderError::permanent(format!(
                     "the environment variable {var} (admin_url_env) does not hold a valid {database} connection string"
@@ -172,6 +172,76 @@ pub(crate) fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<Cow<'a, str
     })
 }
 
+/// The admin connection string with TLS required (`sslmode=require` for PostgreSQL,
+/// `ssl-mode=REQUIRED` for MySQL/MariaDB): an admin password must not cross a network in
+/// clear. Unchanged when the server is on this machine (a loopback address, `localhost`, a
+/// Unix socket) or the string already says how to use TLS.
+pub(crate) fn require_tls(url: &str) -> Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Cow::Borrowed(url);
+    };
+    let mode = match scheme.to_ascii_lowercase().as_str() {
+        "postgres" | "postgresql" => "sslmode=require",
+        "mysql" | "mariadb" => "ssl-mode=REQUIRED",
+        _ => return Cow::Borrowed(url),
+    };
+    let (rest, fragment) = rest
+        .split_once('#')
+        .map_or((rest, None), |(r, f)| (r, Some(f)));
+    // The user info ends at the last `@` before the query: a password may hold `/` or `@`.
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let params: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .map(|(k, v)| (k.to_ascii_lowercase(), percent_decode(v)))
+        .collect();
+    let param = |names: &[&str]| {
+        params
+            .iter()
+            .find(|(k, _)| names.contains(&k.as_str()))
+            .map(|(_, v)| v.as_str())
+    };
+    if param(&["sslmode", "ssl-mode"]).is_some() {
+        return Cow::Borrowed(url);
+    }
+    let host_port = before_query
+        .rfind('@')
+        .map_or(before_query, |at| &before_query[at + 1..]);
+    let host_port = host_port.split('/').next().unwrap_or_default();
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default().to_owned()
+    } else {
+        percent_decode(host_port.split(':').next().unwrap_or_default())
+    };
+    // A `host`/`hostaddr` (PostgreSQL) or `socket` (MySQL) parameter says where it really goes.
+    let host = param(&["hostaddr", "host"]).map_or(host, str::to_owned);
+    if param(&["socket"]).is_some() || is_local(&host) {
+        return Cow::Borrowed(url);
+    }
+    let sep = if query.is_empty() {
+        if before_query.len() < rest.len() {
+            ""
+        } else {
+            "?"
+        }
+    } else {
+        "&"
+    };
+    let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+    Cow::Owned(format!("{scheme}://{rest}{sep}{mode}{fragment}"))
+}
+
+/// Loopback, `localhost`, a Unix socket path, or no host at all (the local default).
+fn is_local(host: &str) -> bool {
+    let host = host.trim();
+    host.is_empty()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The password in `scheme://user:password@host…`, raw and percent-decoded.
 pub(crate) fn url_password(url: &str) -> Vec<SecretString> {
     let Some((_, rest)) = url.split_once("://") else {
@@ -240,6 +310,63 @@ pub(crate) fn new_password() -> Result<SecretString, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_connections_require_tls_unless_local() {
+        let tls = |u: &str| require_tls(u).into_owned();
+        // Remote servers: TLS required, the rest of the string untouched.
+        assert_eq!(
+            tls("postgres://admin:s3cret@db.example.com:5432/app"),
+            "postgres://admin:s3cret@db.example.com:5432/app?sslmode=require"
+        );
+        assert_eq!(
+            tls("postgresql://admin:p%2Fw@10.0.0.5/app?connect_timeout=5"),
+            "postgresql://admin:p%2Fw@10.0.0.5/app?connect_timeout=5&sslmode=require"
+        );
+        assert_eq!(
+            tls("mysql://root:s3cret@db.internal:3306/mysql"),
+            "mysql://root:s3cret@db.internal:3306/mysql?ssl-mode=REQUIRED"
+        );
+        assert_eq!(
+            tls("postgres://a:b@[2001:db8::1]:5432/x"),
+            "postgres://a:b@[2001:db8::1]:5432/x?sslmode=require"
+        );
+        // A password holding `@` and `/` does not hide the host.
+        assert_eq!(
+            tls("postgres://a:p@ss/w@db.example.com/x"),
+            "postgres://a:p@ss/w@db.example.com/x?sslmode=require"
+        );
+        assert_eq!(
+            tls("postgres://a:p@127.0.0.1@db.example.com/x"),
+            "postgres://a:p@127.0.0.1@db.example.com/x?sslmode=require"
+        );
+        // A `host` parameter pointing elsewhere counts, not the placeholder before it.
+        assert_eq!(
+            tls("postgres://a:b@localhost/x?host=db.example.com"),
+            "postgres://a:b@localhost/x?host=db.example.com&sslmode=require"
+        );
+        // Local servers and explicit modes: unchanged.
+        for local in [
+            "postgres://admin:s3cret@127.0.0.1:5432/app",
+            "postgres://admin:s3cret@127.8.9.10/app",
+            "postgres://admin:s3cret@localhost/app",
+            "postgres://admin:s3cret@LOCALHOST:5432/app",
+            "postgres://admin:s3cret@[::1]:5432/app",
+            "postgres://admin@%2Fvar%2Frun%2Fpostgresql/app",
+            "postgres:///app?host=/var/run/postgresql",
+            "postgres://admin:s3cret@/app",
+            "mysql://root:s3cret@127.0.0.1:3306/mysql",
+            "mysql://root:s3cret@localhost/mysql?socket=/run/mysqld/mysqld.sock",
+            "mysql://root:s3cret@db.internal/mysql?socket=/run/mysqld/mysqld.sock",
+            "postgres://admin:s3cret@db.example.com/app?sslmode=disable",
+            "postgres://admin:s3cret@db.example.com/app?SSLMODE=verify-full",
+            "mysql://root:s3cret@db.internal/mysql?ssl-mode=VERIFY_IDENTITY",
+            "mysql://root:s3cret@db.internal/mysql?sslmode=disabled",
+            "sqlite://state.db",
+        ] {
+            assert_eq!(tls(local), local);
+        }
+    }
 
     #[test]
     fn url_passwords_are_found() {

@@ -493,6 +493,7 @@ struct RawInventory {
 fn read_file(file: &Arc<SourceFile>, out: &mut RawInventory) -> Result<(), SpecErrors> {
     let root = yaml::parse(file)?;
     let mut errors = SpecErrors::default();
+    yaml::refuse_secrets(file, &root, &mut errors);
     let Some(map) = root.as_mapping() else {
         return Err(SpecError::at(
             Location::from_span(file, root.span()),
@@ -811,8 +812,8 @@ fn check_credential(
             errors.push(e);
             continue;
         };
-        if let Some(what) = looks_like_secret(&value) {
-            errors.push(secret_error(value_loc, &key, what));
+        if looks_like_secret(&value).is_some() {
+            // Refused (without echoing it) by `yaml::refuse_secrets` when the file was read.
             rejected.push(spec.name);
             continue;
         }
@@ -877,11 +878,6 @@ fn check_credential(
             Location::from_span(file, p.max_age_days.span()),
             "`max_age_days` must be at least 1",
         ));
-    }
-    if let Some(d) = &raw.description
-        && let Some(what) = looks_like_secret(d)
-    {
-        errors.push(secret_error(loc(file, d), "description", what));
     }
 
     let mut delivered_to = Vec::new();
@@ -1142,13 +1138,6 @@ fn check_field_value(ty: FieldType, value: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn secret_error(at: Location, field: &str, what: &str) -> SpecError {
-    // The offending line holds what looks like a secret: never echo it.
-    SpecError::at(at, format!("`{field}` looks like a secret value ({what})"))
-        .help("the inventory names where a secret lives and how to manage it, never the value itself; remove it and rotate that secret")
-        .hide_source()
 }
 
 /// Recognizes well-known secret formats, so a pasted token is refused instead of stored.

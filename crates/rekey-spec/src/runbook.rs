@@ -201,8 +201,10 @@ pub fn parse_runbooks(sources: &[Arc<SourceFile>], bundled: bool) -> Result<Runb
     let mut errors = SpecErrors::default();
     let mut out = Runbooks::default();
     for file in sources {
-        let rb = yaml::parse(file)
-            .and_then(|node| yaml::from_node::<RawRunbook>(file, &node, "runbook"));
+        let rb = yaml::parse(file).and_then(|node| {
+            yaml::refuse_secrets(file, &node, &mut errors);
+            yaml::from_node::<RawRunbook>(file, &node, "runbook")
+        });
         let raw = match rb {
             Ok(raw) => raw,
             Err(e) => {

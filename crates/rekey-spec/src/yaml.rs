@@ -5,7 +5,8 @@ use std::sync::Arc;
 use marked_yaml::{LoadError, LoaderOptions, Node};
 use serde::de::DeserializeOwned;
 
-use crate::diag::{Location, SourceFile, SpecError};
+use crate::diag::{Location, SourceFile, SpecError, SpecErrors};
+use crate::inventory::looks_like_secret;
 
 /// Parses a whole file. Duplicate keys are errors: the last one silently winning is how a
 /// typo'd override goes unnoticed.
@@ -66,11 +67,72 @@ pub(crate) fn from_node<T: DeserializeOwned>(
 }
 
 /// serde's messages are good but name Rust types; say what the YAML should hold instead.
+/// "invalid type: string \"…\", expected a sequence" quotes the value, which may be a secret:
+/// it becomes "expected a list, found a string".
 fn tidy_serde_message(msg: &str) -> String {
+    let msg = match ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|p| msg.split_once(p))
+    {
+        Some((path, rest)) => {
+            let found = rest.split_whitespace().next().unwrap_or("value");
+            let found = found.trim_end_matches(',');
+            match rest.rsplit_once(", expected ") {
+                Some((_, expected)) => format!("{path}expected {expected}, found a {found}"),
+                None => format!("{path}unexpected {found}"),
+            }
+        }
+        None => msg.to_owned(),
+    };
     msg.replace("Unknown field", "unknown field")
-        .replace("invalid type: string", "expected")
         .replace("a sequence", "a list")
         .replace("struct Raw", "")
+}
+
+/// Refuses every scalar that looks like a secret value, wherever it is (values, list items,
+/// keys; fields no check knows about, such as `owner` or a consumer's), naming the key it is
+/// under. Reported once here, so the checks of each field need not repeat it.
+pub(crate) fn refuse_secrets(file: &Arc<SourceFile>, node: &Node, errors: &mut SpecErrors) {
+    fn walk(file: &Arc<SourceFile>, node: &Node, key: &str, errors: &mut SpecErrors) {
+        match node {
+            Node::Scalar(s) => {
+                if let Some(what) = looks_like_secret(s.as_str()) {
+                    errors.push(secret_error(Location::from_span(file, s.span()), key, what));
+                }
+            }
+            Node::Sequence(items) => {
+                for item in items.iter() {
+                    walk(file, item, key, errors);
+                }
+            }
+            Node::Mapping(map) => {
+                for (k, v) in map.iter() {
+                    if let Some(what) = looks_like_secret(k.as_str()) {
+                        errors.push(secret_error(
+                            Location::from_span(file, k.span()),
+                            "a key",
+                            what,
+                        ));
+                        continue;
+                    }
+                    walk(file, v, k.as_str(), errors);
+                }
+            }
+        }
+    }
+    walk(file, node, "value", errors);
+}
+
+pub(crate) fn secret_error(at: Location, field: &str, what: &str) -> SpecError {
+    // The offending line holds what looks like a secret: never echo it.
+    let field = if field == "a key" {
+        field.to_owned()
+    } else {
+        format!("`{field}`")
+    };
+    SpecError::at(at, format!("{field} looks like a secret value ({what})"))
+        .help("inputs name where a secret lives and how to manage it, never the value itself; remove it and rotate that secret")
+        .hide_source()
 }
 
 /// The string value of a scalar node, or an error saying a plain value was expected.

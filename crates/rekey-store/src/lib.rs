@@ -881,13 +881,61 @@ impl Store {
         file: &IndexedFile,
         packages: &[(String, String, String)],
     ) -> Result<()> {
-        self.index_replace_many(&[(file.clone(), packages.to_vec())])
+        self.index_replace_retrying(&[(file.clone(), packages.to_vec())])
             .await
     }
 
     /// Replaces what the index holds for many files in one transaction (a full build commits
     /// a few hundred files at a time instead of one).
-    pub async fn index_replace_many(&self, files: &[(IndexedFile, IndexRows)]) -> Result<()> {
+    ///
+    /// A file whose rows the database refuses (PostgreSQL takes no NUL in text and no index
+    /// entry over about 2.7 kB) must not stop the others: the batch is then tried file by
+    /// file, each refused file is recorded as unreadable with the database's reason, and the
+    /// refused files come back as `(path, why)` — also one whose very record is refused (a NUL
+    /// in its path), which then stays out of the index.
+    pub async fn index_replace_many(
+        &self,
+        files: &[(IndexedFile, IndexRows)],
+    ) -> Result<Vec<(String, String)>> {
+        match self.index_replace_retrying(files).await {
+            Err(e) if files.len() > 1 && is_refusal(&e) => {}
+            Err(e) if is_refusal(&e) => return self.index_refused(&files[0].0, &e).await,
+            r => return r.map(|()| Vec::new()),
+        }
+        let mut refused = Vec::new();
+        for one in files {
+            match self.index_replace_retrying(std::slice::from_ref(one)).await {
+                Ok(()) => {}
+                Err(e) if is_refusal(&e) => refused.extend(self.index_refused(&one.0, &e).await?),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Records `file` as unreadable because the database refused its rows with `e`.
+    async fn index_refused(
+        &self,
+        file: &IndexedFile,
+        e: &StoreError,
+    ) -> Result<Vec<(String, String)>> {
+        let why = format!("the database refused its packages: {}", refusal_reason(e));
+        let unreadable = IndexedFile {
+            format: None,
+            error: Some(why.clone()),
+            packages: 0,
+            ..file.clone()
+        };
+        match self
+            .index_replace_retrying(&[(unreadable, Vec::new())])
+            .await
+        {
+            Err(e) if !is_refusal(&e) => Err(e),
+            _ => Ok(vec![(file.path.clone(), why)]),
+        }
+    }
+
+    async fn index_replace_retrying(&self, files: &[(IndexedFile, IndexRows)]) -> Result<()> {
         // Two indexers at once: PostgreSQL may still pick one as a deadlock or serialization
         // victim (and SQLite may stay busy past its timeout). The batch is one transaction,
         // so it is simply tried again.
@@ -960,7 +1008,11 @@ impl Store {
                     missing.iter().enumerate().map(|(i, k)| (*k, i)).collect();
                 for r in sqlx::query(select_names).bind(&json).fetch_all(&mut *tx).await? {
                     let (ecosystem, name): (&str, &str) = (r.try_get(1)?, r.try_get(2)?);
-                    fresh[slots[&(ecosystem, name)]] = Some(r.try_get(0)?);
+                    // A name the database stored differently from how it was sent: refused.
+                    let slot = slots.get(&(ecosystem, name)).ok_or_else(|| {
+                        StoreError::Corrupt(format!("the package name {name:?} came back changed"))
+                    })?;
+                    fresh[*slot] = Some(r.try_get(0)?);
                 }
             }
             // The file rows in one statement: a batch names each path once (the last wins).
@@ -993,7 +1045,15 @@ impl Store {
             for (id, i) in order {
                 ids.push(id);
                 let start = rows.len();
-                rows.extend(resolved[i].iter().map(|&(name, v)| (id, name.unwrap_or_else(|slot| fresh[slot].expect("inserted above")), v)));
+                for &(name, v) in &resolved[i] {
+                    let name = match name {
+                        Ok(id) => id,
+                        Err(slot) => fresh[slot].ok_or_else(|| {
+                            StoreError::Corrupt("a package name was not stored as sent".to_owned())
+                        })?,
+                    };
+                    rows.push((id, name, v));
+                }
                 // Sorted, the rows append to the file's key range.
                 rows[start..].sort_unstable();
             }
@@ -1089,6 +1149,27 @@ impl Store {
     /// Runs a raw statement (tests use this to tamper with the log).
     pub async fn execute_raw(&self, sql: String) -> Result<u64> {
         with_pool!(self, p => Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await?.rows_affected()))
+    }
+}
+
+/// Whether the database refused the data itself (so another file's rows may still go in),
+/// rather than failing: PostgreSQL's data exceptions (22xxx: a NUL byte, an untranslatable
+/// character) and program limits (54xxx: an index row too large), SQLite's "too big" and
+/// type mismatches, a value the driver cannot encode, or a name that came back changed.
+fn is_refusal(e: &StoreError) -> bool {
+    match e {
+        StoreError::Corrupt(_) | StoreError::Db(sqlx::Error::Encode(_)) => true,
+        StoreError::Db(sqlx::Error::Database(d)) => d.code().is_some_and(|c| {
+            c.starts_with("22") || c.starts_with("54") || matches!(c.as_ref(), "18" | "20" | "25")
+        }),
+        _ => false,
+    }
+}
+
+fn refusal_reason(e: &StoreError) -> String {
+    match e {
+        StoreError::Db(sqlx::Error::Database(d)) => d.message().to_owned(),
+        e => e.to_string(),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::cli::{Cli, Command};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    report::quiet_on_broken_pipe();
     let cli = Cli::parse();
     // Logs go to stderr; `REKEY_LOG=debug` for more. No value is ever logged.
     tracing_subscriber::fmt()

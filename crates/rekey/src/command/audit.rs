@@ -9,7 +9,7 @@ use rekey_store::audit::{CHAIN_KEYED, ChainKey};
 
 use super::state;
 use crate::cli::{AuditArgs, AuditCommand, Global};
-use crate::report::Failure;
+use crate::report::{Failure, printable};
 
 fn refuse(message: String) -> Failure {
     Failure::Exit { code: 2, message }
@@ -72,7 +72,7 @@ async fn verify(
         let lines: Vec<String> = v
             .problems
             .iter()
-            .map(|p| format!("  {}", p.problem))
+            .map(|p| format!("  {}", printable(&p.problem)))
             .collect();
         return Err(Failure::Exit {
             code: 1,
@@ -138,7 +138,8 @@ pub(crate) fn run(global: &Global, args: &AuditArgs) -> Result<(), Failure> {
                         d.actor,
                         if d.simulated { " simulated" } else { "" }
                     );
-                    writeln!(out, "{line}").map_err(anyhow::Error::from)?;
+                    // Every field may hold a provider's text: no control characters.
+                    writeln!(out, "{}", printable(&line)).map_err(anyhow::Error::from)?;
                 }
                 Ok(())
             }

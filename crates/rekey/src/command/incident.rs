@@ -64,6 +64,42 @@ fn print_index_errors(report: &IndexReport) {
     }
 }
 
+/// An SBOM or lockfile a service names that could not be read: whatever it holds is missing
+/// from the answer, so automation must see it.
+#[derive(Serialize)]
+struct Unreadable {
+    file: String,
+    services: Vec<String>,
+    error: String,
+}
+
+fn unreadable(report: &IndexReport, inv: &Inventory) -> Vec<Unreadable> {
+    let paths = sbom_paths(inv);
+    report
+        .errors
+        .iter()
+        .map(|(file, error)| Unreadable {
+            file: file.clone(),
+            services: paths.get(file).cloned().unwrap_or_default(),
+            error: error.clone(),
+        })
+        .collect()
+}
+
+/// Exit 1 when the answer may be incomplete.
+fn incomplete(unreadable: &[Unreadable]) -> Result<(), Failure> {
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::Exit {
+        code: 1,
+        message: format!(
+            "error: {} SBOM/lockfile(s) could not be read: services built from them may be affected without showing here",
+            unreadable.len()
+        ),
+    })
+}
+
 pub(crate) fn index(global: &Global, args: &IndexArgs) -> Result<(), Failure> {
     let inventory = super::load_inventory(global)?;
     let rt = state::runtime()?;
@@ -71,20 +107,25 @@ pub(crate) fn index(global: &Global, args: &IndexArgs) -> Result<(), Failure> {
         let store = state::open_store(global).await?;
         let report = refresh_index(&store, &inventory, true).await?;
         store.close().await;
+        let mut out = std::io::stdout().lock();
         if args.json {
-            println!(
+            writeln!(
+                out,
                 "{}",
                 serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-            );
+            )
+            .map_err(anyhow::Error::from)?;
         } else {
             print_index_errors(&report);
-            println!(
+            writeln!(
+                out,
                 "indexed {} file(s) ({} re-read), {} package(s), {} unreadable",
                 report.files,
                 report.reread,
                 report.packages,
                 report.errors.len()
-            );
+            )
+            .map_err(anyhow::Error::from)?;
         }
         Ok(())
     })
@@ -124,6 +165,7 @@ pub(crate) fn who_uses(global: &Global, args: &WhoUsesArgs) -> Result<(), Failur
         let store = state::open_store(global).await?;
         let report = refresh_index(&store, &inventory, true).await?;
         print_index_errors(&report);
+        let unreadable = unreadable(&report, &inventory);
         let rows = store
             .index_lookup(eco_key(eco), &name, version.as_deref())
             .await
@@ -143,23 +185,28 @@ pub(crate) fn who_uses(global: &Global, args: &WhoUsesArgs) -> Result<(), Failur
         uses.sort_by(|a, b| (&a.service, &a.version).cmp(&(&b.service, &b.version)));
         let mut out = std::io::stdout().lock();
         if args.json {
-            let _ = writeln!(
+            writeln!(
                 out,
                 "{}",
                 serde_json::to_string_pretty(&uses).map_err(anyhow::Error::from)?
-            );
+            )
+            .map_err(anyhow::Error::from)?;
         } else if uses.is_empty() {
-            let _ = writeln!(
+            writeln!(
                 out,
                 "no service uses {eco}/{name}{}",
                 version.map(|v| format!("@{v}")).unwrap_or_default()
-            );
+            )
+            .map_err(anyhow::Error::from)?;
         } else {
             for u in &uses {
-                let _ = writeln!(out, "{}  {name}@{}  {}", u.service, u.version, u.file);
+                writeln!(out, "{}  {name}@{}  {}", u.service, u.version, u.file)
+                    .map_err(anyhow::Error::from)?;
             }
         }
-        Ok(())
+        // The JSON stays a list of uses; the unreadable files are on stderr, and the exit
+        // code says the answer may be incomplete.
+        incomplete(&unreadable)
     })
 }
 
@@ -219,6 +266,8 @@ struct Report<'a> {
     summary: Option<&'a str>,
     #[serde(flatten)]
     blast: &'a BlastRadius,
+    /// SBOMs and lockfiles that could not be read (always present; empty when complete).
+    unreadable: &'a [Unreadable],
     #[serde(skip_serializing_if = "Option::is_none")]
     plan: Option<&'a rekey_plan::Plan>,
 }
@@ -254,6 +303,7 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
         anyhow::Ok((hits, report, store))
     })?;
     print_index_errors(&index_report);
+    let unreadable = unreadable(&index_report, &inventory);
     let blast = rekey_deps::blast::blast_radius(&inventory, &hits);
     let exposed = blast.exposed_map();
     let plan = if exposed.is_empty() {
@@ -275,31 +325,43 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
         )
     };
 
+    let mut out = std::io::stdout().lock();
     if args.json {
         let report = Report {
             advisory: &subject.id,
             summary: subject.summary.as_deref(),
             blast: &blast,
+            unreadable: &unreadable,
             plan: plan.as_ref(),
         };
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-        );
+        )
+        .map_err(anyhow::Error::from)?;
     } else {
-        print!("{}", render(&subject, &blast, args.explain));
+        write!(
+            out,
+            "{}",
+            render(&subject, &blast, &unreadable, args.explain)
+        )
+        .map_err(anyhow::Error::from)?;
         if let Some(plan) = &plan {
-            print!("\n{}", rekey_plan::render_text(plan, stdout_color()));
+            write!(out, "\n{}", rekey_plan::render_text(plan, stdout_color()))
+                .map_err(anyhow::Error::from)?;
         }
     }
+    out.flush().map_err(anyhow::Error::from)?;
+    drop(out);
     if !args.execute {
         rt.block_on(store.close());
-        return Ok(());
+        return incomplete(&unreadable);
     }
     let Some(plan) = plan else {
         rt.block_on(store.close());
         eprintln!("nothing to execute: no credential is exposed");
-        return Ok(());
+        return incomplete(&unreadable);
     };
     confirm(&plan, args.yes)?;
     let reason = args.reason.clone().unwrap_or_else(|| subject.id.clone());
@@ -310,17 +372,41 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
         args.per_provider,
         Some(reason),
     );
+    // What is known to be exposed is revoked at once; an incomplete index still fails after.
     rt.block_on(start_run(global, store, &plan, &options, |run_id| {
         format!(
             "run {run_id}: revoke first for {} exposed credential(s)",
             plan.credentials.len()
         )
-    }))
+    }))?;
+    incomplete(&unreadable)
 }
 
-fn render(subject: &Subject, blast: &BlastRadius, explain: bool) -> String {
+fn render(
+    subject: &Subject,
+    blast: &BlastRadius,
+    unreadable: &[Unreadable],
+    explain: bool,
+) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
+    if !unreadable.is_empty() {
+        // First, so that nobody reads "no credential is exposed" without it.
+        let services: BTreeSet<&str> = unreadable
+            .iter()
+            .flat_map(|u| u.services.iter().map(String::as_str))
+            .collect();
+        let _ = writeln!(
+            out,
+            "INCOMPLETE: {} SBOM/lockfile(s) could not be read; {} may be affected without showing here:",
+            unreadable.len(),
+            services.into_iter().collect::<Vec<_>>().join(", ")
+        );
+        for u in unreadable {
+            let _ = writeln!(out, "  {}: {}", u.file, u.error);
+        }
+        out.push('\n');
+    }
     let services: BTreeSet<&str> = blast.services.iter().map(|h| h.service.as_str()).collect();
     let _ = writeln!(
         out,

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::state;
 use crate::cli::{AbandonArgs, Global, StatusArgs};
-use crate::report::Failure;
+use crate::report::{Failure, printable};
 
 #[derive(Serialize)]
 struct RunView<'a> {
@@ -22,80 +22,76 @@ pub(crate) fn status(global: &Global, args: &StatusArgs) -> Result<(), Failure> 
     rt.block_on(async {
         let store = state::open_store(global).await?;
         let mut out = anstream::stdout().lock();
+        // Everything below comes from the database (a provider's error text among it): each
+        // line goes out through `printable`, without terminal control characters.
+        let mut line =
+            |text: String| writeln!(out, "{}", printable(&text)).map_err(anyhow::Error::from);
         match &args.run_id {
             None => {
                 let runs = store.runs().await.map_err(anyhow::Error::from)?;
                 if args.json {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        serde_json::to_string_pretty(&runs).map_err(anyhow::Error::from)?
-                    );
+                    // JSON escapes control characters itself.
+                    line(serde_json::to_string_pretty(&runs).map_err(anyhow::Error::from)?)?;
                 } else if runs.is_empty() {
-                    let _ = writeln!(out, "no runs yet");
+                    line("no runs yet".to_owned())?;
                 } else {
                     for r in &runs {
                         let sim = if r.simulated { " (simulated)" } else { "" };
-                        let _ = writeln!(
-                            out,
+                        line(format!(
                             "{}  {:<14}  {:<8}  {}  {}{sim}",
                             r.id,
                             r.status.as_str(),
                             r.mode,
                             r.created_at,
                             r.reason.as_deref().unwrap_or("-")
-                        );
+                        ))?;
                     }
                 }
             }
             Some(id) => {
                 let run = store.run(id).await.map_err(|e| Failure::Exit {
                     code: 2,
-                    message: format!("error: {e}"),
+                    message: format!("error: {}", printable(&e.to_string())),
                 })?;
                 let steps = store.steps(id).await.map_err(anyhow::Error::from)?;
                 if args.json {
-                    let _ = writeln!(
-                        out,
-                        "{}",
+                    line(
                         serde_json::to_string_pretty(&RunView {
                             run: &run,
-                            steps: &steps
+                            steps: &steps,
                         })
-                        .map_err(anyhow::Error::from)?
-                    );
+                        .map_err(anyhow::Error::from)?,
+                    )?;
                 } else {
                     let sim = if run.simulated { ", simulated" } else { "" };
-                    let _ = writeln!(
-                        out,
+                    line(format!(
                         "run {}: {} (mode {}{sim}, by {}, reason {})",
                         run.id,
                         run.status,
                         run.mode,
                         run.actor,
                         run.reason.as_deref().unwrap_or("-")
-                    );
+                    ))?;
                     if let Some(m) = &run.message {
-                        let _ = writeln!(out, "  {m}");
+                        line(format!("  {m}"))?;
                     }
                     let mut current = "";
                     for s in &steps {
                         if s.credential != current {
                             current = &s.credential;
-                            let _ = writeln!(out, "# {current}");
+                            line(format!("# {current}"))?;
                         }
                         let err = s
                             .error
                             .as_deref()
                             .map(|e| format!("  ({e})"))
                             .unwrap_or_default();
-                        let _ = writeln!(
-                            out,
+                        line(format!(
                             "  {:<22} {} (attempts {}){err}",
                             s.state.as_str(),
                             s.step_id,
                             s.attempts
-                        );
+                        ))?;
                     }
                 }
             }
@@ -116,7 +112,11 @@ pub(crate) fn abandon(global: &Global, args: &AbandonArgs) -> Result<(), Failure
         if run.status.is_terminal() {
             return Err(Failure::Exit {
                 code: 2,
-                message: format!("error: run {} is already {}", run.id, run.status),
+                message: format!(
+                    "error: run {} is already {}",
+                    printable(&run.id),
+                    run.status
+                ),
             });
         }
         // Take the run from whoever drives it (refused while a live process does, unless
@@ -178,10 +178,11 @@ pub(crate) fn abandon(global: &Global, args: &AbandonArgs) -> Result<(), Failure
             Err(e) => eprintln!("warning: providers could not clean up after the run: {e:#}"),
         }
         store.close().await;
-        println!(
+        let text = format!(
             "run {} abandoned; its credentials are free for another run",
             run.id
         );
+        writeln!(std::io::stdout(), "{}", printable(&text)).map_err(anyhow::Error::from)?;
         Ok(())
     })
 }

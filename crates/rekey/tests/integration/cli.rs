@@ -233,3 +233,124 @@ fn retry_budget_and_sim_outage_flags() {
         retries[0]["detail"]
     );
 }
+
+/// No input may panic (issue #9, item 15): a non-ASCII package spec is bad input, exit 2.
+#[test]
+fn non_ascii_package_spec_is_bad_input() {
+    for args in [
+        ["incident", "--package", "é€/x@1"],
+        ["incident", "--purl", "é€/x@1"],
+        ["who-uses", "é€/x@1", "--json"],
+    ] {
+        let out = Test::example()
+            .args(args)
+            .status(2)
+            .stderr_has("error:")
+            .run();
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}
+
+/// `rekey … | head`: a reader that goes away is a quiet exit 0, whatever the subcommand
+/// (issue #9, item 17).
+#[test]
+fn a_closed_stdout_is_a_quiet_exit() {
+    let ws = crate::harness::Workspace::example();
+    ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "aws-deploy-web",
+        ],
+        &[],
+    )
+    .ok("run");
+    for args in [
+        &["audit", "show"][..],
+        &["audit", "export"],
+        &["status"],
+        &["plan"],
+        &["plan", "--format", "json"],
+        &["validate"],
+        &["inventory", "list"],
+        &["incident", "--package", "npm/axios@1.14.1"],
+        &["incident", "--package", "npm/axios@1.14.1", "--json"],
+        &["who-uses", "npm/axios"],
+        &["index", "--json"],
+    ] {
+        let mut child = ws
+            .command(args, &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before rekey writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(0)
+                && !stderr.contains("error")
+                && !stderr.contains("panicked"),
+            "rekey {}: {:?}\n{stderr}",
+            args.join(" "),
+            out.status
+        );
+    }
+}
+
+/// Provider error text, reasons and ids come from the database and are printed by `status`
+/// and `audit show`: terminal control characters in them are stripped, so a provider's
+/// message cannot clear the screen or overwrite a line (issue #9, item 17).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_audit_show_strip_terminal_control_characters() {
+    let ws = crate::harness::Workspace::example();
+    ws.rekey(
+        &[
+            "run",
+            "--simulate",
+            "--yes",
+            "--credential",
+            "aws-deploy-web",
+        ],
+        &[],
+    )
+    .ok("run");
+    let run = ws.run_ids(&[]).remove(0);
+    let db = ws.path().join(".rekey/state.db");
+    let store = rekey_store::Store::open(&db.display().to_string())
+        .await
+        .unwrap();
+    // An ANSI "clear screen", then a `\r` that would overwrite the line with a fake status,
+    // a C1 control (CSI) and DEL.
+    let evil = "'boom' || char(27) || '[2J' || char(13) || 'all good' || char(155) || '31m' || char(127) || char(7)";
+    for sql in [
+        format!("UPDATE steps SET error = {evil}"),
+        format!("UPDATE runs SET reason = {evil}, message = {evil}"),
+        format!("UPDATE audit_events SET detail = {evil}, reason = {evil}, step = {evil}"),
+    ] {
+        store.execute_raw(sql).await.unwrap();
+    }
+    store.close().await;
+    for args in [
+        &["status"][..],
+        &["status", &run],
+        &["audit", "show"],
+        &["audit", "show", "--run", &run],
+    ] {
+        // Colour forced on: anstream would otherwise strip escapes for a pipe by itself.
+        let r = ws.rekey(args, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "")]);
+        r.ok(&args.join(" "));
+        assert!(r.stdout.contains("boom"), "{}", r.stdout);
+        for c in ['\u{1b}', '\r', '\u{9b}', '\u{7f}', '\u{7}'] {
+            assert!(
+                !r.stdout.contains(c),
+                "rekey {}: {c:?} printed raw:\n{:?}",
+                args.join(" "),
+                r.stdout
+            );
+        }
+    }
+}

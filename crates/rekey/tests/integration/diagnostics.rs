@@ -300,3 +300,198 @@ fn every_bundled_runbook_checks() {
     assert_eq!(rb.iter().count(), rekey_spec::CredentialKind::ALL.len());
     assert!(rb.iter().all(|r| r.bundled));
 }
+
+/// Every way a secret in the input could reach a diagnostic: the offending line, the context
+/// lines miette draws around another error, serde's own messages, and fields nothing checked
+/// (`owner`, consumers). Each case is rendered the way the CLI renders it (with more context
+/// lines), and as one line, and with `Debug`.
+#[test]
+fn no_diagnostic_echoes_a_secret() {
+    const GHP: &str = "ghp_R8nUq2ZsXk3yVb7LmT4wPe9HcJd1Ag5FoQiS";
+    const AWS: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const PLAIN: &str = "hunter2-correct-horse";
+    let pg = "credentials:\n  - id: k\n    kind: postgres_password\n    role: app\n    admin_url_env: PG\n";
+    let aws = "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n";
+    // (what, inventory body, the secret it holds)
+    let inventories: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown `password` field",
+            format!("{pg}    password: {PLAIN}\n"),
+            PLAIN,
+        ),
+        (
+            "unknown `password` field, quoted",
+            format!("{pg}    password: \"{PLAIN}\"\n"),
+            PLAIN,
+        ),
+        (
+            "unknown `api_key` field",
+            format!("{pg}    api_key: {PLAIN}\n"),
+            PLAIN,
+        ),
+        (
+            "block scalar under a secret key",
+            format!("{pg}    password: |\n      {PLAIN}\n"),
+            PLAIN,
+        ),
+        (
+            "secret-looking value in an unknown field",
+            format!("{pg}    note: {GHP}\n"),
+            GHP,
+        ),
+        (
+            "context line before another error",
+            format!("{aws}    owner: \"{GHP}\"\n    ownr: me\n"),
+            GHP,
+        ),
+        (
+            "context line after another error",
+            format!("{aws}    ownr: me\n    description: {AWS}\n"),
+            AWS,
+        ),
+        (
+            "secret key as context",
+            format!("{pg}    ownr: me\n    secret: {PLAIN}\n"),
+            PLAIN,
+        ),
+        (
+            "serde's invalid type",
+            format!("{aws}    used_by: \"{GHP}\"\n"),
+            GHP,
+        ),
+        (
+            "serde's invalid type, number expected",
+            format!("{aws}    policy: {{ max_age_days: \"{GHP}\" }}\n"),
+            GHP,
+        ),
+        ("owner is checked", format!("{aws}    owner: {GHP}\n"), GHP),
+        (
+            "service owner is checked",
+            format!("  - id: api\n    owner: {GHP}\n"),
+            GHP,
+        ),
+        (
+            "env_file consumer field is checked",
+            format!(
+                "{aws}    delivered_to:\n      - env_file: {{ path: a.env, key: K, field: \"{AWS}\" }}\n"
+            ),
+            AWS,
+        ),
+        (
+            "Secrets Manager consumer is checked",
+            format!(
+                "{aws}    delivered_to:\n      - aws_secrets_manager: {{ secret_id: \"postgres://u:{PLAIN}@db/x\" }}\n"
+            ),
+            PLAIN,
+        ),
+        (
+            "unknown consumer field with a secret key",
+            format!(
+                "{aws}    delivered_to:\n      - env_file: {{ path: a.env, key: K, password: {PLAIN} }}\n"
+            ),
+            PLAIN,
+        ),
+        (
+            "unknown consumer field on its own line",
+            format!(
+                "{aws}    delivered_to:\n      - env_file:\n          path: a.env\n          key: K\n          token: {PLAIN}\n"
+            ),
+            PLAIN,
+        ),
+        (
+            "a secret in an id",
+            format!("{aws}    used_by: [\"{GHP}\"]\n"),
+            GHP,
+        ),
+        (
+            "a PEM key in a description",
+            format!(
+                "{aws}    description: |\n      -----BEGIN RSA PRIVATE KEY-----\n      {AWS}\n      -----END RSA PRIVATE KEY-----\n    ownr: me\n"
+            ),
+            AWS,
+        ),
+    ];
+    let mut leaks = Vec::new();
+    for (what, body, secret) in &inventories {
+        // The header ends inside `services:`, so a body starting `  - ` is a service.
+        let text = format!("{HOSTS}{body}");
+        let Err(errors) = inventory_from("inv.yaml", &text) else {
+            leaks.push(format!("inventory, {what}: accepted"));
+            continue;
+        };
+        if let Some(leak) = leak(&errors, secret) {
+            leaks.push(format!("inventory, {what}: {leak}"));
+        }
+    }
+    // Runbooks go through the same diagnostics.
+    let runbooks: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown `password` field in a step",
+            format!("{MINT}    password: {PLAIN}\n"),
+            PLAIN,
+        ),
+        (
+            "a token as an input",
+            format!(
+                "{MINT}  - id: verify\n    phase: verify\n    action: huggingface.whoami\n    with: {{ token: \"{GHP}\" }}\n"
+            ),
+            GHP,
+        ),
+        (
+            "context around an error",
+            format!("{MINT}    description: {GHP}\n    unknown_flag: true\n"),
+            GHP,
+        ),
+        (
+            "secret key in `with`",
+            format!(
+                "{MINT}  - id: verify\n    phase: verify\n    action: huggingface.whoami\n    with:\n      token: \"{{{{ steps.create.outputs.value }}}}\"\n      secret: {PLAIN}\n"
+            ),
+            PLAIN,
+        ),
+    ];
+    for (what, steps, secret) in &runbooks {
+        let text = format!("{RUNBOOK_HEAD}{steps}");
+        let Err(errors) =
+            rekey_spec::parse_runbooks(&[Arc::new(SourceFile::new("rb.yaml", text))], false)
+        else {
+            leaks.push(format!("runbook, {what}: accepted"));
+            continue;
+        };
+        if let Some(leak) = leak(&errors, secret) {
+            leaks.push(format!("runbook, {what}: {leak}"));
+        }
+    }
+    assert!(leaks.is_empty(), "secrets echoed:\n{}", leaks.join("\n\n"));
+}
+
+/// Where `secret` shows in the errors, if anywhere.
+fn leak(errors: &SpecErrors, secret: &str) -> Option<String> {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_context_lines(3);
+    let mut rendered = String::new();
+    for e in errors.iter() {
+        handler.render_report(&mut rendered, e).unwrap();
+    }
+    let one_line = errors.to_string();
+    let debug = format!("{errors:?}");
+    [
+        ("rendered", rendered),
+        ("one line", one_line),
+        ("debug", debug),
+    ]
+    .into_iter()
+    .find(|(_, text)| text.contains(secret))
+    .map(|(how, text)| format!("{how}:\n{text}"))
+}
+
+#[test]
+fn masked_lines_keep_harmless_context() {
+    // A line that holds nothing secret is still shown; env var names are not secrets.
+    let errors = inventory_errors(
+        "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    delivered_to:\n      - env_file: { path: a.env, key: AWS_SECRET_ACCESS_KEY }\n    ownr: me\n",
+    );
+    let out = rekey_spec_render(&errors);
+    assert!(out.contains("13 │     ownr: me"), "{out}");
+}

@@ -192,13 +192,25 @@ fn who_uses_and_index_report_bad_files_without_stopping() {
         "{}",
         r.stdout
     );
-    let uses = json(&ws, &["who-uses", "npm/axios", "--json"]);
+    // The answer is given, but it may be incomplete: exit 1, the unreadable file on stderr.
+    let r = ws.rekey(&["who-uses", "npm/axios", "--json"], &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 SBOM/lockfile(s) could not be read"),
+        "{}",
+        r.stderr
+    );
+    let uses: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(
         uses,
         serde_json::json!([{ "service": "web", "version": "1.14.1", "file": "inventory/sboms/web.package-lock.json" }])
     );
-    let uses = json(&ws, &["who-uses", "pkg:npm/axios@1.14.0", "--json"]);
-    assert_eq!(uses, serde_json::json!([]));
+    let r = ws.rekey(&["who-uses", "pkg:npm/axios@1.14.0", "--json"], &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(),
+        serde_json::json!([])
+    );
     let r = ws.rekey(&["who-uses", "npm"], &[]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
 }
@@ -410,4 +422,152 @@ pub(crate) async fn concurrent_index(url: &str, dir: &std::path::Path) {
     assert_eq!(all.len(), 1200);
     a.close().await;
     b.close().await;
+}
+
+/// A pipeline must not read "nothing exposed" when a lockfile was skipped (issue #9, item 16):
+/// the JSON lists the unreadable files with their errors and services, the human output says
+/// so first, and `incident` exits 1.
+#[test]
+fn an_unreadable_sbom_is_in_the_json_and_fails_the_incident() {
+    let ws = Workspace::example();
+    web_lock_with_axios(&ws, "1.14.1");
+    std::fs::write(
+        ws.path().join("inventory/sboms/edge-router.Cargo.lock"),
+        "this is not a lockfile\n",
+    )
+    .unwrap();
+    let args = [
+        "incident",
+        "--advisory",
+        &advisory("MAL-2026-2307_npm_axios.json"),
+        "--json",
+    ];
+    let r = ws.rekey(&args, &[]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let unreadable = report["unreadable"]
+        .as_array()
+        .expect("an `unreadable` list");
+    assert_eq!(unreadable.len(), 1, "{report:#}");
+    assert_eq!(
+        unreadable[0]["file"],
+        "inventory/sboms/edge-router.Cargo.lock"
+    );
+    assert_eq!(
+        unreadable[0]["services"],
+        serde_json::json!(["edge-router"])
+    );
+    assert!(
+        unreadable[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a recognized"),
+        "{report:#}"
+    );
+    // What could be read is still reported.
+    assert_eq!(report["services"][0]["service"], "web");
+    // The human output says so in its first line.
+    let r = ws.rekey(&args[..3], &[]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    let first = r.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("1 SBOM/lockfile(s) could not be read"),
+        "{}",
+        r.stdout
+    );
+    // Once readable again: exit 0 and an empty list.
+    std::fs::copy(
+        repo_root().join("inventory/sboms/edge-router.Cargo.lock"),
+        ws.path().join("inventory/sboms/edge-router.Cargo.lock"),
+    )
+    .unwrap();
+    let report = json(&ws, &args);
+    assert_eq!(report["unreadable"], serde_json::json!([]));
+}
+
+#[test]
+fn rows_the_database_refuses_make_one_file_unreadable_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("state.db").display().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(refused_rows(&url, dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_the_database_refuses_make_one_file_unreadable_on_postgres() {
+    let pg = rekey_testkit::PgCluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    refused_rows(&pg.admin_url(), dir.path()).await;
+}
+
+/// A NUL in a package name or a version, an over-long name, a NUL in the path itself: each
+/// such file is recorded as unreadable with a reason, and the refresh goes on with the others.
+async fn refused_rows(url: &str, dir: &std::path::Path) {
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let lock = |name: &str, version: &str| {
+        serde_json::json!({
+            "name": "x", "lockfileVersion": 3,
+            "packages": { "": { "name": "x" }, format!("node_modules/{name}"): { "version": version } }
+        })
+        .to_string()
+    };
+    let good = write("good.txt", "requests==2.32.3\n");
+    let nul_name = write("nul-name.json", &lock("a\u{0}b", "1.0.0"));
+    let nul_version = write("nul-version.json", &lock("ab", "1.0.0-a\u{0}b"));
+    let long_name = write("long-name.json", &lock(&"a".repeat(20_000), "1.0.0"));
+    let long_version = write(
+        "long-version.json",
+        &lock("ab", &format!("1.0.0-{}", "a".repeat(20_000))),
+    );
+    let also_good = write("zz-good.txt", "litellm==1.82.7\n");
+    let nul_path = dir.join("no\u{0}such.txt").display().to_string();
+    let paths = vec![
+        good.clone(),
+        nul_name.clone(),
+        nul_version.clone(),
+        long_name.clone(),
+        long_version.clone(),
+        nul_path.clone(),
+        also_good.clone(),
+    ];
+    let store = rekey_store::Store::open(url).await.unwrap();
+    for round in 0..2 {
+        let report = rekey_deps::index::refresh(&store, &paths, &|_, _| {})
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the refresh stopped: {e}"));
+        let bad: BTreeMap<&str, &str> = report
+            .errors
+            .iter()
+            .map(|(p, e)| (p.as_str(), e.as_str()))
+            .collect();
+        for p in [
+            &nul_name,
+            &nul_version,
+            &long_name,
+            &long_version,
+            &nul_path,
+        ] {
+            assert!(
+                bad.contains_key(p.as_str()),
+                "round {round}: {p:?} not reported: {bad:#?}"
+            );
+        }
+        assert_eq!(bad.len(), 5, "round {round}: {bad:#?}");
+        assert!(bad[nul_name.as_str()].contains("NUL"), "{bad:#?}");
+        assert!(bad[long_name.as_str()].contains("long"), "{bad:#?}");
+        assert_eq!(report.packages, 2, "round {round}");
+        assert_eq!(
+            store.index_lookup("pypi", "requests", None).await.unwrap(),
+            [(good.clone(), "2.32.3".to_owned())]
+        );
+        assert_eq!(
+            store.index_lookup("pypi", "litellm", None).await.unwrap(),
+            [(also_good.clone(), "1.82.7".to_owned())]
+        );
+    }
+    store.close().await;
 }
