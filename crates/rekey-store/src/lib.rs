@@ -435,7 +435,16 @@ impl Store {
                 .max_connections(4)
                 .connect_with(opts)
                 .await?;
+            // Two rekey commands at once on a new state file would both create its tables
+            // (SQLite has no lock for sqlx's migrator to take): one migrates at a time.
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(format!("{path}.migrate-lock"))?;
+            lock.lock()?;
             sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+            drop(lock);
             Pool::Sqlite(pool)
         };
         Ok(Self {

@@ -11,7 +11,7 @@ use rekey_engine::{
 };
 use rekey_plan::{Plan, PlanRequest, PlannedStep};
 use rekey_store::{RunStatus, StepState, StoreError};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::state;
@@ -281,22 +281,33 @@ pub(crate) async fn ask_operator(
                     eprintln!("  {link}");
                 }
             }
-            let answer = if step.outputs.iter().any(|o| o.secret) {
-                rpassword::prompt_password(format!(
+            if step.outputs.iter().any(|o| o.secret) {
+                let answer = rpassword::prompt_password(format!(
                     "{id}: paste the new value (hidden; empty to stop here): "
                 ))
-            } else {
+                .map_err(anyhow::Error::from)?;
+                let answer = answer.trim_end_matches(['\n', '\r']);
+                if answer.is_empty() {
+                    return Ok(outcome);
+                }
+                answers.insert(id, SecretString::from(answer.to_owned()));
+                continue;
+            }
+            // A confirmation is `done`, nothing else: "y" or a stray paste is asked again.
+            loop {
                 eprint!("{id}: type `done` once it is done (empty to stop here): ");
                 let _ = std::io::stderr().flush();
                 let mut line = String::new();
-                std::io::stdin().read_line(&mut line).map(|_| line)
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(anyhow::Error::from)?;
+                match confirmation(&line) {
+                    Some(true) => break,
+                    Some(false) => return Ok(outcome),
+                    None => eprintln!("  (not `done`: the step stays open)"),
+                }
             }
-            .map_err(anyhow::Error::from)?;
-            let answer = answer.trim_end_matches(['\n', '\r']);
-            if answer.is_empty() {
-                return Ok(outcome);
-            }
-            answers.insert(id, SecretString::from(answer.to_owned()));
+            answers.insert(id, SecretString::from("done".to_owned()));
         }
         if answers.is_empty() {
             break; // nothing this plan knows how to ask
@@ -307,6 +318,16 @@ pub(crate) async fn ask_operator(
             .map_err(engine_error)?;
     }
     Ok(outcome)
+}
+
+/// An operator's answer to a confirmation: `Some(true)` for `done`, `Some(false)` for nothing
+/// (stop here, the run stays paused), `None` for anything else (ask again).
+fn confirmation(line: &str) -> Option<bool> {
+    match line.trim() {
+        "" => Some(false),
+        a if a.eq_ignore_ascii_case("done") => Some(true),
+        _ => None,
+    }
 }
 
 pub(crate) fn engine_error(e: EngineError) -> Failure {
@@ -494,6 +515,23 @@ pub(crate) fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> 
             options.retry_budget_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         }
         let plan = serde_json::from_str::<Plan>(&record.plan_json).ok();
+        // A confirmation (a manual step with no value to give) is answered with `done`.
+        if let Some(plan) = &plan {
+            for (id, answer) in &inputs {
+                if let Some((_, step)) = plan.step(id)
+                    && step.manual.is_some()
+                    && !step.outputs.iter().any(|o| o.secret)
+                    && confirmation(answer.expose_secret()) != Some(true)
+                {
+                    return Err(Failure::Exit {
+                        code: 2,
+                        message: format!(
+                            "error: --input {id}: this step is a confirmation; its file must say `done` once it is done"
+                        ),
+                    });
+                }
+            }
+        }
         let total = plan.as_ref().map_or(0, |p| p.steps.len());
         let mut engine = engine(global, store, &options, record.reason.clone(), total, &[]).await?;
         if args.force {
@@ -518,4 +556,19 @@ pub(crate) fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> 
         engine.store.close().await;
         outcome(&result?)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confirmation;
+
+    #[test]
+    fn a_confirmation_is_done_and_nothing_else() {
+        assert_eq!(confirmation("done\n"), Some(true));
+        assert_eq!(confirmation("  DONE \r\n"), Some(true));
+        assert_eq!(confirmation("\n"), Some(false));
+        for other in ["y\n", "yes", "ok", "done it", "ghp_pasted"] {
+            assert_eq!(confirmation(other), None, "{other}");
+        }
+    }
 }

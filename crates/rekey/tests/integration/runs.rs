@@ -1193,3 +1193,90 @@ fn a_running_process_writes_no_core_dump() {
     );
     assert!(child.wait().unwrap().success());
 }
+
+/// A confirmation is answered with `done` and nothing else (`resume --input`); a value step
+/// takes the value.
+#[test]
+fn a_confirmation_takes_done_and_nothing_else() {
+    let ws = Workspace::empty();
+    let env_file = ws.path().join("etc/app.env");
+    std::fs::create_dir_all(ws.path().join("etc")).unwrap();
+    std::fs::write(&env_file, "").unwrap();
+    std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
+    std::fs::create_dir_all(ws.path().join("runbooks")).unwrap();
+    std::fs::write(
+        ws.path().join("inventory/acme.yaml"),
+        format!(
+            "credentials:\n  - id: pg-app\n    kind: postgres_password\n    owner: team-web\n    role: app\n    admin_url_env: PG_ADMIN_URL\n    delivered_to:\n      - env_file: {{ path: {}, key: PGPASSWORD, field: password }}\n",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        ws.path().join("runbooks/postgres_password.yaml"),
+        r#"kind: postgres_password
+steps:
+  - id: create
+    phase: mint
+    action: manual.provide_secret
+    manual: { instructions: "set a new password for role {{ credential.role }} and paste it" }
+  - id: deliver
+    phase: deliver
+    action: consumer.deliver
+    for_each: consumer
+    with: { password: "{{ steps.create.outputs.value }}" }
+  - id: restarted
+    phase: verify
+    action: manual.confirm
+    manual: { instructions: "restart the app so that it reads the new password" }
+"#,
+    )
+    .unwrap();
+    let r = ws.rekey(&["run", "--yes"], &[]);
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    let id = ws.run_ids(&[])[0].clone();
+    let answer = ws.path().join("answer.txt");
+    let resume = |text: &str, step: &str| {
+        std::fs::write(&answer, text).unwrap();
+        ws.rekey(
+            &[
+                "resume",
+                &id,
+                "--input",
+                &format!("pg-app/{step}={}", answer.display()),
+            ],
+            &[],
+        )
+    };
+    let r = resume("Hand-Set-Pa55word\n", "create");
+    assert_eq!(r.code, Some(3), "paused at the confirmation: {}", r.stderr);
+    let r = resume("yes\n", "restarted");
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("must say `done`"), "{}", r.stderr);
+    let r = resume("done\n", "restarted");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+/// The first commands on a new state file, at once: each finds its tables (one migrates at a
+/// time).
+#[test]
+fn commands_at_once_on_a_new_state_file_all_work() {
+    let ws = Workspace::example();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            ws.command(&["status", "--json"], &[])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
