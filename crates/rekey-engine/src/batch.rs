@@ -31,6 +31,8 @@ struct Group {
 
 struct Key {
     limit: usize,
+    /// Every step of this key in the plan.
+    steps: Vec<usize>,
     /// Steps of this key that may still become ready (not gathered yet, not finished).
     to_come: usize,
     group: Option<Group>,
@@ -39,6 +41,8 @@ struct Key {
 /// The batchable steps of a run and the groups being gathered.
 pub(crate) struct Gathering {
     key_of: Vec<Option<usize>>,
+    /// Steps that joined a group (whatever became of them since).
+    joined: Vec<bool>,
     keys: Vec<Key>,
     window: Duration,
     max_wait: Duration,
@@ -66,6 +70,7 @@ impl Gathering {
                 .or_insert_with(|| {
                     keys.push(Key {
                         limit: n,
+                        steps: Vec::new(),
                         to_come: 0,
                         group: None,
                     });
@@ -78,9 +83,11 @@ impl Gathering {
             ) {
                 keys[k].to_come += 1;
             }
+            keys[k].steps.push(i);
             key_of[i] = Some(k);
         }
         Self {
+            joined: vec![false; plan.steps.len()],
             key_of,
             keys,
             window,
@@ -95,6 +102,7 @@ impl Gathering {
     /// Step `i` is ready: it waits in its group.
     pub(crate) fn join(&mut self, i: usize, now: Instant) {
         let k = self.key_of[i].expect("a batchable step");
+        self.joined[i] = true;
         let key = &mut self.keys[k];
         key.to_come = key.to_come.saturating_sub(1);
         let g = key.group.get_or_insert(Group {
@@ -121,14 +129,37 @@ impl Gathering {
         (g.last + self.window).min(g.first + self.max_wait)
     }
 
-    /// A group to send now: full, holding every step of its action still to come, past its
-    /// window, or `idle` (nothing in flight or ready could add a step to it).
-    pub(crate) fn due(&self, now: Instant, idle: bool) -> Option<usize> {
-        self.keys.iter().position(|k| {
-            k.group.as_ref().is_some_and(|g| {
-                idle || k.to_come == 0 || g.members.len() >= k.limit || now >= self.deadline(g)
-            })
-        })
+    /// A group to send now: full, holding every step of its action still to come, waiting
+    /// for `max_wait`, `idle` (nothing in flight or ready could add a step to it), or quiet for
+    /// the window. `coming(i)`: whether step `i`, not gathered yet, is on its way (its
+    /// credential has a step in flight); while one is, the quiet window starts again, so a
+    /// busy engine (a batch's thousand records being written) does not split a batch.
+    pub(crate) fn due(
+        &mut self,
+        now: Instant,
+        idle: bool,
+        coming: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        for (k, key) in self.keys.iter_mut().enumerate() {
+            let Some(g) = key.group.as_mut() else {
+                continue;
+            };
+            if idle
+                || key.to_come == 0
+                || g.members.len() >= key.limit
+                || now >= g.first + self.max_wait
+            {
+                return Some(k);
+            }
+            if now >= g.last + self.window {
+                if key.steps.iter().any(|&i| !self.joined[i] && coming(i)) {
+                    g.last = now;
+                    continue;
+                }
+                return Some(k);
+            }
+        }
+        None
     }
 
     /// When the first group's window closes.

@@ -721,7 +721,12 @@ impl Engine {
             // when idle.
             let idle = tasks.is_empty() && ex.ready.is_empty();
             while !blocked
-                && let Some(k) = gathering.due(tokio::time::Instant::now(), idle)
+                && let Some(k) = gathering.due(tokio::time::Instant::now(), idle, |i| {
+                    let c = plan.steps[i].credential as usize;
+                    ex.state[i] == StepState::Pending
+                        && ex.cred[c] == CredState::Active
+                        && ex.inflight[c] > 0
+                })
             {
                 let Some(permit) = spare
                     .take()

@@ -246,7 +246,9 @@ impl SimProvider {
     /// Retires the old values of every call of a batch and records the effects, all in one
     /// transaction: the request takes effect as a whole or not at all.
     async fn retire_all(&self, calls: &[&Call<'_>], to: &str) -> Result<(), ProviderError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        // IMMEDIATE: a deferred transaction that reads, then writes after another connection
+        // committed, fails at once in WAL mode instead of waiting its turn.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         for c in calls {
             self.retire_on(&mut tx, c, to).await?;
             Self::record_effect_on(&mut tx, c).await?;
