@@ -77,10 +77,7 @@ impl Gathering {
                     keys.len() - 1
                 });
             keys[k].limit = keys[k].limit.min(n);
-            if matches!(
-                state[i],
-                StepState::Pending | StepState::WaitingForOperator
-            ) {
+            if matches!(state[i], StepState::Pending | StepState::WaitingForOperator) {
                 keys[k].to_come += 1;
             }
             keys[k].steps.push(i);
@@ -343,18 +340,15 @@ impl BatchTask {
             if config.repeat_calls {
                 let _ = tokio::time::timeout(config.step_timeout, p.execute_batch(&calls)).await;
             }
-            let mut got = match tokio::time::timeout(config.step_timeout, p.execute_batch(&calls))
+            let mut got = tokio::time::timeout(config.step_timeout, p.execute_batch(&calls))
                 .await
-            {
-                Ok(r) => r,
-                Err(_) => {
+                .unwrap_or_else(|_| {
                     let e = ProviderError::transient(format!(
                         "timed out after {}s",
                         config.step_timeout.as_secs()
                     ));
                     vec![Err(e); calls.len()]
-                }
-            };
+                });
             drop(permits);
             if got.len() != calls.len() {
                 // Which call an answer belongs to is unknown: none of them can be trusted.

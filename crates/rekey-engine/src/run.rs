@@ -701,8 +701,7 @@ impl Engine {
                     Ok(v) => v,
                     Err(msg) => {
                         spare = Some(permit);
-                        self.fail_unresolved(run_id, plan, &mut ex, i, &msg)
-                            .await?;
+                        self.fail_unresolved(run_id, plan, &mut ex, i, &msg).await?;
                         continue;
                     }
                 };
@@ -748,8 +747,7 @@ impl Engine {
                     match ex.resolve_inputs(plan, run_id, i) {
                         Ok(inputs) => members.push((i, inputs)),
                         Err(msg) => {
-                            self.fail_unresolved(run_id, plan, &mut ex, i, &msg)
-                                .await?;
+                            self.fail_unresolved(run_id, plan, &mut ex, i, &msg).await?;
                         }
                     }
                 }
@@ -764,9 +762,9 @@ impl Engine {
                     // Alone after all: an ordinary call.
                     let (i, inputs) = members.pop().expect("one");
                     let ctx = self.task_ctx(&mut slots, run_id, plan, &mut ex, i, Some(permit));
-                    tasks.spawn(async move {
-                        vec![(i, ctx.run(Some(provider), inputs, None).await)]
-                    });
+                    tasks.spawn(
+                        async move { vec![(i, ctx.run(Some(provider), inputs, None).await)] },
+                    );
                     continue;
                 }
                 let members = members
@@ -2113,7 +2111,11 @@ fn log_report(step: &PlannedStep, r: &crate::provider::Report) {
 }
 
 /// Exponential backoff with full jitter, never shorter than a server's Retry-After.
-pub(crate) fn backoff(config: &EngineConfig, attempt: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(
+    config: &EngineConfig,
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
     let exp = config
         .backoff_base
         .saturating_mul(1u32 << (attempt - 1).min(16))

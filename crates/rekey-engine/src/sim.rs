@@ -62,7 +62,10 @@ pub struct SimProvider {
 /// Actions whose real API takes many at once: GitHub's `POST /credentials/revoke` (1,000
 /// tokens a request) and Hugging Face's `POST /api/credentials/revoke` (not in the action
 /// registry yet).
-const BATCHED: &[&str] = &["github.credentials.revoke", "huggingface.credentials.revoke"];
+const BATCHED: &[&str] = &[
+    "github.credentials.revoke",
+    "huggingface.credentials.revoke",
+];
 
 /// Steps per simulated batch request.
 const BATCH_LIMIT: usize = 1000;
@@ -394,7 +397,9 @@ impl Provider for SimProvider {
     }
 
     fn batch_limit(&self, step: &rekey_plan::PlannedStep) -> Option<usize> {
-        BATCHED.contains(&step.action.as_str()).then_some(BATCH_LIMIT)
+        BATCHED
+            .contains(&step.action.as_str())
+            .then_some(BATCH_LIMIT)
     }
 
     /// One request for the whole batch: one latency, one fault coin, one outage check; the

@@ -144,7 +144,12 @@ async fn a_batch_in_an_outage_is_retried_as_a_batch() {
     let requests = rig.sim.requests(REVOKE);
     // Each try is one request for all 50 tokens: a few, not 50 per try.
     assert!((2..20).contains(&requests), "{requests} requests");
-    let events = rig.engine.store.audit_events(Some("run-outage")).await.unwrap();
+    let events = rig
+        .engine
+        .store
+        .audit_events(Some("run-outage"))
+        .await
+        .unwrap();
     for s in revokes(&plan) {
         let retries = events
             .iter()
@@ -214,7 +219,10 @@ impl Provider for Recording {
             calls
                 .iter()
                 .map(|c| {
-                    let token = c.inputs.get("token").is_some_and(rekey_engine::Value::is_secret);
+                    let token = c
+                        .inputs
+                        .get("token")
+                        .is_some_and(rekey_engine::Value::is_secret);
                     (
                         c.step.id.clone(),
                         c.idempotency_key.to_owned(),
@@ -256,19 +264,27 @@ async fn batch_calls_are_built_as_single_calls_and_their_reports_audited_per_ste
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
     let batches = rec.batches.lock().unwrap().clone();
     // A limit of 3: 7 revokes in requests of at most 3 (a lone one goes as a single call).
-    assert!(batches.iter().all(|b| (2..=3).contains(&b.len())), "{batches:?}");
+    assert!(
+        batches.iter().all(|b| (2..=3).contains(&b.len())),
+        "{batches:?}"
+    );
     let batched: usize = batches.iter().map(Vec::len).sum();
     assert!(batched >= 6, "{batches:?}");
     for (step, key, attempt, secret_token) in batches.iter().flatten() {
         assert_eq!(*key, idempotency_key("run-rec", step), "{step}");
         assert_eq!(*attempt, 1);
-        assert!(secret_token, "{step}: the token input is the captured secret");
+        assert!(
+            secret_token,
+            "{step}: the token input is the captured secret"
+        );
     }
     let events = engine.store.audit_events(Some("run-rec")).await.unwrap();
     for (step, ..) in batches.iter().flatten() {
         let warnings: Vec<_> = events
             .iter()
-            .filter(|e| e.draft.step.as_deref() == Some(step) && e.draft.event == "provider_warning")
+            .filter(|e| {
+                e.draft.step.as_deref() == Some(step) && e.draft.event == "provider_warning"
+            })
             .collect();
         assert_eq!(warnings.len(), 1, "{step}");
         let cred = step.split('/').next().unwrap();
@@ -366,7 +382,10 @@ struct Times(Mutex<Vec<(Instant, String)>>);
 
 impl Observer for Times {
     fn step_finished(&self, step: &PlannedStep, _state: StepState) {
-        self.0.lock().unwrap().push((Instant::now(), step.id.clone()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((Instant::now(), step.id.clone()));
     }
 }
 
@@ -465,7 +484,13 @@ async fn finish(ws: &Workspace, plan: &Plan, context: &str) {
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     if v["status"] != "succeeded" {
         let r = ws.rekey(&["resume", run_id], &[]);
-        assert_eq!(r.code, Some(0), "{context}: resume\n{}\n{}", r.stdout, r.stderr);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "{context}: resume\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
     }
     let sim = SimProvider::open(
         &ws.path().join(".rekey/sim-ledger.db"),
