@@ -3,6 +3,7 @@
 //! operator after it); reconciliation after a crash; and a simulated provider for rehearsals,
 //! tests and benchmarks.
 
+mod batch;
 pub mod fingerprint;
 pub mod provider;
 pub mod run;

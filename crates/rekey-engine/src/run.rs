@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::batch::{BatchTask, Gathering};
 use crate::fingerprint::Fingerprinter;
 use crate::provider::{
     Call, ErrorKind, Provider, ProviderError, Reconciled, Reports, Value, Values, plain_json,
@@ -42,6 +43,12 @@ pub struct EngineConfig {
     pub backoff_base: Duration,
     /// The longest backoff between tries; a server's `Retry-After` is waited even past it.
     pub backoff_max: Duration,
+    /// How long a ready step whose provider takes many in one request
+    /// ([`Provider::batch_limit`]) waits for others of the same action: the wait starts again
+    /// each time one joins, up to `batch_max_wait`.
+    pub batch_window: Duration,
+    /// The longest a step is held to gather a batch.
+    pub batch_max_wait: Duration,
     pub actor: String,
     pub reason: Option<String>,
     /// Abort at the N-th crash point (crash tests).
@@ -87,6 +94,8 @@ impl Default for EngineConfig {
             retry_budget: Duration::from_mins(2),
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(20),
+            batch_window: Duration::from_millis(250),
+            batch_max_wait: Duration::from_secs(5),
             actor: "unknown".into(),
             reason: None,
             crash_at: None,
@@ -215,7 +224,7 @@ enum CredState {
 }
 
 /// What a task reports back to the scheduler.
-enum TaskResult {
+pub(crate) enum TaskResult {
     Succeeded(Values),
     Waiting,
     Failed(String),
@@ -662,19 +671,33 @@ impl Engine {
 
         // 3. Schedule.
         ex.init_ready(plan);
+        let mut gathering = Gathering::new(
+            plan,
+            &ex.state,
+            |i| self.batch_limit(&plan.steps[i]),
+            self.config.batch_window,
+            self.config.batch_max_wait,
+        );
         // Calls in flight are bounded by `concurrency`; up to as many more tasks may be writing
         // their `started` record meanwhile, so no call slot waits on a commit.
-        let calls = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-        let global = Arc::new(Semaphore::new(self.config.concurrency.max(1) * 2));
-        let mut per_provider: HashMap<String, Arc<Semaphore>> = HashMap::new();
-        let mut tasks: JoinSet<(usize, TaskResult)> = JoinSet::new();
         let (write_tx, write_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut slots = Slots {
+            calls: Arc::new(Semaphore::new(self.config.concurrency.max(1))),
+            global: Arc::new(Semaphore::new(self.config.concurrency.max(1) * 2)),
+            per_provider: HashMap::new(),
+            writer: write_tx,
+        };
+        let mut tasks: JoinSet<Vec<(usize, TaskResult)>> = JoinSet::new();
         let writer_task = tokio::spawn(writer(Arc::clone(&self.store), write_rx));
+        // A task slot that came free while every ready step was waiting for one.
+        let mut spare: Option<tokio::sync::OwnedSemaphorePermit> = None;
         loop {
             if lost.load(std::sync::atomic::Ordering::SeqCst) {
                 ex.ready.clear();
+                gathering.clear();
             }
-            while let Some((_, Reverse(i))) = ex.ready.pop() {
+            let mut blocked = false;
+            while let Some((h, Reverse(i))) = ex.ready.pop() {
                 let c = plan.steps[i].credential as usize;
                 if ex.state[i] != StepState::Pending && ex.state[i] != StepState::WaitingForOperator
                 {
@@ -683,37 +706,27 @@ impl Engine {
                 if ex.cred[c] != CredState::Active {
                     continue;
                 }
-                let step = &plan.steps[i];
+                if gathering.is_batched(i) {
+                    gathering.join(i, tokio::time::Instant::now());
+                    continue;
+                }
+                let Some(permit) = spare
+                    .take()
+                    .or_else(|| Arc::clone(&slots.global).try_acquire_owned().ok())
+                else {
+                    ex.ready.push((h, Reverse(i)));
+                    blocked = true;
+                    break;
+                };
                 let inputs = match ex.resolve_inputs(plan, run_id, i) {
                     Ok(v) => v,
                     Err(msg) => {
-                        // A plan/engine mismatch: fail the step so the policy applies.
-                        self.transition(
-                            run_id,
-                            plan,
-                            &mut ex,
-                            i,
-                            StepEvent::Start,
-                            None,
-                            None,
-                            Some("step_started"),
-                        )
-                        .await?;
-                        self.transition(
-                            run_id,
-                            plan,
-                            &mut ex,
-                            i,
-                            StepEvent::Fail,
-                            None,
-                            Some(&msg),
-                            Some("step_failed"),
-                        )
-                        .await?;
-                        ex.cred[c] = CredState::Halting;
+                        spare = Some(permit);
+                        self.fail_unresolved(run_id, plan, &mut ex, i, &msg).await?;
                         continue;
                     }
                 };
+                let step = &plan.steps[i];
                 let manual_real = step.effect == Effect::Human && !self.simulated;
                 let provider = if manual_real {
                     None
@@ -721,76 +734,99 @@ impl Engine {
                     self.providers.get(&step.provider)
                 };
                 let operator = operator_inputs.get(&step.id).cloned();
-                let permit_g = Arc::clone(&global)
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore open");
-                let sem = Arc::clone(
-                    per_provider
-                        .entry(step.provider.clone())
-                        .or_insert_with(|| {
-                            Arc::new(Semaphore::new(self.config.per_provider.max(1)))
-                        }),
-                );
-                ex.inflight[c] += 1;
-                ex.tried[i] = true;
-                let ctx = TaskCtx {
-                    calls: Arc::clone(&calls),
-                    provider_slots: sem,
-                    tasks: Arc::clone(&global),
-                    task_slot: tokio::sync::Mutex::new(Some(permit_g)),
-                    store: Arc::clone(&self.store),
-                    observer: self.observer.clone(),
-                    writer: write_tx.clone(),
-                    fingerprints: Arc::clone(&self.fingerprints),
-                    config: self.config.clone(),
-                    simulated: self.simulated,
-                    run_id: run_id.to_owned(),
-                    step: step.clone(),
-                    credential: plan.credentials[c].clone(),
-                    from: ex.state[i],
-                    idx: i,
+                let ctx = self.task_ctx(&mut slots, run_id, plan, &mut ex, i, Some(permit));
+                tasks.spawn(async move { vec![(i, ctx.run(provider, inputs, operator).await)] });
+            }
+            // Gathered steps whose batch is due; nothing in flight or ready can add to a batch
+            // when idle.
+            let idle = tasks.is_empty() && ex.ready.is_empty();
+            while !blocked
+                && let Some(k) = gathering.due(tokio::time::Instant::now(), idle, |i| {
+                    let c = plan.steps[i].credential as usize;
+                    ex.state[i] == StepState::Pending
+                        && ex.cred[c] == CredState::Active
+                        && ex.inflight[c] > 0
+                })
+            {
+                let Some(permit) = spare
+                    .take()
+                    .or_else(|| Arc::clone(&slots.global).try_acquire_owned().ok())
+                else {
+                    blocked = true;
+                    break;
                 };
-                tasks.spawn(async move {
-                    let r = ctx.run(provider, inputs, operator).await;
-                    (i, r)
-                });
+                let mut members = Vec::new();
+                for i in gathering.take(k) {
+                    let c = plan.steps[i].credential as usize;
+                    if !matches!(
+                        ex.state[i],
+                        StepState::Pending | StepState::WaitingForOperator
+                    ) || ex.cred[c] != CredState::Active
+                    {
+                        continue;
+                    }
+                    match ex.resolve_inputs(plan, run_id, i) {
+                        Ok(inputs) => members.push((i, inputs)),
+                        Err(msg) => {
+                            self.fail_unresolved(run_id, plan, &mut ex, i, &msg).await?;
+                        }
+                    }
+                }
+                let provider = members
+                    .first()
+                    .and_then(|(i, _)| self.providers.get(&plan.steps[*i].provider));
+                let Some(provider) = provider else {
+                    spare = Some(permit);
+                    continue;
+                };
+                if members.len() == 1 {
+                    // Alone after all: an ordinary call.
+                    let (i, inputs) = members.pop().expect("one");
+                    let ctx = self.task_ctx(&mut slots, run_id, plan, &mut ex, i, Some(permit));
+                    tasks.spawn(
+                        async move { vec![(i, ctx.run(Some(provider), inputs, None).await)] },
+                    );
+                    continue;
+                }
+                let members = members
+                    .into_iter()
+                    .map(|(i, inputs)| {
+                        (
+                            self.task_ctx(&mut slots, run_id, plan, &mut ex, i, None),
+                            inputs,
+                        )
+                    })
+                    .collect();
+                let batch = BatchTask {
+                    members,
+                    task_slot: tokio::sync::Mutex::new(Some(permit)),
+                };
+                tasks.spawn(batch.run(provider));
             }
-            let Some(joined) = tasks.join_next().await else {
+            if tasks.is_empty() && gathering.is_empty() {
                 break;
-            };
-            let (i, result) = joined.expect("step tasks do not panic");
-            let c = plan.steps[i].credential as usize;
-            ex.inflight[c] -= 1;
-            match result {
-                TaskResult::Succeeded(values) => {
-                    ex.state[i] = StepState::Succeeded;
-                    ex.outputs[i] = Some(values);
-                    ex.release_dependents(i);
-                    self.notify(&plan.steps[i], StepState::Succeeded);
-                }
-                TaskResult::Waiting => {
-                    ex.state[i] = StepState::WaitingForOperator;
-                    if ex.cred[c] == CredState::Active {
-                        ex.cred[c] = CredState::Paused;
-                    }
-                    self.notify(&plan.steps[i], StepState::WaitingForOperator);
-                }
-                TaskResult::Failed(msg) => {
-                    ex.state[i] = StepState::Failed;
-                    ex.errors.insert(i, msg);
-                    if matches!(ex.cred[c], CredState::Active | CredState::Paused) {
-                        ex.cred[c] = CredState::Halting;
-                    }
-                    self.notify(&plan.steps[i], StepState::Failed);
-                }
             }
-            if ex.cred[c] == CredState::Halting && ex.inflight[c] == 0 {
-                self.settle_credential(run_id, plan, &mut ex, c).await?;
+            let deadline = gathering.next_deadline();
+            let joined = tokio::select! {
+                biased;
+                joined = tasks.join_next(), if !tasks.is_empty() => joined,
+                permit = Arc::clone(&slots.global).acquire_owned(), if blocked => {
+                    spare = Some(permit.expect("semaphore open"));
+                    None
+                }
+                // (A due batch waiting for a slot waits on the branch above.)
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() && !blocked => None,
+            };
+            let Some(joined) = joined else {
+                continue;
+            };
+            for (i, result) in joined.expect("step tasks do not panic") {
+                self.finished(run_id, plan, &mut ex, i, result).await?;
             }
         }
 
-        drop(write_tx);
+        drop(slots);
         let _ = writer_task.await;
 
         // 4. The run's verdict.
@@ -811,6 +847,133 @@ impl Engine {
             status,
             message,
         })
+    }
+
+    /// How many steps like `step` its provider takes in one request, when more than one.
+    fn batch_limit(&self, step: &PlannedStep) -> Option<usize> {
+        if step.effect == Effect::Human && !self.simulated {
+            return None;
+        }
+        self.providers
+            .get(&step.provider)?
+            .batch_limit(step)
+            .filter(|&n| n > 1)
+    }
+
+    /// A step whose inputs cannot be filled (a plan/engine mismatch) fails before any call, so
+    /// the failure policy applies.
+    async fn fail_unresolved(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &mut Exec,
+        i: usize,
+        msg: &str,
+    ) -> Result<(), EngineError> {
+        self.transition(
+            run_id,
+            plan,
+            ex,
+            i,
+            StepEvent::Start,
+            None,
+            None,
+            Some("step_started"),
+        )
+        .await?;
+        self.transition(
+            run_id,
+            plan,
+            ex,
+            i,
+            StepEvent::Fail,
+            None,
+            Some(msg),
+            Some("step_failed"),
+        )
+        .await?;
+        ex.cred[plan.steps[i].credential as usize] = CredState::Halting;
+        Ok(())
+    }
+
+    /// The task of step `i`, counted in flight for its credential. `permit`: its task slot
+    /// (`None` for a step of a batch, which holds one slot for all).
+    fn task_ctx(
+        &self,
+        slots: &mut Slots,
+        run_id: &str,
+        plan: &Plan,
+        ex: &mut Exec,
+        i: usize,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> TaskCtx {
+        let step = &plan.steps[i];
+        let c = step.credential as usize;
+        let sem = Arc::clone(
+            slots
+                .per_provider
+                .entry(step.provider.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_provider.max(1)))),
+        );
+        ex.inflight[c] += 1;
+        ex.tried[i] = true;
+        TaskCtx {
+            calls: Arc::clone(&slots.calls),
+            provider_slots: sem,
+            tasks: Arc::clone(&slots.global),
+            task_slot: tokio::sync::Mutex::new(permit),
+            store: Arc::clone(&self.store),
+            observer: self.observer.clone(),
+            writer: slots.writer.clone(),
+            fingerprints: Arc::clone(&self.fingerprints),
+            config: self.config.clone(),
+            simulated: self.simulated,
+            run_id: run_id.to_owned(),
+            step: step.clone(),
+            credential: plan.credentials[c].clone(),
+            from: ex.state[i],
+            idx: i,
+        }
+    }
+
+    /// Takes in what a task reported for step `i`.
+    async fn finished(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &mut Exec,
+        i: usize,
+        result: TaskResult,
+    ) -> Result<(), EngineError> {
+        let c = plan.steps[i].credential as usize;
+        ex.inflight[c] -= 1;
+        match result {
+            TaskResult::Succeeded(values) => {
+                ex.state[i] = StepState::Succeeded;
+                ex.outputs[i] = Some(values);
+                ex.release_dependents(i);
+                self.notify(&plan.steps[i], StepState::Succeeded);
+            }
+            TaskResult::Waiting => {
+                ex.state[i] = StepState::WaitingForOperator;
+                if ex.cred[c] == CredState::Active {
+                    ex.cred[c] = CredState::Paused;
+                }
+                self.notify(&plan.steps[i], StepState::WaitingForOperator);
+            }
+            TaskResult::Failed(msg) => {
+                ex.state[i] = StepState::Failed;
+                ex.errors.insert(i, msg);
+                if matches!(ex.cred[c], CredState::Active | CredState::Paused) {
+                    ex.cred[c] = CredState::Halting;
+                }
+                self.notify(&plan.steps[i], StepState::Failed);
+            }
+        }
+        if ex.cred[c] == CredState::Halting && ex.inflight[c] == 0 {
+            self.settle_credential(run_id, plan, ex, c).await?;
+        }
+        Ok(())
     }
 
     fn notify(&self, step: &PlannedStep, state: StepState) {
@@ -1567,6 +1730,16 @@ fn run_status_allows_retry(_records: &[StepRecord]) -> bool {
     true
 }
 
+/// The slots steps share while a run is scheduled.
+struct Slots {
+    /// Calls in flight.
+    calls: Arc<Semaphore>,
+    /// Step tasks in flight (twice the calls: some are writing their records).
+    global: Arc<Semaphore>,
+    per_provider: HashMap<String, Arc<Semaphore>>,
+    writer: tokio::sync::mpsc::UnboundedSender<WriteReq>,
+}
+
 /// A step transition waiting for the group-commit writer.
 struct WriteReq {
     run_id: String,
@@ -1623,28 +1796,41 @@ async fn writer(store: Arc<Store>, mut rx: tokio::sync::mpsc::UnboundedReceiver<
 }
 
 /// Everything one step task needs, owned so the task can outlive the scheduler's borrow.
-struct TaskCtx {
+pub(crate) struct TaskCtx {
     /// Calls in flight, across providers and per provider.
-    calls: Arc<Semaphore>,
-    provider_slots: Arc<Semaphore>,
+    pub(crate) calls: Arc<Semaphore>,
+    pub(crate) provider_slots: Arc<Semaphore>,
     /// Step tasks in flight, and this task's slot: given back while it waits to retry.
-    tasks: Arc<Semaphore>,
+    pub(crate) tasks: Arc<Semaphore>,
     task_slot: tokio::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
     store: Arc<Store>,
-    observer: Option<Arc<dyn Observer>>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
     writer: tokio::sync::mpsc::UnboundedSender<WriteReq>,
     fingerprints: Arc<Fingerprinter>,
-    config: EngineConfig,
+    pub(crate) config: EngineConfig,
     simulated: bool,
-    run_id: String,
-    step: PlannedStep,
-    credential: rekey_plan::PlannedCredential,
-    from: StepState,
-    idx: usize,
+    pub(crate) run_id: String,
+    pub(crate) step: PlannedStep,
+    pub(crate) credential: rekey_plan::PlannedCredential,
+    pub(crate) from: StepState,
+    pub(crate) idx: usize,
 }
 
+/// What a step's call came to, ready to be recorded.
+pub(crate) struct Outcome {
+    pub(crate) event: StepEvent,
+    pub(crate) outputs: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) audit: AuditDraft,
+    pub(crate) result: TaskResult,
+}
+
+/// A transition queued for the group-commit writer.
+pub(crate) type Sent =
+    Result<tokio::sync::oneshot::Receiver<Result<StepState, StoreError>>, StoreError>;
+
 impl TaskCtx {
-    fn audit(&self, event: &str, outcome: &str) -> AuditDraft {
+    pub(crate) fn audit(&self, event: &str, outcome: &str) -> AuditDraft {
         AuditDraft {
             run_id: Some(self.run_id.clone()),
             actor: self.config.actor.clone(),
@@ -1668,6 +1854,19 @@ impl TaskCtx {
         error: Option<&str>,
         audit: AuditDraft,
     ) -> Result<StepState, StoreError> {
+        Self::written(self.send(from, event, outputs, error, audit)).await
+    }
+
+    /// Queues a transition without waiting for its commit: a batch queues all of its steps'
+    /// before waiting, so they share one transaction.
+    pub(crate) fn send(
+        &self,
+        from: StepState,
+        event: StepEvent,
+        outputs: Option<&str>,
+        error: Option<&str>,
+        audit: AuditDraft,
+    ) -> Sent {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let req = WriteReq {
             run_id: self.run_id.clone(),
@@ -1679,9 +1878,72 @@ impl TaskCtx {
             audit,
             reply,
         };
-        let stopped = || StoreError::Corrupt("the state writer stopped".into());
-        self.writer.send(req).map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        self.writer.send(req).map_err(|_| writer_stopped())?;
+        Ok(rx)
+    }
+
+    /// Waits for the commit of a transition queued by [`Self::send`].
+    pub(crate) async fn written(sent: Sent) -> Result<StepState, StoreError> {
+        sent?.await.map_err(|_| writer_stopped())?
+    }
+
+    /// The record of a call's result: `succeeded` with its plain outputs and keyed
+    /// fingerprints of its secrets, or `failed` with the error.
+    pub(crate) fn outcome(&self, result: Result<Values, ProviderError>) -> Outcome {
+        match result {
+            Ok(values) => {
+                let json = plain_json(&values);
+                let mut a = self.audit("step_succeeded", "ok");
+                // Evidence without values: keyed fingerprints of secrets, plain outputs as detail.
+                let prints: Vec<String> = values
+                    .iter()
+                    .filter(|(_, v)| v.is_secret())
+                    .map(|(k, v)| format!("{k}={}", self.fingerprints.fingerprint(v.expose())))
+                    .collect();
+                if !prints.is_empty() {
+                    a.fingerprint = Some(prints.join(","));
+                }
+                if json != "{}" {
+                    a.detail = Some(json.clone());
+                }
+                Outcome {
+                    event: StepEvent::Succeed,
+                    outputs: Some(json),
+                    error: None,
+                    audit: a,
+                    result: TaskResult::Succeeded(values),
+                }
+            }
+            Err(e) => {
+                let mut a = self.audit("step_failed", "error");
+                a.detail = Some(e.message.clone());
+                Outcome {
+                    event: StepEvent::Fail,
+                    outputs: None,
+                    error: Some(e.message.clone()),
+                    audit: a,
+                    result: TaskResult::Failed(e.message),
+                }
+            }
+        }
+    }
+
+    /// Audits what a call reported (see [`Reports`]) as events of this step.
+    pub(crate) async fn audit_reports(&self, reports: &Reports) -> Result<(), StoreError> {
+        for r in reports.take() {
+            log_report(&self.step, &r);
+            let mut a = self.audit(r.event, r.outcome);
+            a.detail = Some(r.detail);
+            self.store.append_audit(a).await?;
+        }
+        Ok(())
+    }
+
+    /// Audits a try that will be made again.
+    pub(crate) async fn audit_retry(&self, detail: String) -> Result<(), StoreError> {
+        let mut a = self.audit("step_retry", "retry");
+        a.detail = Some(detail);
+        self.store.append_audit(a).await
     }
 
     async fn run(
@@ -1741,36 +2003,20 @@ impl TaskCtx {
             Some(p) => self.call_with_retries(p.as_ref(), &inputs, &key).await?,
         };
         crash_point(self.config.crash_at);
-        match result {
-            Ok(values) => {
-                let json = plain_json(&values);
-                let mut a = self.audit("step_succeeded", "ok");
-                // Evidence without values: keyed fingerprints of secrets, plain outputs as detail.
-                let prints: Vec<String> = values
-                    .iter()
-                    .filter(|(_, v)| v.is_secret())
-                    .map(|(k, v)| format!("{k}={}", self.fingerprints.fingerprint(v.expose())))
-                    .collect();
-                if !prints.is_empty() {
-                    a.fingerprint = Some(prints.join(","));
-                }
-                if json != "{}" {
-                    a.detail = Some(json.clone());
-                }
-                self.write(started, StepEvent::Succeed, Some(&json), None, a)
-                    .await?;
-                crash_point(self.config.crash_at);
-                Ok(TaskResult::Succeeded(values))
-            }
-            Err(e) => {
-                let msg = e.message.clone();
-                let mut a = self.audit("step_failed", "error");
-                a.detail = Some(msg.clone());
-                self.write(started, StepEvent::Fail, None, Some(&msg), a)
-                    .await?;
-                Ok(TaskResult::Failed(msg))
-            }
+        let o = self.outcome(result);
+        let succeeded = matches!(o.result, TaskResult::Succeeded(_));
+        self.write(
+            started,
+            o.event,
+            o.outputs.as_deref(),
+            o.error.as_deref(),
+            o.audit,
+        )
+        .await?;
+        if succeeded {
+            crash_point(self.config.crash_at);
         }
+        Ok(o.result)
     }
 
     /// Calls the provider until it answers, a permanent error, or the retry budget is spent.
@@ -1826,12 +2072,7 @@ impl TaskCtx {
                 ))),
             };
             drop(permits);
-            for r in call.reports.take() {
-                log_report(&self.step, &r);
-                let mut a = self.audit(r.event, r.outcome);
-                a.detail = Some(r.detail);
-                self.store.append_audit(a).await?;
-            }
+            self.audit_reports(&call.reports).await?;
             let err = match result {
                 Ok(v) => return Ok(Ok(v)),
                 Err(e) => e,
@@ -1859,9 +2100,7 @@ impl TaskCtx {
                 err.message,
                 wait.as_secs_f64()
             );
-            let mut a = self.audit("step_retry", "retry");
-            a.detail = Some(detail.clone());
-            self.store.append_audit(a).await?;
+            self.audit_retry(detail.clone()).await?;
             if let Some(o) = &self.observer {
                 let until = jiff::Timestamp::now()
                     + jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::ZERO);
@@ -1886,6 +2125,10 @@ impl TaskCtx {
     }
 }
 
+fn writer_stopped() -> StoreError {
+    StoreError::Corrupt("the state writer stopped".into())
+}
+
 /// A provider's report on the log too: a warning shows in the run's output.
 fn log_report(step: &PlannedStep, r: &crate::provider::Report) {
     if r.event == "side_effect" {
@@ -1896,7 +2139,11 @@ fn log_report(step: &PlannedStep, r: &crate::provider::Report) {
 }
 
 /// Exponential backoff with full jitter, never shorter than a server's Retry-After.
-fn backoff(config: &EngineConfig, attempt: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(
+    config: &EngineConfig,
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
     let exp = config
         .backoff_base
         .saturating_mul(1u32 << (attempt - 1).min(16))

@@ -19,7 +19,8 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 use crate::provider::Provider;
@@ -54,7 +55,20 @@ pub struct SimProvider {
     salt: String,
     options: SimOptions,
     opened: std::time::Instant,
+    /// Requests made to the simulated APIs, per action (a batch is one request).
+    requests: std::sync::Mutex<BTreeMap<String, u64>>,
 }
+
+/// Actions whose real API takes many at once: GitHub's `POST /credentials/revoke` (1,000
+/// tokens a request) and Hugging Face's `POST /api/credentials/revoke` (not in the action
+/// registry yet).
+const BATCHED: &[&str] = &[
+    "github.credentials.revoke",
+    "huggingface.credentials.revoke",
+];
+
+/// Steps per simulated batch request.
+const BATCH_LIMIT: usize = 1000;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -100,6 +114,7 @@ impl SimProvider {
             salt,
             options,
             opened: std::time::Instant::now(),
+            requests: std::sync::Mutex::default(),
         })
     }
 
@@ -164,15 +179,84 @@ impl SimProvider {
         p < self.options.fail_rate
     }
 
+    /// Whether a request fails transiently: one coin per request, so a batch request fails
+    /// or gets through as a whole.
+    fn flaky_request(&self, calls: &[Call<'_>]) -> bool {
+        if self.options.fail_rate <= 0.0 {
+            return false;
+        }
+        let mut h = Sha256::new();
+        h.update(self.options.seed.to_le_bytes());
+        for c in calls {
+            h.update(c.idempotency_key.as_bytes());
+        }
+        h.update(calls.first().map_or(0, |c| c.attempt).to_le_bytes());
+        let d = h.finalize();
+        let x = u64::from_le_bytes(d[..8].try_into().expect("8 bytes"));
+        #[allow(clippy::cast_precision_loss)]
+        let p = x as f64 / u64::MAX as f64;
+        p < self.options.fail_rate
+    }
+
+    /// Counts a request to the simulated API of `action`.
+    fn count(&self, action: &str) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(action.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Requests made so far for `action` (a batch counts once), failed ones included.
+    pub fn requests(&self, action: &str) -> u64 {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(action)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The outage `provider` is in now, if any.
+    fn outage(&self, provider: &str) -> Option<&Outage> {
+        let now = self.opened.elapsed();
+        self.options
+            .outages
+            .iter()
+            .find(|o| o.provider == provider && o.start <= now && now < o.start + o.duration)
+    }
+
     async fn record_effect(&self, call: &Call<'_>) -> Result<(), ProviderError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        Self::record_effect_on(&mut conn, call).await
+    }
+
+    async fn record_effect_on(
+        conn: &mut SqliteConnection,
+        call: &Call<'_>,
+    ) -> Result<(), ProviderError> {
         sqlx::query("INSERT INTO effects (idem_key, run_id, step) VALUES ($1, $2, $3)")
             .bind(call.idempotency_key)
             .bind(call.run_id)
             .bind(&call.step.id)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    /// Retires the old values of every call of a batch and records the effects, all in one
+    /// transaction: the request takes effect as a whole or not at all.
+    async fn retire_all(&self, calls: &[&Call<'_>], to: &str) -> Result<(), ProviderError> {
+        // IMMEDIATE: a deferred transaction that reads, then writes after another connection
+        // committed, fails at once in WAL mode instead of waiting its turn.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        for c in calls {
+            self.retire_on(&mut tx, c, to).await?;
+            Self::record_effect_on(&mut tx, c).await?;
+        }
+        tx.commit().await.map_err(db)
     }
 
     /// Mints (or, for the same idempotency key, returns again) a value.
@@ -228,11 +312,21 @@ impl SimProvider {
 
     /// Disables or deletes the credential's old values: those not minted by this run.
     async fn retire(&self, call: &Call<'_>, to: &str) -> Result<(), ProviderError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        self.retire_on(&mut conn, call, to).await
+    }
+
+    async fn retire_on(
+        &self,
+        conn: &mut SqliteConnection,
+        call: &Call<'_>,
+        to: &str,
+    ) -> Result<(), ProviderError> {
         let keep = self.named_ids(call, "except");
         let rows = sqlx::query("SELECT id, state FROM credential_values WHERE credential = $1 AND minted_run != $2 AND state != 'deleted'")
             .bind(&call.credential.id)
             .bind(call.run_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(db)?;
         for r in rows {
@@ -245,7 +339,7 @@ impl SimProvider {
                 .bind(to)
                 .bind(call.idempotency_key)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(db)?;
         }
@@ -302,7 +396,75 @@ impl Provider for SimProvider {
         Ok(Some(self.outputs_for(call, id)))
     }
 
+    fn batch_limit(&self, step: &rekey_plan::PlannedStep) -> Option<usize> {
+        BATCHED
+            .contains(&step.action.as_str())
+            .then_some(BATCH_LIMIT)
+    }
+
+    /// One request for the whole batch: one latency, one fault coin, one outage check; the
+    /// old values of every call are retired in one ledger transaction. A `--sim-fail` step
+    /// fails on its own (the API rejects that token), the others go through.
+    async fn execute_batch(&self, calls: &[Call<'_>]) -> Vec<Result<Values, ProviderError>> {
+        let Some(first) = calls.first() else {
+            return Vec::new();
+        };
+        let retiring = match first.step.effect {
+            Effect::Disable => "inactive",
+            Effect::Delete => "deleted",
+            _ => "",
+        };
+        if retiring.is_empty() || calls.iter().any(|c| c.step.action != first.step.action) {
+            // Not a request this simulator batches: one per call.
+            let mut out = Vec::with_capacity(calls.len());
+            for c in calls {
+                out.push(self.execute(c).await);
+            }
+            return out;
+        }
+        self.count(&first.step.action);
+        if !self.options.latency.is_zero() {
+            tokio::time::sleep(self.options.latency).await;
+        }
+        let all = |e: ProviderError| vec![Err(e); calls.len()];
+        if let Some(o) = self.outage(&first.step.provider) {
+            return all(ProviderError::transient(format!(
+                "simulated outage of {} (503 Service Unavailable)",
+                o.provider
+            )));
+        }
+        if self.flaky_request(calls) {
+            return all(ProviderError::transient("simulated transient failure"));
+        }
+        let ok: Vec<&Call<'_>> = calls
+            .iter()
+            .filter(|c| !self.options.fail_steps.contains(&c.step.id))
+            .collect();
+        if let Err(e) = self.retire_all(&ok, retiring).await {
+            return all(e);
+        }
+        self.crash_point();
+        calls
+            .iter()
+            .map(|c| {
+                if self.options.fail_steps.contains(&c.step.id) {
+                    Err(ProviderError::permanent(format!(
+                        "simulated failure of {}",
+                        c.step.id
+                    )))
+                } else {
+                    Ok(c.step
+                        .outputs
+                        .iter()
+                        .map(|o| (o.name.clone(), Value::Plain("sim-done".into())))
+                        .collect())
+                }
+            })
+            .collect()
+    }
+
     async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        self.count(&call.step.action);
         if !self.options.latency.is_zero() {
             tokio::time::sleep(self.options.latency).await;
         }
@@ -312,10 +474,7 @@ impl Provider for SimProvider {
                 call.step.id
             )));
         }
-        let now = self.opened.elapsed();
-        if let Some(o) = self.options.outages.iter().find(|o| {
-            o.provider == call.step.provider && o.start <= now && now < o.start + o.duration
-        }) {
+        if let Some(o) = self.outage(&call.step.provider) {
             return Err(ProviderError::transient(format!(
                 "simulated outage of {} (503 Service Unavailable)",
                 o.provider

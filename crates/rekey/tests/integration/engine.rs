@@ -890,7 +890,7 @@ async fn a_lost_old_value_is_not_read_again_after_delivery() {
     );
 }
 
-fn clone_engine(e: &Engine) -> Engine {
+pub(crate) fn clone_engine(e: &Engine) -> Engine {
     Engine {
         store: Arc::clone(&e.store),
         providers: e.providers.clone(),

@@ -1,5 +1,6 @@
 //! rekey's integration tests: one binary (see `autotests = false`), one module per area.
 
+mod batching;
 mod cli;
 mod diagnostics;
 mod engine;
