@@ -63,7 +63,10 @@ pub enum AuthSource {
     /// The environment variable a consumer names.
     TokenEnv(String),
     /// A GitHub App installation.
-    App { app_id: String, installation_id: String },
+    App {
+        app_id: String,
+        installation_id: String,
+    },
     /// `GITHUB_TOKEN`.
     GithubToken,
     /// No authentication (github.com's `/credentials/revoke`), or the credential's own token.
@@ -108,12 +111,13 @@ impl AppAuth {
         installation_id: &str,
         pem: &SecretString,
     ) -> Result<Self, ProviderError> {
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes())
-            .map_err(|_| {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes()).map_err(
+            |_| {
                 ProviderError::permanent(format!(
                     "github: the private key of GitHub App {app_id} is not an RSA key in PEM form"
                 ))
-            })?;
+            },
+        )?;
         Ok(Self {
             app_id: app_id.to_owned(),
             installation_id: installation_id.to_owned(),
@@ -446,7 +450,10 @@ fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a Value, ProviderErr
 }
 
 /// The value a secret receives: the consumer's `field`, or the only value delivered.
-fn delivered_value<'a>(call: &'a Call<'_>, field: Option<&str>) -> Result<&'a Value, ProviderError> {
+fn delivered_value<'a>(
+    call: &'a Call<'_>,
+    field: Option<&str>,
+) -> Result<&'a Value, ProviderError> {
     if let Some(f) = field {
         return call.inputs.get(f).ok_or_else(|| {
             ProviderError::permanent(format!(
@@ -774,13 +781,10 @@ impl GithubProvider {
             if late {
                 break;
             }
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now())))
-                .await;
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             pause = (pause * 2).min(Duration::from_secs(5));
         }
-        out.into_iter()
-            .map(|r| r.unwrap_or(Ok(false)))
-            .collect()
+        out.into_iter().map(|r| r.unwrap_or(Ok(false))).collect()
     }
 
     /// Revokes the tokens of several revoke steps: those GitHub still accepts go in requests
@@ -951,7 +955,9 @@ impl Provider for GithubProvider {
             }
             "consumer.read_current" | "consumer.promote" if target(step).is_some() => Err(format!(
                 "{} is write-only: GitHub never returns an Actions secret's value",
-                step.consumer_label.as_deref().unwrap_or("an Actions secret")
+                step.consumer_label
+                    .as_deref()
+                    .unwrap_or("an Actions secret")
             )),
             a => Err(format!("the GitHub provider does not handle action {a}")),
         }

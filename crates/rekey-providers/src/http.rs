@@ -189,10 +189,24 @@ impl HttpClient {
         })?;
         let write = req.method() != Method::GET && req.method() != Method::HEAD;
         let _permit = self.budget.acquire(write, spend == Spend::Ours).await;
-        self.client
+        let started = std::time::Instant::now();
+        let r = self
+            .client
             .execute(req)
             .await
-            .map_err(|e| transport_error(op, &e))
+            .map_err(|e| transport_error(op, &e));
+        // The operation and the outcome only: never a header, a body or the URL's query.
+        match &r {
+            Ok(resp) => tracing::debug!(
+                provider = self.provider,
+                op,
+                status = resp.status().as_u16(),
+                ms = started.elapsed().as_millis() as u64,
+                "request"
+            ),
+            Err(e) => tracing::debug!(provider = self.provider, op, error = %e, "request failed"),
+        }
+        r
     }
 
     /// Sends and classifies: a success status is returned, anything else is an error.
@@ -279,7 +293,8 @@ pub fn classify(
                 .is_some_and(|m| m.to_ascii_lowercase().contains("rate limit")));
     if status == StatusCode::TOO_MANY_REQUESTS
         || secondary
-        || (exhausted && (status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS))
+        || (exhausted
+            && (status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS))
     {
         // GitHub: without either header, wait at least a minute before a secondary retry.
         let wait = wait_of(headers, now).or(secondary.then_some(Duration::from_secs(60)));
@@ -338,8 +353,8 @@ pub fn looks_like_token(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
     use rekey_engine::ErrorKind;
+    use reqwest::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -373,7 +388,10 @@ mod tests {
             ),
             (
                 403,
-                headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1042")]),
+                headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1042"),
+                ]),
                 r#"{"message":"API rate limit exceeded"}"#,
                 ErrorKind::RateLimited(Some(Duration::from_secs(42))),
             ),

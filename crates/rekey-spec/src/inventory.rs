@@ -187,7 +187,10 @@ pub enum ActionsScope {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         selected_repositories: Vec<String>,
     },
-    Environment { repo: String, environment: String },
+    Environment {
+        repo: String,
+        environment: String,
+    },
 }
 
 /// A place that receives every new value of a credential.
@@ -1111,8 +1114,11 @@ fn check_consumer(
             && !matches!(&scope, ActionsScope::Org { .. })
         {
             errors.push(
-                SpecError::at(loc(file, v), "`visibility` applies to organization secrets only")
-                    .help("remove it, or use `org:` instead of `repo:`"),
+                SpecError::at(
+                    loc(file, v),
+                    "`visibility` applies to organization secrets only",
+                )
+                .help("remove it, or use `org:` instead of `repo:`"),
             );
             return None;
         }
@@ -1127,7 +1133,10 @@ fn check_consumer(
         }
         if let Some(repos) = &gh.selected_repositories
             && let Some(first) = repos.first()
-            && gh.visibility.as_ref().is_none_or(|v| v.as_str() != "selected")
+            && gh
+                .visibility
+                .as_ref()
+                .is_none_or(|v| v.as_str() != "selected")
         {
             errors.push(
                 SpecError::at(
@@ -1139,14 +1148,14 @@ fn check_consumer(
             return None;
         }
         if let Some(t) = &gh.token_env
-            && (t.is_empty()
-                || !t
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            && (t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         {
             errors.push(
-                SpecError::at(loc(file, t), format!("`{}` is not an environment variable name", t.as_str()))
-                    .help("name the variable that holds the token, e.g. token_env: GH_SECRETS_TOKEN"),
+                SpecError::at(
+                    loc(file, t),
+                    format!("`{}` is not an environment variable name", t.as_str()),
+                )
+                .help("name the variable that holds the token, e.g. token_env: GH_SECRETS_TOKEN"),
             );
             return None;
         }

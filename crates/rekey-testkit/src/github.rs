@@ -117,7 +117,11 @@ impl GithubFake {
         let server = MockServer::start().await;
         let state = Arc::new(Mutex::new(State {
             enterprise,
-            prefix: if enterprise { "/api/v3".into() } else { String::new() },
+            prefix: if enterprise {
+                "/api/v3".into()
+            } else {
+                String::new()
+            },
             rng: 0x9E37_79B9_7F4A_7C15,
             ..State::default()
         }));
@@ -340,7 +344,7 @@ impl wiremock::Respond for Responder {
 }
 
 /// The other three quarters of the faults: 429, a 403 secondary limit, a 502 (half of
-    /// them after the request took effect: a lost answer).
+/// them after the request took effect: a lost answer).
 fn fault(s: &mut State, req: &Request) -> Option<ResponseTemplate> {
     if s.fault_rate <= 0.0 {
         return None;
@@ -392,7 +396,11 @@ fn route(s: &mut State, req: &Request) -> ResponseTemplate {
                 return msg(401, "A JSON web token could not be decoded");
             };
             let app = s.apps[i].id;
-            match inst.parse::<u64>().ok().and_then(|n| s.installations.get(&n)) {
+            match inst
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| s.installations.get(&n))
+            {
                 Some(a) if *a == app => {
                     let n = s.tokens.len();
                     let token = format!("ghs_fakeinstallation{n:020}");
@@ -543,7 +551,10 @@ fn secrets_api(s: &mut State, req: &Request, method: &str, segs: &[&str]) -> Res
                 return msg(400, "Problems parsing JSON");
             };
             if body.get("key_id").and_then(Value::as_str) != Some(sc.key_id.as_str()) {
-                return msg(422, "Bad request: key_id does not match the current public key");
+                return msg(
+                    422,
+                    "Bad request: key_id does not match the current public key",
+                );
             }
             let Some(plain) = body
                 .get("encrypted_value")
