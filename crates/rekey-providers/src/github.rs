@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -51,7 +52,7 @@ pub const GITHUB_BUDGET: BudgetSpec = BudgetSpec {
     writes_per_minute: 78,
 };
 /// How long a revoke waits for `GET /user` with the old token to answer 401.
-pub const DEFAULT_PROPAGATION_WAIT: Duration = Duration::from_secs(60);
+pub const DEFAULT_PROPAGATION_WAIT: Duration = Duration::from_mins(1);
 const INSTALLATION_TOKEN_LIFE: Duration = Duration::from_mins(50);
 
 // ---------------------------------------------------------------------------------------------
@@ -216,6 +217,42 @@ impl fmt::Debug for GithubProvider {
     }
 }
 
+/// Which auth a GitHub step will use with the process environment as it is (for `rekey
+/// validate`), and whether its variable is set; never a value. `None` for other steps.
+pub fn describe_auth_from_env(step: &PlannedStep) -> Option<String> {
+    let github_step = step.provider == "github" || target(step).is_some();
+    if !github_step {
+        return None;
+    }
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let api = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| DEFAULT_API_URL.into());
+    let source = match step.action.as_str() {
+        "github.user.get" => return Some("the new token itself".into()),
+        "github.app.verify_key" => return Some("a JWT signed with the new key".into()),
+        "github.credentials.revoke" if !is_enterprise(&api) => {
+            return Some(format!(
+                "unauthenticated ({api} refuses an authenticated revoke)"
+            ));
+        }
+        _ => match token_env(step) {
+            Some(v) => (format!("the token in ${v}"), set(v)),
+            None if set("GITHUB_APP_ID") => (
+                format!(
+                    "GitHub App {} (installation from $GITHUB_APP_INSTALLATION_ID, key from $GITHUB_APP_PRIVATE_KEY_FILE)",
+                    std::env::var("GITHUB_APP_ID").unwrap_or_default()
+                ),
+                set("GITHUB_APP_INSTALLATION_ID") && set("GITHUB_APP_PRIVATE_KEY_FILE"),
+            ),
+            None => ("the token in $GITHUB_TOKEN".to_owned(), set("GITHUB_TOKEN")),
+        },
+    };
+    Some(if source.1 {
+        source.0
+    } else {
+        format!("{} — not set", source.0)
+    })
+}
+
 /// GitHub Enterprise Server's API lives under `/api/v3`; github.com's at the host's root.
 pub fn is_enterprise(api_url: &str) -> bool {
     api_url.trim_end_matches('/').ends_with("/api/v3")
@@ -310,11 +347,7 @@ impl GithubProvider {
             )
             .bearer_auth(jwt.expose_secret());
         let resp = self.http.send_ok(&op, req, Spend::Ours).await?;
-        #[derive(Deserialize)]
-        struct Token {
-            token: String,
-        }
-        let t: Token = resp
+        let t: TokenAnswer = resp
             .json()
             .await
             .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))?;
@@ -357,7 +390,7 @@ fn seg(s: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -477,6 +510,37 @@ struct PublicKeyAnswer {
     key: String,
 }
 
+#[derive(Deserialize)]
+struct TokenAnswer {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct RepoId {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct Repos {
+    repositories: Vec<RepoId>,
+}
+
+#[derive(Deserialize)]
+struct SecretMeta {
+    visibility: String,
+}
+
+#[derive(Deserialize)]
+struct UserAnswer {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct AppAnswer {
+    id: u64,
+    slug: String,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Actions
 
@@ -559,11 +623,7 @@ impl GithubProvider {
         if !resp.status().is_success() {
             return Err(error_of(&op, resp).await);
         }
-        #[derive(Deserialize)]
-        struct Repo {
-            id: u64,
-        }
-        let r: Repo = resp
+        let r: RepoId = resp
             .json()
             .await
             .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))?;
@@ -588,29 +648,24 @@ impl GithubProvider {
         };
         let mut out = serde_json::Map::new();
         let secret_path = format!("{}/{}", secrets_path(t.scope), seg(t.name));
-        let visibility = match visibility {
-            Some(v) => v.clone(),
-            None => {
-                let op = format!("GET {secret_path}");
-                let req = self
-                    .http
-                    .request(Method::GET, &secret_path)
-                    .bearer_auth(token.expose_secret());
-                let resp = self.http.send(&op, req, Spend::Ours).await?;
-                if resp.status() == StatusCode::NOT_FOUND {
-                    "private".to_owned()
-                } else if resp.status().is_success() {
-                    #[derive(Deserialize)]
-                    struct Meta {
-                        visibility: String,
-                    }
-                    resp.json::<Meta>()
-                        .await
-                        .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))?
-                        .visibility
-                } else {
-                    return Err(error_of(&op, resp).await);
-                }
+        let visibility = if let Some(v) = visibility {
+            v.clone()
+        } else {
+            let op = format!("GET {secret_path}");
+            let req = self
+                .http
+                .request(Method::GET, &secret_path)
+                .bearer_auth(token.expose_secret());
+            let resp = self.http.send(&op, req, Spend::Ours).await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                "private".to_owned()
+            } else if resp.status().is_success() {
+                resp.json::<SecretMeta>()
+                    .await
+                    .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))?
+                    .visibility
+            } else {
+                return Err(error_of(&op, resp).await);
             }
         };
         if visibility == "selected" {
@@ -624,14 +679,6 @@ impl GithubProvider {
                     .query(&[("per_page", "100")])
                     .bearer_auth(token.expose_secret());
                 let resp = self.http.send_ok(&op, req, Spend::Ours).await?;
-                #[derive(Deserialize)]
-                struct Repo {
-                    id: u64,
-                }
-                #[derive(Deserialize)]
-                struct Repos {
-                    repositories: Vec<Repo>,
-                }
                 resp.json::<Repos>()
                     .await
                     .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))?
@@ -706,11 +753,7 @@ impl GithubProvider {
         if !resp.status().is_success() {
             return Err(error_of(op, resp).await);
         }
-        #[derive(Deserialize)]
-        struct User {
-            login: String,
-        }
-        let u: User = resp
+        let u: UserAnswer = resp
             .json()
             .await
             .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))?;
@@ -773,9 +816,9 @@ impl GithubProvider {
                 match r {
                     Ok(None) => out[i] = Some(Ok(true)),
                     Ok(Some(_)) if late => out[i] = Some(Ok(false)),
-                    Ok(Some(_)) => {}
                     Err(e) if late || e.kind == ErrorKind::Permanent => out[i] = Some(Err(e)),
-                    Err(_) => {}
+                    // Still accepted, or a passing failure: ask again.
+                    Ok(Some(_)) | Err(_) => {}
                 }
             }
             if late {
@@ -862,12 +905,7 @@ impl GithubProvider {
         if !resp.status().is_success() {
             return Err(error_of(op, resp).await);
         }
-        #[derive(Deserialize)]
-        struct App {
-            id: u64,
-            slug: String,
-        }
-        let app: App = resp
+        let app: AppAnswer = resp
             .json()
             .await
             .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))?;

@@ -52,12 +52,13 @@ pub struct Budget {
 
 impl fmt::Debug for Budget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Budget").field("spec", &self.spec).finish()
+        f.debug_struct("Budget")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
     }
 }
 
-/// A burst of at most a minute's worth (GCRA): a full hour's quota at once would be spent in
-/// the first seconds of an incident, and the secondary limits punish bursts.
+/// `per_period` spread evenly over `period` (GCRA), with bursts of up to `burst`.
 fn quota(per_period: u32, period: Duration, burst: u32) -> Quota {
     let n = NonZeroU32::new(per_period.max(1)).expect("nonzero");
     Quota::with_period(period / n.get())
@@ -69,14 +70,17 @@ impl Budget {
     pub fn new(spec: BudgetSpec) -> Self {
         Self {
             spec,
+            // GitHub counts its primary limit per fixed hour: a quarter of it may go at once
+            // (an incident's preflight), the rest evenly.
             hourly: RateLimiter::direct(quota(
                 spec.per_hour,
-                Duration::from_secs(3600),
-                spec.per_hour / 60,
+                Duration::from_hours(1),
+                spec.per_hour / 4,
             )),
+            // Secondary limits punish bursts: at most a quarter of a minute's writes at once.
             writes: RateLimiter::direct(quota(
                 spec.writes_per_minute,
-                Duration::from_secs(60),
+                Duration::from_mins(1),
                 spec.writes_per_minute / 4,
             )),
             in_flight: Arc::new(Semaphore::new(spec.concurrent.max(1) as usize)),
@@ -201,7 +205,7 @@ impl HttpClient {
                 provider = self.provider,
                 op,
                 status = resp.status().as_u16(),
-                ms = started.elapsed().as_millis() as u64,
+                ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 "request"
             ),
             Err(e) => tracing::debug!(provider = self.provider, op, error = %e, "request failed"),
@@ -293,11 +297,10 @@ pub fn classify(
                 .is_some_and(|m| m.to_ascii_lowercase().contains("rate limit")));
     if status == StatusCode::TOO_MANY_REQUESTS
         || secondary
-        || (exhausted
-            && (status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS))
+        || (exhausted && status == StatusCode::FORBIDDEN)
     {
         // GitHub: without either header, wait at least a minute before a secondary retry.
-        let wait = wait_of(headers, now).or(secondary.then_some(Duration::from_secs(60)));
+        let wait = wait_of(headers, now).or(secondary.then_some(Duration::from_mins(1)));
         ProviderError::rate_limited(wait, message)
     } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         ProviderError::transient(message)
@@ -384,7 +387,7 @@ mod tests {
                 403,
                 HeaderMap::new(),
                 r#"{"message":"You have exceeded a secondary rate limit. Please wait."}"#,
-                ErrorKind::RateLimited(Some(Duration::from_secs(60))),
+                ErrorKind::RateLimited(Some(Duration::from_mins(1))),
             ),
             (
                 403,

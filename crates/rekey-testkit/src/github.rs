@@ -88,7 +88,9 @@ impl State {
         x ^= x << 25;
         x ^= x >> 27;
         self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        // 53 random bits, exactly representable.
+        let bits = u32::try_from(x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40).expect("24 bits");
+        f64::from(bits) / f64::from(1u32 << 24)
     }
 }
 

@@ -5,6 +5,7 @@
 //! action the conformance classes (crash before the call, lost answer, repeated call, undo,
 //! wrong token, no secret in any error, `Debug` or `tracing` event).
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use rekey_engine::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
@@ -192,7 +193,7 @@ async fn http_classifies_answers() {
     .await;
     match e.kind {
         ErrorKind::RateLimited(Some(d)) => {
-            assert!(d.as_secs() >= 100 && d.as_secs() <= 121, "{d:?}")
+            assert!(d.as_secs() >= 100 && d.as_secs() <= 121, "{d:?}");
         }
         k => panic!("{k:?}"),
     }
@@ -418,9 +419,10 @@ async fn faults_on_every_endpoint_still_deliver_exactly_what_was_minted() {
         let repo = format!("acme/svc{i}");
         fake.add_repo(&repo);
         scopes.push(format!("repo:{repo}"));
-        yaml.push_str(&format!(
-            "  - id: t{i}\n    kind: github_fine_grained_pat\n    owner: x\n    github_user: acme-bot\n    delivered_to:\n      - github_actions_secret: {{ repo: {repo}, name: TOKEN }}\n"
-        ));
+        let _ = writeln!(
+            yaml,
+            "  - id: t{i}\n    kind: github_fine_grained_pat\n    owner: x\n    github_user: acme-bot\n    delivered_to:\n      - github_actions_secret: {{ repo: {repo}, name: TOKEN }}"
+        );
     }
     let plan = harness::compile(&yaml, Mode::Drill, None);
     fake.set_faults(0.2, 7);
@@ -548,9 +550,10 @@ async fn revoking_2000_tokens_takes_two_calls() {
             &format!("github_pat_11EXPOSED{i:05}_000000000000000000"),
             &format!("u{i}"),
         );
-        yaml.push_str(&format!(
-            "  - id: t{i}\n    kind: github_fine_grained_pat\n    owner: x\n    github_user: u{i}\n    delivered_to:\n      - env_file: {{ path: /tmp/never.env, key: T{i} }}\n"
-        ));
+        let _ = writeln!(
+            yaml,
+            "  - id: t{i}\n    kind: github_fine_grained_pat\n    owner: x\n    github_user: u{i}\n    delivered_to:\n      - env_file: {{ path: /tmp/never.env, key: T{i} }}"
+        );
     }
     let plan = harness::compile(&yaml, Mode::Incident, None);
     let revokes: Vec<&PlannedStep> = plan

@@ -199,10 +199,14 @@ fn run_exit_codes_and_refusals() {
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("pass --yes"), "{}", r.stderr);
     assert!(!ws.path().join(".rekey/state.db").exists() || ws.run_ids(&[]).is_empty());
-    // A consumer this build has no connector for: refused before anything runs.
-    let r = ws.rekey(&["run", "--yes", "--credential", "aws-deploy-web"], &[]);
+    // A provider this build has no connector for: refused before anything runs.
+    let r = ws.rekey(&["run", "--yes", "--credential", "gcp-vertex-ml"], &[]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
-    assert!(r.stderr.contains("cannot run aws-deploy-web/deliver[actions:acme/web/AWS_SECRET_ACCESS_KEY]: GitHub Actions secrets have no connector in this build yet"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no provider for `gcp` in this build"),
+        "{}",
+        r.stderr
+    );
     assert!(
         !r.stderr.contains("run run-"),
         "no run was announced: {}",
