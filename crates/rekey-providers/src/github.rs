@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -204,8 +204,9 @@ pub struct GithubProvider {
     app: Option<AppAuth>,
     lookup: TokenLookup,
     propagation_wait: Duration,
-    /// Public key per scope, for this run (scope path → key id, key).
-    keys: Mutex<HashMap<String, (String, crypto_box::PublicKey)>>,
+    /// Public key per scope, for this run (scope path → key id, key); concurrent deliveries to
+    /// one scope wait for one fetch.
+    keys: Mutex<HashMap<String, Arc<ScopeKey>>>,
 }
 
 impl fmt::Debug for GithubProvider {
@@ -252,6 +253,8 @@ pub fn describe_auth_from_env(step: &PlannedStep) -> Option<String> {
         format!("{} — not set", source.0)
     })
 }
+
+type ScopeKey = tokio::sync::OnceCell<(String, crypto_box::PublicKey)>;
 
 /// GitHub Enterprise Server's API lives under `/api/v3`; github.com's at the host's root.
 pub fn is_enterprise(api_url: &str) -> bool {
@@ -553,13 +556,28 @@ impl GithubProvider {
         token: &SecretString,
     ) -> Result<(String, crypto_box::PublicKey), ProviderError> {
         let path = format!("{}/public-key", secrets_path(scope));
-        if let Some(k) = self.cached_key(&path) {
-            return Ok(k);
-        }
+        let cell = Arc::clone(
+            self.keys
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(path.clone())
+                .or_default(),
+        );
+        cell.get_or_try_init(|| self.fetch_public_key(scope, &path, token))
+            .await
+            .cloned()
+    }
+
+    async fn fetch_public_key(
+        &self,
+        scope: &ActionsScope,
+        path: &str,
+        token: &SecretString,
+    ) -> Result<(String, crypto_box::PublicKey), ProviderError> {
         let op = format!("GET {path}");
         let req = self
             .http
-            .request(Method::GET, &path)
+            .request(Method::GET, path)
             .bearer_auth(token.expose_secret());
         let resp = self.http.send(&op, req, Spend::Ours).await?;
         if resp.status() == StatusCode::NOT_FOUND {
@@ -582,20 +600,7 @@ impl GithubProvider {
             .ok_or_else(|| {
                 ProviderError::permanent(format!("{op}: the public key is not a curve25519 key"))
             })?;
-        let entry = (k.key_id, bytes);
-        self.keys
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(path, entry.clone());
-        Ok(entry)
-    }
-
-    fn cached_key(&self, path: &str) -> Option<(String, crypto_box::PublicKey)> {
-        self.keys
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(path)
-            .cloned()
+        Ok((k.key_id, bytes))
     }
 
     fn forget_key(&self, scope: &ActionsScope) {

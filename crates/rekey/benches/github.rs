@@ -43,8 +43,9 @@ fn plan(fake: &GithubFake, n: usize) -> Plan {
             "  - id: t{i}\n    kind: github_fine_grained_pat\n    owner: x\n    github_user: bot\n    delivered_to:\n      - github_actions_secret: {{ repo: {repo}, name: TOKEN_{i} }}"
         );
     }
-    let inv = rekey_spec::parse_inventory(&[Arc::new(SourceFile::new("bench.yaml", &yaml))])
-        .expect("valid");
+    let inv =
+        rekey_spec::parse_inventory(&[Arc::new(SourceFile::new("bench.yaml", yaml.as_str()))])
+            .expect("valid");
     let runbooks = rekey_spec::load_runbooks(None).expect("bundled runbooks");
     rekey_plan::compile(&PlanRequest {
         inventory: &inv,

@@ -380,7 +380,7 @@ credentials:
 }
 
 #[tokio::test]
-async fn an_app_installation_writes_secrets_and_token_env_wins() {
+async fn an_app_installation_writes_secrets() {
     let fake = GithubFake::start().await;
     fake_world(&fake);
     fake.add_app(777, "rekey-writer", &[APP_KEY_1_PUB], 4242);
@@ -797,4 +797,104 @@ async fn the_request_budget_paces_writes() {
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(1500), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_to_one_scope_fetch_its_key_once() {
+    let fake = GithubFake::start().await;
+    fake_world(&fake);
+    let mut yaml = String::from("credentials:\n");
+    for i in 0..16 {
+        let _ = writeln!(
+            yaml,
+            "  - id: t{i}\n    kind: github_fine_grained_pat\n    owner: x\n    github_user: acme-bot\n    delivered_to:\n      - github_actions_secret: {{ repo: acme/web, name: TOKEN_{i} }}"
+        );
+    }
+    let plan = harness::compile(&yaml, Mode::Drill, None);
+    let p = provider(&fake);
+    let inputs = secret("github_pat_11CONCURRENT_00000000000000000000000");
+    let steps: Vec<&PlannedStep> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == "consumer.deliver")
+        .collect();
+    let calls: Vec<Call<'_>> = steps
+        .iter()
+        .map(|s| call(&plan, s, &inputs, &s.id))
+        .collect();
+    let before = fake.requests();
+    let results = futures_join(calls.iter().map(|c| p.execute(c))).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(
+        fake.requests() - before,
+        16 + 1,
+        "16 PUTs and one public key"
+    );
+}
+
+/// Polls futures together (the test binary has no futures crate).
+async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, f) in futs.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().map(|d| d.expect("ready")).collect()
+}
+
+#[tokio::test]
+async fn a_consumer_token_env_wins_over_github_token() {
+    let fake = GithubFake::start().await;
+    fake_world(&fake);
+    let other = "ghp_OtherWriterViaTokenEnv000000000000000";
+    fake.add_writer(other, "other-writer");
+    let plan = harness::compile(
+        r"
+credentials:
+  - id: t
+    kind: github_fine_grained_pat
+    owner: x
+    github_user: acme-bot
+    delivered_to:
+      - github_actions_secret: { repo: acme/web, name: VIA_ENV, token_env: GH_OTHER }
+",
+        Mode::Drill,
+        None,
+    );
+    let s = steps(&plan, "consumer.deliver", "t")[0];
+    let inputs = secret("github_pat_11VIATOKENENV_0000000000000000000000");
+    // The variable is not set: a refusal naming it.
+    let p = provider(&fake);
+    assert_eq!(p.auth_source(s).to_string(), "the token in $GH_OTHER");
+    let e = p.execute(&call(&plan, s, &inputs, "k")).await.unwrap_err();
+    assert!(e.message.contains("$GH_OTHER"), "{e}");
+    // Set, and GITHUB_TOKEN revoked: the consumer's token is the one used.
+    let mut c = config(&fake);
+    c.token = Some(SecretString::from(
+        "ghp_NotAWriter000000000000000000000000000",
+    ));
+    c.lookup = Box::new(move |k| (k == "GH_OTHER").then(|| SecretString::from(other)));
+    GithubProvider::new(c)
+        .unwrap()
+        .execute(&call(&plan, s, &inputs, "k"))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.secret("repo:acme/web", "VIA_ENV").as_deref(),
+        Some("github_pat_11VIATOKENENV_0000000000000000000000")
+    );
 }
