@@ -110,11 +110,13 @@ async fn pass(name: &str, n: usize, budget: BudgetSpec) {
         );
     }
     let requests = fake.requests();
-    let per_s = n as f64 / took;
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    let (n_f, requests_f) = (n as f64, requests as f64);
+    let per_s = n_f / took;
     let writes_per_min = per_s * 60.0;
     println!(
         "github {name}: {n} secrets in {took:.2}s = {per_s:.1} secrets/s ({writes_per_min:.0} PUTs/min; {requests} requests, {:.0}/h); budget {} writes/min, {}/h, {} in flight: {:.0} % of the write budget",
-        requests as f64 / took * 3600.0,
+        requests_f / took * 3600.0,
         budget.writes_per_minute,
         budget.per_hour,
         budget.concurrent,
