@@ -44,12 +44,14 @@ use crate::http::{BudgetSpec, HttpClient, Spend, error_of};
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 /// `POST /credentials/revoke` takes at most this many tokens a request.
 pub const REVOKE_BATCH: usize = 1000;
-/// GitHub's limits, kept below: 5,000 requests/h per token, 100 concurrent, 80
-/// content-creating requests a minute.
+/// GitHub's limits, kept below in any window: 5,000 requests an hour per token (4,500 spread
+/// evenly + bursts of 500), 100 concurrent (64), 80 content-creating requests a minute (78 + 2).
 pub const GITHUB_BUDGET: BudgetSpec = BudgetSpec {
-    per_hour: 4_800,
+    per_hour: 4_500,
+    hourly_burst: 500,
     concurrent: 64,
     writes_per_minute: 78,
+    write_burst: 2,
 };
 /// How long a revoke waits for `GET /user` with the old token to answer 401.
 pub const DEFAULT_PROPAGATION_WAIT: Duration = Duration::from_mins(1);

@@ -30,16 +30,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub const USER_AGENT: &str = concat!("rekey/", env!("CARGO_PKG_VERSION"));
 
-/// How many requests a provider may make: GitHub's documented limits, kept below so that an
-/// incident over 1,000 credentials slows down instead of being banned.
+/// How many requests a provider may make, so that an incident over 1,000 credentials slows
+/// down instead of being banned. Each rate is spread evenly (GCRA) with bursts of up to its
+/// `*_burst`: in any window of the period, at most rate + burst requests go out, which is what
+/// must stay under the provider's limit.
 #[derive(Debug, Clone, Copy)]
 pub struct BudgetSpec {
     /// Requests per hour (GitHub: 5,000 primary limit per token).
     pub per_hour: u32,
+    pub hourly_burst: u32,
     /// Requests in flight at once (GitHub: 100).
     pub concurrent: u32,
     /// Content-creating requests (`POST`, `PUT`, `PATCH`, `DELETE`) per minute (GitHub: 80).
     pub writes_per_minute: u32,
+    pub write_burst: u32,
 }
 
 /// The budget of one provider, shared by every step of a run.
@@ -70,18 +74,15 @@ impl Budget {
     pub fn new(spec: BudgetSpec) -> Self {
         Self {
             spec,
-            // GitHub counts its primary limit per fixed hour: a quarter of it may go at once
-            // (an incident's preflight), the rest evenly.
             hourly: RateLimiter::direct(quota(
                 spec.per_hour,
                 Duration::from_hours(1),
-                spec.per_hour / 4,
+                spec.hourly_burst,
             )),
-            // Secondary limits punish bursts: at most a quarter of a minute's writes at once.
             writes: RateLimiter::direct(quota(
                 spec.writes_per_minute,
                 Duration::from_mins(1),
-                spec.writes_per_minute / 4,
+                spec.write_burst,
             )),
             in_flight: Arc::new(Semaphore::new(spec.concurrent.max(1) as usize)),
         }

@@ -371,3 +371,51 @@ async fn github_pat_incident_revokes_before_anything_else() {
     t.assert_rotated().await;
     t.ws.assert_no_secrets(&seen, &[OLD_PAT, NEW_PAT, WRITER]);
 }
+
+/// The bundled example's legacy GitHub token in an incident, for real against the fake: its
+/// only consumer is an Actions secret (write-only), so the operator gives the old value, which
+/// is revoked before anything else; then the new one is given, delivered and verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_example_incident_runs_for_real() {
+    const OLD: &str = "ghp_ExampleOldClassicToken0000000000000";
+    const NEW: &str = "ghp_ExampleNewClassicToken0000000000000";
+    let fake = GithubFake::start().await;
+    world(&fake);
+    fake.add_token(OLD, "acme-bot");
+    let ws = Workspace::example();
+    let api = fake.api_url();
+    let env = [("GITHUB_API_URL", api.as_str()), ("GITHUB_TOKEN", WRITER)];
+    let mut seen = String::new();
+    let args = [
+        "run",
+        "--yes",
+        "--mode",
+        "incident",
+        "--credential",
+        "gh-ci-classic",
+        "--reason",
+        "INC-EXAMPLE",
+    ];
+    let r = ws.rekey_seen(&args, &env, &mut seen);
+    assert_eq!(r.code, Some(3), "asks for the old value\n{}", r.stderr);
+    assert!(!r.stderr.contains("no provider"), "{}", r.stderr);
+    let id = ws.run_ids(&env)[0].clone();
+    let file = ws.path().join("value.txt");
+    std::fs::write(&file, format!("{OLD}\n")).unwrap();
+    let input = format!("gh-ci-classic/capture-old={}", file.display());
+    let r = ws.rekey_seen(&["resume", &id, "--input", &input], &env, &mut seen);
+    assert_eq!(r.code, Some(3), "asks for the new token\n{}", r.stderr);
+    assert!(fake.is_revoked(OLD), "revoked before the new token exists");
+    assert!(fake.secrets().is_empty());
+    fake.add_token(NEW, "acme-bot");
+    std::fs::write(&file, format!("{NEW}\n")).unwrap();
+    let input = format!("gh-ci-classic/create={}", file.display());
+    ws.rekey_seen(&["resume", &id, "--input", &input], &env, &mut seen)
+        .ok("resume with the new token");
+    assert_eq!(
+        fake.secret("org:acme", "RELEASE_GH_TOKEN").as_deref(),
+        Some(NEW)
+    );
+    assert_eq!(fake.revoke_calls(), vec![1]);
+    ws.assert_no_secrets(&seen, &[OLD, NEW, WRITER]);
+}
