@@ -233,6 +233,7 @@ async fn http_reset_connections_are_transient_and_nothing_leaks() {
         .await;
     let c = client(&server);
     let log = LogCapture::install();
+    tracing::callsite::rebuild_interest_cache();
     let e = {
         let _on = log.on();
         let req = c
@@ -674,6 +675,9 @@ async fn conformance_of_every_github_action() {
     ));
 
     for (s, inputs) in &cases {
+        // Another test's thread may have registered the provider's callsites with no
+        // subscriber at that moment; ask again so this capture sees them.
+        tracing::callsite::rebuild_interest_cache();
         let _on = log.on();
         let key = rekey_engine::run::idempotency_key(RUN, &s.id);
         let c = || call(&plan, s, inputs, &key);
