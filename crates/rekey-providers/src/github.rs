@@ -1009,8 +1009,15 @@ impl Provider for GithubProvider {
     }
 
     /// The scope (repository, environment, organization) exists and the token may write its
-    /// secrets: its public key is fetched now, and kept for the deliveries.
+    /// secrets: its public key is fetched now, and kept for the deliveries. On GHES, a revoke
+    /// has a token to authenticate with.
     async fn preflight(&self, step: &PlannedStep) -> Result<(), ProviderError> {
+        // GHES wants the revoke authenticated: a missing token must stop the run now, not
+        // after the other credentials moved on.
+        if step.action == "github.credentials.revoke" && self.enterprise {
+            self.writer_token(None).await?;
+            return Ok(());
+        }
         let Some(t) = target(step) else {
             return Ok(());
         };

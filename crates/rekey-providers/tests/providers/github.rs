@@ -538,12 +538,16 @@ async fn revoke_on_enterprise_server_is_authenticated() {
     // Without a token GHES refuses: a permanent error that names nothing secret.
     let mut c = config(&fake);
     c.token = None;
-    let e = GithubProvider::new(c)
-        .unwrap()
+    let tokenless = GithubProvider::new(c).unwrap();
+    let e = tokenless.preflight(s).await.unwrap_err();
+    assert!(e.message.contains("GITHUB_TOKEN"), "{e}");
+    let e = tokenless
         .execute(&call(&plan, s, &inputs, "k"))
         .await
         .unwrap_err();
     assert!(!e.message.contains(old), "{e}");
+    assert!(!fake.is_revoked(old));
+    provider(&fake).preflight(s).await.unwrap();
     provider(&fake)
         .execute(&call(&plan, s, &inputs, "k"))
         .await
