@@ -367,10 +367,15 @@ fn plan_step(
             location: Some(cred.location.clone()),
         });
     }
-    // An env-file line holds one value: a credential with several (a key id and its secret)
-    // names the one each line takes.
-    if let (Some(c @ Consumer::EnvFile { field: None, .. }), true) =
-        (consumer, step.action.open_inputs)
+    // An env-file line and an Actions secret hold one value: a credential with several (a key
+    // id and its secret) names the one each takes.
+    if let (
+        Some(
+            c @ (Consumer::EnvFile { field: None, .. }
+            | Consumer::GithubActionsSecret { field: None, .. }),
+        ),
+        true,
+    ) = (consumer, step.action.open_inputs)
         && step.inputs.len() > 1
     {
         let fields: Vec<&str> = step.inputs.keys().map(String::as_str).collect();
@@ -383,8 +388,9 @@ fn plan_step(
                 fields.join(", ")
             ),
             help: Some(format!(
-                "add `field:` naming one of: {} (one env_file consumer per line)",
-                fields.join(", ")
+                "add `field:` naming one of: {} (one {} consumer per value)",
+                fields.join(", "),
+                c.type_name()
             )),
             location: Some(cred.location.clone()),
         });

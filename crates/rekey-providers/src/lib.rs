@@ -4,6 +4,8 @@
 mod admin;
 pub mod aws;
 pub mod envfile;
+pub mod github;
+pub mod http;
 pub mod mysql;
 pub mod postgres;
 pub mod router;

@@ -1,5 +1,6 @@
 //! Consumer steps (`consumer.deliver`, `promote`, `read_current`) go to the provider of their
-//! consumer's type: Secrets Manager to AWS, env files to the local writer.
+//! consumer's type: Secrets Manager to AWS, Actions secrets to GitHub, env files to the local
+//! writer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use secrecy::SecretString;
 
 pub struct ConsumerRouter {
     pub aws: Option<Arc<dyn Provider>>,
+    pub github: Option<Arc<dyn Provider>>,
     pub env_file: Arc<dyn Provider>,
 }
 
@@ -23,9 +25,10 @@ impl ConsumerRouter {
                 .as_ref()
                 .ok_or_else(|| "AWS is not configured".to_owned()),
             Some(Consumer::EnvFile { .. }) => Ok(&self.env_file),
-            Some(Consumer::GithubActionsSecret { .. }) => {
-                Err("GitHub Actions secrets have no connector in this build yet".to_owned())
-            }
+            Some(Consumer::GithubActionsSecret { .. }) => self
+                .github
+                .as_ref()
+                .ok_or_else(|| "GitHub is not configured".to_owned()),
             None => Err("no consumer on this step".to_owned()),
         }
     }

@@ -123,6 +123,12 @@ struct RawActionsSecret {
     name: S,
     #[serde(default)]
     field: Option<S>,
+    #[serde(default)]
+    visibility: Option<S>,
+    #[serde(default)]
+    selected_repositories: Option<Vec<S>>,
+    #[serde(default)]
+    token_env: Option<S>,
 }
 
 #[derive(Deserialize)]
@@ -169,9 +175,22 @@ pub struct Service {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionsScope {
-    Repo { repo: String },
-    Org { org: String },
-    Environment { repo: String, environment: String },
+    Repo {
+        repo: String,
+    },
+    Org {
+        org: String,
+        /// `all`, `private` or `selected`; absent: as the secret is now (`private` if new).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visibility: Option<String>,
+        /// With `visibility: selected`: repository names (`web` or `acme/web`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        selected_repositories: Vec<String>,
+    },
+    Environment {
+        repo: String,
+        environment: String,
+    },
 }
 
 /// A place that receives every new value of a credential.
@@ -196,6 +215,10 @@ pub enum Consumer {
         name: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         field: Option<String>,
+        /// The environment variable holding the token that writes this secret (instead of
+        /// `GITHUB_TOKEN` or a GitHub App installation); its name, never its value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_env: Option<String>,
     },
     EnvFile {
         /// Absolute: a relative path in the inventory is resolved against the inventory file.
@@ -230,7 +253,7 @@ impl Consumer {
             Self::AwsSecretsManager { secret_id, .. } => format!("secretsmanager:{secret_id}"),
             Self::GithubActionsSecret { scope, name, .. } => match scope {
                 ActionsScope::Repo { repo } => format!("actions:{repo}/{name}"),
-                ActionsScope::Org { org } => format!("actions:org/{org}/{name}"),
+                ActionsScope::Org { org, .. } => format!("actions:org/{org}/{name}"),
                 ActionsScope::Environment { repo, environment } => {
                     format!("actions:{repo}@{environment}/{name}")
                 }
@@ -1050,6 +1073,13 @@ fn check_consumer(
             },
             (None, Some(org), None) => ActionsScope::Org {
                 org: org.to_string(),
+                visibility: opt(&gh.visibility),
+                selected_repositories: gh
+                    .selected_repositories
+                    .iter()
+                    .flatten()
+                    .map(|r| r.as_str().to_owned())
+                    .collect(),
             },
             (Some(repo), None, Some(env)) => ActionsScope::Environment {
                 repo: repo.to_string(),
@@ -1076,10 +1106,60 @@ fn check_consumer(
             );
             return None;
         }
+        if let Some(v) = &gh.visibility
+            && !matches!(&scope, ActionsScope::Org { .. })
+        {
+            errors.push(
+                SpecError::at(
+                    loc(file, v),
+                    "`visibility` applies to organization secrets only",
+                )
+                .help("remove it, or use `org:` instead of `repo:`"),
+            );
+            return None;
+        }
+        if let Some(v) = &gh.visibility
+            && !matches!(v.as_str(), "all" | "private" | "selected")
+        {
+            errors.push(
+                SpecError::at(loc(file, v), format!("unknown visibility `{}`", v.as_str()))
+                    .help("expected one of: all, private, selected"),
+            );
+            return None;
+        }
+        if let Some(repos) = &gh.selected_repositories
+            && let Some(first) = repos.first()
+            && gh
+                .visibility
+                .as_ref()
+                .is_none_or(|v| v.as_str() != "selected")
+        {
+            errors.push(
+                SpecError::at(
+                    loc(file, first),
+                    "`selected_repositories` needs `visibility: selected`",
+                )
+                .help("add `visibility: selected`"),
+            );
+            return None;
+        }
+        if let Some(t) = &gh.token_env
+            && (t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            errors.push(
+                SpecError::at(
+                    loc(file, t),
+                    format!("`{}` is not an environment variable name", t.as_str()),
+                )
+                .help("name the variable that holds the token, e.g. token_env: GH_SECRETS_TOKEN"),
+            );
+            return None;
+        }
         return Some(Consumer::GithubActionsSecret {
             scope,
             name: gh.name.to_string(),
             field: opt(&gh.field),
+            token_env: opt(&gh.token_env),
         });
     }
     let env = c.env_file.as_ref().expect("one consumer type is set");

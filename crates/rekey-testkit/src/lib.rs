@@ -4,7 +4,9 @@
 //!   admin user and signature checks ([`Moto::setup`]);
 //! - [`PgCluster`]: a `PostgreSQL` cluster (`initdb`/`pg_ctl`) with password authentication;
 //! - [`MariaDb`]: a `MariaDB` server (`mariadb-install-db`/`mariadbd`) with password
-//!   authentication.
+//!   authentication;
+//! - [`GithubFake`]: GitHub's REST API in process (wiremock): Actions secrets it decrypts,
+//!   tokens, `/credentials/revoke`, Apps, injected faults.
 //!
 //! `./scripts/peers.sh` installs them; a test whose server is missing fails with a message
 //! saying so (it never passes silently). When the tests run as root, the database servers run
@@ -18,10 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub mod github;
 mod mariadb;
 mod moto;
 mod postgres;
 
+pub use github::GithubFake;
 pub use mariadb::MariaDb;
 pub use moto::{
     AccessKey, Answer, Moto, MotoAccounts, StandIn, access_keys, aws_error, create_key,

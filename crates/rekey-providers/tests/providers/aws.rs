@@ -956,6 +956,7 @@ impl AwsSubject {
         let router = |aws: Arc<dyn Provider>| -> Arc<dyn Provider> {
             Arc::new(ConsumerRouter {
                 aws: Some(aws),
+                github: None,
                 env_file: Arc::new(EnvFileProvider),
             })
         };

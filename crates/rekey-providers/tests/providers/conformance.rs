@@ -892,13 +892,13 @@ impl<'s, S: Subject> Suite<'s, S> {
 // tasks the SDKs and drivers spawn run here too.
 
 #[derive(Clone)]
-struct LogCapture {
+pub(crate) struct LogCapture {
     text: Arc<Mutex<String>>,
     on: Arc<AtomicBool>,
     _guard: Arc<tracing::subscriber::DefaultGuard>,
 }
 
-struct CaptureOn<'a>(&'a AtomicBool);
+pub(crate) struct CaptureOn<'a>(&'a AtomicBool);
 
 impl Drop for CaptureOn<'_> {
     fn drop(&mut self) {
@@ -907,7 +907,7 @@ impl Drop for CaptureOn<'_> {
 }
 
 impl LogCapture {
-    fn install() -> Self {
+    pub(crate) fn install() -> Self {
         let text = Arc::new(Mutex::new(String::new()));
         let on = Arc::new(AtomicBool::new(false));
         let guard = tracing::subscriber::set_default(Capture {
@@ -923,12 +923,12 @@ impl LogCapture {
     }
 
     /// Captures until the returned guard is dropped.
-    fn on(&self) -> CaptureOn<'_> {
+    pub(crate) fn on(&self) -> CaptureOn<'_> {
         self.on.store(true, Ordering::SeqCst);
         CaptureOn(&self.on)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.text.lock().unwrap().clone()
     }
 }

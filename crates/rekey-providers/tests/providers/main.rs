@@ -4,12 +4,14 @@
 //! with a message saying so.
 //!
 //! - `aws`, `postgres`, `mysql`: each provider's own behaviour, and its conformance subject;
+//! - `github`: the GitHub provider and the shared HTTP layer against the in-process fake;
 //! - `conformance`: the suite every provider runs (mint, deliver, verify, revoke, repeated
 //!   calls, reconcile after a lost outcome, secrets never shown);
 //! - `harness`: what they share besides the servers.
 
 mod aws;
 mod conformance;
+mod github;
 mod harness;
 mod mysql;
 mod postgres;

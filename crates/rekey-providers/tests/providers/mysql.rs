@@ -404,6 +404,7 @@ impl MysqlSubject {
             provider: Arc::new(provider(&db)),
             consumers: Arc::new(ConsumerRouter {
                 aws: None,
+                github: None,
                 env_file: Arc::new(EnvFileProvider),
             }),
             wrong: Arc::new(MysqlProvider::new().with_env_lookup(move |_| Ok(wrong_url.clone()))),

@@ -667,6 +667,7 @@ impl PgSubject {
             provider: Arc::new(provider(&pg)),
             consumers: Arc::new(ConsumerRouter {
                 aws: None,
+                github: None,
                 env_file: Arc::new(EnvFileProvider),
             }),
             wrong: Arc::new(

@@ -185,12 +185,18 @@ pub(crate) async fn engine(
         // The connectors this build has; a plan needing another is refused before it starts.
         let aws: Arc<dyn rekey_engine::Provider> =
             Arc::new(rekey_providers::aws::AwsProvider::from_env().await);
+        let github: Arc<dyn rekey_engine::Provider> = Arc::new(
+            rekey_providers::github::GithubProvider::from_env()
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
         let consumers = rekey_providers::router::ConsumerRouter {
             aws: Some(Arc::clone(&aws)),
+            github: Some(Arc::clone(&github)),
             env_file: Arc::new(rekey_providers::envfile::EnvFileProvider),
         };
         Providers::default()
             .with("aws", aws)
+            .with("github", github)
             .with(
                 "postgres",
                 Arc::new(rekey_providers::postgres::PostgresProvider::new()),

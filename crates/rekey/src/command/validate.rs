@@ -43,6 +43,9 @@ pub(crate) fn run(global: &Global, args: &ValidateArgs) -> Result<(), Failure> {
     // A plan that would be refused is a problem to fix now, not during an incident.
     let selection = Selection::default();
     let mut problems = SpecErrors::default();
+    // Which auth each GitHub step uses (the variable's name, never its value).
+    let mut github_auth: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
     for mode in [Mode::Drill, Mode::Incident] {
         let req = PlanRequest {
             inventory: &inventory,
@@ -52,7 +55,16 @@ pub(crate) fn run(global: &Global, args: &ValidateArgs) -> Result<(), Failure> {
             exposed: None,
         };
         match rekey_plan::compile(&req) {
-            Ok(_) => {}
+            Ok(plan) => {
+                for step in &plan.steps {
+                    if let Some(auth) = rekey_providers::github::describe_auth_from_env(step) {
+                        let ids = github_auth.entry(auth).or_default();
+                        if !ids.contains(&step.id) {
+                            ids.push(step.id.clone());
+                        }
+                    }
+                }
+            }
             Err(PlanError::Refused(rs)) => {
                 for r in rs {
                     if problems.iter().any(|p| p.message.contains(&r.message)) {
@@ -94,5 +106,19 @@ pub(crate) fn run(global: &Global, args: &ValidateArgs) -> Result<(), Failure> {
         total - custom,
         custom
     );
+    for (auth, ids) in &github_auth {
+        let shown: Vec<&str> = ids.iter().take(4).map(String::as_str).collect();
+        let more = ids.len().saturating_sub(shown.len());
+        let _ = writeln!(
+            out,
+            "github auth: {auth}: {}{}",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more step(s)")
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(())
 }

@@ -11,6 +11,18 @@ fn validate_example_inventory() {
 }
 
 #[test]
+fn validate_names_the_auth_of_every_github_step() {
+    Test::example()
+        .args(["validate"])
+        .stdout_has("github auth: the token in $GITHUB_TOKEN")
+        .stdout_has(
+            "github auth: unauthenticated (https://api.github.com refuses an authenticated revoke)",
+        )
+        .stdout_has("github auth: the new token itself: gh-secrets-writer/verify")
+        .run();
+}
+
+#[test]
 fn validate_reports_every_problem_and_exits_2() {
     let out = Test::new()
         .file(

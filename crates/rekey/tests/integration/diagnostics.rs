@@ -93,6 +93,26 @@ fn bad_inventory_inputs_name_file_line_and_column() {
             "invalid repository `web` (expected OWNER/NAME",
         ),
         (
+            "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    delivered_to:\n      - github_actions_secret: { repo: acme/web, name: X, visibility: all }\n",
+            "inv.yaml:12:71",
+            "`visibility` applies to organization secrets only",
+        ),
+        (
+            "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    delivered_to:\n      - github_actions_secret: { org: acme, name: X, visibility: some }\n",
+            "inv.yaml:12:66",
+            "unknown visibility `some`",
+        ),
+        (
+            "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    delivered_to:\n      - github_actions_secret: { org: acme, name: X, selected_repositories: [web] }\n",
+            "inv.yaml:12:78",
+            "`selected_repositories` needs `visibility: selected`",
+        ),
+        (
+            "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    delivered_to:\n      - github_actions_secret: { repo: acme/web, name: X, token_env: gh-token }\n",
+            "inv.yaml:12:70",
+            "`gh-token` is not an environment variable name",
+        ),
+        (
             "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    policy: { max_age_days: ninety }\n",
             "inv.yaml:11:29",
             "invalid digit",

@@ -120,7 +120,11 @@ impl Test {
         cmd.current_dir(self.dir.path())
             .args(&self.args)
             .env_remove("REKEY_INVENTORY")
-            .env_remove("REKEY_RUNBOOKS");
+            .env_remove("REKEY_RUNBOOKS")
+            // A CI runner's own GitHub settings must not reach the tests' runs.
+            .env_remove("GITHUB_API_URL")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GITHUB_APP_ID");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -178,6 +182,9 @@ impl Workspace {
             .env_remove("REKEY_RUNBOOKS")
             .env_remove("REKEY_DATABASE_URL")
             .env_remove("REKEY_SIM_CRASH_AT")
+            .env_remove("GITHUB_API_URL")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GITHUB_APP_ID")
             .env("NO_COLOR", "1");
         for (k, v) in env {
             cmd.env(k, v);

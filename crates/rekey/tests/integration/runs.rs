@@ -199,10 +199,14 @@ fn run_exit_codes_and_refusals() {
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("pass --yes"), "{}", r.stderr);
     assert!(!ws.path().join(".rekey/state.db").exists() || ws.run_ids(&[]).is_empty());
-    // A consumer this build has no connector for: refused before anything runs.
-    let r = ws.rekey(&["run", "--yes", "--credential", "aws-deploy-web"], &[]);
+    // A provider this build has no connector for: refused before anything runs.
+    let r = ws.rekey(&["run", "--yes", "--credential", "gcp-vertex-ml"], &[]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
-    assert!(r.stderr.contains("cannot run aws-deploy-web/deliver[actions:acme/web/AWS_SECRET_ACCESS_KEY]: GitHub Actions secrets have no connector in this build yet"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no provider for `gcp` in this build"),
+        "{}",
+        r.stderr
+    );
     assert!(
         !r.stderr.contains("run run-"),
         "no run was announced: {}",
@@ -1131,11 +1135,14 @@ async fn one_process_drives_a_run_at_a_time() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut waited = 0;
     let id = loop {
         std::thread::sleep(Duration::from_millis(100));
         if let Some(id) = ws.run_ids(&[]).first() {
             break id.clone();
         }
+        waited += 1;
+        assert!(waited < 300, "the run never stored itself");
     };
     let r = ws.rekey(&["abandon", &id], &[]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);

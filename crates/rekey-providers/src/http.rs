@@ -1,0 +1,450 @@
+//! The HTTP layer every REST connector shares (GitHub first; npm, Hugging Face, GCP, Okta and
+//! Auth0 plug in here too): one `reqwest` client per provider on rustls with ring (the AWS SDK's
+//! TLS stack, so the binary has one), timeouts, `User-Agent: rekey/<version>`, a request budget,
+//! and the classification of every failure into the engine's [`ErrorKind`]s.
+//!
+//! The engine is the one retry layer, so nothing here retries: a failure is classified once —
+//! 429, a 403 that says "secondary rate limit" or carries `retry-after`, and any answer with
+//! `x-ratelimit-remaining: 0` → [`ErrorKind::RateLimited`] with the wait from `retry-after` or
+//! `x-ratelimit-reset`; 5xx, timeouts and broken connections → transient; other 4xx →
+//! permanent, with the provider's own `message`.
+//!
+//! Redaction: requests and responses are never formatted. An error carries the operation, the
+//! status and the provider's JSON `message` (cut short, token-shaped words replaced); a
+//! `reqwest::Error` contributes only what kind of failure it was, never its text (which holds the
+//! URL). [`HttpClient`]'s `Debug` names the provider and base URL only.
+//!
+//! [`ErrorKind`]: rekey_engine::ErrorKind
+//! [`ErrorKind::RateLimited`]: rekey_engine::ErrorKind::RateLimited
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rekey_engine::ProviderError;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub const USER_AGENT: &str = concat!("rekey/", env!("CARGO_PKG_VERSION"));
+
+/// How many requests a provider may make, so that an incident over 1,000 credentials slows
+/// down instead of being banned. Each rate is spread evenly (GCRA) with bursts of up to its
+/// `*_burst`: in any window of the period, at most rate + burst requests go out, which is what
+/// must stay under the provider's limit.
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetSpec {
+    /// Requests per hour (GitHub: 5,000 primary limit per token).
+    pub per_hour: u32,
+    pub hourly_burst: u32,
+    /// Requests in flight at once (GitHub: 100).
+    pub concurrent: u32,
+    /// Content-creating requests (`POST`, `PUT`, `PATCH`, `DELETE`) per minute (GitHub: 80).
+    pub writes_per_minute: u32,
+    pub write_burst: u32,
+}
+
+/// The budget of one provider, shared by every step of a run.
+pub struct Budget {
+    spec: BudgetSpec,
+    hourly: DefaultDirectRateLimiter,
+    writes: DefaultDirectRateLimiter,
+    in_flight: Arc<Semaphore>,
+}
+
+impl fmt::Debug for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budget")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `per_period` spread evenly over `period` (GCRA), with bursts of up to `burst`.
+fn quota(per_period: u32, period: Duration, burst: u32) -> Quota {
+    let n = NonZeroU32::new(per_period.max(1)).expect("nonzero");
+    Quota::with_period(period / n.get())
+        .expect("a positive period")
+        .allow_burst(NonZeroU32::new(burst.max(1)).expect("nonzero"))
+}
+
+impl Budget {
+    pub fn new(spec: BudgetSpec) -> Self {
+        Self {
+            spec,
+            hourly: RateLimiter::direct(quota(
+                spec.per_hour,
+                Duration::from_hours(1),
+                spec.hourly_burst,
+            )),
+            writes: RateLimiter::direct(quota(
+                spec.writes_per_minute,
+                Duration::from_mins(1),
+                spec.write_burst,
+            )),
+            in_flight: Arc::new(Semaphore::new(spec.concurrent.max(1) as usize)),
+        }
+    }
+
+    pub fn spec(&self) -> BudgetSpec {
+        self.spec
+    }
+
+    /// Waits until one more request fits; the permit is held while it is in flight.
+    /// `counted` is false for requests that do not spend this budget (made with the
+    /// credential's own token, or unauthenticated).
+    pub async fn acquire(&self, write: bool, counted: bool) -> OwnedSemaphorePermit {
+        if counted {
+            self.hourly.until_ready().await;
+            if write {
+                self.writes.until_ready().await;
+            }
+        }
+        Arc::clone(&self.in_flight)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+/// Which budget a request spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// Authenticated as rekey (the token that writes secrets): counted.
+    Ours,
+    /// Authenticated as someone else (a credential checking itself) or not at all: only the
+    /// concurrency limit applies.
+    NotOurs,
+}
+
+/// One provider's HTTP client.
+pub struct HttpClient {
+    provider: &'static str,
+    base: String,
+    client: reqwest::Client,
+    budget: Arc<Budget>,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("provider", &self.provider)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// `base` is the provider's API root (no trailing slash needed).
+    pub fn new(
+        provider: &'static str,
+        base: &str,
+        timeout: Duration,
+        budget: BudgetSpec,
+    ) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
+            // Redirects could carry an Authorization header to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|_| {
+                ProviderError::permanent(format!("{provider}: cannot build the HTTPS client"))
+            })?;
+        Ok(Self {
+            provider,
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+            budget: Arc::new(Budget::new(budget)),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// A request to `path` (starting with `/`) under the base URL.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .header("accept", "application/vnd.github+json")
+    }
+
+    /// Sends a request within the budget. Any answer is returned (the caller decides what a
+    /// 404 means); only a request that got no answer is an error.
+    pub async fn send(
+        &self,
+        op: &str,
+        req: RequestBuilder,
+        spend: Spend,
+    ) -> Result<Response, ProviderError> {
+        let req = req.build().map_err(|_| {
+            ProviderError::permanent(format!("{op}: the request could not be built"))
+        })?;
+        let write = req.method() != Method::GET && req.method() != Method::HEAD;
+        let _permit = self.budget.acquire(write, spend == Spend::Ours).await;
+        let started = std::time::Instant::now();
+        let r = self
+            .client
+            .execute(req)
+            .await
+            .map_err(|e| transport_error(op, &e));
+        // The operation and the outcome only: never a header, a body or the URL's query.
+        match &r {
+            Ok(resp) => tracing::debug!(
+                provider = self.provider,
+                op,
+                status = resp.status().as_u16(),
+                ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "request"
+            ),
+            Err(e) => tracing::debug!(provider = self.provider, op, error = %e, "request failed"),
+        }
+        r
+    }
+
+    /// Sends and classifies: a success status is returned, anything else is an error.
+    pub async fn send_ok(
+        &self,
+        op: &str,
+        req: RequestBuilder,
+        spend: Spend,
+    ) -> Result<Response, ProviderError> {
+        let resp = self.send(op, req, spend).await?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(error_of(op, resp).await)
+        }
+    }
+}
+
+/// A request that got no answer. Only the kind of failure is kept: reqwest's text names the
+/// URL.
+pub fn transport_error(op: &str, e: &reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::transient(format!("{op}: timed out"))
+    } else if e.is_connect() {
+        ProviderError::transient(format!("{op}: could not connect"))
+    } else if e.is_builder() {
+        ProviderError::permanent(format!("{op}: the request could not be built"))
+    } else if e.is_decode() {
+        ProviderError::transient(format!("{op}: unreadable answer"))
+    } else {
+        // Reset or closed connections, broken bodies.
+        ProviderError::transient(format!("{op}: the connection failed"))
+    }
+}
+
+/// Reads an unsuccessful answer and classifies it.
+pub async fn error_of(op: &str, resp: Response) -> ProviderError {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    // An error body is read only to take its `message`; it is never kept or printed whole.
+    let body = resp.bytes().await.unwrap_or_default();
+    classify(op, status, &headers, &body, SystemTime::now())
+}
+
+/// The wait a rate-limited answer asks for: `retry-after` (seconds), else
+/// `x-ratelimit-reset` (epoch seconds) from `now`.
+fn wait_of(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if let Some(s) = header("retry-after") {
+        return Some(Duration::from_secs(s));
+    }
+    let reset = header("x-ratelimit-reset")?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    // A reset in the past (clock skew) still means "wait a moment".
+    Some(Duration::from_secs(reset.saturating_sub(now).max(1)))
+}
+
+/// Classifies an answer that is not a success.
+pub fn classify(
+    op: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> ProviderError {
+    let said = provider_message(body);
+    let message = match &said {
+        Some(m) => format!("{op}: HTTP {}: {m}", status.as_u16()),
+        None => format!("{op}: HTTP {}", status.as_u16()),
+    };
+    let exhausted = headers
+        .get("x-ratelimit-remaining")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "0");
+    let secondary = status == StatusCode::FORBIDDEN
+        && (headers.contains_key("retry-after")
+            || said
+                .as_deref()
+                .is_some_and(|m| m.to_ascii_lowercase().contains("rate limit")));
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || secondary
+        || (exhausted && status == StatusCode::FORBIDDEN)
+    {
+        // GitHub: without either header, wait at least a minute before a secondary retry.
+        let wait = wait_of(headers, now).or(secondary.then_some(Duration::from_mins(1)));
+        ProviderError::rate_limited(wait, message)
+    } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+        ProviderError::transient(message)
+    } else {
+        ProviderError::permanent(message)
+    }
+}
+
+/// The provider's own `message` from a JSON error body, cut to 200 characters, with anything
+/// that looks like a token replaced.
+pub fn provider_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let m = v.get("message")?.as_str()?;
+    let cleaned: Vec<String> = m
+        .split_whitespace()
+        .map(|w| {
+            if looks_like_token(w) {
+                "[REDACTED]".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    let mut out = cleaned.join(" ");
+    if out.chars().count() > 200 {
+        out = out.chars().take(200).collect::<String>() + "…";
+    }
+    Some(out)
+}
+
+/// Words no provider message should carry: known token prefixes and long opaque strings.
+pub fn looks_like_token(word: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
+        "github_pat_",
+        "npm_",
+        "hf_",
+        "eyJ",
+    ];
+    let w = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+    PREFIXES.iter().any(|p| w.starts_with(p))
+        || (w.len() >= 24
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-+/=".contains(c))
+            && w.chars().any(|c| c.is_ascii_digit())
+            && w.chars().any(|c| c.is_ascii_alphabetic()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rekey_engine::ErrorKind;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn classification() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let cases: Vec<(u16, HeaderMap, &str, ErrorKind)> = vec![
+            (
+                429,
+                headers(&[("retry-after", "7")]),
+                "",
+                ErrorKind::RateLimited(Some(Duration::from_secs(7))),
+            ),
+            (
+                403,
+                headers(&[("retry-after", "30")]),
+                r#"{"message":"You have exceeded a secondary rate limit."}"#,
+                ErrorKind::RateLimited(Some(Duration::from_secs(30))),
+            ),
+            (
+                403,
+                HeaderMap::new(),
+                r#"{"message":"You have exceeded a secondary rate limit. Please wait."}"#,
+                ErrorKind::RateLimited(Some(Duration::from_mins(1))),
+            ),
+            (
+                403,
+                headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1042"),
+                ]),
+                r#"{"message":"API rate limit exceeded"}"#,
+                ErrorKind::RateLimited(Some(Duration::from_secs(42))),
+            ),
+            (502, HeaderMap::new(), "<html>", ErrorKind::Transient),
+            (503, HeaderMap::new(), "", ErrorKind::Transient),
+            (
+                403,
+                HeaderMap::new(),
+                r#"{"message":"Resource not accessible by personal access token"}"#,
+                ErrorKind::Permanent,
+            ),
+            (
+                404,
+                HeaderMap::new(),
+                r#"{"message":"Not Found"}"#,
+                ErrorKind::Permanent,
+            ),
+            (422, HeaderMap::new(), "", ErrorKind::Permanent),
+        ];
+        for (status, h, body, want) in cases {
+            let e = classify(
+                "op",
+                StatusCode::from_u16(status).unwrap(),
+                &h,
+                body.as_bytes(),
+                now,
+            );
+            assert_eq!(e.kind, want, "{status} {body}");
+        }
+        let e = classify(
+            "GET /repos/acme/web",
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            br#"{"message":"Not Found","documentation_url":"https://docs.github.com"}"#,
+            now,
+        );
+        assert_eq!(e.message, "GET /repos/acme/web: HTTP 404: Not Found");
+    }
+
+    #[test]
+    fn messages_hide_tokens() {
+        let m = provider_message(
+            br#"{"message":"token ghp_abcdefghijklmnopqrstuvwxyz0123456789 and github_pat_11AAAA_x and Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA== are bad"}"#,
+        )
+        .unwrap();
+        assert!(!m.contains("ghp_"), "{m}");
+        assert!(!m.contains("github_pat_"), "{m}");
+        assert!(!m.contains("Zm9v"), "{m}");
+        assert!(m.contains("are bad"));
+        assert_eq!(provider_message(b"not json"), None);
+    }
+}
