@@ -502,3 +502,33 @@ async fn finish(ws: &Workspace, plan: &Plan, context: &str) {
     let verify = ws.rekey(&["audit", "verify"], &[]);
     assert_eq!(verify.code, Some(0), "{context}: {}", verify.stderr);
 }
+
+/// The simulator without `batch_limit`: what every provider was before batching.
+struct Unbatched(Arc<SimProvider>);
+
+#[async_trait::async_trait]
+impl Provider for Unbatched {
+    async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        self.0.execute(call).await
+    }
+    async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError> {
+        self.0.undo(call, outputs).await
+    }
+    async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
+        self.0.reconcile(call).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_batch_limit_each_token_is_its_own_request() {
+    let plan = incident(&pats_yaml(200));
+    let rig = rig(&plan, SimOptions::default(), EngineConfig::default()).await;
+    let engine = Engine {
+        providers: Providers::all(Arc::new(Unbatched(rig.sim.clone()))),
+        ..crate::engine::clone_engine(&rig.engine)
+    };
+    let out = engine.start(&plan, "run-1by1", "{}").await.unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+    assert_eq!(rig.sim.requests(REVOKE), 200);
+    assert_converged(&rig.sim, &plan, "run-1by1", true).await;
+}
