@@ -203,10 +203,14 @@ async fn a_token_the_api_refuses_fails_only_its_own_step() {
     }
 }
 
+/// Of each call of a batch request: step id, idempotency key, attempt, whether the token
+/// input is secret.
+type Seen = (String, String, u32, bool);
+
 /// The simulator, recording each batch request's calls and reporting something per call.
 struct Recording {
     sim: Arc<SimProvider>,
-    batches: Mutex<Vec<Vec<(String, String, u32, bool)>>>,
+    batches: Mutex<Vec<Vec<Seen>>>,
 }
 
 #[async_trait::async_trait]
@@ -418,11 +422,10 @@ async fn other_providers_go_on_while_a_batch_gathers() {
     assert_ne!(out.status, RunStatus::Succeeded);
     let times = times.0.lock().unwrap().clone();
     let at = |id: &str| {
-        times
-            .iter()
-            .find(|(_, s)| s == id)
-            .map(|(t0, _)| t0.duration_since(t))
-            .unwrap_or_else(|| panic!("{id} did not finish: {times:?}"))
+        times.iter().find(|(_, s)| s == id).map_or_else(
+            || panic!("{id} did not finish: {times:?}"),
+            |(t0, _)| t0.duration_since(t),
+        )
     };
     let aws_done = times
         .iter()
