@@ -203,10 +203,14 @@ async fn a_token_the_api_refuses_fails_only_its_own_step() {
     }
 }
 
+/// Of each call of a batch request: step id, idempotency key, attempt, whether the token
+/// input is secret.
+type Seen = (String, String, u32, bool);
+
 /// The simulator, recording each batch request's calls and reporting something per call.
 struct Recording {
     sim: Arc<SimProvider>,
-    batches: Mutex<Vec<Vec<(String, String, u32, bool)>>>,
+    batches: Mutex<Vec<Vec<Seen>>>,
 }
 
 #[async_trait::async_trait]
@@ -418,11 +422,10 @@ async fn other_providers_go_on_while_a_batch_gathers() {
     assert_ne!(out.status, RunStatus::Succeeded);
     let times = times.0.lock().unwrap().clone();
     let at = |id: &str| {
-        times
-            .iter()
-            .find(|(_, s)| s == id)
-            .map(|(t0, _)| t0.duration_since(t))
-            .unwrap_or_else(|| panic!("{id} did not finish: {times:?}"))
+        times.iter().find(|(_, s)| s == id).map_or_else(
+            || panic!("{id} did not finish: {times:?}"),
+            |(t0, _)| t0.duration_since(t),
+        )
     };
     let aws_done = times
         .iter()
@@ -501,4 +504,34 @@ async fn finish(ws: &Workspace, plan: &Plan, context: &str) {
     assert_converged(&sim, plan, run_id, true).await;
     let verify = ws.rekey(&["audit", "verify"], &[]);
     assert_eq!(verify.code, Some(0), "{context}: {}", verify.stderr);
+}
+
+/// The simulator without `batch_limit`: what every provider was before batching.
+struct Unbatched(Arc<SimProvider>);
+
+#[async_trait::async_trait]
+impl Provider for Unbatched {
+    async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+        self.0.execute(call).await
+    }
+    async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError> {
+        self.0.undo(call, outputs).await
+    }
+    async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
+        self.0.reconcile(call).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_batch_limit_each_token_is_its_own_request() {
+    let plan = incident(&pats_yaml(200));
+    let rig = rig(&plan, SimOptions::default(), EngineConfig::default()).await;
+    let engine = Engine {
+        providers: Providers::all(Arc::new(Unbatched(rig.sim.clone()))),
+        ..crate::engine::clone_engine(&rig.engine)
+    };
+    let out = engine.start(&plan, "run-1by1", "{}").await.unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+    assert_eq!(rig.sim.requests(REVOKE), 200);
+    assert_converged(&rig.sim, &plan, "run-1by1", true).await;
 }
