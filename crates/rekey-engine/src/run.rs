@@ -2266,7 +2266,12 @@ impl Exec {
         for k in 0..self.dependents[i].len() {
             let d = self.dependents[i][k];
             self.waiting_on[d] = self.waiting_on[d].saturating_sub(1);
-            if self.waiting_on[d] == 0 && self.state[d] == StepState::Pending {
+            if self.waiting_on[d] == 0
+                && matches!(
+                    self.state[d],
+                    StepState::Pending | StepState::WaitingForOperator
+                )
+            {
                 self.ready.push((self.height[d], Reverse(d)));
             }
         }

@@ -1255,3 +1255,37 @@ async fn a_delivery_whose_answer_was_lost_still_counts_as_maybe_live() {
         "the mint was not undone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_waiting_for_an_operator_runs_after_its_capture_is_redone() {
+    // A real (not simulated) run pauses for the new token; on resume the capture of the old
+    // one cannot be read again (an env file keeps no versions) and is redone before anything
+    // was delivered. The step that waited must then run, not stay blocked.
+    let plan = plan_for(&["gh-secrets-writer"], Mode::Drill);
+    let mut rig = rig(&plan, SimOptions::default(), EngineConfig::default()).await;
+    rig.engine.simulated = false;
+    rig.engine.providers = Providers::all(Arc::new(NoReread(rig.sim.clone())));
+    let out = rig.engine.start(&plan, "run-1", "{}").await.unwrap();
+    assert_eq!(out.status, RunStatus::Paused, "{:?}", out.message);
+    let answers: BTreeMap<String, secrecy::SecretString> = [(
+        "gh-secrets-writer/create".to_owned(),
+        secrecy::SecretString::from("github_pat_new-value"),
+    )]
+    .into();
+    let out = rig.engine.resume("run-1", &answers).await.unwrap();
+    // The step that waited ran (the simulator then refuses to deliver a value it did not
+    // mint, which is beside the point here); before, the run ended "blocked by a credential
+    // it waits for" with the answer unused.
+    let message = out.message.unwrap_or_default();
+    assert!(!message.contains("blocked"), "{message}");
+    let states = rig.engine.store.steps("run-1").await.unwrap();
+    let create = states
+        .iter()
+        .find(|s| s.step_id == "gh-secrets-writer/create")
+        .unwrap();
+    assert!(
+        matches!(create.state, StepState::Succeeded | StepState::Undone),
+        "{:?}: {message}",
+        create.state
+    );
+}
