@@ -254,6 +254,22 @@ impl Engine {
         }
     }
 
+    /// Appends an audit event about step `step` of its credential, with a detail.
+    async fn audit_step(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        step: &PlannedStep,
+        event: &str,
+        outcome: &str,
+        detail: String,
+    ) -> Result<(), EngineError> {
+        let cred = &plan.credentials[step.credential as usize].id;
+        let mut a = self.audit(run_id, Some(step), Some(cred), event, outcome);
+        a.detail = Some(detail);
+        Ok(self.store.append_audit(a).await?)
+    }
+
     /// Refuses, before anything runs, a plan with a step no provider of this build can do.
     pub fn check(&self, plan: &Plan) -> Result<(), EngineError> {
         for s in &plan.steps {
@@ -1201,15 +1217,15 @@ impl Engine {
                     // Nothing there: the new value did not reach this consumer.
                     Ok(None) => continue,
                     Err(e) => {
-                        let mut a = self.audit(
+                        self.audit_step(
                             run_id,
-                            Some(step),
-                            Some(&plan.credentials[step.credential as usize].id),
+                            plan,
+                            step,
                             "secret_recovery_failed",
                             "error",
-                        );
-                        a.detail = Some(format!("read-back from `{}`: {e}", us.id));
-                        self.store.append_audit(a).await?;
+                            format!("read-back from `{}`: {e}", us.id),
+                        )
+                        .await?;
                         if called {
                             unchecked.push(format!("{} (read-back failed: {e})", us.id));
                         }
@@ -1233,29 +1249,22 @@ impl Engine {
                     // A delivery that may never have been written holds the old value.
                     Err(_) if ex.state[u] != StepState::Succeeded => {}
                     Err(why) => {
-                        let mut a = self.audit(
+                        self.audit_step(
                             run_id,
-                            Some(step),
-                            Some(&plan.credentials[step.credential as usize].id),
+                            plan,
+                            step,
                             "secret_recovery_rejected",
                             "error",
-                        );
-                        a.detail = Some(format!("read-back from `{}`: {why}", us.id));
-                        self.store.append_audit(a).await?;
+                            format!("read-back from `{}`: {why}", us.id),
+                        )
+                        .await?;
                     }
                 }
             }
             if let Some(values) = recovered {
-                let mut a = self.audit(
-                    run_id,
-                    Some(step),
-                    Some(&plan.credentials[step.credential as usize].id),
-                    "secret_recovered",
-                    "ok",
-                );
-                a.detail =
-                    Some("the new value was read back from a consumer after a restart".into());
-                self.store.append_audit(a).await?;
+                let why = "the new value was read back from a consumer after a restart";
+                self.audit_step(run_id, plan, step, "secret_recovered", "ok", why.to_owned())
+                    .await?;
                 ex.outputs[s] = Some(values);
                 continue;
             }
@@ -1264,18 +1273,12 @@ impl Engine {
             // unless an operator said so.
             let cred_id = &plan.credentials[cred].id;
             if !unchecked.is_empty() && self.config.mint_again.allows(cred_id) {
-                let mut a = self.audit(
-                    run_id,
-                    Some(step),
-                    Some(cred_id),
-                    "mint_again_confirmed",
-                    "ok",
-                );
-                a.detail = Some(format!(
+                let why = format!(
                     "the operator allowed minting again although the lost value may be live in: {}",
                     unchecked.join("; ")
-                ));
-                self.store.append_audit(a).await?;
+                );
+                self.audit_step(run_id, plan, step, "mint_again_confirmed", "ok", why)
+                    .await?;
             } else if !unchecked.is_empty() {
                 ex.cred[cred] = CredState::NeedsOperator;
                 let msg = format!(
@@ -1284,15 +1287,15 @@ impl Engine {
                     unchecked.join("; ")
                 );
                 ex.errors.insert(s, msg.clone());
-                let mut a = self.audit(
+                self.audit_step(
                     run_id,
-                    Some(step),
-                    Some(&plan.credentials[cred].id),
+                    plan,
+                    step,
                     "credential_needs_operator",
                     "error",
-                );
-                a.detail = Some(msg);
-                self.store.append_audit(a).await?;
+                    msg,
+                )
+                .await?;
                 continue;
             }
             // The OLD value, captured before the rotation so it can be revoked: read again the
@@ -1305,18 +1308,9 @@ impl Engine {
                     .reread_capture(run_id, plan, ex, s, minted.as_ref())
                     .await?
             {
-                let mut a = self.audit(
-                    run_id,
-                    Some(step),
-                    Some(&plan.credentials[cred].id),
-                    "secret_recovered",
-                    "ok",
-                );
-                a.detail = Some(
-                    "the captured value was read again from the version pinned when it was captured"
-                        .into(),
-                );
-                self.store.append_audit(a).await?;
+                let why = "the captured value was read again from the version pinned when it was captured";
+                self.audit_step(run_id, plan, step, "secret_recovered", "ok", why.to_owned())
+                    .await?;
                 ex.outputs[s] = Some(values);
                 continue;
             }
@@ -1328,15 +1322,15 @@ impl Engine {
                 ex.cred[cred] = CredState::NeedsOperator;
                 let msg = "the old value, captured to revoke it, was lost in a crash after the new value was delivered: revoke the old value by hand, then `rekey abandon` this run";
                 ex.errors.insert(s, msg.to_owned());
-                let mut a = self.audit(
+                self.audit_step(
                     run_id,
-                    Some(step),
-                    Some(&plan.credentials[cred].id),
+                    plan,
+                    step,
                     "credential_needs_operator",
                     "error",
-                );
-                a.detail = Some(msg.to_owned());
-                self.store.append_audit(a).await?;
+                    msg.to_owned(),
+                )
+                .await?;
                 continue;
             }
             // Mint again: remove the value nobody can use, and redo what used it.
