@@ -109,6 +109,49 @@ impl Budget {
     }
 }
 
+/// A limit of its own on one endpoint (GitHub's `POST /credentials/revoke`: 60 calls an hour),
+/// beside the provider's budget. It does not wait: a call that does not fit is told how long
+/// until it does, so the engine waits it out as a rate limit (shown and audited) instead of a
+/// call hanging for minutes.
+pub struct Pace {
+    what: &'static str,
+    limiter: DefaultDirectRateLimiter,
+}
+
+impl fmt::Debug for Pace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pace")
+            .field("what", &self.what)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pace {
+    /// `per_period` spread evenly over `period`, with bursts of up to `burst`.
+    pub fn new(what: &'static str, per_period: u32, period: Duration, burst: u32) -> Self {
+        Self {
+            what,
+            limiter: RateLimiter::direct(quota(per_period, period, burst)),
+        }
+    }
+
+    /// Takes one call now, or says how long until one fits (as a `RateLimited` error).
+    pub fn take(&self) -> Result<(), ProviderError> {
+        use governor::clock::{Clock, DefaultClock};
+        self.limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ProviderError::rate_limited(
+                Some(wait),
+                format!(
+                    "{}: rekey's own pace for this endpoint is spent; next call in {}s",
+                    self.what,
+                    wait.as_secs().max(1)
+                ),
+            )
+        })
+    }
+}
+
 /// Which budget a request spends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spend {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::secrets::{target, token_env};
 use super::{
     BudgetSpec, DEFAULT_API_URL, DEFAULT_PROPAGATION_WAIT, GITHUB_BUDGET, GithubProvider,
-    INSTALLATION_TOKEN_LIFE, seg,
+    INSTALLATION_TOKEN_LIFE, REVOKE_PACE, seg,
 };
 use crate::http::Spend;
 
@@ -102,6 +102,8 @@ pub struct GithubConfig {
     pub timeout: Duration,
     pub budget: BudgetSpec,
     pub propagation_wait: Duration,
+    /// `POST /credentials/revoke` calls per hour and burst ([`super::REVOKE_PACE`]).
+    pub revoke_pace: (u32, u32),
 }
 
 impl fmt::Debug for GithubConfig {
@@ -125,6 +127,7 @@ impl GithubConfig {
             timeout: Duration::from_secs(30),
             budget: GITHUB_BUDGET,
             propagation_wait: DEFAULT_PROPAGATION_WAIT,
+            revoke_pace: REVOKE_PACE,
         }
     }
 

@@ -33,7 +33,7 @@ use rekey_plan::PlannedStep;
 use rekey_spec::inventory::ActionsScope;
 use secrecy::SecretString;
 
-use crate::http::{BudgetSpec, HttpClient};
+use crate::http::{BudgetSpec, HttpClient, Pace};
 use secrets::{ScopeKey, check_secret_name, target};
 
 mod app;
@@ -57,6 +57,8 @@ pub const GITHUB_BUDGET: BudgetSpec = BudgetSpec {
     writes_per_minute: 78,
     write_burst: 2,
 };
+/// `POST /credentials/revoke` may be called 60 times an hour: 55 spread evenly + bursts of 5.
+pub const REVOKE_PACE: (u32, u32) = (55, 5);
 /// How long a revoke waits for `GET /user` with the old token to answer 401.
 pub const DEFAULT_PROPAGATION_WAIT: Duration = Duration::from_mins(1);
 const INSTALLATION_TOKEN_LIFE: Duration = Duration::from_mins(50);
@@ -70,6 +72,9 @@ pub struct GithubProvider {
     app: Option<AppAuth>,
     lookup: TokenLookup,
     propagation_wait: Duration,
+    /// `POST /credentials/revoke`'s own limit, beside the budget (unauthenticated calls do not
+    /// spend it).
+    revoke_pace: Pace,
     /// Public key per scope, for this run (scope path → key id, key); concurrent deliveries to
     /// one scope wait for one fetch.
     keys: Mutex<HashMap<String, Arc<ScopeKey>>>,
@@ -93,6 +98,12 @@ impl GithubProvider {
             app: config.app,
             lookup: config.lookup,
             propagation_wait: config.propagation_wait,
+            revoke_pace: Pace::new(
+                "POST /credentials/revoke",
+                config.revoke_pace.0,
+                Duration::from_hours(1),
+                config.revoke_pace.1,
+            ),
             keys: Mutex::new(HashMap::new()),
         })
     }
@@ -225,8 +236,10 @@ impl Provider for GithubProvider {
     }
 
     fn retry_budget(&self, step: &PlannedStep) -> Option<Duration> {
-        // A revoke waits for propagation inside the call, and may be retried after it.
-        (step.action == "github.credentials.revoke").then_some(self.propagation_wait * 3)
+        // A revoke waits for propagation inside the call, and may be retried after it, or
+        // after its pace (a call a minute once the burst is spent) lets it go.
+        (step.action == "github.credentials.revoke")
+            .then_some(self.propagation_wait * 3 + Duration::from_secs(150))
     }
 
     fn batch_limit(&self, step: &PlannedStep) -> Option<usize> {

@@ -134,7 +134,11 @@ impl GithubProvider {
         }
         for chunk in to_revoke.chunks(REVOKE_BATCH) {
             let plain: Vec<&str> = chunk.iter().map(|(_, t)| t.expose()).collect();
-            if let Err(e) = self.revoke_request(&plain).await {
+            let sent = match self.revoke_pace.take() {
+                Ok(()) => self.revoke_request(&plain).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
                 for (i, _) in chunk {
                     results[*i] = Some(Err(e.clone()));
                 }

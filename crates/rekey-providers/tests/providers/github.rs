@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rekey_engine::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
 use rekey_plan::{Plan, PlannedStep};
-use rekey_providers::github::{AppAuth, GithubConfig, GithubProvider};
+use rekey_providers::github::{self, AppAuth, GithubConfig, GithubProvider};
 use rekey_providers::http::{BudgetSpec, HttpClient, Spend};
 use rekey_spec::Mode;
 use rekey_testkit::GithubFake;
@@ -60,6 +60,7 @@ fn config(fake: &GithubFake) -> GithubConfig {
     c.token = Some(SecretString::from(WRITER));
     c.timeout = Duration::from_secs(5);
     c.propagation_wait = Duration::from_secs(5);
+    c.revoke_pace = (1_000_000, 1_000_000);
     // GitHub's real budget paces writes at 78 a minute; these tests are about correctness.
     c.budget = BudgetSpec {
         per_hour: 1_000_000,
@@ -600,6 +601,61 @@ async fn revoking_2000_tokens_takes_two_calls() {
     );
 }
 
+/// `POST /credentials/revoke` takes 60 calls an hour: once rekey's pace (55 + a burst of 5) is
+/// spent, a revoke is not sent but answered "rate limited" with the wait, which the engine
+/// shows and waits out.
+#[tokio::test]
+async fn revoke_calls_keep_to_sixty_an_hour() {
+    let fake = GithubFake::start().await;
+    let mut yaml = String::from("credentials:\n");
+    for i in 0..7 {
+        fake.add_token(&format!("github_pat_11PACE{i:05}_0000000000000000000"), "u");
+        let _ = writeln!(
+            yaml,
+            "  - id: t{i}\n    kind: github_fine_grained_pat\n    owner: x\n    github_user: u\n    delivered_to:\n      - env_file: {{ path: /tmp/never.env, key: T{i} }}"
+        );
+    }
+    let plan = harness::compile(&yaml, Mode::Incident, None);
+    let mut c = config(&fake);
+    c.revoke_pace = github::REVOKE_PACE;
+    let p = GithubProvider::new(c).unwrap();
+    let mut outcomes = Vec::new();
+    for i in 0..7 {
+        let s = steps(&plan, "github.credentials.revoke", &format!("t{i}"))[0];
+        let inputs = secret(&format!("github_pat_11PACE{i:05}_0000000000000000000"));
+        let key = rekey_engine::run::idempotency_key(RUN, &s.id);
+        outcomes.push(p.execute(&call(&plan, s, &inputs, &key)).await);
+    }
+    assert!(outcomes[..5].iter().all(Result::is_ok), "{outcomes:?}");
+    for e in &outcomes[5..] {
+        let e = e.as_ref().unwrap_err();
+        let ErrorKind::RateLimited(Some(wait)) = e.kind else {
+            panic!("{e:?}");
+        };
+        // 55 an hour: the next call fits in about 65 s.
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(66),
+            "{wait:?}"
+        );
+        assert!(
+            e.message.contains("POST /credentials/revoke"),
+            "{}",
+            e.message
+        );
+    }
+    assert_eq!(
+        fake.revoke_calls(),
+        vec![1; 5],
+        "nothing sent past the pace"
+    );
+    assert!(!fake.is_revoked("github_pat_11PACE00006_0000000000000000000"));
+    assert!(
+        p.retry_budget(steps(&plan, "github.credentials.revoke", "t0")[0])
+            .is_some_and(|b| b > Duration::from_secs(66)),
+        "a revoke's budget outlasts one wait for the pace"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // App keys
 
@@ -843,37 +899,13 @@ async fn concurrent_deliveries_to_one_scope_fetch_its_key_once() {
         .map(|s| call(&plan, s, &inputs, &s.id))
         .collect();
     let before = fake.requests();
-    let results = futures_join(calls.iter().map(|c| p.execute(c))).await;
+    let results = futures_util::future::join_all(calls.iter().map(|c| p.execute(c))).await;
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(
         fake.requests() - before,
         16 + 1,
         "16 PUTs and one public key"
     );
-}
-
-/// Polls futures together (the test binary has no futures crate).
-async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut futs: Vec<_> = futs.map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, f) in futs.iter_mut().enumerate() {
-            if done[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => done[i] = Some(v),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().map(|d| d.expect("ready")).collect()
 }
 
 #[tokio::test]
