@@ -65,6 +65,10 @@ struct RawCredential {
     last_rotated: Option<S>,
     #[serde(default)]
     delivered_to: Vec<RawConsumer>,
+    /// The variable holding the GitHub token that writes this credential's Actions secrets
+    /// (a consumer's own `token_env` wins).
+    #[serde(default)]
+    token_env: Option<S>,
     #[serde(default)]
     description: Option<S>,
 }
@@ -79,6 +83,7 @@ const COMMON_FIELDS: &[&str] = &[
     "policy",
     "last_rotated",
     "delivered_to",
+    "token_env",
     "description",
 ];
 
@@ -915,6 +920,29 @@ fn check_credential(
         }
     }
 
+    if let Some(t) = &raw.token_env
+        && check_token_env(file, t, errors)
+    {
+        for c in &mut delivered_to {
+            if let Consumer::GithubActionsSecret { token_env, .. } = c {
+                token_env.get_or_insert_with(|| t.to_string());
+            }
+        }
+        if !raw
+            .delivered_to
+            .iter()
+            .any(|c| c.github_actions_secret.is_some())
+        {
+            errors.push(
+                SpecError::at(
+                    loc(file, t),
+                    "`token_env` names the token that writes GitHub Actions secrets, and this credential has none",
+                )
+                .help("remove it, or add a `github_actions_secret` consumer"),
+            );
+        }
+    }
+
     if errors.len() > before {
         return None;
     }
@@ -1041,6 +1069,22 @@ fn check_rotate_with_cycles(inv: &Inventory, errors: &mut SpecErrors) {
     }
 }
 
+/// A `token_env` must name an environment variable (never hold a token: those are refused
+/// earlier, without echoing them).
+fn check_token_env(file: &Arc<SourceFile>, t: &S, errors: &mut SpecErrors) -> bool {
+    let ok = !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        errors.push(
+            SpecError::at(
+                loc(file, t),
+                format!("`{}` is not an environment variable name", t.as_str()),
+            )
+            .help("name the variable that holds the token, e.g. token_env: GH_SECRETS_TOKEN"),
+        );
+    }
+    ok
+}
+
 fn check_consumer(
     file: &Arc<SourceFile>,
     c: &RawConsumer,
@@ -1144,15 +1188,8 @@ fn check_consumer(
             return None;
         }
         if let Some(t) = &gh.token_env
-            && (t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            && !check_token_env(file, t, errors)
         {
-            errors.push(
-                SpecError::at(
-                    loc(file, t),
-                    format!("`{}` is not an environment variable name", t.as_str()),
-                )
-                .help("name the variable that holds the token, e.g. token_env: GH_SECRETS_TOKEN"),
-            );
             return None;
         }
         return Some(Consumer::GithubActionsSecret {

@@ -908,6 +908,33 @@ async fn concurrent_deliveries_to_one_scope_fetch_its_key_once() {
     );
 }
 
+/// A credential's `token_env` writes each of its Actions secrets that names none of its own.
+#[tokio::test]
+async fn a_credential_token_env_is_the_default_of_its_consumers() {
+    let plan = harness::compile(
+        r"
+credentials:
+  - id: t
+    kind: github_fine_grained_pat
+    owner: x
+    github_user: acme-bot
+    token_env: GH_CRED
+    delivered_to:
+      - github_actions_secret: { repo: acme/web, name: FROM_CREDENTIAL }
+      - github_actions_secret: { repo: acme/web, name: OWN, token_env: GH_OWN }
+",
+        Mode::Drill,
+        None,
+    );
+    let fake = GithubFake::start().await;
+    let p = provider(&fake);
+    let sources: Vec<String> = steps(&plan, "consumer.deliver", "t")
+        .into_iter()
+        .map(|s| p.auth_source(s).to_string())
+        .collect();
+    assert_eq!(sources, ["the token in $GH_CRED", "the token in $GH_OWN"]);
+}
+
 #[tokio::test]
 async fn a_consumer_token_env_wins_over_github_token() {
     let fake = GithubFake::start().await;

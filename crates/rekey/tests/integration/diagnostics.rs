@@ -113,6 +113,16 @@ fn bad_inventory_inputs_name_file_line_and_column() {
             "is not an environment variable name",
         ),
         (
+            "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    token_env: GH_W\n    delivered_to:\n      - env_file: { path: /tmp/x.env, key: K }\n",
+            "inv.yaml:11:16",
+            "`token_env` names the token that writes GitHub Actions secrets, and this credential has none",
+        ),
+        (
+            "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    token_env: gh-w\n    delivered_to:\n      - github_actions_secret: { repo: acme/web, name: X }\n",
+            "inv.yaml:11:16",
+            "`gh-w` is not an environment variable name",
+        ),
+        (
             "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    policy: { max_age_days: ninety }\n",
             "inv.yaml:11:29",
             "invalid digit",
