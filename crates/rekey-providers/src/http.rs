@@ -224,6 +224,12 @@ impl HttpClient {
             .header("accept", "application/vnd.github+json")
     }
 
+    /// A request to a full URL on another host of the same provider (GitHub's web host, which
+    /// serves the OAuth endpoints), sent with the same budget and redaction.
+    pub fn request_url(&self, method: Method, url: &str) -> RequestBuilder {
+        self.client.request(method, url)
+    }
+
     /// Sends a request within the budget. Any answer is returned (the caller decides what a
     /// 404 means); only a request that got no answer is an error.
     pub async fn send(

@@ -331,6 +331,14 @@ pub static ACTIONS: &[ActionSpec] = &[
         [p("app_id"), s("private_key")],
         [out("app_slug")]
     ),
+    action!(
+        "github.oauth_app.check_secret",
+        "github",
+        "POST /login/oauth/access_token with a made-up code (GitHub checks the client secret first)",
+        Verify,
+        [p("client_id"), s("client_secret"), o("expect")],
+        [out("secret")]
+    ),
     // npm
     action!(
         "npm.tokens.create",

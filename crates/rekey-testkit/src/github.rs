@@ -4,7 +4,9 @@
 //! assert that what arrived equals what was minted), `GET /user` by token (401 for revoked or
 //! unknown ones), `POST /credentials/revoke` (403 when authenticated on the github.com flavour,
 //! ≤ 1,000 tokens a call, calls counted), `GET /app` verifying an RS256 JWT with the App's public
-//! key, installation tokens, and seeded fault injection (429 and 403 secondary rate limits with
+//! key, installation tokens, OAuth apps' token endpoint on the web host (`POST
+//! /login/oauth/access_token`: `incorrect_client_credentials` for a wrong client secret, else
+//! `bad_verification_code`, as GitHub answers a made-up code), and seeded fault injection (429 and 403 secondary rate limits with
 //! `retry-after`, 502 before or after the effect, reset connections).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -67,6 +69,9 @@ struct State {
     writers: BTreeSet<String>,
     revoked: BTreeSet<String>,
     apps: Vec<App>,
+    /// OAuth app client id → its live client secrets.
+    oauth_apps: HashMap<String, BTreeSet<String>>,
+    oauth_checks: usize,
     installations: BTreeMap<u64, u64>,
     /// Counters.
     revoke_calls: usize,
@@ -195,6 +200,35 @@ impl GithubFake {
         self.with(|s| {
             s.writers.insert(token.to_owned());
         });
+    }
+
+    /// An OAuth app's client secret GitHub accepts (an app holds several while one is rotated).
+    pub fn add_oauth_secret(&self, client_id: &str, secret: &str) {
+        self.with(|s| {
+            s.oauth_apps
+                .entry(client_id.to_owned())
+                .or_default()
+                .insert(secret.to_owned());
+        });
+    }
+
+    /// Deletes a client secret, as an owner does in the app's settings.
+    pub fn delete_oauth_secret(&self, client_id: &str, secret: &str) -> bool {
+        self.with(|s| {
+            s.oauth_apps
+                .get_mut(client_id)
+                .is_some_and(|set| set.remove(secret))
+        })
+    }
+
+    /// Calls to the OAuth token endpoint that were answered.
+    pub fn oauth_checks(&self) -> usize {
+        self.with(|s| s.oauth_checks)
+    }
+
+    /// The web host (`GITHUB_SERVER_URL`): the root of the server in both flavours.
+    pub fn server_url(&self) -> String {
+        self.server.uri()
     }
 
     /// A GitHub App with its accepted public keys, and an installation.
@@ -375,6 +409,9 @@ fn fault(s: &mut State, req: &Request) -> Option<ResponseTemplate> {
 }
 
 fn route(s: &mut State, req: &Request) -> ResponseTemplate {
+    if req.method.as_str() == "POST" && req.url.path() == "/login/oauth/access_token" {
+        return oauth_token(s, req);
+    }
     let path = req.url.path().to_owned();
     let Some(path) = path.strip_prefix(&s.prefix) else {
         return msg(404, "Not Found");
@@ -428,6 +465,31 @@ fn route(s: &mut State, req: &Request) -> ResponseTemplate {
             secrets_api(s, req, method, &segs)
         }
     }
+}
+
+/// The web flow's code exchange. GitHub checks the client credentials before the code and
+/// answers errors with 200 and a JSON `error` (when asked for JSON).
+fn oauth_token(s: &mut State, req: &Request) -> ResponseTemplate {
+    let form: HashMap<String, String> = form_urlencoded::parse(&req.body).into_owned().collect();
+    let (Some(id), Some(secret)) = (form.get("client_id"), form.get("client_secret")) else {
+        return answer(200, &json!({ "error": "incorrect_client_credentials" }));
+    };
+    s.oauth_checks += 1;
+    let live = s.oauth_apps.get(id).is_some_and(|set| set.contains(secret));
+    let error = if live {
+        // No code was ever issued by this fake.
+        "bad_verification_code"
+    } else {
+        "incorrect_client_credentials"
+    };
+    answer(
+        200,
+        &json!({
+            "error": error,
+            "error_description": "see error_uri",
+            "error_uri": "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
+        }),
+    )
 }
 
 fn user(s: &State, auth: Option<&str>) -> ResponseTemplate {

@@ -102,6 +102,8 @@ pub struct GithubConfig {
     pub timeout: Duration,
     pub budget: BudgetSpec,
     pub propagation_wait: Duration,
+    /// `GITHUB_SERVER_URL`: the web host, when it is not derived from the API URL.
+    pub server_url: Option<String>,
     /// `POST /credentials/revoke` calls per hour and burst ([`super::REVOKE_PACE`]).
     pub revoke_pace: (u32, u32),
 }
@@ -127,6 +129,7 @@ impl GithubConfig {
             timeout: Duration::from_secs(30),
             budget: GITHUB_BUDGET,
             propagation_wait: DEFAULT_PROPAGATION_WAIT,
+            server_url: None,
             revoke_pace: REVOKE_PACE,
         }
     }
@@ -137,6 +140,7 @@ impl GithubConfig {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let mut c = Self::new(&var("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_API_URL.into()));
         c.token = var("GITHUB_TOKEN").map(SecretString::from);
+        c.server_url = var("GITHUB_SERVER_URL");
         c.lookup = Box::new(move |k| var(k).map(SecretString::from));
         if let Some(app_id) = var("GITHUB_APP_ID") {
             let (Some(file), Some(inst)) = (
@@ -171,6 +175,9 @@ pub fn describe_auth_from_env(step: &PlannedStep) -> Option<String> {
     let source = match step.action.as_str() {
         "github.user.get" => return Some("the new token itself".into()),
         "github.app.verify_key" => return Some("a JWT signed with the new key".into()),
+        "github.oauth_app.check_secret" => {
+            return Some("the OAuth app's client id and secret themselves".into());
+        }
         "github.credentials.revoke" if !is_enterprise(&api) => {
             return Some(format!(
                 "unauthenticated ({api} refuses an authenticated revoke)"
@@ -206,6 +213,9 @@ impl GithubProvider {
         match step.action.as_str() {
             "github.user.get" => AuthSource::None("the new token itself"),
             "github.app.verify_key" => AuthSource::None("a JWT signed with the new key"),
+            "github.oauth_app.check_secret" => {
+                AuthSource::None("the OAuth app's client id and secret themselves")
+            }
             "github.credentials.revoke" if !self.enterprise => {
                 AuthSource::None("unauthenticated (github.com refuses an authenticated revoke)")
             }

@@ -38,12 +38,14 @@ use secrets::{ScopeKey, check_secret_name, target};
 
 mod app;
 mod auth;
+mod oauth;
 mod secrets;
 mod tokens;
 
 pub use auth::{
     AppAuth, AuthSource, GithubConfig, TokenLookup, describe_auth_from_env, is_enterprise,
 };
+pub use oauth::{SecretCheck, server_url_of};
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 /// `POST /credentials/revoke` takes at most this many tokens a request.
@@ -72,6 +74,9 @@ pub struct GithubProvider {
     app: Option<AppAuth>,
     lookup: TokenLookup,
     propagation_wait: Duration,
+    /// The web host (`GITHUB_SERVER_URL`, as Actions sets it; else derived from the API URL):
+    /// OAuth apps' token endpoint.
+    server_url: String,
     /// `POST /credentials/revoke`'s own limit, beside the budget (unauthenticated calls do not
     /// spend it).
     revoke_pace: Pace,
@@ -98,6 +103,10 @@ impl GithubProvider {
             app: config.app,
             lookup: config.lookup,
             propagation_wait: config.propagation_wait,
+            server_url: config.server_url.map_or_else(
+                || server_url_of(&config.api_url),
+                |u| u.trim_end_matches('/').to_owned(),
+            ),
             revoke_pace: Pace::new(
                 "POST /credentials/revoke",
                 config.revoke_pace.0,
@@ -160,7 +169,10 @@ fn not_actions(step: &PlannedStep) -> ProviderError {
 impl Provider for GithubProvider {
     fn supports(&self, step: &PlannedStep) -> Result<(), String> {
         match step.action.as_str() {
-            "github.user.get" | "github.credentials.revoke" | "github.app.verify_key" => Ok(()),
+            "github.user.get"
+            | "github.credentials.revoke"
+            | "github.app.verify_key"
+            | "github.oauth_app.check_secret" => Ok(()),
             "consumer.deliver" => {
                 let t = target(step).ok_or_else(|| not_actions(step).message)?;
                 check_secret_name(t.name)?;
@@ -256,6 +268,7 @@ impl Provider for GithubProvider {
                 .pop()
                 .expect("one result"),
             "github.app.verify_key" => self.verify_app_key(call).await,
+            "github.oauth_app.check_secret" => self.oauth_check(call).await,
             a => Err(ProviderError::permanent(format!(
                 "step {}: the GitHub provider does not handle action {a}",
                 call.step.id

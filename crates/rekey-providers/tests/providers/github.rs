@@ -45,7 +45,28 @@ credentials:
     app_slug: acme-deployer
     delivered_to:
       - github_actions_secret: { org: acme, name: DEPLOYER_KEY }
+  - id: docs-oauth
+    kind: oauth_client_secret
+    owner: team-web
+    provider: github_oauth_app
+    client_id: Iv1.8a61f9b3a7aba766
+    delivered_to:
+      - env_file: { path: /tmp/rekey-gh-test-never-written.env, key: DOCS_SECRET, field: client_secret }
 ";
+
+const OAUTH_OLD: &str = "0ld0ld0ld0ld0ld0ld0ld0ld0ld0ld0ld0ld0ld0";
+const OAUTH_NEW: &str = "5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5ec5";
+
+fn oauth_inputs(secret: &str) -> Values {
+    [
+        (
+            "client_id".to_owned(),
+            Value::Plain("Iv1.8a61f9b3a7aba766".into()),
+        ),
+        ("client_secret".to_owned(), Value::secret(secret)),
+    ]
+    .into()
+}
 
 fn fake_world(fake: &GithubFake) {
     fake.add_repo("acme/web");
@@ -656,6 +677,68 @@ async fn revoke_calls_keep_to_sixty_an_hour() {
     );
 }
 
+async fn oauth_check(
+    p: &GithubProvider,
+    plan: &Plan,
+    s: &PlannedStep,
+    v: Values,
+) -> Result<Values, ProviderError> {
+    let key = rekey_engine::run::idempotency_key(RUN, &s.id);
+    p.execute(&call(plan, s, &v, &key)).await
+}
+
+/// A GitHub OAuth app's secret is created and deleted by a person, and checked by rekey: the
+/// new one must be accepted before anything else goes on, and (`expect: refused`) an old one
+/// refused once deleted.
+#[tokio::test]
+async fn oauth_app_secrets_are_checked_at_the_token_endpoint() {
+    let fake = GithubFake::start_enterprise().await;
+    let mut c = config(&fake);
+    c.server_url = Some(fake.server_url());
+    let p = GithubProvider::new(c).unwrap();
+    let plan = plan(Mode::Drill);
+    let verify = steps(&plan, "github.oauth_app.check_secret", "docs-oauth")[0];
+    assert_eq!(
+        p.auth_source(verify).to_string(),
+        "the OAuth app's client id and secret themselves"
+    );
+    fake.add_oauth_secret("Iv1.8a61f9b3a7aba766", OAUTH_OLD);
+    let run = |s, v| oauth_check(&p, &plan, s, v);
+    let leak = |e: &ProviderError| {
+        let t = format!("{e} {e:?}");
+        assert!(
+            !t.contains(OAUTH_NEW) && !t.contains(OAUTH_OLD),
+            "a secret shows: {t}"
+        );
+    };
+    // A secret the app does not have (a typo, another app's): refused for good.
+    let e = run(verify, oauth_inputs(OAUTH_NEW)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    assert!(e.message.contains("refuses the new client secret"), "{e}");
+    leak(&e);
+    // Created in the settings: accepted.
+    fake.add_oauth_secret("Iv1.8a61f9b3a7aba766", OAUTH_NEW);
+    let out = run(verify, oauth_inputs(OAUTH_NEW)).await.unwrap();
+    assert_eq!(out.get("secret").map(Value::expose), Some("accepted"));
+    // `expect: refused` (a custom runbook answered at the terminal, while the old value is
+    // still in memory): the old one still works, so not done (retried, then the credential
+    // stops for an operator).
+    let mut old = oauth_inputs(OAUTH_OLD);
+    old.insert("expect".into(), Value::Plain("refused".into()));
+    let e = run(verify, old.clone()).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transient);
+    assert!(
+        e.message.contains("still accepts the old client secret"),
+        "{e}"
+    );
+    leak(&e);
+    // Deleted: proved.
+    assert!(fake.delete_oauth_secret("Iv1.8a61f9b3a7aba766", OAUTH_OLD));
+    let out = run(verify, old).await.unwrap();
+    assert_eq!(out.get("secret").map(Value::expose), Some("refused"));
+    assert_eq!(fake.oauth_checks(), 4);
+}
+
 // ---------------------------------------------------------------------------------------------
 // App keys
 
@@ -732,6 +815,11 @@ async fn conformance_of_every_github_action() {
     cases.push((
         steps(&plan, "github.credentials.revoke", "ci-token")[0],
         secret(old),
+    ));
+    fake.add_oauth_secret("Iv1.8a61f9b3a7aba766", OAUTH_NEW);
+    cases.push((
+        steps(&plan, "github.oauth_app.check_secret", "docs-oauth")[0],
+        oauth_inputs(OAUTH_NEW),
     ));
 
     for (s, inputs) in &cases {
@@ -840,6 +928,7 @@ async fn conformance_of_every_github_action() {
         wrong_token,
         "github_pat_11WRONG",
         "PRIVATE KEY",
+        OAUTH_NEW,
     ];
     for t in shown.iter().chain([&text]) {
         for s in secrets {

@@ -2,12 +2,8 @@
 //! which decrypts every Actions secret it receives) and moto: an AWS key delivered to
 //! repository, environment and organization secrets; a fine-grained PAT rotated in drill mode
 //! (the new value through `resume --input`) and in incident mode (revoked before anything
-//! else); 20 % injected faults; a crash at every step boundary, then resume.
-//!
-//! The PAT's readable consumer is a Secrets Manager secret: with an env file as the only readable
-//! consumer, a drill that pauses for the new token cannot go on after `resume --input` (the
-//! captured old value is read again and then nothing more is scheduled: an engine issue, see
-//! the report of issue #10).
+//! else); 20 % injected faults; a crash at every step boundary, then resume; a GitHub OAuth
+//! app's client secret, created and deleted by a person and checked by rekey.
 
 use rekey_testkit::{AccessKey, GithubFake, Moto};
 
@@ -417,5 +413,77 @@ async fn github_example_incident_runs_for_real() {
         Some(NEW)
     );
     assert_eq!(fake.revoke_calls(), vec![1]);
+    ws.assert_no_secrets(&seen, &[OLD, NEW, WRITER]);
+}
+
+/// A GitHub OAuth app's client secret in a drill: the person creates the new secret (given
+/// through `resume --input`), rekey delivers it and checks GitHub accepts it before the person
+/// deletes the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_oauth_app_secret_drill_checks_the_new_secret() {
+    const CLIENT: &str = "Iv1.8a61f9b3a7aba766";
+    const OLD: &str = "0ldc11e9750c4e7f0ldc11e9750c4e7f0ldc11e9";
+    const NEW: &str = "9e3f7a1c5b2d4e6f8091a2b3c4d5e6f708192a3b";
+    let fake = GithubFake::start().await;
+    world(&fake);
+    fake.add_oauth_secret(CLIENT, OLD);
+    let ws = Workspace::empty();
+    std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
+    let env_file = ws.path().join("docs.env");
+    std::fs::write(&env_file, format!("OTHER=kept\nDOCS_SECRET={OLD}\n")).unwrap();
+    std::fs::write(
+        ws.path().join("inventory/acme.yaml"),
+        format!(
+            "credentials:
+  - id: docs-oauth
+    kind: oauth_client_secret
+    owner: team-web
+    provider: github_oauth_app
+    client_id: {CLIENT}
+    delivered_to:
+      - env_file: {{ path: {}, key: DOCS_SECRET, field: client_secret }}
+      - github_actions_secret: {{ repo: acme/web, name: DOCS_CLIENT_SECRET, field: client_secret }}
+",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    let api = fake.api_url();
+    let env = [("GITHUB_API_URL", api.as_str()), ("GITHUB_TOKEN", WRITER)];
+    let mut seen = String::new();
+    let r = ws.rekey_seen(
+        &["run", "--yes", "--reason", "OAUTH-DRILL"],
+        &env,
+        &mut seen,
+    );
+    assert_eq!(r.code, Some(3), "pauses for the new secret\n{}", r.stderr);
+    assert!(!r.stderr.contains("no provider"), "{}", r.stderr);
+    let id = ws.run_ids(&env)[0].clone();
+    let file = ws.path().join("answer.txt");
+    // The person generates the secret in the app's settings and gives it.
+    fake.add_oauth_secret(CLIENT, NEW);
+    std::fs::write(&file, format!("{NEW}\n")).unwrap();
+    let input = format!("docs-oauth/manual-create={}", file.display());
+    let r = ws.rekey_seen(&["resume", &id, "--input", &input], &env, &mut seen);
+    assert_eq!(r.code, Some(3), "pauses for the deletion\n{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&env_file).unwrap(),
+        format!("OTHER=kept\nDOCS_SECRET={NEW}\n")
+    );
+    assert_eq!(
+        fake.secret("repo:acme/web", "DOCS_CLIENT_SECRET")
+            .as_deref(),
+        Some(NEW)
+    );
+    assert_eq!(fake.oauth_checks(), 1, "the new secret was checked");
+    fake.delete_oauth_secret(CLIENT, OLD);
+    std::fs::write(&file, "done\n").unwrap();
+    let input = format!("docs-oauth/manual-revoke={}", file.display());
+    ws.rekey_seen(&["resume", &id, "--input", &input], &env, &mut seen)
+        .ok("resume after the deletion");
+    let events = ws.audit_events(None, &mut seen);
+    let checked = position(&events, "step_succeeded", "docs-oauth/github-verify");
+    let asked = position(&events, "step_succeeded", "docs-oauth/manual-revoke");
+    assert!(checked < asked, "checked before the old one is deleted");
     ws.assert_no_secrets(&seen, &[OLD, NEW, WRITER]);
 }
