@@ -340,11 +340,14 @@ pub fn classify(
         .get("x-ratelimit-remaining")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim() == "0");
+    // GitHub's secondary limits, and its failed-login limit ("Maximum number of login attempts
+    // exceeded"), which a revoke's checks of dead tokens can trip: both pass with time.
     let secondary = status == StatusCode::FORBIDDEN
         && (headers.contains_key("retry-after")
-            || said
-                .as_deref()
-                .is_some_and(|m| m.to_ascii_lowercase().contains("rate limit")));
+            || said.as_deref().is_some_and(|m| {
+                let m = m.to_ascii_lowercase();
+                m.contains("rate limit") || m.contains("login attempts")
+            }));
     if status == StatusCode::TOO_MANY_REQUESTS
         || secondary
         || (exhausted && status == StatusCode::FORBIDDEN)

@@ -229,6 +229,12 @@ async fn http_classifies_answers() {
         }
         k => panic!("{k:?}"),
     }
+    // The failed-login limit (checks of revoked tokens can trip it) passes with time.
+    let e = answer_of(ResponseTemplate::new(403).set_body_json(
+        serde_json::json!({"message": "Maximum number of login attempts exceeded. Please try again later."}),
+    ))
+    .await;
+    assert_eq!(e.kind, ErrorKind::RateLimited(Some(Duration::from_mins(1))));
     let e = answer_of(ResponseTemplate::new(503)).await;
     assert_eq!(e.kind, ErrorKind::Transient);
     let e = answer_of(
