@@ -272,6 +272,13 @@ impl GithubFake {
         self.with(|s| s.revoked.contains(token))
     }
 
+    /// Revokes a token as its owner would in the settings (no revoke call is counted).
+    pub fn revoke_token(&self, token: &str) {
+        self.with(|s| {
+            s.revoked.insert(token.to_owned());
+        });
+    }
+
     /// `POST /credentials/revoke` calls that were accepted, and their sizes.
     pub fn revoke_calls(&self) -> Vec<usize> {
         self.with(|s| s.revoke_call_sizes.clone())

@@ -228,7 +228,9 @@ impl Provider for GithubProvider {
             return Ok(());
         }
         let token = self.writer_token(t.token_env).await?;
-        self.public_key(t.scope, &token).await?;
+        self.public_key(t.scope, &token)
+            .await
+            .map_err(|e| self.writer_refused(e, t.token_env))?;
         if let ActionsScope::Org {
             org,
             selected_repositories,

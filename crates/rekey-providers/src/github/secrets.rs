@@ -298,16 +298,45 @@ impl GithubProvider {
         Ok(out)
     }
 
+    /// A 401 to the token that writes secrets, said so that an operator knows what to do: the
+    /// token was revoked or expired, maybe by this very run (rotating the writer token itself
+    /// revokes the value rekey was started with).
+    pub(super) fn writer_refused(
+        &self,
+        e: ProviderError,
+        token_env: Option<&str>,
+    ) -> ProviderError {
+        if !e.message.contains(": HTTP 401") {
+            return e;
+        }
+        ProviderError::permanent(format!(
+            "{}; GitHub refuses {} (revoked or expired). If this run rotated the token that writes Actions secrets, put its new value there and `rekey resume` the run",
+            e.message,
+            self.writer_source(token_env)
+        ))
+    }
+
     /// `consumer.deliver`: seal the value with the scope's public key and `PUT` it.
     pub(super) async fn deliver(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let t = target(call.step).ok_or_else(|| not_actions(call.step))?;
         let value = delivered_value(call, t.field)?;
+        self.deliver_to(call, &t, value)
+            .await
+            .map_err(|e| self.writer_refused(e, t.token_env))
+    }
+
+    async fn deliver_to(
+        &self,
+        call: &Call<'_>,
+        t: &Target<'_>,
+        value: &Value,
+    ) -> Result<Values, ProviderError> {
         let token = self.writer_token(t.token_env).await?;
         let (key_id, key) = self.public_key(t.scope, &token).await?;
         let sealed = key
             .seal(&mut OsRng, value.expose().as_bytes())
             .map_err(|_| ProviderError::permanent("github: sealing the value failed"))?;
-        let mut body = self.org_visibility(&t, &token).await?;
+        let mut body = self.org_visibility(t, &token).await?;
         body.insert("encrypted_value".into(), B64.encode(sealed).into());
         body.insert("key_id".into(), key_id.clone().into());
         let path = format!("{}/{}", secrets_path(t.scope), seg(t.name));

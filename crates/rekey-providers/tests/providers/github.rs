@@ -1003,6 +1003,31 @@ async fn concurrent_deliveries_to_one_scope_fetch_its_key_once() {
     );
 }
 
+/// The writer token revoked (rotated in this very run, say): the refusal says which token and
+/// what to do, at preflight and at delivery.
+#[tokio::test]
+async fn a_revoked_writer_token_is_named_with_what_to_do() {
+    let fake = GithubFake::start().await;
+    fake_world(&fake);
+    let plan = plan(Mode::Drill);
+    let s = steps(&plan, "consumer.deliver", "ci-token")[0];
+    let p = provider(&fake);
+    p.preflight(s).await.unwrap();
+    fake.revoke_token(WRITER);
+    let fresh = provider(&fake);
+    let e = fresh.preflight(s).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    assert!(
+        e.message
+            .contains("GitHub refuses the token in $GITHUB_TOKEN (revoked or expired)"),
+        "{e}"
+    );
+    let inputs = secret("github_pat_11AFTERWRITERREVOKED_00000000000000");
+    let e = p.execute(&call(&plan, s, &inputs, "k")).await.unwrap_err();
+    assert!(e.message.contains("put its new value there"), "{e}");
+    assert!(!e.message.contains(WRITER));
+}
+
 /// A credential's `token_env` writes each of its Actions secrets that names none of its own.
 #[tokio::test]
 async fn a_credential_token_env_is_the_default_of_its_consumers() {
