@@ -484,12 +484,43 @@ fn lookup(
                     .to_owned(),
             ),
             "host_pattern" => Fill::Value(cred.field("host_pattern").unwrap_or("%").to_owned()),
+            "token_url" => known(oauth_token_url(cred)),
+            "token_auth" => Fill::Value(
+                cred.field("token_auth")
+                    .unwrap_or(if cred.field("provider") == Some("auth0") {
+                        "post"
+                    } else {
+                        "basic"
+                    })
+                    .to_owned(),
+            ),
             f => known(cred.field(f).map(str::to_owned)),
         },
         Var::Consumer { field } => known(consumer.and_then(|c| c.field(field))),
         Var::Helper { field } if field == "id" => known(cred.rotate_with.clone()),
         Var::StepOutput { step, .. } if !included.contains(step.as_str()) => Fill::Absent,
         _ => Fill::Keep,
+    }
+}
+
+/// An OAuth client's token endpoint: the credential's `token_url`, else the provider's own under
+/// its `domain` (a bare host means `https://`; a URL with a scheme is kept, for tests and
+/// private deployments): Okta's default custom authorization server (the org server refuses
+/// `client_credentials` with a secret), Auth0's `/oauth/token`.
+fn oauth_token_url(cred: &Credential) -> Option<String> {
+    if let Some(u) = cred.field("token_url") {
+        return Some(u.to_owned());
+    }
+    let domain = cred.field("domain")?;
+    let base = if domain.contains("://") {
+        domain.trim_end_matches('/').to_owned()
+    } else {
+        format!("https://{}", domain.trim_end_matches('/'))
+    };
+    match cred.field("provider")? {
+        "okta" => Some(format!("{base}/oauth2/default/v1/token")),
+        "auth0" => Some(format!("{base}/oauth/token")),
+        _ => None,
     }
 }
 
@@ -796,7 +827,11 @@ fn capability_notes(c: &Credential, strategy: Strategy) -> Vec<Note> {
         ),
         _ => None,
     };
-    if let (Some(d), Strategy::RotateFirst) = (downtime, strategy) {
+    // Auth0's rotation is its revoke too, so it means downtime in an incident as well.
+    let auth0 = c.kind == CredentialKind::OauthClientSecret && c.field("provider") == Some("auth0");
+    if let Some(d) = downtime
+        && (strategy == Strategy::RotateFirst || auth0)
+    {
         notes.push(warn(format!("downtime: {d}")));
     }
     if matches!(c.kind, CredentialKind::GcpServiceAccountKey) && strategy == Strategy::RevokeFirst {

@@ -166,6 +166,8 @@ pub enum Spend {
 pub struct HttpClient {
     provider: &'static str,
     base: String,
+    /// The `accept` header of requests under the base URL.
+    accept: &'static str,
     client: reqwest::Client,
     budget: Arc<Budget>,
 }
@@ -200,9 +202,17 @@ impl HttpClient {
         Ok(Self {
             provider,
             base: base.trim_end_matches('/').to_owned(),
+            accept: "application/json",
             client,
             budget: Arc::new(Budget::new(budget)),
         })
+    }
+
+    /// The `accept` header the provider wants (GitHub: `application/vnd.github+json`).
+    #[must_use]
+    pub fn with_accept(mut self, accept: &'static str) -> Self {
+        self.accept = accept;
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -221,13 +231,16 @@ impl HttpClient {
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.base))
-            .header("accept", "application/vnd.github+json")
+            .header("accept", self.accept)
     }
 
-    /// A request to a full URL on another host of the same provider (GitHub's web host, which
-    /// serves the OAuth endpoints), sent with the same budget and redaction.
+    /// A request to a full URL: another host of the same provider (GitHub's web host, which
+    /// serves the OAuth endpoints), or a provider whose every credential names its own host
+    /// (an Okta org, an Auth0 tenant). Same budget and redaction.
     pub fn request_url(&self, method: Method, url: &str) -> RequestBuilder {
-        self.client.request(method, url)
+        self.client
+            .request(method, url)
+            .header("accept", "application/json")
     }
 
     /// Sends a request within the budget. Any answer is returned (the caller decides what a
@@ -317,7 +330,8 @@ fn wait_of(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     if let Some(s) = header("retry-after") {
         return Some(Duration::from_secs(s));
     }
-    let reset = header("x-ratelimit-reset")?;
+    // GitHub and Auth0 say `x-ratelimit-reset`, Okta `x-rate-limit-reset`: UTC epoch seconds.
+    let reset = header("x-ratelimit-reset").or_else(|| header("x-rate-limit-reset"))?;
     let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
     // A reset in the past (clock skew) still means "wait a moment".
     Some(Duration::from_secs(reset.saturating_sub(now).max(1)))
@@ -366,7 +380,17 @@ pub fn classify(
 /// that looks like a token replaced.
 pub fn provider_message(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let m = v.get("message")?.as_str()?;
+    // GitHub and Auth0: `message`; Okta: `errorSummary`; Google: `error.message`; OAuth token
+    // endpoints: `error_description`, else `error`.
+    let text = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
+    let m = text("message")
+        .or_else(|| text("errorSummary"))
+        .or_else(|| {
+            v.pointer("/error/message")
+                .and_then(serde_json::Value::as_str)
+        })
+        .or_else(|| text("error_description"))
+        .or_else(|| text("error"))?;
     let cleaned: Vec<String> = m
         .split_whitespace()
         .map(|w| {

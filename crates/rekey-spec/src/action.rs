@@ -385,7 +385,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         "okta",
         "POST /api/v1/apps/{app_id}/credentials/secrets",
         Create,
-        [p("domain"), p("app_id"), p("api_token_env")],
+        [p("domain"), p("app_id"), p("api_token_env"), o("secret_id")],
         [out("secret_id"), secret("client_secret")]
     ),
     action!(
@@ -429,7 +429,13 @@ pub static ACTIONS: &[ActionSpec] = &[
         "oauth",
         "POST {token_url} grant_type=client_credentials with the new secret",
         Verify,
-        [p("token_url"), p("client_id"), s("client_secret")],
+        [
+            p("token_url"),
+            p("client_id"),
+            s("client_secret"),
+            o("token_auth"),
+            o("audience")
+        ],
         []
     ),
     // PostgreSQL

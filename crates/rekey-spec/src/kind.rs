@@ -185,6 +185,16 @@ const OAUTH_FIELDS: &[FieldSpec] = &[
         EnvVar,
         "environment variable holding the Okta/Auth0 management token",
     ),
+    opt(
+        "audience",
+        Name,
+        "the API the verify's client_credentials request asks a token for (auth0)",
+    ),
+    opt(
+        "token_auth",
+        OneOf(&["basic", "post"]),
+        "how the verify sends the client secret: HTTP Basic (client_secret_basic; default for okta and generic) or in the body (client_secret_post; default for auth0)",
+    ),
 ];
 
 const POSTGRES_FIELDS: &[FieldSpec] = &[
@@ -279,7 +289,9 @@ impl CredentialKind {
         strategy: Option<&str>,
     ) -> Vec<&'static str> {
         match (self, provider, strategy) {
-            (Self::OauthClientSecret, Some("okta"), _) => vec!["domain", "app_id", "api_token_env"],
+            (Self::OauthClientSecret, Some("okta"), _) => {
+                vec!["domain", "app_id", "api_token_env", "secret_id"]
+            }
             (Self::OauthClientSecret, Some("auth0"), _) => vec!["domain", "api_token_env"],
             (Self::OauthClientSecret, Some("generic"), _) => vec!["token_url"],
             (Self::PostgresPassword, _, Some("alternating")) => vec!["alternate_role"],

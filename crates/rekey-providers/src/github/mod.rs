@@ -97,7 +97,8 @@ impl fmt::Debug for GithubProvider {
 impl GithubProvider {
     pub fn new(config: GithubConfig) -> Result<Self, ProviderError> {
         Ok(Self {
-            http: HttpClient::new("github", &config.api_url, config.timeout, config.budget)?,
+            http: HttpClient::new("github", &config.api_url, config.timeout, config.budget)?
+                .with_accept("application/vnd.github+json"),
             enterprise: is_enterprise(&config.api_url),
             token: config.token,
             app: config.app,

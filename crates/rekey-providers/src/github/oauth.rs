@@ -52,7 +52,6 @@ impl GithubProvider {
                 Method::POST,
                 &format!("{}/login/oauth/access_token", self.server_url),
             )
-            .header("accept", "application/json")
             .form(&[
                 ("client_id", client_id),
                 ("client_secret", secret.expose()),

@@ -205,6 +205,27 @@ pub(crate) async fn engine(
                 "mysql",
                 Arc::new(rekey_providers::mysql::MysqlProvider::new()),
             )
+            .with(
+                "okta",
+                Arc::new(
+                    rekey_providers::oauth::OktaProvider::from_env()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                ),
+            )
+            .with(
+                "auth0",
+                Arc::new(
+                    rekey_providers::oauth::Auth0Provider::from_env()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                ),
+            )
+            .with(
+                "oauth",
+                Arc::new(
+                    rekey_providers::oauth::OauthVerifyProvider::new(Duration::from_secs(30))
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                ),
+            )
             .with("consumer", Arc::new(consumers))
     };
     Ok(Engine {
