@@ -6,7 +6,9 @@
 //! - [`MariaDb`]: a `MariaDB` server (`mariadb-install-db`/`mariadbd`) with password
 //!   authentication;
 //! - [`GithubFake`]: GitHub's REST API in process (wiremock): Actions secrets it decrypts,
-//!   tokens, `/credentials/revoke`, Apps, injected faults.
+//!   tokens, `/credentials/revoke`, Apps, injected faults;
+//! - [`OktaFake`] and [`Auth0Fake`]: their client-secret management APIs and token endpoints
+//!   in process, answering tokens only for live secrets, with injected faults (`faults.rs`).
 //!
 //! `./scripts/peers.sh` installs them; a test whose server is missing fails with a message
 //! saying so (it never passes silently). When the tests run as root, the database servers run
@@ -20,16 +22,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub mod auth0;
+pub mod faults;
 pub mod github;
 mod mariadb;
 mod moto;
+pub mod okta;
 mod postgres;
 
+pub use auth0::Auth0Fake;
 pub use github::GithubFake;
 pub use mariadb::MariaDb;
 pub use moto::{
     AccessKey, Answer, Moto, MotoAccounts, StandIn, access_keys, aws_error, create_key,
 };
+pub use okta::OktaFake;
 pub use postgres::PgCluster;
 
 /// The admin password of the throwaway database servers: tests check it never shows up.

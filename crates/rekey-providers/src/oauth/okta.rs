@@ -166,12 +166,15 @@ impl OktaProvider {
         }
     }
 
-    /// `okta.create_client_secret`: a second active secret. Okta keeps two: an inactive one
-    /// other than the current secret makes room (deleted, and said so); two active ones stop
-    /// the step.
+    /// `okta.create_client_secret`: a second active secret. Before it: an active secret other
+    /// than the current one can only be an earlier try of this step whose answer was lost
+    /// (`preflight` refused an app with two active secrets, and an incident deactivated every
+    /// one), so it is deleted; then, Okta keeping two, an inactive one other than the current
+    /// secret makes room. Both are said.
     async fn create(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let app = self.app(call)?;
         let current = selector(call, "secret_id")?;
+        self.remove_orphans(call, &app).await?;
         let mut secrets = self.list(&app).await?;
         if secrets.len() >= 2 {
             secrets.sort_by(|a, b| a.created.cmp(&b.created));
@@ -286,17 +289,20 @@ impl OktaProvider {
         Ok([("deleted".to_owned(), Value::Plain(target.to_owned()))].into())
     }
 
-    /// The secret a lost `create` made: the newest one that is not the current secret.
-    async fn orphan(&self, call: &Call<'_>, app: &App) -> Result<Option<Secret>, ProviderError> {
+    /// Deletes the active secrets other than the current one: made by a `create` whose
+    /// answer was lost (their values died with it).
+    async fn remove_orphans(&self, call: &Call<'_>, app: &App) -> Result<(), ProviderError> {
         let current = selector(call, "secret_id")?;
-        let mut others: Vec<Secret> = self
-            .list(app)
-            .await?
-            .into_iter()
-            .filter(|s| Some(s.id.as_str()) != current)
-            .collect();
-        others.sort_by(|a, b| a.created.cmp(&b.created));
-        Ok(others.pop())
+        for s in self.list(app).await? {
+            if s.active() && Some(s.id.as_str()) != current {
+                self.remove(app, &s).await?;
+                call.reports.side_effect(format!(
+                    "deleted client secret {} of Okta app {}: made by a try of this step whose answer was lost",
+                    s.id, app.app_id
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -340,6 +346,17 @@ impl Provider for OktaProvider {
             token,
         };
         let secrets = self.list(&app).await?;
+        if step.action == "okta.create_client_secret"
+            && let Some(current) = plain("secret_id")
+            && !secrets.iter().any(|s| s.id == current)
+        {
+            let ids: Vec<&str> = secrets.iter().map(|s| s.id.as_str()).collect();
+            return Err(ProviderError::permanent(format!(
+                "okta: the inventory's secret_id {current} is not a client secret of app {} (it has: {}): update the inventory",
+                app.app_id,
+                ids.join(", ")
+            )));
+        }
         let drill = step.action == "okta.deactivate_client_secret"
             && step.inputs.contains_key("except_secret_id");
         if drill && secrets.iter().filter(|s| s.active()).count() >= 2 {
@@ -366,18 +383,16 @@ impl Provider for OktaProvider {
     async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError> {
         let app = self.app(call)?;
         match call.step.action.as_str() {
-            "okta.create_client_secret" => {
-                let made = match outputs.get("secret_id") {
-                    Some(Value::Plain(id)) if !id.is_empty() => {
-                        self.list(&app).await?.into_iter().find(|s| &s.id == id)
+            "okta.create_client_secret" => match outputs.get("secret_id") {
+                Some(Value::Plain(id)) if !id.is_empty() => {
+                    let made = self.list(&app).await?.into_iter().find(|s| &s.id == id);
+                    if let Some(s) = made {
+                        self.remove(&app, &s).await?;
                     }
-                    _ => self.orphan(call, &app).await?,
-                };
-                if let Some(s) = made {
-                    self.remove(&app, &s).await?;
+                    Ok(())
                 }
-                Ok(())
-            }
+                _ => self.remove_orphans(call, &app).await,
+            },
             "okta.deactivate_client_secret" => {
                 let ids: Vec<String> = match outputs.get("deactivated") {
                     Some(Value::Plain(v)) => v
@@ -402,19 +417,13 @@ impl Provider for OktaProvider {
         }
     }
 
-    /// - create: a secret made by the lost call (the newest that is not the current one) is
-    ///   an orphan whose value died with the process: deleted, and said so; run again;
+    /// - create: a secret made by the lost call (active, not the current one) is an orphan
+    ///   whose value died with the process: deleted, and said so; run again;
     /// - deactivate and delete: run again (both are idempotent).
     async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
         if call.step.action == "okta.create_client_secret" {
             let app = self.app(call)?;
-            if let Some(s) = self.orphan(call, &app).await? {
-                self.remove(&app, &s).await?;
-                call.reports.side_effect(format!(
-                    "deleted client secret {} of Okta app {}: created by a call whose answer was lost",
-                    s.id, app.app_id
-                ));
-            }
+            self.remove_orphans(call, &app).await?;
         }
         Ok(Reconciled::NotDone)
     }
