@@ -143,7 +143,7 @@ fn bad_inventory_inputs_name_file_line_and_column() {
             "duplicate key `user_name`; first defined at inv.yaml:10:5",
         ),
         (
-            "credentials:\n  - id: k\n    kind: oauth_client_secret\n    provider: okta\n    client_id: c\n    app_id: a\n    api_token_env: OKTA\n",
+            "credentials:\n  - id: k\n    kind: oauth_client_secret\n    provider: okta\n    client_id: c\n    app_id: a\n    api_token_env: OKTA\n    secret_id: ocs1\n",
             "inv.yaml:8:9",
             "missing field `domain`, required with provider okta",
         ),
