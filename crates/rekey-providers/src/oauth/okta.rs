@@ -64,7 +64,7 @@ impl std::fmt::Debug for OktaProvider {
 /// Which app of which org a call is about, with its management token.
 struct App {
     base: String,
-    app_id: String,
+    id: String,
     token: SecretString,
 }
 
@@ -87,7 +87,7 @@ impl OktaProvider {
     fn app(&self, call: &Call<'_>) -> Result<App, ProviderError> {
         Ok(App {
             base: base_url(required(call, "domain")?),
-            app_id: required(call, "app_id")?.to_owned(),
+            id: required(call, "app_id")?.to_owned(),
             token: management_token(&self.lookup, call, "okta")?,
         })
     }
@@ -96,7 +96,7 @@ impl OktaProvider {
         format!(
             "{}/api/v1/apps/{}/credentials/secrets",
             app.base,
-            seg(&app.app_id)
+            seg(&app.id)
         )
     }
 
@@ -122,14 +122,14 @@ impl OktaProvider {
 
     /// The app's client secrets (a 404: the app does not exist in this org).
     async fn list(&self, app: &App) -> Result<Vec<Secret>, ProviderError> {
-        let op = format!("GET /api/v1/apps/{}/credentials/secrets", app.app_id);
+        let op = format!("GET /api/v1/apps/{}/credentials/secrets", app.id);
         let resp = self
             .send(app, Method::GET, &Self::secrets_url(app), &op)
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(ProviderError::permanent(format!(
                 "okta: app {} does not exist in {}, or the token cannot see it",
-                app.app_id, app.base
+                app.id, app.base
             )));
         }
         if !resp.status().is_success() {
@@ -188,10 +188,10 @@ impl OktaProvider {
             self.remove(&app, spare).await?;
             call.reports.side_effect(format!(
                 "deleted inactive client secret {} of Okta app {} to make room (Okta keeps two)",
-                spare.id, app.app_id
+                spare.id, app.id
             ));
         }
-        let op = format!("POST /api/v1/apps/{}/credentials/secrets", app.app_id);
+        let op = format!("POST /api/v1/apps/{}/credentials/secrets", app.id);
         let req = self
             .http
             .request_url(Method::POST, &Self::secrets_url(&app))
@@ -225,7 +225,7 @@ impl OktaProvider {
         let Some(target) = target else {
             return Err(ProviderError::permanent(format!(
                 "step {}: no secret_id: refusing to deactivate every secret of app {}",
-                call.step.id, app.app_id
+                call.step.id, app.id
             )));
         };
         if Some(target) == keep {
@@ -254,13 +254,13 @@ impl OktaProvider {
         if !secrets.iter().any(|s| s.id == target) {
             call.reports.warning(format!(
                 "Okta app {} has no secret {target} (the inventory's): it was deleted already, or the inventory is stale",
-                app.app_id
+                app.id
             ));
         }
         if !unknown.is_empty() {
             call.reports.warning(format!(
                 "deactivated active client secrets of Okta app {} that the inventory does not list: {}",
-                app.app_id,
+                app.id,
                 unknown.join(", ")
             ));
         }
@@ -274,7 +274,7 @@ impl OktaProvider {
         let Some(target) = selector(call, "secret_id")? else {
             return Err(ProviderError::permanent(format!(
                 "step {}: no secret_id: refusing to delete every secret of app {}",
-                call.step.id, app.app_id
+                call.step.id, app.id
             )));
         };
         if Some(target) == selector(call, "except_secret_id")? {
@@ -298,7 +298,7 @@ impl OktaProvider {
                 self.remove(app, &s).await?;
                 call.reports.side_effect(format!(
                     "deleted client secret {} of Okta app {}: made by a try of this step whose answer was lost",
-                    s.id, app.app_id
+                    s.id, app.id
                 ));
             }
         }
@@ -310,7 +310,7 @@ fn full(app: &App, secrets: &[Secret]) -> ProviderError {
     let ids: Vec<&str> = secrets.iter().map(|s| s.id.as_str()).collect();
     ProviderError::permanent(format!(
         "okta: app {} has two active client secrets ({}): Okta keeps at most two. Deactivate and delete the one no consumer uses, then run again",
-        app.app_id,
+        app.id,
         ids.join(", ")
     ))
 }
@@ -342,7 +342,7 @@ impl Provider for OktaProvider {
         })?;
         let app = App {
             base: base_url(&domain),
-            app_id,
+            id: app_id,
             token,
         };
         let secrets = self.list(&app).await?;
@@ -353,7 +353,7 @@ impl Provider for OktaProvider {
             let ids: Vec<&str> = secrets.iter().map(|s| s.id.as_str()).collect();
             return Err(ProviderError::permanent(format!(
                 "okta: the inventory's secret_id {current} is not a client secret of app {} (it has: {}): update the inventory",
-                app.app_id,
+                app.id,
                 ids.join(", ")
             )));
         }

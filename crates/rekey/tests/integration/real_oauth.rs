@@ -17,6 +17,11 @@ const CLIENT_OKTA: &str = "0oaE2Eweb00000000000";
 const CLIENT_AUTH0: &str = "Xk3f9QpZr7LmN2vB8sT1";
 const AUDIENCE: &str = "https://api.acme.test/";
 
+const ENV: [(&str, &str); 2] = [
+    ("OKTA_E2E_TOKEN", OKTA_TOKEN),
+    ("AUTH0_E2E_TOKEN", AUTH0_TOKEN),
+];
+
 struct Oauth {
     okta: OktaFake,
     auth0: Auth0Fake,
@@ -77,13 +82,6 @@ impl Oauth {
         .unwrap();
     }
 
-    fn env(&self) -> [(&'static str, &'static str); 2] {
-        [
-            ("OKTA_E2E_TOKEN", OKTA_TOKEN),
-            ("AUTH0_E2E_TOKEN", AUTH0_TOKEN),
-        ]
-    }
-
     fn consumer(&self, key: &str) -> String {
         let text = std::fs::read_to_string(self.ws.path().join("clients.env")).unwrap();
         text.lines()
@@ -123,7 +121,7 @@ async fn oauth_drill_rotates_okta_and_auth0() {
     let mut seen = String::new();
     let r = t.ws.rekey_seen(
         &["run", "--yes", "--reason", "OAUTH-DRILL"],
-        &t.env(),
+        &ENV,
         &mut seen,
     );
     r.ok("drill");
@@ -149,7 +147,7 @@ async fn oauth_incident_deactivates_the_exposed_okta_secret_first() {
             "--reason",
             "OAUTH-INC",
         ],
-        &t.env(),
+        &ENV,
         &mut seen,
     )
     .ok("incident");
@@ -179,7 +177,7 @@ async fn oauth_faults_still_converge() {
     let mut seen = String::new();
     t.ws.rekey_seen(
         &["run", "--yes", "--reason", "OAUTH-FAULTS"],
-        &t.env(),
+        &ENV,
         &mut seen,
     )
     .ok("drill with 20% faults");
@@ -199,7 +197,7 @@ async fn oauth_crash_at_every_point_then_resume_converges() {
         point += 1;
         let at = point.to_string();
         let reason = format!("CRASH-{point}");
-        let mut crashing = t.env().to_vec();
+        let mut crashing = ENV.to_vec();
         crashing.push(("REKEY_SIM_CRASH_AT", &at));
         let r = t.ws.rekey_seen(
             &["run", "--yes", "--concurrency", "1", "--reason", &reason],
@@ -213,8 +211,8 @@ async fn oauth_crash_at_every_point_then_resume_converges() {
                 "crash point {point}: expected an abort\n{}",
                 r.stderr
             );
-            let id = t.ws.run_ids(&t.env())[0].clone();
-            t.ws.rekey_seen(&["resume", &id], &t.env(), &mut seen)
+            let id = t.ws.run_ids(&ENV)[0].clone();
+            t.ws.rekey_seen(&["resume", &id], &ENV, &mut seen)
                 .ok(&format!("resume after crash point {point}"));
         }
         let (id, okta, auth0) = t.assert_rotated(&old_okta, &old_auth0);
