@@ -310,11 +310,15 @@ pub fn classify(
     }
 }
 
-/// The provider's own `message` from a JSON error body, cut to 200 characters, with anything
+/// The provider's own `message` (or `error`) from a JSON error body, cut to 200 characters, with anything
 /// that looks like a token replaced.
 pub fn provider_message(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let m = v.get("message")?.as_str()?;
+    // GitHub says `message`; the Hugging Face Hub `error`.
+    let m = v
+        .get("message")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| v.get("error").and_then(serde_json::Value::as_str))?;
     let cleaned: Vec<String> = m
         .split_whitespace()
         .map(|w| {

@@ -6,7 +6,9 @@
 //! - [`MariaDb`]: a `MariaDB` server (`mariadb-install-db`/`mariadbd`) with password
 //!   authentication;
 //! - [`GithubFake`]: GitHub's REST API in process (wiremock): Actions secrets it decrypts,
-//!   tokens, `/credentials/revoke`, Apps, injected faults.
+//!   tokens, `/credentials/revoke`, Apps, injected faults;
+//! - [`HuggingfaceFake`]: the Hugging Face Hub's `whoami-v2` and leaked-token revocation in
+//!   process (wiremock), injected faults.
 //!
 //! `./scripts/peers.sh` installs them; a test whose server is missing fails with a message
 //! saying so (it never passes silently). When the tests run as root, the database servers run
@@ -21,11 +23,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub mod github;
+pub mod huggingface;
 mod mariadb;
 mod moto;
 mod postgres;
 
 pub use github::GithubFake;
+pub use huggingface::HuggingfaceFake;
 pub use mariadb::MariaDb;
 pub use moto::{
     AccessKey, Answer, Moto, MotoAccounts, StandIn, access_keys, aws_error, create_key,
