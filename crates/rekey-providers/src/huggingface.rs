@@ -432,11 +432,15 @@ impl Provider for HuggingfaceProvider {
         Ok(())
     }
 
-    /// - revoke: done when `whoami-v2` with the old token answers 401;
+    /// - revoke: done when `whoami-v2` with the old token answers 401. On resume the old token
+    ///   (captured in memory) may not be known yet: not done, so the step runs again once its
+    ///   capture was read again, and a token already dead needs no request then;
     /// - checks: run again.
     async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
         if call.step.action == "huggingface.credentials.revoke" {
-            let token = required(call, "token")?;
+            let Some(token) = input(call, "token") else {
+                return Ok(Reconciled::NotDone);
+            };
             return Ok(match self.whoami(token).await? {
                 None => Reconciled::Done(Values::new()),
                 Some(_) => Reconciled::NotDone,
