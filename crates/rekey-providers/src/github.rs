@@ -927,7 +927,9 @@ impl GithubProvider {
 }
 
 /// Runs futures concurrently (the budget's semaphore bounds them), keeping their order.
-pub(crate) async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn futures_join<F: std::future::Future>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     join_all(futs.map(Box::pin).collect()).await
 }
 

@@ -107,14 +107,15 @@ impl fmt::Debug for HuggingfaceProvider {
 
 impl HuggingfaceProvider {
     pub fn new(config: HuggingfaceConfig) -> Result<Self, ProviderError> {
+        let HuggingfaceConfig {
+            endpoint,
+            timeout,
+            budget,
+            propagation_wait,
+        } = config;
         Ok(Self {
-            http: HttpClient::new(
-                "huggingface",
-                &config.endpoint,
-                config.timeout,
-                config.budget,
-            )?,
-            propagation_wait: config.propagation_wait,
+            http: HttpClient::new("huggingface", &endpoint, timeout, budget)?,
+            propagation_wait,
         })
     }
 

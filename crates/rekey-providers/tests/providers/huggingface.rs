@@ -146,9 +146,9 @@ async fn whoami_checks_the_account_its_organisations_and_the_role() {
     let p = provider(&fake);
     let plan = plan(Mode::Drill);
     let check = async |cred: &str, token: &str| {
-        let s = step(&plan, "huggingface.whoami", cred);
-        let i = whoami_inputs(&plan, s, token);
-        let c = call(&plan, s, &i, "k");
+        let st = step(&plan, "huggingface.whoami", cred);
+        let inputs = whoami_inputs(&plan, st, token);
+        let c = call(&plan, st, &inputs, "k");
         let r = p.execute(&c).await;
         (r, c.reports.take())
     };
@@ -220,9 +220,9 @@ async fn the_hubs_rate_limit_header_gives_the_wait() {
         )
         .mount(&server)
         .await;
-    let mut c = HuggingfaceConfig::new(&server.uri());
-    c.timeout = Duration::from_secs(5);
-    let p = HuggingfaceProvider::new(c).unwrap();
+    let mut cfg = HuggingfaceConfig::new(&server.uri());
+    cfg.timeout = Duration::from_secs(5);
+    let p = HuggingfaceProvider::new(cfg).unwrap();
     let plan = plan(Mode::Drill);
     let s = step(&plan, "huggingface.whoami", "hf-any");
     let i = whoami_inputs(&plan, s, NEW);
@@ -266,9 +266,16 @@ async fn revoke_is_unauthenticated_and_confirmed_by_401() {
     assert!(fake.revoke_calls().is_empty());
     p.execute(&call(&plan, s, &inputs, &key)).await.unwrap();
     assert!(!fake.is_live(OLD), "the Hub refuses the old token");
-    assert!(fake.is_live(NEW), "the other token of the account still works");
+    assert!(
+        fake.is_live(NEW),
+        "the other token of the account still works"
+    );
     assert_eq!(fake.revoke_calls(), vec![1]);
-    assert_eq!(fake.authenticated_revokes(), 0, "the revoke is unauthenticated");
+    assert_eq!(
+        fake.authenticated_revokes(),
+        0,
+        "the revoke is unauthenticated"
+    );
     // Lost answer: done. Repeated call: no second request.
     assert!(matches!(
         p.reconcile(&call(&plan, s, &inputs, &key)).await.unwrap(),
@@ -326,9 +333,9 @@ async fn revoking_500_tokens_takes_one_call() {
 async fn faults_still_verify_and_revoke() {
     let fake = HuggingfaceFake::start().await;
     fake.add_user("alice", &["acme-ml"]);
-    let n = 40;
+    let count = 40;
     let old = |i: usize| format!("hf_FaultOld{i:04}Token0000000000000000000");
-    for i in 0..n {
+    for i in 0..count {
         fake.add_token(&old(i), "alice", "write");
     }
     fake.add_token(NEW, "alice", "write");
@@ -346,7 +353,7 @@ async fn faults_still_verify_and_revoke() {
         errors.push(e.to_string());
     }
     let s = step(&plan, "huggingface.credentials.revoke", "hf-write");
-    for i in 0..n {
+    for i in 0..count {
         let inputs = secret(&old(i));
         let r = with_retries(30, async || p.execute(&call(&plan, s, &inputs, "k")).await).await;
         if let Err(e) = r {
@@ -355,7 +362,10 @@ async fn faults_still_verify_and_revoke() {
     }
     assert!(errors.is_empty(), "{errors:?}");
     assert!(fake.faults_injected() > 5, "faults were injected");
-    assert!((0..n).all(|i| !fake.is_live(&old(i))), "every old token died");
+    assert!(
+        (0..count).all(|i| !fake.is_live(&old(i))),
+        "every old token died"
+    );
     assert!(fake.is_live(NEW));
     assert_eq!(fake.live_tokens_of("alice"), vec![NEW.to_owned()]);
 }
@@ -489,6 +499,12 @@ async fn supports_refuses_what_the_hub_cannot_do() {
         .iter()
         .find(|s| s.id == "hf-write/create")
         .unwrap();
-    assert!(p.supports(create).is_err(), "a manual step is not the Hub's");
-    assert!(p.supports(step(&plan, "huggingface.whoami", "hf-write")).is_ok());
+    assert!(
+        p.supports(create).is_err(),
+        "a manual step is not the Hub's"
+    );
+    assert!(
+        p.supports(step(&plan, "huggingface.whoami", "hf-write"))
+            .is_ok()
+    );
 }

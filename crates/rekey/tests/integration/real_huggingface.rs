@@ -138,7 +138,11 @@ impl Hf {
             assert_eq!(env_file_value(f, "HF_TOKEN"), new, "env file");
             assert_eq!(env_file_value(f, "OTHER"), "1", "the rest of the env file");
         }
-        assert_eq!(self.hub.authenticated_revokes(), 0, "revokes unauthenticated");
+        assert_eq!(
+            self.hub.authenticated_revokes(),
+            0,
+            "revokes unauthenticated"
+        );
     }
 
     /// Nothing was revoked or delivered: the old token works and every consumer still has it.
@@ -146,7 +150,10 @@ impl Hf {
         assert!(self.hub.is_live(old), "the old token was revoked");
         assert!(self.hub.revoke_calls().is_empty(), "a revoke was sent");
         assert_eq!(self.current().await, old, "Secrets Manager changed");
-        assert!(self.gh.secrets().is_empty(), "an Actions secret was written");
+        assert!(
+            self.gh.secrets().is_empty(),
+            "an Actions secret was written"
+        );
         if let Some(f) = &self.env_file {
             assert_eq!(env_file_value(f, "HF_TOKEN"), old, "the env file changed");
         }
@@ -250,13 +257,13 @@ async fn huggingface_wrong_account_or_weaker_role_is_refused_before_revoke() {
     let env = strs(&env_owned);
     let mut seen = String::new();
     for (token, why) in [(MALLORY, "mallory"), (WEAK, "role read")] {
-        let r = t.ws.rekey_seen(&["run", "--yes", "--reason", "HF-WRONG"], &env, &mut seen);
+        let r =
+            t.ws.rekey_seen(&["run", "--yes", "--reason", "HF-WRONG"], &env, &mut seen);
         assert_eq!(r.code, Some(3), "pauses for the new token\n{}", r.stderr);
         let id = t.ws.run_ids(&env)[0].clone();
         let input = t.answer("hf-gw/create", token);
-        let r = t
-            .ws
-            .rekey_seen(&["resume", &id, "--input", &input], &env, &mut seen);
+        let r =
+            t.ws.rekey_seen(&["resume", &id, "--input", &input], &env, &mut seen);
         assert_eq!(r.code, Some(1), "refused\n{}\n{}", r.stdout, r.stderr);
         assert!(
             r.stderr.contains(why) || r.stdout.contains(why),
@@ -319,9 +326,8 @@ async fn huggingface_faults_still_converge() {
     let env_owned = t.env();
     let env = strs(&env_owned);
     let mut seen = String::new();
-    let r = t
-        .ws
-        .rekey_seen(&["run", "--yes", "--reason", "HF-FAULTS"], &env, &mut seen);
+    let r =
+        t.ws.rekey_seen(&["run", "--yes", "--reason", "HF-FAULTS"], &env, &mut seen);
     assert_eq!(r.code, Some(3), "pauses for the new token\n{}", r.stderr);
     t.hub.add_token(NEW, "ml-bot", "write");
     let id = t.ws.run_ids(&env)[0].clone();
@@ -374,7 +380,11 @@ async fn huggingface_crash_at_every_point_then_resume_leaves_one_live_token() {
         if in_run && r.code == Some(3) {
             before_pause = Some(point - 1);
         } else if in_run {
-            assert!(crashed, "crash point {point}: expected an abort\n{}", r.stderr);
+            assert!(
+                crashed,
+                "crash point {point}: expected an abort\n{}",
+                r.stderr
+            );
         } else {
             assert_eq!(r.code, Some(3), "pauses\n{}", r.stderr);
         }
@@ -385,9 +395,8 @@ async fn huggingface_crash_at_every_point_then_resume_leaves_one_live_token() {
             let q = (point - before_pause.unwrap()).to_string();
             let mut crashing = env.clone();
             crashing.push(("REKEY_SIM_CRASH_AT", &q));
-            let r = t
-                .ws
-                .rekey_seen(&["resume", &id, "--input", &input], &crashing, &mut seen);
+            let r =
+                t.ws.rekey_seen(&["resume", &id, "--input", &input], &crashing, &mut seen);
             crashed = r.code.is_none();
             if !crashed {
                 r.ok("resume without reaching the crash point");
@@ -404,9 +413,8 @@ async fn huggingface_crash_at_every_point_then_resume_leaves_one_live_token() {
                 break;
             }
             assert!(attempt < 4, "crash point {point}: resume does not converge");
-            let r = t
-                .ws
-                .rekey_seen(&["resume", &id, "--input", &input], &env, &mut seen);
+            let r =
+                t.ws.rekey_seen(&["resume", &id, "--input", &input], &env, &mut seen);
             assert!(
                 matches!(r.code, Some(0 | 3)),
                 "crash point {point}: resume failed\n{}\n{}",
@@ -420,7 +428,10 @@ async fn huggingface_crash_at_every_point_then_resume_leaves_one_live_token() {
         }
     }
     let pre = before_pause.expect("the run paused for the new token");
-    eprintln!("crash points: {pre} before the pause, {} after", point - 1 - pre);
+    eprintln!(
+        "crash points: {pre} before the pause, {} after",
+        point - 1 - pre
+    );
     assert!(
         pre >= 2 && point - pre > 10,
         "only {pre} crash points before the pause and {} after were reached",
