@@ -36,6 +36,12 @@ struct State {
     revoked: BTreeSet<String>,
     revoke_call_sizes: Vec<usize>,
     authenticated_revokes: usize,
+    /// Revocations take effect only after this many more `whoami-v2` answers (propagation).
+    revoke_delay: usize,
+    /// Revoke calls answer 202 and revoke nothing.
+    ignore_revokes: bool,
+    /// token → `whoami-v2` answers it still gets before its revocation takes effect.
+    pending: BTreeMap<String, usize>,
     whoami_calls: usize,
     requests: usize,
     faults_injected: usize,
@@ -174,6 +180,18 @@ impl HuggingfaceFake {
         });
     }
 
+    /// Revocations take effect only after `answers` more `whoami-v2` answers for the token
+    /// (the Hub's caches).
+    pub fn set_revoke_delay(&self, answers: usize) {
+        self.with(|s| s.revoke_delay = answers);
+    }
+
+    /// Revoke calls still answer 202 but revoke nothing: what the Hub says for a token it does
+    /// not recognise as one of its own.
+    pub fn set_ignore_revokes(&self, ignore: bool) {
+        self.with(|s| s.ignore_revokes = ignore);
+    }
+
     /// Every answer waits this long.
     pub fn set_latency(&self, latency: Duration) {
         self.with(|s| s.latency = latency);
@@ -261,6 +279,14 @@ fn whoami(s: &mut State, token: Option<&str>) -> ResponseTemplate {
     let Some(token) = token else {
         return error(401, "Invalid username or password.");
     };
+    if let Some(left) = s.pending.get_mut(token) {
+        if *left == 0 {
+            s.pending.remove(token);
+            s.revoked.insert(token.to_owned());
+        } else {
+            *left -= 1;
+        }
+    }
     let Some(t) = s.tokens.get(token).filter(|_| !s.revoked.contains(token)) else {
         return error(401, "Invalid credentials in Authorization header");
     };
@@ -317,9 +343,18 @@ fn revoke(s: &mut State, req: &Request) -> ResponseTemplate {
         s.authenticated_revokes += 1;
     }
     s.revoke_call_sizes.push(list.len());
+    if s.ignore_revokes {
+        return ResponseTemplate::new(202);
+    }
     for t in list.iter().filter_map(Value::as_str) {
-        if s.tokens.contains_key(t) {
+        if !s.tokens.contains_key(t) || s.revoked.contains(t) {
+            continue;
+        }
+        if s.revoke_delay == 0 {
             s.revoked.insert(t.to_owned());
+        } else {
+            let delay = s.revoke_delay;
+            s.pending.entry(t.to_owned()).or_insert(delay);
         }
     }
     ResponseTemplate::new(202)

@@ -290,6 +290,47 @@ async fn revoke_is_unauthenticated_and_confirmed_by_401() {
     assert!(!fake.is_live(OLD));
 }
 
+/// The Hub answers 202 for any token: the revoke is confirmed only by `whoami-v2` answering 401
+/// (waited for while it propagates), and a token that keeps working is not reported revoked.
+#[tokio::test]
+async fn the_202_is_not_taken_as_proof() {
+    let fake = HuggingfaceFake::start().await;
+    fake.add_token(OLD, "alice", "write");
+    let plan = plan(Mode::Incident);
+    let s = step(&plan, "huggingface.credentials.revoke", "hf-write");
+    let inputs = secret(OLD);
+    // Propagation: the old token works for 3 more answers; the step waits for the 401.
+    fake.set_revoke_delay(3);
+    let p = provider(&fake);
+    p.execute(&call(&plan, s, &inputs, "k")).await.unwrap();
+    assert!(!fake.is_live(OLD));
+    assert_eq!(fake.revoke_calls(), vec![1]);
+    // A 202 that revokes nothing: a transient error, which the engine retries, then reports.
+    let other = "hf_TokenTheHubIgnores0000000000000000";
+    fake.add_token(other, "alice", "read");
+    fake.set_revoke_delay(0);
+    fake.set_ignore_revokes(true);
+    let mut cfg = config(&fake);
+    cfg.propagation_wait = Duration::from_millis(600);
+    let impatient = HuggingfaceProvider::new(cfg).unwrap();
+    let inputs = secret(other);
+    let e = impatient
+        .execute(&call(&plan, s, &inputs, "k2"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(e.message.contains("still accepts"), "{e}");
+    assert!(!e.message.contains(other));
+    assert!(fake.is_live(other));
+    assert!(matches!(
+        impatient
+            .reconcile(&call(&plan, s, &inputs, "k2"))
+            .await
+            .unwrap(),
+        Reconciled::NotDone
+    ));
+}
+
 #[tokio::test]
 async fn revoking_500_tokens_takes_one_call() {
     let fake = HuggingfaceFake::start().await;
