@@ -173,7 +173,9 @@ const NEW: &str = "hf_ExampleNewGatewayToken000000000000";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huggingface_example_drill_takes_the_new_token_through_resume_input() {
     let t = setup(OLD, true).await;
-    let env_owned = t.env();
+    let mut env_owned = t.env();
+    // Every log line too (HTTP clients included) is searched for the tokens.
+    env_owned.push(("REKEY_LOG", "trace".to_owned()));
     let env = strs(&env_owned);
     let mut seen = String::new();
     let args = [
@@ -207,6 +209,10 @@ async fn huggingface_example_drill_takes_the_new_token_through_resume_input() {
     assert!(verified < revoked, "verify before revoke");
     t.ws.rekey_seen(&["audit", "verify"], &env, &mut seen)
         .ok("audit verify");
+    assert!(
+        seen.contains("POST /api/credentials/revoke"),
+        "the trace log has the Hub's requests"
+    );
     t.ws.assert_no_secrets(&seen, &[OLD, NEW, WRITER]);
 }
 
