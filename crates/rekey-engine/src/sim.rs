@@ -60,8 +60,7 @@ pub struct SimProvider {
 }
 
 /// Actions whose real API takes many at once: GitHub's `POST /credentials/revoke` (1,000
-/// tokens a request) and Hugging Face's `POST /api/credentials/revoke` (not in the action
-/// registry yet).
+/// tokens a request) and Hugging Face's `POST /api/credentials/revoke`.
 const BATCHED: &[&str] = &[
     "github.credentials.revoke",
     "huggingface.credentials.revoke",

@@ -376,7 +376,7 @@ pub fn classify(
     }
 }
 
-/// The provider's own `message` from a JSON error body, cut to 200 characters, with anything
+/// The provider's own `message` (or `error`) from a JSON error body, cut to 200 characters, with anything
 /// that looks like a token replaced.
 pub fn provider_message(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;

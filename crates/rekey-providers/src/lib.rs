@@ -6,6 +6,7 @@ pub mod aws;
 pub mod envfile;
 pub mod github;
 pub mod http;
+pub mod huggingface;
 pub mod mysql;
 pub mod oauth;
 pub mod postgres;

@@ -376,8 +376,16 @@ pub static ACTIONS: &[ActionSpec] = &[
         "huggingface",
         "GET /api/whoami-v2 with the new token",
         Verify,
-        [s("token"), o("expected_user")],
-        [out("name")]
+        [s("token"), o("expected_user"), o("expected_role")],
+        [out("name"), out("role")]
+    ),
+    action!(
+        "huggingface.credentials.revoke",
+        "huggingface",
+        "POST /api/credentials/revoke (unauthenticated, irreversible)",
+        Delete,
+        [s("token")],
+        []
     ),
     // Okta / Auth0 / generic OAuth
     action!(

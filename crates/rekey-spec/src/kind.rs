@@ -163,6 +163,11 @@ const HUGGINGFACE_FIELDS: &[FieldSpec] = &[
         Name,
         "the token's name in the Hugging Face UI",
     ),
+    opt(
+        "role",
+        OneOf(&["read", "write", "fineGrained"]),
+        "the token's role: a new token must have at least this one (read < write; fineGrained only fineGrained)",
+    ),
 ];
 
 const OAUTH_FIELDS: &[FieldSpec] = &[
@@ -361,10 +366,10 @@ impl CredentialKind {
             Self::HuggingfaceToken => c(
                 Manual,
                 None,
-                Manual,
+                Api,
                 Api,
                 Option::None,
-                "tokens are created and revoked in the UI only",
+                "tokens are created in the UI only; POST /api/credentials/revoke revokes leaked ones (unauthenticated, always 202)",
             ),
             Self::OauthClientSecret => c(
                 Api,

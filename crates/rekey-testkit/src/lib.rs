@@ -9,6 +9,8 @@
 //!   tokens, `/credentials/revoke`, Apps, injected faults;
 //! - [`OktaFake`] and [`Auth0Fake`]: their client-secret management APIs and token endpoints
 //!   in process, answering tokens only for live secrets, with injected faults (`faults.rs`).
+//! - [`HuggingfaceFake`]: the Hugging Face Hub's `whoami-v2` and leaked-token revocation in
+//!   process (wiremock), injected faults.
 //!
 //! `./scripts/peers.sh` installs them; a test whose server is missing fails with a message
 //! saying so (it never passes silently). When the tests run as root, the database servers run
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 pub mod auth0;
 pub mod faults;
 pub mod github;
+pub mod huggingface;
 mod mariadb;
 mod moto;
 pub mod okta;
@@ -32,6 +35,7 @@ mod postgres;
 
 pub use auth0::Auth0Fake;
 pub use github::GithubFake;
+pub use huggingface::HuggingfaceFake;
 pub use mariadb::MariaDb;
 pub use moto::{
     AccessKey, Answer, Moto, MotoAccounts, StandIn, access_keys, aws_error, create_key,

@@ -311,11 +311,16 @@ impl Provider for GithubProvider {
     }
 
     /// - deliver: a `PUT` is idempotent → not done (deliver again);
-    /// - revoke: done when `GET /user` with the old token answers 401;
+    /// - revoke: done when `GET /user` with the old token answers 401; not done while the
+    ///   token is not known again;
     /// - checks: run again.
     async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
         if call.step.action == "github.credentials.revoke" {
-            let token = required(call, "token")?;
+            // On resume the captured old token may not be known yet (it is read again before
+            // the step runs): run it again then, which checks the token first.
+            let Some(token) = input(call, "token") else {
+                return Ok(Reconciled::NotDone);
+            };
             return Ok(match self.login_of(token).await? {
                 None => Reconciled::Done(Values::new()),
                 Some(_) => Reconciled::NotDone,

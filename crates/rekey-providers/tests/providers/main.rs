@@ -6,6 +6,7 @@
 //! - `aws`, `postgres`, `mysql`: each provider's own behaviour, and its conformance subject;
 //! - `github`: the GitHub provider and the shared HTTP layer against the in-process fake;
 //! - `oauth`: Okta and Auth0 client secrets and the token-endpoint check, against their fakes;
+//! - `huggingface`: the Hugging Face provider against the in-process Hub fake;
 //! - `conformance`: the suite every provider runs (mint, deliver, verify, revoke, repeated
 //!   calls, reconcile after a lost outcome, secrets never shown);
 //! - `harness`: what they share besides the servers.
@@ -14,6 +15,7 @@ mod aws;
 mod conformance;
 mod github;
 mod harness;
+mod huggingface;
 mod mysql;
 mod oauth;
 mod postgres;

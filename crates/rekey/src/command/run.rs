@@ -198,6 +198,13 @@ pub(crate) async fn engine(
             .with("aws", aws)
             .with("github", github)
             .with(
+                "huggingface",
+                Arc::new(
+                    rekey_providers::huggingface::HuggingfaceProvider::from_env()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                ),
+            )
+            .with(
                 "postgres",
                 Arc::new(rekey_providers::postgres::PostgresProvider::new()),
             )

@@ -266,7 +266,7 @@ fn bad_runbooks_name_file_line_and_column() {
                 "{MINT}  - id: verify\n    phase: verify\n    action: huggingface.whoami\n    with: {{ tokn: x, token: \"{{{{ steps.create.outputs.value }}}}\" }}\n"
             ),
             "rb.yaml:10:13",
-            "`huggingface.whoami` takes no input `tokn` (it takes: token, expected_user)",
+            "`huggingface.whoami` takes no input `tokn` (it takes: token, expected_user, expected_role)",
         ),
         (
             format!(

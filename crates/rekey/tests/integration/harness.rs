@@ -185,6 +185,7 @@ impl Workspace {
             .env_remove("GITHUB_API_URL")
             .env_remove("GITHUB_TOKEN")
             .env_remove("GITHUB_APP_ID")
+            .env_remove("HF_ENDPOINT")
             .env("NO_COLOR", "1");
         for (k, v) in env {
             cmd.env(k, v);

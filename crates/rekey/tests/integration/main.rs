@@ -10,6 +10,7 @@ mod planning;
 mod postgres;
 mod real;
 mod real_github;
+mod real_huggingface;
 mod real_mysql;
 mod real_oauth;
 mod real_postgres;

@@ -540,6 +540,10 @@ async fn crashes_during_resume_are_resumed_too() {
                 r.code,
                 r.stderr
             );
+            // A resume that finished leaves nothing to resume.
+            if r.code == Some(0) {
+                break;
+            }
         }
         finish_and_check(&ws, &format!("crash point {n}, then crashed resumes")).await;
     }
