@@ -634,7 +634,12 @@ fn helper_edges(cps: &[CredPlan<'_>], steps: &[PlannedStep], edges: &mut Vec<Edg
             .values()
             .flatten()
             .map(|&(n, _)| n)
-            .filter(|&n| steps[n as usize].phase == Phase::Verify)
+            // Its checks: the verify phase, and checks that run before delivery (a value a
+            // person typed is checked before any consumer gets it).
+            .filter(|&n| {
+                steps[n as usize].phase == Phase::Verify
+                    || steps[n as usize].effect == Effect::Verify
+            })
             .collect();
         for step in &cp.included {
             if !(step.uses_helper || step.phase == Phase::Deliver) {
