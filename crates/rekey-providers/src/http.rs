@@ -123,6 +123,7 @@ pub enum Spend {
 pub struct HttpClient {
     provider: &'static str,
     base: String,
+    accept: &'static str,
     client: reqwest::Client,
     budget: Arc<Budget>,
 }
@@ -157,9 +158,17 @@ impl HttpClient {
         Ok(Self {
             provider,
             base: base.trim_end_matches('/').to_owned(),
+            accept: "application/vnd.github+json",
             client,
             budget: Arc::new(Budget::new(budget)),
         })
+    }
+
+    /// The `accept` header of every request (GitHub's media type unless set).
+    #[must_use]
+    pub fn with_accept(mut self, accept: &'static str) -> Self {
+        self.accept = accept;
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -178,7 +187,7 @@ impl HttpClient {
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.base))
-            .header("accept", "application/vnd.github+json")
+            .header("accept", self.accept)
     }
 
     /// Sends a request within the budget. Any answer is returned (the caller decides what a

@@ -7,5 +7,6 @@ pub mod envfile;
 pub mod github;
 pub mod http;
 pub mod mysql;
+pub mod npm;
 pub mod postgres;
 pub mod router;

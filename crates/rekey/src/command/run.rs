@@ -198,6 +198,10 @@ pub(crate) async fn engine(
             .with("aws", aws)
             .with("github", github)
             .with(
+                "npm",
+                Arc::new(rekey_providers::npm::NpmProvider::from_env()),
+            )
+            .with(
                 "postgres",
                 Arc::new(rekey_providers::postgres::PostgresProvider::new()),
             )
@@ -270,16 +274,34 @@ pub(crate) async fn ask_operator(
             .map_err(|e| engine_error(e.into()))?
             .into_iter()
             .filter(|s| s.state == StepState::WaitingForOperator)
-            .map(|s| s.step_id)
+            .map(|s| (s.step_id, s.error))
             .collect();
         if waiting.is_empty() {
             break;
         }
         let mut answers = BTreeMap::new();
-        for id in waiting {
+        for (id, question) in waiting {
             let Some((_, step)) = plan.step(&id) else {
                 continue;
             };
+            if step.effect != rekey_spec::Effect::Human {
+                // A provider asked for an answer mid-step (npm's one-time password): hidden,
+                // used for one call, never stored.
+                eprintln!(
+                    "\n{id} waits for you: {}",
+                    question.as_deref().unwrap_or("the provider asks for an answer")
+                );
+                let answer = rpassword::prompt_password(format!(
+                    "{id}: answer (hidden; empty to stop here): "
+                ))
+                .map_err(anyhow::Error::from)?;
+                let answer = answer.trim();
+                if answer.is_empty() {
+                    return Ok(outcome);
+                }
+                answers.insert(id, SecretString::from(answer.to_owned()));
+                continue;
+            }
             eprintln!("\n{id} waits for you:");
             if let Some(m) = &step.manual {
                 eprintln!("  {}", m.instructions);
