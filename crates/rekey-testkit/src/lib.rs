@@ -6,7 +6,11 @@
 //! - [`MariaDb`]: a `MariaDB` server (`mariadb-install-db`/`mariadbd`) with password
 //!   authentication;
 //! - [`GithubFake`]: GitHub's REST API in process (wiremock): Actions secrets it decrypts,
-//!   tokens, `/credentials/revoke`, Apps, injected faults.
+//!   tokens, `/credentials/revoke`, Apps, injected faults;
+//! - [`Verdaccio`]: a real npm registry (Verdaccio 6.8.0 from `.peers/verdaccio`) with
+//!   htpasswd accounts, and [`FaultProxy`] to put seeded faults in front of it;
+//! - [`NpmFake`]: npm's token API in process (wiremock) with what Verdaccio lacks: OTP
+//!   challenges, token names, npm's masked values, paged lists.
 //!
 //! `./scripts/peers.sh` installs them; a test whose server is missing fails with a message
 //! saying so (it never passes silently). When the tests run as root, the database servers run
@@ -23,14 +27,18 @@ use std::time::{Duration, Instant};
 pub mod github;
 mod mariadb;
 mod moto;
+pub mod npm_fake;
 mod postgres;
+pub mod verdaccio;
 
 pub use github::GithubFake;
 pub use mariadb::MariaDb;
 pub use moto::{
     AccessKey, Answer, Moto, MotoAccounts, StandIn, access_keys, aws_error, create_key,
 };
+pub use npm_fake::NpmFake;
 pub use postgres::PgCluster;
+pub use verdaccio::{FaultProxy, Verdaccio};
 
 /// The admin password of the throwaway database servers: tests check it never shows up.
 pub const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-Never-Shown";

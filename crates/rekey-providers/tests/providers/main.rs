@@ -5,6 +5,7 @@
 //!
 //! - `aws`, `postgres`, `mysql`: each provider's own behaviour, and its conformance subject;
 //! - `github`: the GitHub provider and the shared HTTP layer against the in-process fake;
+//! - `npm`: the npm provider against a real Verdaccio, and the OTP fake;
 //! - `conformance`: the suite every provider runs (mint, deliver, verify, revoke, repeated
 //!   calls, reconcile after a lost outcome, secrets never shown);
 //! - `harness`: what they share besides the servers.
@@ -14,4 +15,5 @@ mod conformance;
 mod github;
 mod harness;
 mod mysql;
+mod npm;
 mod postgres;
