@@ -1052,17 +1052,17 @@ async fn mysql_password_incident() {
 
 #[tokio::test]
 async fn npm_granular_token_drill() {
-    run(&crate::npm::NpmSubject::start(Mode::Drill, false).await).await;
+    run(&crate::npm::NpmSubject::start(Mode::Drill).await).await;
 }
 
 #[tokio::test]
 async fn npm_granular_token_incident() {
-    run(&crate::npm::NpmSubject::start(Mode::Incident, false).await).await;
+    run(&crate::npm::NpmSubject::start(Mode::Incident).await).await;
 }
 
 #[tokio::test]
-async fn npm_granular_token_by_value_drill() {
-    run(&crate::npm::NpmSubject::start(Mode::Drill, true).await).await;
+async fn npm_classic_token_drill() {
+    run(&crate::npm::NpmSubject::classic(Mode::Drill).await).await;
 }
 
 #[tokio::test]

@@ -486,16 +486,15 @@ pub(crate) struct NpmSubject {
 }
 
 impl NpmSubject {
-    /// `by_value`: no `token_key` in the inventory (the old token is read from the env file).
-    pub(crate) async fn start(mode: Mode, by_value: bool) -> Self {
-        Self::of("npm_granular_token", mode, by_value)
+    pub(crate) async fn start(mode: Mode) -> Self {
+        Self::of("npm_granular_token", mode)
     }
 
     pub(crate) async fn classic(mode: Mode) -> Self {
-        Self::of("npm_classic_token", mode, false)
+        Self::of("npm_classic_token", mode)
     }
 
-    fn of(kind: &str, mode: Mode, by_value: bool) -> Self {
+    fn of(kind: &str, mode: Mode) -> Self {
         let v = Verdaccio::start();
         v.add_user("pub", PASSWORD);
         let (old_key, old) = v.create_token("pub", PASSWORD);
@@ -506,7 +505,7 @@ impl NpmSubject {
             kind,
             "pub",
             &v.url(),
-            (!by_value).then_some(old_key.as_str()),
+            Some(old_key.as_str()),
             &file.display().to_string(),
             "",
         );
