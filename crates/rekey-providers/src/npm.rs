@@ -97,8 +97,19 @@ impl Default for NpmConfig {
 }
 
 impl NpmConfig {
-    /// Passwords from the process environment.
+    /// Passwords from the process environment. A private registry with other limits than
+    /// npm's may lift the budget: `REKEY_NPM_REQUESTS_PER_HOUR`, `REKEY_NPM_WRITES_PER_MINUTE`.
     pub fn from_env() -> Self {
+        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u32>().ok());
+        let mut budget = NPM_BUDGET;
+        if let Some(n) = num("REKEY_NPM_REQUESTS_PER_HOUR") {
+            budget.per_hour = n;
+            budget.hourly_burst = (n / 10).max(1);
+        }
+        if let Some(n) = num("REKEY_NPM_WRITES_PER_MINUTE") {
+            budget.writes_per_minute = n;
+            budget.write_burst = (n / 6).max(1);
+        }
         Self {
             lookup: Box::new(|k| {
                 std::env::var(k)
@@ -106,6 +117,7 @@ impl NpmConfig {
                     .filter(|v| !v.is_empty())
                     .map(SecretString::from)
             }),
+            budget,
             ..Self::default()
         }
     }

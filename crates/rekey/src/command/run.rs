@@ -267,7 +267,7 @@ pub(crate) async fn ask_operator(
 ) -> Result<RunOutcome, Failure> {
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     while interactive && outcome.status == RunStatus::Paused {
-        let waiting: Vec<String> = engine
+        let waiting: Vec<(String, Option<String>)> = engine
             .store
             .steps(&outcome.run_id)
             .await

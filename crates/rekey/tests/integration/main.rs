@@ -11,6 +11,7 @@ mod postgres;
 mod real;
 mod real_github;
 mod real_mysql;
+mod real_npm;
 mod real_postgres;
 mod retries;
 mod runs;
