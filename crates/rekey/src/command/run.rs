@@ -266,6 +266,21 @@ pub(crate) async fn ask_operator(
     mut outcome: RunOutcome,
 ) -> Result<RunOutcome, Failure> {
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !interactive && outcome.status == RunStatus::Paused {
+        // What a provider asked mid-step (npm's one-time password), for `resume --input`.
+        for s in engine
+            .store
+            .steps(&outcome.run_id)
+            .await
+            .map_err(|e| engine_error(e.into()))?
+        {
+            if s.state == StepState::WaitingForOperator
+                && let Some(q) = &s.error
+            {
+                eprintln!("{} waits for an answer: {q}", s.step_id);
+            }
+        }
+    }
     while interactive && outcome.status == RunStatus::Paused {
         let waiting: Vec<(String, Option<String>)> = engine
             .store
