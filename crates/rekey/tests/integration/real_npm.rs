@@ -331,3 +331,56 @@ async fn npm_tokens_per_minute() {
         n as f64 * 60.0 / secs
     );
 }
+
+/// The bundled example inventory's npm credentials (`npm-publish`, a granular token delivered
+/// to a GitHub Actions environment secret; `npm-legacy-laptop`, a classic token in an env
+/// file), both of the account `acme-publisher`, run for real: the registry is a Verdaccio, the
+/// Actions secret the GitHub fake (which decrypts what it gets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_bundled_example_runs_against_verdaccio() {
+    const WRITER: &str = "ghp_RekeyNpmExampleWriter000000000000000";
+    let v = Verdaccio::start();
+    v.add_user("acme-publisher", PASSWORD);
+    let (k1, old_publish) = v.create_token("acme-publisher", PASSWORD);
+    let (k2, old_legacy) = v.create_token("acme-publisher", PASSWORD);
+    let fake = rekey_testkit::GithubFake::start().await;
+    fake.add_repo("acme/packages");
+    fake.add_environment("acme/packages", "release");
+    fake.add_writer(WRITER, "acme-automation");
+    let ws = Workspace::example();
+    let legacy_env = ws.path().join("npmrc.env");
+    std::fs::write(&legacy_env, format!("NPM_TOKEN={old_legacy}\n")).unwrap();
+    let path = ws.path().join("inventory/credentials.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for needle in ["token_key: a1b2c3d4e5f6", "token_key: 9f8e7d6c5b4a", "/home/alice/.npmrc.env"] {
+        assert!(text.contains(needle), "the example inventory has {needle}");
+    }
+    let text = text
+        .replace("token_key: a1b2c3d4e5f6", &format!("token_key: {k1}\n    registry: {}", v.url()))
+        .replace("token_key: 9f8e7d6c5b4a", &format!("token_key: {k2}\n    registry: {}", v.url()))
+        .replace("/home/alice/.npmrc.env", &legacy_env.display().to_string());
+    std::fs::write(&path, text).unwrap();
+    let api = fake.api_url();
+    let env = [
+        ("NPM_PUBLISHER_PASSWORD", PASSWORD),
+        ("GITHUB_API_URL", api.as_str()),
+        ("GITHUB_TOKEN", WRITER),
+    ];
+    let mut seen = String::new();
+    let sel = ["--credential", "npm-publish", "--credential", "npm-legacy-laptop"];
+    let mut args = vec!["run", "--mode", "drill", "--yes", "--reason", "EXAMPLE"];
+    args.extend(sel);
+    ws.rekey_seen(&args, &env, &mut seen).ok("drill of the example's npm credentials");
+    let published = fake
+        .secret("env:acme/packages/release", "NPM_TOKEN")
+        .expect("the Actions secret was written");
+    let legacy = env_file_value(&legacy_env, "NPM_TOKEN");
+    for (what, new, old) in [("npm-publish", &published, &old_publish), ("npm-legacy-laptop", &legacy, &old_legacy)] {
+        assert_eq!(v.whoami(new).as_deref(), Some("acme-publisher"), "{what}: the new token works");
+        assert_eq!(v.whoami(old), None, "{what}: the old token is refused");
+        assert_eq!(npm_whoami(&v.url(), new, ws.path()).as_deref(), Some("acme-publisher"));
+    }
+    assert_ne!(published, legacy);
+    assert_eq!(v.token_keys("acme-publisher", PASSWORD).len(), 2, "two tokens, the new ones");
+    ws.assert_no_secrets(&seen, &[&published, &legacy, &old_publish, &old_legacy, PASSWORD, WRITER]);
+}
