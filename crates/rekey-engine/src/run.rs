@@ -21,7 +21,8 @@ use tokio::task::JoinSet;
 use crate::batch::{BatchTask, Gathering};
 use crate::fingerprint::Fingerprinter;
 use crate::provider::{
-    Call, ErrorKind, OPERATOR_INPUT, Provider, ProviderError, Reconciled, Reports, Value, Values, plain_json,
+    Call, ErrorKind, OPERATOR_INPUT, Provider, ProviderError, Reconciled, Reports, Value, Values,
+    plain_json,
 };
 use crate::sim::crash_point;
 

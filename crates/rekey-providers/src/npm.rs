@@ -36,9 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use rekey_engine::{
-    Call, OPERATOR_INPUT, Provider, ProviderError, Reconciled, Value, Values,
-};
+use rekey_engine::{Call, OPERATOR_INPUT, Provider, ProviderError, Reconciled, Value, Values};
 use rekey_plan::PlannedStep;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -100,7 +98,11 @@ impl NpmConfig {
     /// Passwords from the process environment. A private registry with other limits than
     /// npm's may lift the budget: `REKEY_NPM_REQUESTS_PER_HOUR`, `REKEY_NPM_WRITES_PER_MINUTE`.
     pub fn from_env() -> Self {
-        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u32>().ok());
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        };
         let mut budget = NPM_BUDGET;
         if let Some(n) = num("REKEY_NPM_REQUESTS_PER_HOUR") {
             budget.per_hour = n;
@@ -284,10 +286,7 @@ fn asks_otp(headers: &reqwest::header::HeaderMap, body: &[u8]) -> bool {
         .get_all("www-authenticate")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(',')
-                .any(|p| p.trim().eq_ignore_ascii_case("otp"))
-        });
+        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("otp")));
     header || {
         let text = String::from_utf8_lossy(body).to_ascii_lowercase();
         text.contains("one-time pass")
@@ -327,7 +326,8 @@ impl NpmProvider {
     }
 
     fn registry(call: &Call<'_>) -> String {
-        input(call, "registry").map_or_else(|| DEFAULT_REGISTRY.to_owned(), |v| v.expose().to_owned())
+        input(call, "registry")
+            .map_or_else(|| DEFAULT_REGISTRY.to_owned(), |v| v.expose().to_owned())
     }
 
     /// The account of a token-management step: user, password from `password_env`, and the
@@ -354,7 +354,12 @@ impl NpmProvider {
     }
 
     /// A request authenticated as the account (and with the OTP, when there is one).
-    fn authed(&self, a: &Account, method: Method, path: &str) -> Result<RequestBuilder, ProviderError> {
+    fn authed(
+        &self,
+        a: &Account,
+        method: Method,
+        path: &str,
+    ) -> Result<RequestBuilder, ProviderError> {
         let basic = B64.encode(format!("{}:{}", a.user, a.password.expose_secret()));
         let mut req = self
             .client(&a.registry)?
@@ -366,7 +371,12 @@ impl NpmProvider {
         Ok(req)
     }
 
-    async fn send_ok(&self, a: &Account, op: &str, req: RequestBuilder) -> Result<Response, ProviderError> {
+    async fn send_ok(
+        &self,
+        a: &Account,
+        op: &str,
+        req: RequestBuilder,
+    ) -> Result<Response, ProviderError> {
         let resp = self.client(&a.registry)?.send(op, req, Spend::Ours).await?;
         if resp.status().is_success() {
             Ok(resp)
@@ -389,7 +399,7 @@ impl NpmProvider {
                 .await
                 .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))?;
             for o in page.objects {
-                names |= o.get("name").is_some_and(|n| n.is_string());
+                names |= o.get("name").is_some_and(serde_json::Value::is_string);
                 if let Ok(t) = serde_json::from_value::<Listed>(o) {
                     out.push(t);
                 }
@@ -437,7 +447,10 @@ impl NpmProvider {
             .request(Method::GET, "/-/whoami")
             .bearer_auth(token.expose());
         let resp = client.send(op, req, Spend::NotOurs).await?;
-        if matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        if matches!(
+            resp.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
             return Ok(None);
         }
         if !resp.status().is_success() {
@@ -591,7 +604,9 @@ impl NpmProvider {
             body["scopes"] = scopes.into();
         }
         let op = "POST /-/npm/v1/tokens";
-        let req = self.authed(&a, Method::POST, "/-/npm/v1/tokens")?.json(&body);
+        let req = self
+            .authed(&a, Method::POST, "/-/npm/v1/tokens")?
+            .json(&body);
         drop(body);
         let resp = self.send_ok(&a, op, req).await?;
         let c: Created = resp
@@ -695,11 +710,7 @@ impl NpmProvider {
                 }
             }
         }
-        Ok([(
-            "deleted".to_owned(),
-            Value::Plain(key.unwrap_or_default()),
-        )]
-        .into())
+        Ok([("deleted".to_owned(), Value::Plain(key.unwrap_or_default()))].into())
     }
 }
 
@@ -843,14 +854,20 @@ mod tests {
         assert!(masked_matches("YWQ1N...1Mw==", v));
         assert!(!masked_matches("YWQ1N...1Mx==", v));
         assert!(masked_matches("npm_1f…", "npm_1fabcdef"));
-        assert!(!masked_matches("npm_…", "npm_2fabcdef"), "too little shown to tell");
+        assert!(
+            !masked_matches("npm_…", "npm_2fabcdef"),
+            "too little shown to tell"
+        );
         assert!(!masked_matches("a…", "abcdef"), "too little shown to tell");
         assert!(!masked_matches("", v));
     }
 
     #[test]
     fn registries() {
-        assert_eq!(registry_base("https://registry.npmjs.org/"), "https://registry.npmjs.org");
+        assert_eq!(
+            registry_base("https://registry.npmjs.org/"),
+            "https://registry.npmjs.org"
+        );
         assert_eq!(
             registry_base("https://acme.jfrog.io/artifactory/api/npm/npm-local/"),
             "https://acme.jfrog.io/artifactory/api/npm/npm-local"

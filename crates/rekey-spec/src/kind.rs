@@ -157,7 +157,11 @@ const NPM_FIELDS: &[FieldSpec] = &[
         Name,
         "comma-separated packages the new token may access",
     ),
-    opt("scopes", Name, "comma-separated scopes (@acme) the new token may access"),
+    opt(
+        "scopes",
+        Name,
+        "comma-separated scopes (@acme) the new token may access",
+    ),
     opt(
         "expires_days",
         Name,

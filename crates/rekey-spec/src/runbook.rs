@@ -105,15 +105,12 @@ pub struct Step {
 impl Step {
     pub fn applies(&self, mode: Mode, field: impl Fn(&str) -> Option<String>) -> bool {
         (self.modes.is_empty() || self.modes.contains(&mode))
-            && self
-                .when
-                .iter()
-                .all(|(f, values)| {
-                    field(f).map_or_else(
-                        || values.iter().any(String::is_empty),
-                        |v| values.contains(&v),
-                    )
-                })
+            && self.when.iter().all(|(f, values)| {
+                field(f).map_or_else(
+                    || values.iter().any(String::is_empty),
+                    |v| values.contains(&v),
+                )
+            })
     }
 }
 

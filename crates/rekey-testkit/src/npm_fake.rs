@@ -11,6 +11,7 @@
 //! - `GET /-/whoami` (Bearer) → `{username}` or 401.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use base64::Engine as _;
@@ -120,10 +121,18 @@ impl State {
         getrandom_fill(&mut raw, self.n);
         let token = format!(
             "npm_{}",
-            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            raw.iter().fold(String::new(), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            })
         );
         let t = FakeToken {
-            key: format!("{:08x}-{:04x}-4000-8000-{:012x}", self.n * 7919, self.n, self.n * 104_729),
+            key: format!(
+                "{:08x}-{:04x}-4000-8000-{:012x}",
+                self.n * 7919,
+                self.n,
+                self.n * 104_729
+            ),
             token,
             user: user.to_owned(),
             name,
@@ -138,7 +147,9 @@ impl State {
 fn getrandom_fill(out: &mut [u8], n: u64) {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+        .map_or(0, |d| {
+            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
+        });
     let mut x = t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
     for b in out {
         x ^= x >> 12;

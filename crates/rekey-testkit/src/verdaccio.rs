@@ -9,6 +9,7 @@
 //! /-/npm/v1/tokens/token/KEY` answers 200 whether or not the key exists; a deleted token gets
 //! 403 from `/-/whoami`, an unknown one 200 `{}`.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -57,13 +58,13 @@ pub fn http(
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
     if let Some(a) = auth {
-        head.push_str(&format!("authorization: {a}\r\n"));
+        let _ = write!(head, "authorization: {a}\r\n");
     }
     let body = body.unwrap_or("");
     if !body.is_empty() {
         head.push_str("content-type: application/json\r\n");
     }
-    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let _ = write!(head, "content-length: {}\r\n\r\n", body.len());
     s.write_all(head.as_bytes())?;
     s.write_all(body.as_bytes())?;
     let mut out = Vec::new();
@@ -163,13 +164,17 @@ impl Verdaccio {
             Some(&body),
         )
         .unwrap();
-        assert!(status == 201 || status == 200, "adduser {user}: {status} {answer}");
+        assert!(
+            status == 201 || status == 200,
+            "adduser {user}: {status} {answer}"
+        );
     }
 
     /// Mints a token for `user` the way `npm token create` does: (key, token).
     pub fn create_token(&self, user: &str, password: &str) -> (String, String) {
-        let body = serde_json::json!({ "password": password, "readonly": false, "cidr_whitelist": [] })
-            .to_string();
+        let body =
+            serde_json::json!({ "password": password, "readonly": false, "cidr_whitelist": [] })
+                .to_string();
         let (status, answer) = http(
             self.port,
             "POST",
@@ -279,7 +284,10 @@ fn read_request(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     // Forwarded as HTTP/1.0 with the connection closed after it: no chunked answers.
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
-    let first = lines.next().unwrap_or_default().replace("HTTP/1.1", "HTTP/1.0");
+    let first = lines
+        .next()
+        .unwrap_or_default()
+        .replace("HTTP/1.1", "HTTP/1.0");
     let mut out = first + "\r\n";
     for l in lines.filter(|l| !l.is_empty()) {
         let lower = l.to_ascii_lowercase();
@@ -344,7 +352,9 @@ impl FaultProxy {
                     x ^= x >> 27;
                     rng.store(x, Ordering::SeqCst);
                     let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-                    let roll = (r >> 11) as f64 / (1u64 << 53) as f64;
+                    // 24 random bits, exactly representable.
+                    let bits = u32::try_from(r >> 40).expect("24 bits");
+                    let roll = f64::from(bits) / f64::from(1u32 << 24);
                     let which = (r >> 3) % 5;
                     let p = *rate.lock().unwrap_or_else(PoisonError::into_inner);
                     let fault = roll < p;
@@ -370,7 +380,7 @@ impl FaultProxy {
                         respond(&mut client, "502 Bad Gateway", "");
                         return;
                     };
-                    let _ = up.set_read_timeout(Some(Duration::from_secs(60)));
+                    let _ = up.set_read_timeout(Some(Duration::from_mins(1)));
                     if up.write_all(&req).is_err() {
                         respond(&mut client, "502 Bad Gateway", "");
                         return;

@@ -1052,22 +1052,22 @@ async fn mysql_password_incident() {
 
 #[tokio::test]
 async fn npm_granular_token_drill() {
-    run(&crate::npm::NpmSubject::start(Mode::Drill).await).await;
+    run(&crate::npm::NpmSubject::start(Mode::Drill)).await;
 }
 
 #[tokio::test]
 async fn npm_granular_token_incident() {
-    run(&crate::npm::NpmSubject::start(Mode::Incident).await).await;
+    run(&crate::npm::NpmSubject::start(Mode::Incident)).await;
 }
 
 #[tokio::test]
 async fn npm_classic_token_drill() {
-    run(&crate::npm::NpmSubject::classic(Mode::Drill).await).await;
+    run(&crate::npm::NpmSubject::classic(Mode::Drill)).await;
 }
 
 #[tokio::test]
 async fn npm_classic_token_incident() {
-    run(&crate::npm::NpmSubject::classic(Mode::Incident).await).await;
+    run(&crate::npm::NpmSubject::classic(Mode::Incident)).await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ const PASSWORD_ENV: &str = "NPM_TEST_PASSWORD";
 fn config(password: &str) -> NpmConfig {
     let password = password.to_owned();
     NpmConfig {
-        lookup: Box::new(move |k| (k == PASSWORD_ENV).then(|| SecretString::from(password.clone()))),
+        lookup: Box::new(move |k| {
+            (k == PASSWORD_ENV).then(|| SecretString::from(password.clone()))
+        }),
         timeout: Duration::from_secs(10),
         budget: BudgetSpec {
             per_hour: 1_000_000,
@@ -51,8 +53,17 @@ fn provider() -> NpmProvider {
 }
 
 /// One npm credential of `user` at `registry`, delivered to an env file.
-fn inventory(kind: &str, user: &str, registry: &str, key: Option<&str>, env: &str, extra: &str) -> String {
-    let key = key.map(|k| format!("    token_key: {k}\n")).unwrap_or_default();
+fn inventory(
+    kind: &str,
+    user: &str,
+    registry: &str,
+    key: Option<&str>,
+    env: &str,
+    extra: &str,
+) -> String {
+    let key = key
+        .map(|k| format!("    token_key: {k}\n"))
+        .unwrap_or_default();
     format!(
         "credentials:\n  - id: npm-{user}\n    kind: {kind}\n    owner: team-web\n    npm_user: {user}\n    registry: {registry}\n    password_env: {PASSWORD_ENV}\n{key}{extra}    delivered_to:\n      - env_file: {{ path: {env}, key: NPM_TOKEN }}\n"
     )
@@ -101,7 +112,14 @@ async fn verdaccio_mint_verify_delete_by_key() {
     let (old_key, old) = v.create_token("alice", PASSWORD);
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join("npm.env");
-    let inv = inventory("npm_granular_token", "alice", &v.url(), Some(&old_key), &env.display().to_string(), "");
+    let inv = inventory(
+        "npm_granular_token",
+        "alice",
+        &v.url(),
+        Some(&old_key),
+        &env.display().to_string(),
+        "",
+    );
     let plan = harness::compile(&inv, Mode::Drill, None);
     let p = provider();
 
@@ -120,8 +138,16 @@ async fn verdaccio_mint_verify_delete_by_key() {
     let new = created["token"].clone();
     assert!(new.is_secret());
     assert!(!format!("{created:?}").contains(new.expose()));
-    assert_eq!(v.whoami(new.expose()).as_deref(), Some("alice"), "the registry takes the new token");
-    assert_eq!(v.whoami(&old).as_deref(), Some("alice"), "the old one still works");
+    assert_eq!(
+        v.whoami(new.expose()).as_deref(),
+        Some("alice"),
+        "the registry takes the new token"
+    );
+    assert_eq!(
+        v.whoami(&old).as_deref(),
+        Some("alice"),
+        "the old one still works"
+    );
 
     let who = harness::run(&p, &plan, "npm-alice/verify", &[("token", new.clone())]).await;
     assert_eq!(who["username"].expose(), "alice");
@@ -130,7 +156,10 @@ async fn verdaccio_mint_verify_delete_by_key() {
         &p,
         &plan,
         "npm-alice/verify",
-        &[("token", Value::secret("bm90LWEtdG9rZW4tYXQtYWxsLTEyMzQ1Njc4OTA="))],
+        &[(
+            "token",
+            Value::secret("bm90LWEtdG9rZW4tYXQtYWxsLTEyMzQ1Njc4OTA="),
+        )],
     )
     .await;
     assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
@@ -142,16 +171,26 @@ async fn verdaccio_mint_verify_delete_by_key() {
         &[("except_key", created["key"].clone())],
     )
     .await;
-    assert_eq!(v.whoami(&old), None, "the old token is refused after the delete");
+    assert_eq!(
+        v.whoami(&old),
+        None,
+        "the old token is refused after the delete"
+    );
     assert_eq!(v.whoami(new.expose()).as_deref(), Some("alice"));
-    assert_eq!(v.token_keys("alice", PASSWORD), vec![created["key"].expose().to_owned()]);
+    assert_eq!(
+        v.token_keys("alice", PASSWORD),
+        vec![created["key"].expose().to_owned()]
+    );
 
     // Deleting the new key through `key` = `except_key` is refused.
     let mut inputs = harness::literal_inputs(&plan, "npm-alice/delete-old", &[]);
     inputs.insert("key".into(), created["key"].clone());
     inputs.insert("except_key".into(), created["key"].clone());
     let step = harness::step(&plan, "npm-alice/delete-old");
-    let e = p.execute(&call(&plan, step, &inputs, "k")).await.unwrap_err();
+    let e = p
+        .execute(&call(&plan, step, &inputs, "k"))
+        .await
+        .unwrap_err();
     assert!(e.message.contains("is the new one"), "{e}");
     assert_eq!(v.whoami(new.expose()).as_deref(), Some("alice"));
     harness::assert_clean(&e.message, &[new.expose(), &old, PASSWORD]);
@@ -166,7 +205,14 @@ async fn verdaccio_delete_by_value_from_the_consumer() {
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join("npm.env");
     std::fs::write(&env, format!("NPM_TOKEN={old}\n")).unwrap();
-    let inv = inventory("npm_granular_token", "bob", &v.url(), None, &env.display().to_string(), "");
+    let inv = inventory(
+        "npm_granular_token",
+        "bob",
+        &v.url(),
+        None,
+        &env.display().to_string(),
+        "",
+    );
     let plan = harness::compile(&inv, Mode::Incident, None);
     assert!(
         plan.step("npm-bob/capture-old").is_some(),
@@ -186,9 +232,16 @@ async fn verdaccio_delete_by_value_from_the_consumer() {
         &[("token", captured["value"].clone())],
     )
     .await;
-    assert!(!deleted["deleted"].expose().is_empty(), "found by its masked value");
+    assert!(
+        !deleted["deleted"].expose().is_empty(),
+        "found by its masked value"
+    );
     assert_eq!(v.whoami(&old), None, "the old token is refused");
-    assert_eq!(v.whoami(&other).as_deref(), Some("bob"), "another token of bob still works");
+    assert_eq!(
+        v.whoami(&other).as_deref(),
+        Some("bob"),
+        "another token of bob still works"
+    );
     assert_eq!(v.token_keys("bob", PASSWORD).len(), 1);
     // Again (a retry after a lost answer): nothing listed matches, the old value is refused.
     harness::run(
@@ -208,31 +261,60 @@ async fn verdaccio_orphan_of_a_lost_mint_is_deleted() {
     let (old_key, old) = v.create_token("carol", PASSWORD);
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join("npm.env").display().to_string();
-    let inv = inventory("npm_granular_token", "carol", &v.url(), Some(&old_key), &env, "");
+    let inv = inventory(
+        "npm_granular_token",
+        "carol",
+        &v.url(),
+        Some(&old_key),
+        &env,
+        "",
+    );
     let plan = harness::compile(&inv, Mode::Drill, None);
     let p = provider();
     let listed = harness::run(&p, &plan, "npm-carol/list-before", &[]).await;
-    let inputs = harness::literal_inputs(&plan, "npm-carol/create", &[("existing_keys", listed["keys"].clone())]);
+    let inputs = harness::literal_inputs(
+        &plan,
+        "npm-carol/create",
+        &[("existing_keys", listed["keys"].clone())],
+    );
     let step = harness::step(&plan, "npm-carol/create");
     // The answer of this call is lost.
-    let lost = p.execute(&call(&plan, step, &inputs, "idem-1")).await.unwrap();
+    let lost = p
+        .execute(&call(&plan, step, &inputs, "idem-1"))
+        .await
+        .unwrap();
     assert_eq!(v.token_keys("carol", PASSWORD).len(), 2);
     // A new process (nothing in memory) reconciles.
     let fresh = provider();
     let c = call(&plan, step, &inputs, "idem-1");
-    assert!(matches!(fresh.reconcile(&c).await.unwrap(), Reconciled::NotDone));
+    assert!(matches!(
+        fresh.reconcile(&c).await.unwrap(),
+        Reconciled::NotDone
+    ));
     let reports = c.reports.take();
     assert!(
-        reports.iter().any(|r| r.event == "side_effect" && r.detail.contains(lost["key"].expose())),
+        reports
+            .iter()
+            .any(|r| r.event == "side_effect" && r.detail.contains(lost["key"].expose())),
         "{reports:?}"
     );
     assert_eq!(v.whoami(lost["token"].expose()), None, "the orphan is gone");
     assert_eq!(v.token_keys("carol", PASSWORD), vec![old_key.clone()]);
-    assert_eq!(v.whoami(&old).as_deref(), Some("carol"), "the old token is untouched");
+    assert_eq!(
+        v.whoami(&old).as_deref(),
+        Some("carol"),
+        "the old token is untouched"
+    );
 
     // Another step's fresh token (minted by this process) is never taken for an orphan.
-    let other = p.execute(&call(&plan, step, &inputs, "idem-2")).await.unwrap();
-    let again = p.execute(&call(&plan, step, &inputs, "idem-1")).await.unwrap();
+    let other = p
+        .execute(&call(&plan, step, &inputs, "idem-2"))
+        .await
+        .unwrap();
+    let again = p
+        .execute(&call(&plan, step, &inputs, "idem-1"))
+        .await
+        .unwrap();
     assert_eq!(v.whoami(other["token"].expose()).as_deref(), Some("carol"));
     assert_eq!(v.whoami(again["token"].expose()).as_deref(), Some("carol"));
     // A process that knows neither cannot tell them apart: it stops instead of guessing.
@@ -240,7 +322,11 @@ async fn verdaccio_orphan_of_a_lost_mint_is_deleted() {
     let e = provider().reconcile(&c).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Permanent);
     assert!(e.message.contains("cannot tell"), "{e}");
-    assert_eq!(v.token_keys("carol", PASSWORD).len(), 3, "nothing was deleted");
+    assert_eq!(
+        v.token_keys("carol", PASSWORD).len(),
+        3,
+        "nothing was deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,11 +336,28 @@ async fn verdaccio_wrong_password_changes_nothing() {
     let (old_key, old) = v.create_token("dave", PASSWORD);
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join("npm.env").display().to_string();
-    let inv = inventory("npm_granular_token", "dave", &v.url(), Some(&old_key), &env, "");
+    let inv = inventory(
+        "npm_granular_token",
+        "dave",
+        &v.url(),
+        Some(&old_key),
+        &env,
+        "",
+    );
     let plan = harness::compile(&inv, Mode::Drill, None);
     let wrong = NpmProvider::new(config(WRONG_PASSWORD));
-    for id in ["npm-dave/list-before", "npm-dave/create", "npm-dave/delete-old"] {
-        let e = harness::run_err(&wrong, &plan, id, &[("except_key", Value::Plain("x".into()))]).await;
+    for id in [
+        "npm-dave/list-before",
+        "npm-dave/create",
+        "npm-dave/delete-old",
+    ] {
+        let e = harness::run_err(
+            &wrong,
+            &plan,
+            id,
+            &[("except_key", Value::Plain("x".into()))],
+        )
+        .await;
         assert_eq!(e.kind, ErrorKind::Permanent, "{id}: {e}");
         harness::assert_clean(&e.message, &[PASSWORD, WRONG_PASSWORD, &old]);
         assert!(e.message.contains("401"), "{id}: {e}");
@@ -294,7 +397,7 @@ async fn verdaccio_converges_under_injected_faults() {
         inv.push_str(one.strip_prefix("credentials:\n").unwrap());
     }
     let plan = harness::compile(&inv, Mode::Drill, None);
-    for i in 0..n {
+    for (i, old) in olds.iter().enumerate() {
         let user = format!("u{i}");
         let id = |s: &str| format!("npm-{user}/{s}");
         let mut outputs: BTreeMap<String, Values> = BTreeMap::new();
@@ -302,21 +405,32 @@ async fn verdaccio_converges_under_injected_faults() {
             let step = harness::step(&plan, &id(step_name));
             let inputs = harness::resolve(step, "run-npm", &outputs).unwrap();
             let key = format!("idem-{user}-{step_name}");
-            let got = with_retries(40, async || p.execute(&call(&plan, step, &inputs, &key)).await)
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}", step.id));
+            let got = with_retries(40, async || {
+                p.execute(&call(&plan, step, &inputs, &key)).await
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", step.id));
             outputs.insert(step_name.to_owned(), got);
         }
         let new = outputs["create"]["token"].expose().to_owned();
-        assert_eq!(v.whoami(&new).as_deref(), Some(user.as_str()), "{user}: the new token works");
-        assert_eq!(v.whoami(&olds[i]), None, "{user}: the old token is refused");
+        assert_eq!(
+            v.whoami(&new).as_deref(),
+            Some(user.as_str()),
+            "{user}: the new token works"
+        );
+        assert_eq!(v.whoami(old), None, "{user}: the old token is refused");
         assert_eq!(
             v.token_keys(&user, PASSWORD),
             vec![outputs["create"]["key"].expose().to_owned()],
             "{user}: exactly one token, the new one (no orphan)"
         );
     }
-    assert!(proxy.faults() >= 5, "faults were injected: {} of {}", proxy.faults(), proxy.requests());
+    assert!(
+        proxy.faults() >= 5,
+        "faults were injected: {} of {}",
+        proxy.faults(),
+        proxy.requests()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,30 +479,58 @@ async fn otp_is_asked_for_and_never_kept() {
     .await;
     let tokens = fake.tokens("erin");
     assert_eq!(tokens.len(), 2);
-    let made = tokens.iter().find(|t| t.key == created["key"].expose()).unwrap();
+    let made = tokens
+        .iter()
+        .find(|t| t.key == created["key"].expose())
+        .unwrap();
     // The inventory's fields reach the registry, and the name carries the step's key.
     let name = made.name.clone().unwrap();
     assert!(name.starts_with("ci-publish-"), "{name}");
     assert_eq!(made.request["expires"], 30);
-    assert_eq!(made.request["packages"], serde_json::json!(["@acme/web", "@acme/cli"]));
+    assert_eq!(
+        made.request["packages"],
+        serde_json::json!(["@acme/web", "@acme/cli"])
+    );
     assert_eq!(made.request["scopes"], serde_json::json!(["@acme"]));
-    assert_eq!(made.request["cidr_whitelist"], serde_json::json!(["10.0.0.0/8"]));
+    assert_eq!(
+        made.request["cidr_whitelist"],
+        serde_json::json!(["10.0.0.0/8"])
+    );
     assert_eq!(made.request["packages_and_scopes_permission"], "read-write");
-    assert_eq!(fake.whoami(created["token"].expose()).as_deref(), Some("erin"));
+    assert_eq!(
+        fake.whoami(created["token"].expose()).as_deref(),
+        Some("erin")
+    );
     // Neither the password nor the OTP is in what a step gives back.
-    for shown in [format!("{created:?}"), rekey_engine::provider::plain_json(&created)] {
+    for shown in [
+        format!("{created:?}"),
+        rekey_engine::provider::plain_json(&created),
+    ] {
         assert!(!shown.contains(FAKE_OTP) && !shown.contains(PASSWORD));
     }
 
     // The delete asks too, then takes the old one.
-    let e = harness::run_err(&p, &plan, "npm-erin/delete-old", &[("except_key", created["key"].clone())]).await;
+    let e = harness::run_err(
+        &p,
+        &plan,
+        "npm-erin/delete-old",
+        &[("except_key", created["key"].clone())],
+    )
+    .await;
     assert_eq!(e.kind, ErrorKind::NeedsInput);
-    assert_eq!(fake.whoami(&old).as_deref(), Some("erin"), "nothing deleted without the OTP");
+    assert_eq!(
+        fake.whoami(&old).as_deref(),
+        Some("erin"),
+        "nothing deleted without the OTP"
+    );
     harness::run(
         &p,
         &plan,
         "npm-erin/delete-old",
-        &[("except_key", created["key"].clone()), (OPERATOR_INPUT, Value::secret(FAKE_OTP))],
+        &[
+            ("except_key", created["key"].clone()),
+            (OPERATOR_INPUT, Value::secret(FAKE_OTP)),
+        ],
     )
     .await;
     assert_eq!(fake.whoami(&old), None);
@@ -409,7 +551,14 @@ async fn names_pages_and_masked_values() {
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join("npm.env");
     std::fs::write(&env, format!("NPM_TOKEN={old}\n")).unwrap();
-    let inv = inventory("npm_granular_token", "frank", &fake.url(), None, &env.display().to_string(), "");
+    let inv = inventory(
+        "npm_granular_token",
+        "frank",
+        &fake.url(),
+        None,
+        &env.display().to_string(),
+        "",
+    );
     let plan = harness::compile(&inv, Mode::Drill, None);
     let p = provider();
     let listed = harness::run(&p, &plan, "npm-frank/list-before", &[]).await;
@@ -419,10 +568,20 @@ async fn names_pages_and_masked_values() {
     // A lost mint is found by its name (no snapshot needed where names are kept).
     let step = harness::step(&plan, "npm-frank/create");
     let inputs = harness::literal_inputs(&plan, "npm-frank/create", &[]);
-    let lost = p.execute(&call(&plan, step, &inputs, "idem-lost")).await.unwrap();
+    let lost = p
+        .execute(&call(&plan, step, &inputs, "idem-lost"))
+        .await
+        .unwrap();
     let c = call(&plan, step, &inputs, "idem-lost");
-    assert!(matches!(provider().reconcile(&c).await.unwrap(), Reconciled::NotDone));
-    assert_eq!(fake.whoami(lost["token"].expose()), None, "the orphan was deleted by name");
+    assert!(matches!(
+        provider().reconcile(&c).await.unwrap(),
+        Reconciled::NotDone
+    ));
+    assert_eq!(
+        fake.whoami(lost["token"].expose()),
+        None,
+        "the orphan was deleted by name"
+    );
     assert_eq!(fake.tokens("frank").len(), 5, "and nothing else");
 
     // By value: npm shows `npm_ab…`; when several tokens share what is shown, rekey refuses
@@ -433,7 +592,11 @@ async fn names_pages_and_masked_values() {
         .execute(&call(
             &plan,
             harness::step(&plan, "npm-frank/delete-old"),
-            &harness::literal_inputs(&plan, "npm-frank/delete-old", &[("token", Value::secret(old.clone()))]),
+            &harness::literal_inputs(
+                &plan,
+                "npm-frank/delete-old",
+                &[("token", Value::secret(old.clone()))],
+            ),
             "idem-del",
         ))
         .await;
@@ -461,13 +624,22 @@ fn validate_refuses_a_write_token_longer_than_90_days() {
         "/tmp/x.env",
         "    expires_days: '120'\n",
     );
-    let e = rekey_spec::parse_inventory(&[Arc::new(rekey_spec::SourceFile::new("inventory.yaml", inv.as_str()))])
-        .unwrap_err()
-        .to_string();
+    let e = rekey_spec::parse_inventory(&[Arc::new(rekey_spec::SourceFile::new(
+        "inventory.yaml",
+        inv.as_str(),
+    ))])
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("at most 90 days"), "{e}");
-    let ro = inv.replace("    expires_days: '120'\n", "    expires_days: '120'\n    permission: read-only\n");
-    rekey_spec::parse_inventory(&[Arc::new(rekey_spec::SourceFile::new("inventory.yaml", ro.as_str()))])
-        .expect("a read-only token may live 120 days");
+    let ro = inv.replace(
+        "    expires_days: '120'\n",
+        "    expires_days: '120'\n    permission: read-only\n",
+    );
+    rekey_spec::parse_inventory(&[Arc::new(rekey_spec::SourceFile::new(
+        "inventory.yaml",
+        ro.as_str(),
+    ))])
+    .expect("a read-only token may live 120 days");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,11 +658,11 @@ pub(crate) struct NpmSubject {
 }
 
 impl NpmSubject {
-    pub(crate) async fn start(mode: Mode) -> Self {
+    pub(crate) fn start(mode: Mode) -> Self {
         Self::of("npm_granular_token", mode)
     }
 
-    pub(crate) async fn classic(mode: Mode) -> Self {
+    pub(crate) fn classic(mode: Mode) -> Self {
         Self::of("npm_classic_token", mode)
     }
 

@@ -304,7 +304,9 @@ pub(crate) async fn ask_operator(
                 // used for one call, never stored.
                 eprintln!(
                     "\n{id} waits for you: {}",
-                    question.as_deref().unwrap_or("the provider asks for an answer")
+                    question
+                        .as_deref()
+                        .unwrap_or("the provider asks for an answer")
                 );
                 let answer = rpassword::prompt_password(format!(
                     "{id}: answer (hidden; empty to stop here): "

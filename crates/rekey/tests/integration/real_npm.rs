@@ -6,6 +6,7 @@
 //! from npm's documentation, a run that pauses for a one-time password and resumes with
 //! `--input`, the OTP kept nowhere. `npm_tokens_per_minute` measures throughput.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -21,7 +22,8 @@ const PASSWORD: &str = "Npm-E2E-Acc0unt-Pa55word";
 fn inventory(registry: &str, dir: &Path, creds: &[(String, String, &str, String)]) -> String {
     let mut out = String::from("credentials:\n");
     for (id, user, kind, key) in creds {
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "  - id: {id}
     kind: {kind}
     owner: team-web
@@ -33,7 +35,7 @@ fn inventory(registry: &str, dir: &Path, creds: &[(String, String, &str, String)
       - env_file: {{ path: {}, key: NPM_TOKEN }}
 ",
             dir.join(format!("{id}.env")).display()
-        ));
+        );
     }
     out
 }
@@ -57,8 +59,11 @@ impl World {
         for (id, user, _) in &creds {
             v.add_user(user, PASSWORD);
             let (_, old) = v.create_token(user, PASSWORD);
-            std::fs::write(ws.path().join(format!("{id}.env")), format!("NPM_TOKEN={old}\n"))
-                .unwrap();
+            std::fs::write(
+                ws.path().join(format!("{id}.env")),
+                format!("NPM_TOKEN={old}\n"),
+            )
+            .unwrap();
         }
         let w = Self { v, ws, creds };
         w.write_inventory(&w.v.url());
@@ -94,8 +99,16 @@ impl World {
             .iter()
             .map(|(id, user, _)| {
                 let t = self.token(id);
-                assert_eq!(self.v.whoami(&t).as_deref(), Some(user.as_str()), "{id}: the delivered token works");
-                assert_eq!(self.v.token_keys(user, PASSWORD).len(), 1, "{id}: exactly one token");
+                assert_eq!(
+                    self.v.whoami(&t).as_deref(),
+                    Some(user.as_str()),
+                    "{id}: the delivered token works"
+                );
+                assert_eq!(
+                    self.v.token_keys(user, PASSWORD).len(),
+                    1,
+                    "{id}: exactly one token"
+                );
                 t
             })
             .collect()
@@ -113,7 +126,9 @@ fn env() -> Vec<(&'static str, &'static str)> {
 /// `npm whoami --registry URL` with a user config holding `token`: the user, or `None` when
 /// npm refuses it.
 fn npm_whoami(registry: &str, token: &str, dir: &Path) -> Option<String> {
-    let host = registry.trim_start_matches("http://").trim_start_matches("https://");
+    let host = registry
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
     let rc: PathBuf = dir.join(".npmrc-whoami");
     std::fs::write(&rc, format!("//{host}:_authToken={token}\n")).unwrap();
     let out = Command::new("npm")
@@ -138,10 +153,16 @@ async fn npm_drill_then_incident_on_verdaccio() {
     let env = env();
     let mut seen = String::new();
     let old: Vec<String> = w.creds.iter().map(|(id, _, _)| w.token(id)).collect();
-    w.ws.rekey_seen(&["validate"], &env, &mut seen).ok("validate");
-    let plan = w.ws.rekey_seen(&["plan", "--mode", "drill"], &env, &mut seen);
+    w.ws.rekey_seen(&["validate"], &env, &mut seen)
+        .ok("validate");
+    let plan =
+        w.ws.rekey_seen(&["plan", "--mode", "drill"], &env, &mut seen);
     plan.ok("plan");
-    assert!(plan.stdout.contains("POST /-/npm/v1/tokens"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("POST /-/npm/v1/tokens"),
+        "{}",
+        plan.stdout
+    );
     assert!(
         plan.stdout.contains("2025-12-09"),
         "the plan says why a classic token is legacy:\n{}",
@@ -149,15 +170,27 @@ async fn npm_drill_then_incident_on_verdaccio() {
     );
 
     // Drill: rotate first.
-    w.ws.rekey_seen(&["run", "--mode", "drill", "--yes", "--reason", "DRILL-NPM"], &env, &mut seen)
-        .ok("drill");
+    w.ws.rekey_seen(
+        &["run", "--mode", "drill", "--yes", "--reason", "DRILL-NPM"],
+        &env,
+        &mut seen,
+    )
+    .ok("drill");
     let new = w.assert_one_live_token_each();
     for ((t, o), (id, user, _)) in new.iter().zip(&old).zip(&w.creds) {
         assert_ne!(t, o, "{id}: a new token");
         assert_eq!(w.v.whoami(o), None, "{id}: the old token is refused");
         // The npm CLI itself agrees.
-        assert_eq!(npm_whoami(&w.v.url(), t, w.ws.path()).as_deref(), Some(user.as_str()), "{id}: npm whoami with the new token");
-        assert_eq!(npm_whoami(&w.v.url(), o, w.ws.path()), None, "{id}: npm whoami refuses the old token");
+        assert_eq!(
+            npm_whoami(&w.v.url(), t, w.ws.path()).as_deref(),
+            Some(user.as_str()),
+            "{id}: npm whoami with the new token"
+        );
+        assert_eq!(
+            npm_whoami(&w.v.url(), o, w.ws.path()),
+            None,
+            "{id}: npm whoami refuses the old token"
+        );
     }
 
     // Incident: revoke first (the inventory now names the drill's tokens).
@@ -184,7 +217,8 @@ async fn npm_drill_then_incident_on_verdaccio() {
     let mint = crate::harness::position(&inc, "step_started", "npm-publish/create");
     assert!(del < mint, "revoke before mint in an incident");
 
-    w.ws.rekey_seen(&["audit", "verify"], &env, &mut seen).ok("audit verify");
+    w.ws.rekey_seen(&["audit", "verify"], &env, &mut seen)
+        .ok("audit verify");
     let secrets: Vec<&str> = old
         .iter()
         .chain(&new)
@@ -209,7 +243,16 @@ async fn npm_faults_still_leave_one_live_token_each() {
     let env = env();
     let mut seen = String::new();
     w.ws.rekey_seen(
-        &["run", "--mode", "drill", "--yes", "--reason", "FAULTS", "--retry-budget", "5m"],
+        &[
+            "run",
+            "--mode",
+            "drill",
+            "--yes",
+            "--reason",
+            "FAULTS",
+            "--retry-budget",
+            "5m",
+        ],
         &env,
         &mut seen,
     )
@@ -218,8 +261,18 @@ async fn npm_faults_still_leave_one_live_token_each() {
     for o in &old {
         assert_eq!(w.v.whoami(o), None);
     }
-    assert!(proxy.faults() >= 3, "faults were injected: {} of {}", proxy.faults(), proxy.requests());
-    let secrets: Vec<&str> = old.iter().chain(&new).map(String::as_str).chain([PASSWORD]).collect();
+    assert!(
+        proxy.faults() >= 3,
+        "faults were injected: {} of {}",
+        proxy.faults(),
+        proxy.requests()
+    );
+    let secrets: Vec<&str> = old
+        .iter()
+        .chain(&new)
+        .map(String::as_str)
+        .chain([PASSWORD])
+        .collect();
     w.ws.assert_no_secrets(&seen, &secrets);
 }
 
@@ -238,7 +291,16 @@ async fn npm_crash_at_every_point_then_resume_leaves_one_live_token() {
         crashing.push(("REKEY_SIM_CRASH_AT", &at));
         let old = w.token("npm-crash");
         let r = w.ws.rekey_seen(
-            &["run", "--mode", "drill", "--yes", "--concurrency", "1", "--reason", &reason],
+            &[
+                "run",
+                "--mode",
+                "drill",
+                "--yes",
+                "--concurrency",
+                "1",
+                "--reason",
+                &reason,
+            ],
             &crashing,
             &mut seen,
         );
@@ -246,17 +308,29 @@ async fn npm_crash_at_every_point_then_resume_leaves_one_live_token() {
             secrets.extend(w.assert_one_live_token_each());
             break;
         }
-        assert_eq!(r.code, None, "crash point {point}: expected an abort\n{}", r.stderr);
+        assert_eq!(
+            r.code, None,
+            "crash point {point}: expected an abort\n{}",
+            r.stderr
+        );
         let id = w.ws.run_ids(&env)[0].clone();
         w.ws.rekey_seen(&["resume", &id], &env, &mut seen)
             .ok(&format!("resume after crash point {point}"));
         let live = w.assert_one_live_token_each();
-        assert_eq!(w.v.whoami(&old), None, "crash point {point}: the old token is refused");
+        assert_eq!(
+            w.v.whoami(&old),
+            None,
+            "crash point {point}: the old token is refused"
+        );
         secrets.extend(live);
         w.write_inventory(&w.v.url());
     }
     assert!(point > 12, "only {point} crash points were reached");
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).chain([PASSWORD]).collect();
+    let secrets: Vec<&str> = secrets
+        .iter()
+        .map(String::as_str)
+        .chain([PASSWORD])
+        .collect();
     w.ws.assert_no_secrets(&seen, &secrets);
 }
 
@@ -273,33 +347,70 @@ async fn npm_otp_pauses_the_run_and_is_never_kept() {
         inventory(
             &fake.url(),
             ws.path(),
-            &[("npm-otp".into(), "otpuser".into(), "npm_granular_token", key)],
+            &[(
+                "npm-otp".into(),
+                "otpuser".into(),
+                "npm_granular_token",
+                key,
+            )],
         ),
     )
     .unwrap();
     let env = env();
     let mut seen = String::new();
-    let r = ws.rekey_seen(&["run", "--mode", "drill", "--yes", "--reason", "OTP"], &env, &mut seen);
-    assert_eq!(r.code, Some(3), "paused for the OTP\n{}\n{}", r.stdout, r.stderr);
+    let r = ws.rekey_seen(
+        &["run", "--mode", "drill", "--yes", "--reason", "OTP"],
+        &env,
+        &mut seen,
+    );
+    assert_eq!(
+        r.code,
+        Some(3),
+        "paused for the OTP\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         format!("{}{}", r.stdout, r.stderr).contains("one-time password"),
         "the operator is told what is asked:\n{}\n{}",
         r.stdout,
         r.stderr
     );
-    assert_eq!(fake.tokens("otpuser").len(), 1, "nothing minted without the OTP");
+    assert_eq!(
+        fake.tokens("otpuser").len(),
+        1,
+        "nothing minted without the OTP"
+    );
     let id = ws.run_ids(&env)[0].clone();
     let otp_file = ws.path().join("otp.txt");
     std::fs::write(&otp_file, format!("{FAKE_OTP}\n")).unwrap();
     let answer = |step: &str| format!("{step}={}", otp_file.display());
     // The mint goes on with the OTP; the delete of the old token asks again.
-    let r = ws.rekey_seen(&["resume", &id, "--input", &answer("npm-otp/create")], &env, &mut seen);
-    assert_eq!(r.code, Some(3), "paused again for the delete\n{}\n{}", r.stdout, r.stderr);
+    let r = ws.rekey_seen(
+        &["resume", &id, "--input", &answer("npm-otp/create")],
+        &env,
+        &mut seen,
+    );
+    assert_eq!(
+        r.code,
+        Some(3),
+        "paused again for the delete\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
     let new = env_file_value(&ws.path().join("npm-otp.env"), "NPM_TOKEN");
     assert_eq!(fake.whoami(&new).as_deref(), Some("otpuser"));
-    assert_eq!(fake.whoami(&old).as_deref(), Some("otpuser"), "not yet deleted");
-    ws.rekey_seen(&["resume", &id, "--input", &answer("npm-otp/delete-old")], &env, &mut seen)
-        .ok("resume with the OTP for the delete");
+    assert_eq!(
+        fake.whoami(&old).as_deref(),
+        Some("otpuser"),
+        "not yet deleted"
+    );
+    ws.rekey_seen(
+        &["resume", &id, "--input", &answer("npm-otp/delete-old")],
+        &env,
+        &mut seen,
+    )
+    .ok("resume with the OTP for the delete");
     assert_eq!(fake.whoami(&old), None, "the old token is deleted");
     assert_eq!(fake.tokens("otpuser").len(), 1);
     ws.assert_no_secrets(&seen, &[FAKE_OTP, PASSWORD, &old, &new]);
@@ -313,7 +424,9 @@ async fn npm_tokens_per_minute() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let names: Vec<(String, String)> = (0..n).map(|i| (format!("npm-{i}"), format!("user{i}"))).collect();
+    let names: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("npm-{i}"), format!("user{i}")))
+        .collect();
     let creds: Vec<(&str, &str, &'static str)> = names
         .iter()
         .map(|(i, u)| (i.as_str(), u.as_str(), "npm_granular_token"))
@@ -322,13 +435,17 @@ async fn npm_tokens_per_minute() {
     let env = env();
     let mut seen = String::new();
     let started = Instant::now();
-    w.ws.rekey_seen(&["run", "--mode", "drill", "--yes", "--reason", "BENCH"], &env, &mut seen)
-        .ok("drill");
+    w.ws.rekey_seen(
+        &["run", "--mode", "drill", "--yes", "--reason", "BENCH"],
+        &env,
+        &mut seen,
+    )
+    .ok("drill");
     let secs = started.elapsed().as_secs_f64();
     w.assert_one_live_token_each();
     eprintln!(
         "npm on Verdaccio through the binary: {n} tokens in {secs:.1} s = {:.0} tokens/min",
-        n as f64 * 60.0 / secs
+        f64::from(u32::try_from(n).unwrap()) * 60.0 / secs
     );
 }
 
@@ -352,12 +469,22 @@ async fn npm_bundled_example_runs_against_verdaccio() {
     std::fs::write(&legacy_env, format!("NPM_TOKEN={old_legacy}\n")).unwrap();
     let path = ws.path().join("inventory/credentials.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    for needle in ["token_key: a1b2c3d4e5f6", "token_key: 9f8e7d6c5b4a", "/home/alice/.npmrc.env"] {
+    for needle in [
+        "token_key: a1b2c3d4e5f6",
+        "token_key: 9f8e7d6c5b4a",
+        "/home/alice/.npmrc.env",
+    ] {
         assert!(text.contains(needle), "the example inventory has {needle}");
     }
     let text = text
-        .replace("token_key: a1b2c3d4e5f6", &format!("token_key: {k1}\n    registry: {}", v.url()))
-        .replace("token_key: 9f8e7d6c5b4a", &format!("token_key: {k2}\n    registry: {}", v.url()))
+        .replace(
+            "token_key: a1b2c3d4e5f6",
+            &format!("token_key: {k1}\n    registry: {}", v.url()),
+        )
+        .replace(
+            "token_key: 9f8e7d6c5b4a",
+            &format!("token_key: {k2}\n    registry: {}", v.url()),
+        )
         .replace("/home/alice/.npmrc.env", &legacy_env.display().to_string());
     std::fs::write(&path, text).unwrap();
     let api = fake.api_url();
@@ -367,20 +494,50 @@ async fn npm_bundled_example_runs_against_verdaccio() {
         ("GITHUB_TOKEN", WRITER),
     ];
     let mut seen = String::new();
-    let sel = ["--credential", "npm-publish", "--credential", "npm-legacy-laptop"];
+    let sel = [
+        "--credential",
+        "npm-publish",
+        "--credential",
+        "npm-legacy-laptop",
+    ];
     let mut args = vec!["run", "--mode", "drill", "--yes", "--reason", "EXAMPLE"];
     args.extend(sel);
-    ws.rekey_seen(&args, &env, &mut seen).ok("drill of the example's npm credentials");
+    ws.rekey_seen(&args, &env, &mut seen)
+        .ok("drill of the example's npm credentials");
     let published = fake
         .secret("env:acme/packages/release", "NPM_TOKEN")
         .expect("the Actions secret was written");
     let legacy = env_file_value(&legacy_env, "NPM_TOKEN");
-    for (what, new, old) in [("npm-publish", &published, &old_publish), ("npm-legacy-laptop", &legacy, &old_legacy)] {
-        assert_eq!(v.whoami(new).as_deref(), Some("acme-publisher"), "{what}: the new token works");
+    for (what, new, old) in [
+        ("npm-publish", &published, &old_publish),
+        ("npm-legacy-laptop", &legacy, &old_legacy),
+    ] {
+        assert_eq!(
+            v.whoami(new).as_deref(),
+            Some("acme-publisher"),
+            "{what}: the new token works"
+        );
         assert_eq!(v.whoami(old), None, "{what}: the old token is refused");
-        assert_eq!(npm_whoami(&v.url(), new, ws.path()).as_deref(), Some("acme-publisher"));
+        assert_eq!(
+            npm_whoami(&v.url(), new, ws.path()).as_deref(),
+            Some("acme-publisher")
+        );
     }
     assert_ne!(published, legacy);
-    assert_eq!(v.token_keys("acme-publisher", PASSWORD).len(), 2, "two tokens, the new ones");
-    ws.assert_no_secrets(&seen, &[&published, &legacy, &old_publish, &old_legacy, PASSWORD, WRITER]);
+    assert_eq!(
+        v.token_keys("acme-publisher", PASSWORD).len(),
+        2,
+        "two tokens, the new ones"
+    );
+    ws.assert_no_secrets(
+        &seen,
+        &[
+            &published,
+            &legacy,
+            &old_publish,
+            &old_legacy,
+            PASSWORD,
+            WRITER,
+        ],
+    );
 }
