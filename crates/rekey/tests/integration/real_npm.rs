@@ -541,3 +541,81 @@ async fn npm_bundled_example_runs_against_verdaccio() {
         ],
     );
 }
+
+/// On a terminal the OTP is asked for at once, at a hidden prompt (once for the mint, once for
+/// the delete), and never echoed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_otp_hidden_prompt_on_a_terminal() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let fake = NpmFake::start().await;
+    fake.add_user("ttyuser", PASSWORD, true);
+    let (key, old) = fake.add_token("ttyuser");
+    let ws = Workspace::empty();
+    std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
+    std::fs::write(ws.path().join("npm-tty.env"), format!("NPM_TOKEN={old}\n")).unwrap();
+    std::fs::write(
+        ws.path().join("inventory/npm.yaml"),
+        inventory(
+            &fake.url(),
+            ws.path(),
+            &[(
+                "npm-tty".into(),
+                "ttyuser".into(),
+                "npm_granular_token",
+                key,
+            )],
+        ),
+    )
+    .unwrap();
+    let command = format!("{} run --mode drill --yes", env!("CARGO_BIN_EXE_rekey"));
+    let mut child = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .current_dir(ws.path())
+        .env_remove("REKEY_DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .env("NPM_E2E_PASSWORD", PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs the binary on a pty");
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = printed.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let count = |text: &str| {
+        String::from_utf8_lossy(&printed.lock().unwrap())
+            .matches(text)
+            .count()
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    for n in 1..=2 {
+        rekey_testkit::poll(Duration::from_mins(1), "the hidden OTP prompt", || {
+            (count("answer (hidden") >= n).then_some(())
+        });
+        std::io::Write::write_all(&mut stdin, format!("{FAKE_OTP}\n").as_bytes()).unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let printed = String::from_utf8_lossy(&printed.lock().unwrap()).into_owned();
+    assert!(status.success(), "{printed}");
+    assert!(
+        printed.contains("one-time password"),
+        "the question is shown: {printed}"
+    );
+    assert!(!printed.contains(FAKE_OTP), "the OTP was echoed: {printed}");
+    let new = env_file_value(&ws.path().join("npm-tty.env"), "NPM_TOKEN");
+    assert_eq!(fake.whoami(&new).as_deref(), Some("ttyuser"));
+    assert_eq!(fake.whoami(&old), None);
+    ws.assert_no_secrets(&printed, &[FAKE_OTP, PASSWORD, &old, &new]);
+}
