@@ -47,11 +47,14 @@ use crate::http::{BudgetSpec, HttpClient, Spend, classify};
 pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
 /// npm does not publish the registry's rate limits (it answers 429 beyond them), and token
 /// management authenticates with the account password, which registries throttle harder than
-/// reads. So rekey stays far below anything a person's `npm token` use would reach: 1,000
-/// requests an hour (+ 100 burst), 30 writes a minute (+ 5), 16 at once, per registry.
+/// reads. So rekey keeps GitHub-like request pacing (4,500 an hour + 500 burst: reads are cheap
+/// for a registry serving billions of downloads) but writes — each token costs two, a create
+/// and a delete — far below anything a person's `npm token` use would trip: 30 a minute (+ 5),
+/// 16 requests in flight, per registry. That is about 15 tokens a minute sustained; a private
+/// registry may lift it (`REKEY_NPM_REQUESTS_PER_HOUR`, `REKEY_NPM_WRITES_PER_MINUTE`).
 pub const NPM_BUDGET: BudgetSpec = BudgetSpec {
-    per_hour: 1_000,
-    hourly_burst: 100,
+    per_hour: 4_500,
+    hourly_burst: 500,
     concurrent: 16,
     writes_per_minute: 30,
     write_burst: 5,
