@@ -717,6 +717,31 @@ impl NpmProvider {
     }
 }
 
+/// How an npm step will authenticate with the process environment as it is (for `rekey
+/// validate`): the account, the registry and the password variable, and whether it is set;
+/// never a value. `None` for other steps.
+pub fn describe_auth_from_env(step: &PlannedStep) -> Option<String> {
+    if step.provider != "npm" {
+        return None;
+    }
+    let lit = |k: &str| {
+        step.inputs
+            .get(k)
+            .and_then(rekey_spec::Template::as_literal)
+    };
+    let registry = lit("registry").unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
+    if step.action == "npm.whoami" {
+        return Some(format!("the new token itself at {registry}"));
+    }
+    let user = lit("user").unwrap_or_default();
+    let var = lit("password_env").unwrap_or_default();
+    let set = std::env::var_os(&var).is_some_and(|v| !v.is_empty());
+    Some(format!(
+        "account {user} at {registry} with the password in ${var}{}",
+        if set { "" } else { " — not set" }
+    ))
+}
+
 /// One path segment, percent-encoded.
 fn seg(s: &str) -> String {
     use std::fmt::Write as _;

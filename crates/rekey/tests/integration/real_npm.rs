@@ -153,8 +153,15 @@ async fn npm_drill_then_incident_on_verdaccio() {
     let env = env();
     let mut seen = String::new();
     let old: Vec<String> = w.creds.iter().map(|(id, _, _)| w.token(id)).collect();
-    w.ws.rekey_seen(&["validate"], &env, &mut seen)
-        .ok("validate");
+    let r = w.ws.rekey_seen(&["validate"], &env, &mut seen);
+    r.ok("validate");
+    assert!(
+        r.stdout
+            .contains("npm auth: account publisher at http://127.0.0.1:")
+            && r.stdout.contains("with the password in $NPM_E2E_PASSWORD:"),
+        "{}",
+        r.stdout
+    );
     let plan =
         w.ws.rekey_seen(&["plan", "--mode", "drill"], &env, &mut seen);
     plan.ok("plan");
