@@ -34,8 +34,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use rekey_engine::{Call, OPERATOR_INPUT, Provider, ProviderError, Reconciled, Value, Values};
 use rekey_plan::PlannedStep;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -363,13 +361,20 @@ impl NpmProvider {
         method: Method,
         path: &str,
     ) -> Result<RequestBuilder, ProviderError> {
-        let basic = B64.encode(format!("{}:{}", a.user, a.password.expose_secret()));
+        // `basic_auth` marks the header sensitive; so is the OTP's.
         let mut req = self
             .client(&a.registry)?
             .request(method, path)
-            .header("authorization", format!("Basic {basic}"));
+            .basic_auth(&a.user, Some(a.password.expose_secret()));
         if let Some(otp) = &a.otp {
-            req = req.header("npm-otp", otp.expose_secret());
+            let mut v =
+                reqwest::header::HeaderValue::from_str(otp.expose_secret()).map_err(|_| {
+                    ProviderError::needs_input(
+                        "npm: that is not a one-time password (digits only): enter the code again",
+                    )
+                })?;
+            v.set_sensitive(true);
+            req = req.header("npm-otp", v);
         }
         Ok(req)
     }
