@@ -637,3 +637,80 @@ async fn npm_otp_hidden_prompt_on_a_terminal() {
     assert_eq!(fake.whoami(&old), None);
     ws.assert_no_secrets(&printed, &[FAKE_OTP, PASSWORD, &old, &new]);
 }
+
+/// SIGKILL at fixed instants of a drill of six tokens (mid-request included), then resume:
+/// every credential ends with exactly one live token, the delivered one, and the old is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_sigkill_then_resume_leaves_one_live_token_each() {
+    let names: Vec<(String, String)> = (0..6)
+        .map(|i| (format!("npm-k{i}"), format!("killed{i}")))
+        .collect();
+    let creds: Vec<(&str, &str, &'static str)> = names
+        .iter()
+        .map(|(i, u)| (i.as_str(), u.as_str(), "npm_granular_token"))
+        .collect();
+    let w = World::start(&creds);
+    let env = env();
+    let mut seen = String::new();
+    let mut secrets = Vec::new();
+    let mut interrupted = 0;
+    let mut resumed = 0;
+    for (round, delay) in [60u64, 120, 200, 320, 480].into_iter().enumerate() {
+        let old: Vec<String> = w.creds.iter().map(|(id, _, _)| w.token(id)).collect();
+        secrets.extend(old.iter().cloned());
+        let reason = format!("KILL-{round}");
+        let mut child =
+            w.ws.command(
+                &["run", "--mode", "drill", "--yes", "--reason", &reason],
+                &env,
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if status.code().is_none() {
+            interrupted += 1;
+        }
+        if let Some(id) = w.ws.run_ids(&env).first().cloned() {
+            let r = w.ws.rekey_seen(&["status", &id, "--json"], &env, &mut seen);
+            if !r.stdout.contains("\"succeeded\"") || status.code().is_none() {
+                let r = w.ws.rekey_seen(&["resume", &id], &env, &mut seen);
+                // A run the kill let finish is refused as finished (exit 2): nothing to do.
+                if r.code == Some(0) {
+                    resumed += 1;
+                }
+                assert!(
+                    r.code == Some(0) || r.stderr.contains("finished"),
+                    "round {round}: resume\n{}\n{}",
+                    r.stdout,
+                    r.stderr
+                );
+            }
+        }
+        let live = w.assert_one_live_token_each();
+        for ((t, o), (id, _, _)) in live.iter().zip(&old).zip(&w.creds) {
+            if t != o {
+                assert_eq!(
+                    w.v.whoami(o),
+                    None,
+                    "round {round}, {id}: the old token is refused"
+                );
+            }
+        }
+        secrets.extend(live);
+        w.write_inventory(&w.v.url());
+    }
+    assert!(
+        interrupted >= 2,
+        "only {interrupted} rounds were killed mid-run"
+    );
+    let secrets: Vec<&str> = secrets
+        .iter()
+        .map(String::as_str)
+        .chain([PASSWORD])
+        .collect();
+    w.ws.assert_no_secrets(&seen, &secrets);
+}
