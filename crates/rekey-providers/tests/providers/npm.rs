@@ -501,6 +501,46 @@ async fn otp_is_asked_for_and_never_kept() {
         fake.whoami(created["token"].expose()).as_deref(),
         Some("erin")
     );
+    // A lost mint of a two-factor account: reconcile (a new process, no OTP) cannot delete
+    // the orphan and says so; the step run again asks for the OTP, then deletes it first.
+    let step = harness::step(&plan, "npm-erin/create");
+    let inputs = harness::literal_inputs(&plan, "npm-erin/create", &extra);
+    let c = call(&plan, step, &inputs, "test-key");
+    assert!(matches!(
+        provider().reconcile(&c).await.unwrap(),
+        Reconciled::NotDone
+    ));
+    assert!(
+        c.reports
+            .take()
+            .iter()
+            .any(|r| r.event == "provider_warning")
+    );
+    assert_eq!(fake.tokens("erin").len(), 2, "the orphan is still there");
+    let again = harness::run(
+        &p,
+        &plan,
+        "npm-erin/create",
+        &[extra[0].clone(), (OPERATOR_INPUT, Value::secret(FAKE_OTP))],
+    )
+    .await;
+    assert_eq!(
+        fake.whoami(created["token"].expose()),
+        None,
+        "the orphan was deleted"
+    );
+    assert_eq!(
+        fake.tokens("erin").len(),
+        2,
+        "the old token and the new one"
+    );
+    let created = again;
+    let made = fake
+        .tokens("erin")
+        .into_iter()
+        .find(|t| t.key == created["key"].expose())
+        .unwrap();
+    assert!(made.name.unwrap().starts_with("ci-publish-"));
     // Neither the password nor the OTP is in what a step gives back.
     for shown in [
         format!("{created:?}"),
