@@ -1103,10 +1103,9 @@ impl Generator {
             "npm_granular_token" | "npm_classic_token" => {
                 c.fields
                     .push(("npm_user", format!("{org}-{short}-publisher")));
-                if kind == "npm_granular_token" {
-                    let env = upper_snake(&format!("npm_{short}_password"));
-                    c.fields.push(("password_env", env));
-                }
+                // Both kinds mint a granular token (a classic one is replaced by one).
+                let env = upper_snake(&format!("npm_{short}_password"));
+                c.fields.push(("password_env", env));
                 if self.rng.chance(10) {
                     c.fields
                         .push(("registry", "https://npm.pkg.github.com/".to_owned()));

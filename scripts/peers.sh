@@ -66,3 +66,28 @@ else
     "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.*'
     echo "peers: moto server ready ($MOTO_VENV)" >&2
 fi
+
+# Verdaccio 6.8.0 (a private npm registry; later versions need Node 22) in .peers/verdaccio:
+# the npm provider's tests start it on a free loopback port. node-fetch is pinned for its CJS
+# build (the override), or Verdaccio fails to start on Node 20.
+VERDACCIO_DIR="$(cd "$(dirname "$0")/.." && pwd)/.peers/verdaccio"
+if [ -x "$VERDACCIO_DIR/node_modules/.bin/verdaccio" ] \
+    && grep -q '"version": "6.8.0"' "$VERDACCIO_DIR/node_modules/verdaccio/package.json" 2> /dev/null; then
+    echo "peers: Verdaccio ready ($VERDACCIO_DIR)" >&2
+else
+    if ! command -v npm > /dev/null; then
+        apt_install npm "Node.js and npm" "npm not found; install Node.js 20 and npm"
+    fi
+    echo "peers: installing verdaccio 6.8.0 into $VERDACCIO_DIR" >&2
+    mkdir -p "$VERDACCIO_DIR"
+    cat > "$VERDACCIO_DIR/package.json" << 'JSON'
+{
+  "name": "rekey-peer-verdaccio",
+  "private": true,
+  "dependencies": { "verdaccio": "6.8.0" },
+  "overrides": { "node-fetch@cjs": "2.7.0" }
+}
+JSON
+    (cd "$VERDACCIO_DIR" && npm install --no-audit --no-fund --loglevel=error > /dev/null)
+    echo "peers: Verdaccio ready ($VERDACCIO_DIR)" >&2
+fi

@@ -371,7 +371,7 @@ impl BatchTask {
                 match r {
                     Ok(v) => answers.push((k, Ok(v))),
                     Err(e) => match e.kind {
-                        ErrorKind::Permanent => answers.push((k, Err(e))),
+                        ErrorKind::Permanent | ErrorKind::NeedsInput => answers.push((k, Err(e))),
                         ErrorKind::Transient => again.push((k, e)),
                         ErrorKind::RateLimited(after) => {
                             kind = "rate limited";

@@ -11,7 +11,8 @@ pub mod sim;
 
 pub use fingerprint::{Fingerprinter, KeyError, Mismatch};
 pub use provider::{
-    Call, ErrorKind, Provider, ProviderError, Reconciled, Report, Reports, Value, Values,
+    Call, ErrorKind, OPERATOR_INPUT, Provider, ProviderError, Reconciled, Report, Reports, Value,
+    Values,
 };
 pub use run::{
     Engine, EngineConfig, EngineError, MintAgain, Observer, Providers, RunOutcome, idempotency_key,

@@ -130,7 +130,17 @@ pub enum ErrorKind {
     RateLimited(Option<Duration>),
     /// Will fail again (bad input, permission denied, a limit reached).
     Permanent,
+    /// Cannot go on without an operator's answer (npm's one-time password): the step waits
+    /// for one (`waiting_for_operator`, exit 3; a hidden prompt on a terminal, `resume --input
+    /// STEP=PATH` otherwise) and is called again with it in its inputs as [`OPERATOR_INPUT`].
+    /// The message is the question; the answer is never stored, audited or shown.
+    NeedsInput,
 }
+
+/// The input under which a step that asked for an operator's answer ([`ErrorKind::NeedsInput`])
+/// gets it on its next call, as a [`Value::Secret`]; the answer is only in memory, for that
+/// call.
+pub const OPERATOR_INPUT: &str = "operator_input";
 
 /// A provider error. The message must never contain a secret value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,6 +162,14 @@ impl ProviderError {
         Self {
             kind: ErrorKind::Permanent,
             message: message.into(),
+        }
+    }
+
+    /// The step needs an operator's answer; `question` says which (never holds a secret).
+    pub fn needs_input(question: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::NeedsInput,
+            message: question.into(),
         }
     }
 

@@ -21,7 +21,8 @@ use tokio::task::JoinSet;
 use crate::batch::{BatchTask, Gathering};
 use crate::fingerprint::Fingerprinter;
 use crate::provider::{
-    Call, ErrorKind, Provider, ProviderError, Reconciled, Reports, Value, Values, plain_json,
+    Call, ErrorKind, OPERATOR_INPUT, Provider, ProviderError, Reconciled, Reports, Value, Values,
+    plain_json,
 };
 use crate::sim::crash_point;
 
@@ -1415,7 +1416,7 @@ impl Engine {
                 )),
             };
             let retry_after = match e.kind {
-                ErrorKind::Permanent => return Err(e),
+                ErrorKind::Permanent | ErrorKind::NeedsInput => return Err(e),
                 ErrorKind::Transient => None,
                 ErrorKind::RateLimited(ra) => ra,
             };
@@ -1994,7 +1995,25 @@ impl TaskCtx {
                     return Ok(TaskResult::Waiting);
                 }
             }
-            Some(p) => self.call_with_retries(p.as_ref(), &inputs, &key).await?,
+            Some(p) => {
+                // An answer to a question the provider asked (an OTP): in memory, this call only.
+                let mut inputs = inputs;
+                if let Some(v) = operator {
+                    inputs.insert(OPERATOR_INPUT.to_owned(), Value::Secret(v));
+                }
+                let r = self.call_with_retries(p.as_ref(), &inputs, &key).await?;
+                if let Err(e) = &r
+                    && e.kind == ErrorKind::NeedsInput
+                {
+                    // The provider needs an operator's answer: wait for it, like a manual step.
+                    let mut a = self.audit("waiting_for_operator", "paused");
+                    a.detail = Some(e.message.clone());
+                    self.write(started, StepEvent::Wait, None, Some(&e.message), a)
+                        .await?;
+                    return Ok(TaskResult::Waiting);
+                }
+                r
+            }
         };
         crash_point(self.config.crash_at);
         let o = self.outcome(result);
@@ -2072,7 +2091,7 @@ impl TaskCtx {
                 Err(e) => e,
             };
             let (kind, retry_after) = match &err.kind {
-                ErrorKind::Permanent => return Ok(Err(err)),
+                ErrorKind::Permanent | ErrorKind::NeedsInput => return Ok(Err(err)),
                 ErrorKind::Transient => ("transient", None),
                 ErrorKind::RateLimited(after) => ("rate limited", *after),
             };

@@ -8,6 +8,7 @@ pub mod github;
 pub mod http;
 pub mod huggingface;
 pub mod mysql;
+pub mod npm;
 pub mod oauth;
 pub mod postgres;
 pub mod router;

@@ -168,6 +168,15 @@ const fn s(name: &'static str) -> Param {
         narrows: false,
     }
 }
+/// An optional input that may receive a secret step output.
+const fn so(name: &'static str) -> Param {
+    Param {
+        name,
+        required: false,
+        secret: true,
+        narrows: false,
+    }
+}
 const fn out(name: &'static str) -> Output {
     Output {
         name,
@@ -341,16 +350,29 @@ pub static ACTIONS: &[ActionSpec] = &[
     ),
     // npm
     action!(
+        "npm.tokens.list",
+        "npm",
+        "GET /-/npm/v1/tokens (every page)",
+        Read,
+        [p("registry"), p("user"), p("password_env")],
+        [out("keys")]
+    ),
+    action!(
         "npm.tokens.create",
         "npm",
-        "POST /-/npm/v1/tokens",
+        "POST /-/npm/v1/tokens (password; an OTP if the registry asks)",
         Create,
         [
             p("registry"),
             p("user"),
             p("password_env"),
-            o("readonly"),
-            o("cidr_whitelist")
+            o("token_name"),
+            o("permission"),
+            o("packages"),
+            o("scopes"),
+            o("expires_days"),
+            o("cidr_whitelist"),
+            o("existing_keys")
         ],
         [out("key"), secret("token")]
     ),
@@ -365,9 +387,16 @@ pub static ACTIONS: &[ActionSpec] = &[
     action!(
         "npm.tokens.delete",
         "npm",
-        "DELETE /-/npm/v1/tokens/token/{key}",
+        "DELETE /-/npm/v1/tokens/token/{key} (found by GET /-/npm/v1/tokens when only the value is known)",
         Delete,
-        [p("registry"), n("key"), n("except_key")],
+        [
+            p("registry"),
+            p("user"),
+            p("password_env"),
+            n("key"),
+            n("except_key"),
+            so("token")
+        ],
         [out("deleted")]
     ),
     // Hugging Face

@@ -821,6 +821,7 @@ fn check_credential(
     let mut fields = BTreeMap::new();
     // Fields present but rejected: not reported again as missing.
     let mut rejected: Vec<&str> = Vec::new();
+    let mut value_locs: BTreeMap<String, Location> = BTreeMap::new();
     for (key_loc, key, value_loc, value) in split.extra {
         let Some(spec) = specs.iter().find(|s| s.name == key) else {
             let expected: Vec<&str> = COMMON_FIELDS
@@ -850,7 +851,14 @@ fn check_credential(
             rejected.push(spec.name);
             continue;
         }
+        value_locs.insert(key.clone(), value_loc);
         fields.insert(key, value);
+    }
+    if matches!(
+        kind,
+        CredentialKind::NpmGranularToken | CredentialKind::NpmClassicToken
+    ) {
+        check_npm_expiry(&fields, &value_locs, errors);
     }
     let provider = fields.get("provider").map(String::as_str);
     let strategy = fields.get("strategy").map(String::as_str);
@@ -1217,6 +1225,45 @@ fn check_consumer(
         field: opt(&env.field),
         create: env.create,
     })
+}
+
+/// npm's limits on a new token's life: a whole number of days, at most 90 for a write token
+/// (`permission` other than `read-only`), at most 365 for a read-only one.
+fn check_npm_expiry(
+    fields: &BTreeMap<String, String>,
+    locs: &BTreeMap<String, Location>,
+    errors: &mut SpecErrors,
+) {
+    use crate::kind::{NPM_TOKEN_MAX_DAYS, NPM_WRITE_TOKEN_MAX_DAYS};
+    let (Some(days), Some(at)) = (fields.get("expires_days"), locs.get("expires_days")) else {
+        return;
+    };
+    let write = fields.get("permission").map(String::as_str) != Some("read-only");
+    let max = if write {
+        NPM_WRITE_TOKEN_MAX_DAYS
+    } else {
+        NPM_TOKEN_MAX_DAYS
+    };
+    match days.parse::<u32>() {
+        Ok(d) if (1..=max).contains(&d) => {}
+        Ok(d) if d > max && write => errors.push(
+            SpecError::at(
+                at.clone(),
+                format!("invalid `expires_days`: npm lets a write token live at most {max} days, not {d}"),
+            )
+            .label("longer than npm allows")
+            .help(format!(
+                "set expires_days: {max} or less, or permission: read-only for a token that only installs"
+            )),
+        ),
+        _ => errors.push(
+            SpecError::at(
+                at.clone(),
+                format!("invalid `expires_days`: expected a whole number of days from 1 to {max}, found `{days}`"),
+            )
+            .label("not a number of days"),
+        ),
+    }
 }
 
 fn check_field_value(ty: FieldType, value: &str) -> Result<(), String> {

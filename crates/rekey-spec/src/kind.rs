@@ -123,38 +123,61 @@ const GITHUB_APP_FIELDS: &[FieldSpec] = &[
     ),
 ];
 
-const NPM_GRANULAR_FIELDS: &[FieldSpec] = &[
+/// Both npm kinds: a classic token is revoked and replaced by a granular one, so it takes the
+/// granular token's fields too. Lists are comma-separated (`packages: "@acme/web,@acme/cli"`).
+const NPM_FIELDS: &[FieldSpec] = &[
     req("npm_user", Name, "the npm account"),
     opt(
         "registry",
         Url,
-        "the registry (default https://registry.npmjs.org/)",
+        "the registry (default https://registry.npmjs.org/), as npm addresses it",
     ),
     opt(
         "token_key",
         Name,
-        "the current token's key (id), as listed by npm",
+        "the current token's key (id), as listed by npm; without it the old token is read from a consumer and found by its listed prefix",
     ),
     req(
         "password_env",
         EnvVar,
-        "environment variable with the account password, used to mint",
+        "environment variable with the account password, used to mint, list and delete tokens",
+    ),
+    opt(
+        "token_name",
+        Name,
+        "the new token's name (default rekey-<credential id>; the run's idempotency key is appended)",
+    ),
+    opt(
+        "permission",
+        OneOf(&["read-only", "read-write"]),
+        "the new token's packages-and-scopes permission (default read-write)",
+    ),
+    opt(
+        "packages",
+        Name,
+        "comma-separated packages the new token may access",
+    ),
+    opt(
+        "scopes",
+        Name,
+        "comma-separated scopes (@acme) the new token may access",
+    ),
+    opt(
+        "expires_days",
+        Name,
+        "days until the new token expires (default 90; npm allows a write token at most 90)",
+    ),
+    opt(
+        "cidr_whitelist",
+        Name,
+        "comma-separated CIDR ranges the new token may be used from",
     ),
 ];
 
-const NPM_CLASSIC_FIELDS: &[FieldSpec] = &[
-    req("npm_user", Name, "the npm account"),
-    opt(
-        "registry",
-        Url,
-        "the registry (default https://registry.npmjs.org/)",
-    ),
-    opt(
-        "token_key",
-        Name,
-        "the current token's key (id), as listed by npm",
-    ),
-];
+/// npm refuses write tokens that live longer than this (granular tokens since 2025).
+pub const NPM_WRITE_TOKEN_MAX_DAYS: u32 = 90;
+/// The longest expiry npm offers a read-only granular token.
+pub const NPM_TOKEN_MAX_DAYS: u32 = 365;
 
 const HUGGINGFACE_FIELDS: &[FieldSpec] = &[
     req("hf_user", Name, "the Hugging Face account or organization"),
@@ -278,8 +301,7 @@ impl CredentialKind {
             Self::GcpServiceAccountKey => GCP_SA_FIELDS,
             Self::GithubFineGrainedPat | Self::GithubClassicPat => GITHUB_PAT_FIELDS,
             Self::GithubAppPrivateKey => GITHUB_APP_FIELDS,
-            Self::NpmGranularToken => NPM_GRANULAR_FIELDS,
-            Self::NpmClassicToken => NPM_CLASSIC_FIELDS,
+            Self::NpmGranularToken | Self::NpmClassicToken => NPM_FIELDS,
             Self::HuggingfaceToken => HUGGINGFACE_FIELDS,
             Self::OauthClientSecret => OAUTH_FIELDS,
             Self::PostgresPassword => POSTGRES_FIELDS,
@@ -356,12 +378,12 @@ impl CredentialKind {
                 "write tokens live at most 90 days; minting may ask for an OTP",
             ),
             Self::NpmClassicToken => c(
-                Manual,
+                Api,
                 None,
                 Api,
                 Api,
                 Option::None,
-                "classic tokens can no longer be created: the replacement is a granular token or trusted publishing",
+                "classic tokens can no longer be created, and npm revoked every classic token on the public registry on 2025-12-09: one still listed is already dead or lives on a private registry; the runbook revokes it and mints a granular replacement (or retire it for trusted publishing)",
             ),
             Self::HuggingfaceToken => c(
                 Manual,

@@ -94,7 +94,8 @@ pub struct Step {
     pub for_each_consumer: bool,
     /// Empty: every mode.
     pub modes: Vec<Mode>,
-    /// Credential field → accepted values; all must match for the step to be included.
+    /// Credential field → accepted values; all must match for the step to be included. An
+    /// empty string matches a field the credential leaves out (`when: { token_key: [""] }`).
     pub when: Vec<(String, Vec<String>)>,
     /// This step authenticates with the credential's `rotate_with` helper.
     pub uses_helper: bool,
@@ -104,10 +105,12 @@ pub struct Step {
 impl Step {
     pub fn applies(&self, mode: Mode, field: impl Fn(&str) -> Option<String>) -> bool {
         (self.modes.is_empty() || self.modes.contains(&mode))
-            && self
-                .when
-                .iter()
-                .all(|(f, values)| field(f).is_some_and(|v| values.contains(&v)))
+            && self.when.iter().all(|(f, values)| {
+                field(f).map_or_else(
+                    || values.iter().any(String::is_empty),
+                    |v| values.contains(&v),
+                )
+            })
     }
 }
 

@@ -11,6 +11,10 @@
 //!   in process, answering tokens only for live secrets, with injected faults (`faults.rs`).
 //! - [`HuggingfaceFake`]: the Hugging Face Hub's `whoami-v2` and leaked-token revocation in
 //!   process (wiremock), injected faults.
+//! - [`Verdaccio`]: a real npm registry (Verdaccio 6.8.0 from `.peers/verdaccio`) with
+//!   htpasswd accounts, and [`FaultProxy`] to put seeded faults in front of it;
+//! - [`NpmFake`]: npm's token API in process (wiremock) with what Verdaccio lacks: OTP
+//!   challenges, token names, npm's masked values, paged lists.
 //!
 //! `./scripts/peers.sh` installs them; a test whose server is missing fails with a message
 //! saying so (it never passes silently). When the tests run as root, the database servers run
@@ -30,8 +34,10 @@ pub mod github;
 pub mod huggingface;
 mod mariadb;
 mod moto;
+pub mod npm_fake;
 pub mod okta;
 mod postgres;
+pub mod verdaccio;
 
 pub use auth0::Auth0Fake;
 pub use github::GithubFake;
@@ -40,8 +46,10 @@ pub use mariadb::MariaDb;
 pub use moto::{
     AccessKey, Answer, Moto, MotoAccounts, StandIn, access_keys, aws_error, create_key,
 };
+pub use npm_fake::NpmFake;
 pub use okta::OktaFake;
 pub use postgres::PgCluster;
+pub use verdaccio::{FaultProxy, Verdaccio};
 
 /// The admin password of the throwaway database servers: tests check it never shows up.
 pub const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-Never-Shown";

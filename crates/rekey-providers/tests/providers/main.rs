@@ -7,6 +7,7 @@
 //! - `github`: the GitHub provider and the shared HTTP layer against the in-process fake;
 //! - `oauth`: Okta and Auth0 client secrets and the token-endpoint check, against their fakes;
 //! - `huggingface`: the Hugging Face provider against the in-process Hub fake;
+//! - `npm`: the npm provider against a real Verdaccio, and the OTP fake;
 //! - `conformance`: the suite every provider runs (mint, deliver, verify, revoke, repeated
 //!   calls, reconcile after a lost outcome, secrets never shown);
 //! - `harness`: what they share besides the servers.
@@ -17,5 +18,6 @@ mod github;
 mod harness;
 mod huggingface;
 mod mysql;
+mod npm;
 mod oauth;
 mod postgres;

@@ -205,6 +205,10 @@ pub(crate) async fn engine(
                 ),
             )
             .with(
+                "npm",
+                Arc::new(rekey_providers::npm::NpmProvider::from_env()),
+            )
+            .with(
                 "postgres",
                 Arc::new(rekey_providers::postgres::PostgresProvider::new()),
             )
@@ -290,24 +294,59 @@ pub(crate) async fn ask_operator(
     mut outcome: RunOutcome,
 ) -> Result<RunOutcome, Failure> {
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !interactive && outcome.status == RunStatus::Paused {
+        // What a provider asked mid-step (npm's one-time password), for `resume --input`.
+        for s in engine
+            .store
+            .steps(&outcome.run_id)
+            .await
+            .map_err(|e| engine_error(e.into()))?
+        {
+            if s.state == StepState::WaitingForOperator
+                && let Some(q) = &s.error
+            {
+                eprintln!("{} waits for an answer: {q}", s.step_id);
+            }
+        }
+    }
     while interactive && outcome.status == RunStatus::Paused {
-        let waiting: Vec<String> = engine
+        let waiting: Vec<(String, Option<String>)> = engine
             .store
             .steps(&outcome.run_id)
             .await
             .map_err(|e| engine_error(e.into()))?
             .into_iter()
             .filter(|s| s.state == StepState::WaitingForOperator)
-            .map(|s| s.step_id)
+            .map(|s| (s.step_id, s.error))
             .collect();
         if waiting.is_empty() {
             break;
         }
         let mut answers = BTreeMap::new();
-        for id in waiting {
+        for (id, question) in waiting {
             let Some((_, step)) = plan.step(&id) else {
                 continue;
             };
+            if step.effect != rekey_spec::Effect::Human {
+                // A provider asked for an answer mid-step (npm's one-time password): hidden,
+                // used for one call, never stored.
+                eprintln!(
+                    "\n{id} waits for you: {}",
+                    question
+                        .as_deref()
+                        .unwrap_or("the provider asks for an answer")
+                );
+                let answer = rpassword::prompt_password(format!(
+                    "{id}: answer (hidden; empty to stop here): "
+                ))
+                .map_err(anyhow::Error::from)?;
+                let answer = answer.trim();
+                if answer.is_empty() {
+                    return Ok(outcome);
+                }
+                answers.insert(id, SecretString::from(answer.to_owned()));
+                continue;
+            }
             eprintln!("\n{id} waits for you:");
             if let Some(m) = &step.manual {
                 eprintln!("  {}", m.instructions);

@@ -43,7 +43,7 @@ pub(crate) fn run(global: &Global, args: &ValidateArgs) -> Result<(), Failure> {
     // A plan that would be refused is a problem to fix now, not during an incident.
     let selection = Selection::default();
     let mut problems = SpecErrors::default();
-    // Which auth each GitHub step uses (the variable's name, never its value).
+    // Which auth each GitHub and npm step uses (the variable's name, never its value).
     let mut github_auth: std::collections::BTreeMap<String, Vec<String>> =
         std::collections::BTreeMap::new();
     for mode in [Mode::Drill, Mode::Incident] {
@@ -57,7 +57,13 @@ pub(crate) fn run(global: &Global, args: &ValidateArgs) -> Result<(), Failure> {
         match rekey_plan::compile(&req) {
             Ok(plan) => {
                 for step in &plan.steps {
-                    if let Some(auth) = rekey_providers::github::describe_auth_from_env(step) {
+                    let auth = rekey_providers::github::describe_auth_from_env(step)
+                        .map(|a| format!("github auth: {a}"))
+                        .or_else(|| {
+                            rekey_providers::npm::describe_auth_from_env(step)
+                                .map(|a| format!("npm auth: {a}"))
+                        });
+                    if let Some(auth) = auth {
                         let ids = github_auth.entry(auth).or_default();
                         if !ids.contains(&step.id) {
                             ids.push(step.id.clone());
@@ -111,7 +117,7 @@ pub(crate) fn run(global: &Global, args: &ValidateArgs) -> Result<(), Failure> {
         let more = ids.len().saturating_sub(shown.len());
         let _ = writeln!(
             out,
-            "github auth: {auth}: {}{}",
+            "{auth}: {}{}",
             shown.join(", "),
             if more > 0 {
                 format!(" and {more} more step(s)")

@@ -78,6 +78,16 @@ fn bad_inventory_inputs_name_file_line_and_column() {
             "missing required field `user_name`",
         ),
         (
+            "credentials:\n  - id: k\n    kind: npm_granular_token\n    npm_user: u\n    password_env: NPM_PW\n    expires_days: 120\n",
+            "inv.yaml:12:19",
+            "npm lets a write token live at most 90 days, not 120",
+        ),
+        (
+            "credentials:\n  - id: k\n    kind: npm_classic_token\n    npm_user: u\n    password_env: NPM_PW\n    permission: read-only\n    expires_days: soon\n",
+            "inv.yaml:13:19",
+            "expected a whole number of days from 1 to 365, found `soon`",
+        ),
+        (
             "credentials:\n  - id: k\n    kind: postgres_password\n    role: app\n    admin_url_env: pg_url\n",
             "inv.yaml:11:20",
             "`pg_url` is not an environment variable name",

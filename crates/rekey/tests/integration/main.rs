@@ -12,6 +12,7 @@ mod real;
 mod real_github;
 mod real_huggingface;
 mod real_mysql;
+mod real_npm;
 mod real_oauth;
 mod real_postgres;
 mod retries;

@@ -409,6 +409,7 @@ fn capability_map_warns_about_downtime_and_legacy() {
             "pg-web-app",
             "npm-legacy-laptop",
             "okta-web-client",
+            "gh-ci-classic",
         ]),
         Mode::Drill,
     );
@@ -427,21 +428,29 @@ fn capability_map_warns_about_downtime_and_legacy() {
     assert!(notes("pg-web-app").contains("downtime: one password per role"));
     assert!(notes("npm-legacy-laptop").contains("legacy credential kind npm_classic_token"));
     assert!(
+        notes("npm-legacy-laptop").contains("2025-12-09"),
+        "the plan says why a classic npm token is still listed"
+    );
+    assert!(
         !notes("okta-web-client").contains("downtime"),
         "Okta keeps two secrets"
     );
-    // Manual steps of kinds with no API are marked and carry instructions and a link.
+    // A classic npm token is replaced by a granular one, minted through the registry's API.
     let create = &p.steps[idx(&p, "npm-legacy-laptop/create") as usize];
+    assert_eq!(create.effect, Effect::Create);
+    assert_eq!(create.action, "npm.tokens.create");
+    // Manual steps of kinds with no API are marked and carry instructions and a link.
+    let create = &p.steps[idx(&p, "gh-ci-classic/create") as usize];
     assert_eq!(create.effect, Effect::Human);
     let manual = create.manual.as_ref().unwrap();
-    assert!(manual.instructions.to_string().contains("acme-publisher"));
+    assert!(manual.instructions.to_string().contains("acme-bot"));
     assert!(
         manual
             .link
             .as_ref()
             .unwrap()
             .to_string()
-            .starts_with("https://www.npmjs.com/settings/acme-publisher/")
+            .starts_with("https://github.com/settings/tokens")
     );
 }
 
