@@ -168,6 +168,8 @@ pub struct HttpClient {
     base: String,
     client: reqwest::Client,
     budget: Arc<Budget>,
+    /// The `accept` header of [`HttpClient::request`] (GitHub's media type unless set).
+    accept: &'static str,
 }
 
 impl fmt::Debug for HttpClient {
@@ -202,7 +204,15 @@ impl HttpClient {
             base: base.trim_end_matches('/').to_owned(),
             client,
             budget: Arc::new(Budget::new(budget)),
+            accept: "application/vnd.github+json",
         })
+    }
+
+    /// The `accept` header of [`HttpClient::request`] (default: GitHub's media type).
+    #[must_use]
+    pub fn with_accept(mut self, accept: &'static str) -> Self {
+        self.accept = accept;
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -221,7 +231,7 @@ impl HttpClient {
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.base))
-            .header("accept", "application/vnd.github+json")
+            .header("accept", self.accept)
     }
 
     /// A request to a full URL on another host of the same provider (GitHub's web host, which
@@ -362,11 +372,16 @@ pub fn classify(
     }
 }
 
-/// The provider's own `message` from a JSON error body, cut to 200 characters, with anything
-/// that looks like a token replaced.
+/// The provider's own `message` from a JSON error body (GitHub's `message`, Google's
+/// `error.message`, OAuth 2's `error_description`), cut to 200 characters, with anything that
+/// looks like a token replaced.
 pub fn provider_message(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let m = v.get("message")?.as_str()?;
+    let m = v
+        .get("message")
+        .or_else(|| v.get("error").and_then(|e| e.get("message")))
+        .or_else(|| v.get("error_description"))?
+        .as_str()?;
     let cleaned: Vec<String> = m
         .split_whitespace()
         .map(|w| {
@@ -485,6 +500,16 @@ mod tests {
             now,
         );
         assert_eq!(e.message, "GET /repos/acme/web: HTTP 404: Not Found");
+        // Google's error shape; its rate limit is a 429 RESOURCE_EXHAUSTED.
+        let e = classify(
+            "keys.create",
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers(&[("retry-after", "3")]),
+            br#"{"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED"}}"#,
+            now,
+        );
+        assert_eq!(e.kind, ErrorKind::RateLimited(Some(Duration::from_secs(3))));
+        assert_eq!(e.message, "keys.create: HTTP 429: Quota exceeded.");
     }
 
     #[test]

@@ -189,6 +189,9 @@ pub(crate) async fn engine(
             rekey_providers::github::GithubProvider::from_env()
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
         );
+        let gcp: Arc<dyn rekey_engine::Provider> = Arc::new(
+            rekey_providers::gcp::GcpProvider::from_env().map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
         let consumers = rekey_providers::router::ConsumerRouter {
             aws: Some(Arc::clone(&aws)),
             github: Some(Arc::clone(&github)),
@@ -197,6 +200,7 @@ pub(crate) async fn engine(
         Providers::default()
             .with("aws", aws)
             .with("github", github)
+            .with("gcp", gcp)
             .with(
                 "postgres",
                 Arc::new(rekey_providers::postgres::PostgresProvider::new()),
