@@ -6,7 +6,9 @@
 //! - [`MariaDb`]: a `MariaDB` server (`mariadb-install-db`/`mariadbd`) with password
 //!   authentication;
 //! - [`GithubFake`]: GitHub's REST API in process (wiremock): Actions secrets it decrypts,
-//!   tokens, `/credentials/revoke`, Apps, injected faults.
+//!   tokens, `/credentials/revoke`, Apps, injected faults;
+//! - [`GcpFake`]: Google's IAM service-account keys API and OAuth 2 token endpoint in process
+//!   (wiremock): real RSA key files, JWT signatures verified, injected faults.
 //!
 //! `./scripts/peers.sh` installs them; a test whose server is missing fails with a message
 //! saying so (it never passes silently). When the tests run as root, the database servers run
@@ -20,11 +22,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub mod gcp;
 pub mod github;
 mod mariadb;
 mod moto;
 mod postgres;
 
+pub use gcp::GcpFake;
 pub use github::GithubFake;
 pub use mariadb::MariaDb;
 pub use moto::{

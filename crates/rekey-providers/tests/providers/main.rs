@@ -5,12 +5,14 @@
 //!
 //! - `aws`, `postgres`, `mysql`: each provider's own behaviour, and its conformance subject;
 //! - `github`: the GitHub provider and the shared HTTP layer against the in-process fake;
+//! - `gcp`: the GCP provider against the in-process IAM fake;
 //! - `conformance`: the suite every provider runs (mint, deliver, verify, revoke, repeated
 //!   calls, reconcile after a lost outcome, secrets never shown);
 //! - `harness`: what they share besides the servers.
 
 mod aws;
 mod conformance;
+mod gcp;
 mod github;
 mod harness;
 mod mysql;
