@@ -389,6 +389,16 @@ impl GcpFake {
         })
     }
 
+    /// A user-managed key of `email` with a given id (an inventory's `key_id`): its key file.
+    pub fn add_key_with_id(&self, email: &str, id: &str) -> String {
+        self.with(|s| {
+            let i = s.new_key(email);
+            s.keys[i].id = id.to_owned();
+            let k = &s.keys[i];
+            s.key_file(k, k.pem)
+        })
+    }
+
     /// Sets a key disabled (as an operator would).
     pub fn set_disabled(&self, id: &str, disabled: bool) {
         self.with(|s| {
