@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use rekey_engine::{Call, Provider, ProviderError, Reconciled, Value, Values};
+use rekey_engine::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
 use rekey_plan::{PlannedStep, Strategy};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -1263,9 +1263,26 @@ impl Provider for GcpProvider {
             project: &project,
             email: &email,
         };
-        self.iam_ok("serviceAccounts.get", Method::GET, &a.path(), None)
-            .await
-            .map_err(|e| self.explain_missing(e, &a))?;
+        // A read-only check before anything changes: a passing blip (a 503, a reset, a 429)
+        // is tried again here rather than stopping the run.
+        let mut attempt = 0u32;
+        loop {
+            match self
+                .iam_ok("serviceAccounts.get", Method::GET, &a.path(), None)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if e.kind != ErrorKind::Permanent && attempt < 5 => {
+                    let wait = match e.kind {
+                        ErrorKind::RateLimited(Some(w)) => w.min(Duration::from_secs(5)),
+                        _ => Duration::from_millis(100 << attempt),
+                    };
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.explain_missing(e, &a)),
+            }
+        }
         self.seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

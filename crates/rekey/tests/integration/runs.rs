@@ -200,10 +200,10 @@ fn run_exit_codes_and_refusals() {
     assert!(r.stderr.contains("pass --yes"), "{}", r.stderr);
     assert!(!ws.path().join(".rekey/state.db").exists() || ws.run_ids(&[]).is_empty());
     // A provider this build has no connector for: refused before anything runs.
-    let r = ws.rekey(&["run", "--yes", "--credential", "gcp-vertex-ml"], &[]);
+    let r = ws.rekey(&["run", "--yes", "--credential", "npm-publish"], &[]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(
-        r.stderr.contains("no provider for `gcp` in this build"),
+        r.stderr.contains("no provider for `npm` in this build"),
         "{}",
         r.stderr
     );
