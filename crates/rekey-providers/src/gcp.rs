@@ -290,6 +290,7 @@ fn unix_now() -> u64 {
 
 /// Seconds since the epoch of an RFC 3339 UTC time (`2026-12-06T23:01:02.123Z`, or with an
 /// offset); fractions are dropped.
+#[allow(clippy::many_single_char_names)]
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let s = s.trim();
     let (date, rest) = s.split_once(['T', 't', ' '])?;
@@ -424,12 +425,13 @@ impl GcpConfig {
         let mut c = Self::new(iam_url, PathBuf::new());
         c.credentials = credentials;
         if let Some(text) = var(PROPAGATION_WAIT_VAR) {
-            match parse_duration(&text) {
-                Some(d) => c.propagation_wait = d,
-                None => tracing::warn!(
+            if let Some(d) = parse_duration(&text) {
+                c.propagation_wait = d;
+            } else {
+                tracing::warn!(
                     "{PROPAGATION_WAIT_VAR}={text:?} is not a duration (such as 90s, 2m or 1h); waiting up to {}s for a new key",
                     c.propagation_wait.as_secs()
-                ),
+                );
             }
         }
         c
@@ -771,7 +773,11 @@ fn account<'a>(call: &'a Call<'_>) -> Result<Account<'a>, ProviderError> {
 }
 
 fn step_account(step: &PlannedStep) -> Option<(String, String)> {
-    let lit = |k: &str| step.inputs.get(k).and_then(|t| t.as_literal());
+    let lit = |k: &str| {
+        step.inputs
+            .get(k)
+            .and_then(rekey_spec::Template::as_literal)
+    };
     Some((lit("project")?, lit("service_account")?))
 }
 
@@ -785,7 +791,7 @@ impl GcpProvider {
                 None,
             )
             .await
-            .map_err(|e| self.explain_missing(e, a))?;
+            .map_err(|e| Self::explain_missing(e, a))?;
         let v: serde_json::Value = resp
             .json()
             .await
@@ -811,7 +817,7 @@ impl GcpProvider {
         Ok(keys)
     }
 
-    fn explain_missing(&self, mut e: ProviderError, a: &Account<'_>) -> ProviderError {
+    fn explain_missing(mut e: ProviderError, a: &Account<'_>) -> ProviderError {
         if e.message.contains("HTTP 404") {
             e.message = format!(
                 "{} (service account {} in project {}: check `project` and `service_account`)",
@@ -988,11 +994,12 @@ impl GcpProvider {
             let status = resp.status();
             let mut e = error_of("keys.create", resp).await;
             if status == StatusCode::BAD_REQUEST || status == StatusCode::PRECONDITION_FAILED {
-                e.message.push_str(&format!(
-                    " (a service account may have at most {MAX_KEYS} user-managed keys)"
-                ));
+                e.message = format!(
+                    "{} (a service account may have at most {MAX_KEYS} user-managed keys)",
+                    e.message
+                );
             }
-            return Err(self.explain_missing(e, &a));
+            return Err(Self::explain_missing(e, &a));
         }
         let v: serde_json::Value = resp
             .json()
@@ -1231,7 +1238,11 @@ impl Provider for GcpProvider {
             "gcp.iam.list_keys" | "gcp.iam.create_key" | "gcp.iam.verify_key"
             | "gcp.iam.delete_key" => Ok(()),
             "gcp.iam.disable_key" => {
-                match step.inputs.get("reason").map(|t| t.as_literal()) {
+                match step
+                    .inputs
+                    .get("reason")
+                    .map(rekey_spec::Template::as_literal)
+                {
                     Some(Some(r)) => disable_reason(Some(&r), Strategy::RotateFirst).map(|_| ()),
                     // A templated reason is checked when it is known.
                     _ => Ok(()),
@@ -1280,7 +1291,7 @@ impl Provider for GcpProvider {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(self.explain_missing(e, &a)),
+                Err(e) => return Err(Self::explain_missing(e, &a)),
             }
         }
         self.seen

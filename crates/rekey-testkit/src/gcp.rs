@@ -186,7 +186,8 @@ impl State {
             }
         };
         let n = self.keys.len() as u64;
-        let r = (self.next() * f64::from(u32::MAX)) as u64;
+        let _ = self.next();
+        let r = self.rng >> 32;
         self.keys.push(Key {
             id: format!("{:08x}{:032x}", r, 0x5eed_0000_u128 + u128::from(n)),
             email: email.to_owned(),
@@ -393,7 +394,7 @@ impl GcpFake {
     pub fn add_key_with_id(&self, email: &str, id: &str) -> String {
         self.with(|s| {
             let i = s.new_key(email);
-            s.keys[i].id = id.to_owned();
+            id.clone_into(&mut s.keys[i].id);
             let k = &s.keys[i];
             s.key_file(k, k.pem)
         })
