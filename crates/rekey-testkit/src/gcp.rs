@@ -118,6 +118,8 @@ struct Key {
     deleted: bool,
     valid_after: u64,
     reason: Option<String>,
+    /// Token requests still refused: a new key propagating.
+    refusals_left: usize,
 }
 
 struct Account {
@@ -136,6 +138,9 @@ struct State {
     admins: Vec<String>,
     creates: usize,
     grants: usize,
+    /// How many token requests a key made by `keys.create` is refused before it works.
+    propagation: usize,
+    refused_propagating: usize,
     requests: usize,
     faults_injected: usize,
     fault_rate: f64,
@@ -196,6 +201,7 @@ impl State {
             deleted: false,
             valid_after: now(),
             reason: None,
+            refusals_left: 0,
         });
         self.keys.len() - 1
     }
@@ -207,7 +213,7 @@ impl State {
     }
 
     /// The JWT-bearer grant: the account whose key signed `jwt`, or why not.
-    fn grant(&self, jwt: &str) -> Result<String, &'static str> {
+    fn grant(&mut self, jwt: &str) -> Result<String, &'static str> {
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| "Invalid JWT.")?;
         let kid = header.kid.ok_or("Invalid JWT Signature.")?;
         let key = self
@@ -237,7 +243,15 @@ impl State {
         if exp.saturating_sub(iat) > 3600 {
             return Err("Invalid JWT: Token must be a short-lived token (60 minutes).");
         }
-        Ok(key.email.clone())
+        let email = key.email.clone();
+        if let Some(k) = self.keys.iter_mut().find(|k| k.id == kid)
+            && k.refusals_left > 0
+        {
+            k.refusals_left -= 1;
+            self.refused_propagating += 1;
+            return Err("Invalid JWT Signature.");
+        }
+        Ok(email)
     }
 }
 
@@ -319,6 +333,7 @@ impl GcpFake {
                 deleted: false,
                 valid_after: now(),
                 reason: None,
+                refusals_left: 0,
             });
         });
         fake
@@ -450,6 +465,17 @@ impl GcpFake {
             return false;
         };
         self.with(|s| s.grant(&jwt).is_ok())
+    }
+
+    /// Keys made by `keys.create` from now on are refused at the token endpoint `n` times
+    /// before they work (a new key propagating through Google).
+    pub fn set_propagation(&self, n: usize) {
+        self.with(|s| s.propagation = n);
+    }
+
+    /// How many token requests were refused because the key was still propagating.
+    pub fn refused_propagating(&self) -> usize {
+        self.with(|s| s.refused_propagating)
     }
 
     /// How many `keys.create` calls took effect.
@@ -690,6 +716,7 @@ fn route(s: &mut State, req: &Request) -> ResponseTemplate {
             }
             let i = s.new_key(&email);
             s.creates += 1;
+            s.keys[i].refusals_left = s.propagation;
             let k = &s.keys[i];
             let mut v = key_json(k);
             v["privateKeyType"] = json!("TYPE_GOOGLE_CREDENTIALS_FILE");

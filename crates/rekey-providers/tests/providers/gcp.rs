@@ -408,3 +408,40 @@ async fn gcp_a_lost_exception_never_widens_a_removal() {
     }
     assert_eq!(s.fake.keys(SA), before);
 }
+
+/// Injected faults are classified as the engine needs them: 429 `RESOURCE_EXHAUSTED` waits its
+/// `retry-after`, 503 and reset connections are transient; no message holds a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_faults_are_classified() {
+    use rekey_engine::ErrorKind;
+    let s = Setup::new().await;
+    let p = s.provider();
+    let plan = s.plan(Mode::Drill);
+    // A token first, so that faults hit IAM calls too.
+    harness::run(&p, &plan, "gcp-ml/list-keys", &[]).await;
+    s.fake.set_faults(0.6, 3);
+    let (mut limited, mut transient) = (0, 0);
+    for _ in 0..60 {
+        let i = harness::literal_inputs(&plan, "gcp-ml/list-keys", &[]);
+        match p
+            .execute(&harness::call(&plan, "gcp-ml/list-keys", &i))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                harness::assert_clean(&e.message, &[GcpFake::admin_private_key(), &s.old.1]);
+                match e.kind.clone() {
+                    ErrorKind::RateLimited(Some(w)) => {
+                        assert_eq!(w, std::time::Duration::from_secs(1), "{e}");
+                        assert!(e.message.contains("Quota exceeded"), "{e}");
+                        limited += 1;
+                    }
+                    ErrorKind::Transient => transient += 1,
+                    other => panic!("{other:?}: {e}"),
+                }
+            }
+        }
+    }
+    assert!(limited > 0 && transient > 0, "{limited} {transient}");
+    assert!(s.fake.faults_injected() > 0);
+}

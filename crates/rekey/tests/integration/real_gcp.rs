@@ -402,3 +402,29 @@ async fn gcp_bundled_example_drill_and_incident() {
         old = file;
     }
 }
+
+/// A new key Google does not accept yet: the verify retries (audited) until it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_verify_waits_for_a_new_key_to_propagate() {
+    let mut t = setup().await;
+    t.fake.set_propagation(2);
+    let env_owned = t.env();
+    let env = strs(&env_owned);
+    let mut seen = String::new();
+    t.ws.rekey_seen(
+        &["run", "--yes", "--reason", "PROPAGATION"],
+        &env,
+        &mut seen,
+    )
+    .ok("run");
+    assert_eq!(t.fake.refused_propagating(), 2);
+    let events = t.ws.audit_events(None, &mut seen);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "step_retry" && e["step"] == "gcp-ml/verify"),
+        "the verify was retried"
+    );
+    let file = t.assert_rotated().await;
+    t.ws.assert_no_secrets(&seen, &[&file, &pem_line(&file), WRITER]);
+}
