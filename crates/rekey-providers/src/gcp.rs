@@ -29,7 +29,7 @@
 //! Nothing formats a key file, a JWT or an access token: errors carry the operation, the
 //! status and Google's `error.message`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -455,6 +455,8 @@ pub struct GcpProvider {
     propagation_wait: Duration,
     /// Service accounts `preflight` found, for this run.
     seen: Mutex<HashSet<String>>,
+    /// Service account → the credential whose create step `supports` saw (see there).
+    creators: Mutex<HashMap<String, String>>,
 }
 
 impl fmt::Debug for GcpProvider {
@@ -489,6 +491,7 @@ impl GcpProvider {
             token: tokio::sync::Mutex::new(None),
             propagation_wait: config.propagation_wait,
             seen: Mutex::new(HashSet::new()),
+            creators: Mutex::new(HashMap::new()),
         })
     }
 
@@ -1235,8 +1238,29 @@ impl GcpProvider {
 impl Provider for GcpProvider {
     fn supports(&self, step: &PlannedStep) -> Result<(), String> {
         match step.action.as_str() {
-            "gcp.iam.list_keys" | "gcp.iam.create_key" | "gcp.iam.verify_key"
-            | "gcp.iam.delete_key" => Ok(()),
+            "gcp.iam.list_keys" | "gcp.iam.verify_key" | "gcp.iam.delete_key" => Ok(()),
+            // keys.create takes no idempotency token: a lost create is found as a key made
+            // after the prepare step's listing. Two credentials of one account rotated in one
+            // run would each take the other's new key for their own orphan.
+            "gcp.iam.create_key" => {
+                let Some((project, email)) = step_account(step) else {
+                    return Ok(());
+                };
+                let credential = step.id.split('/').next().unwrap_or_default().to_owned();
+                let mut creators = self
+                    .creators
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match creators.get(&format!("{project}/{email}")) {
+                    Some(other) if *other != credential => Err(format!(
+                        "{other} and {credential} are keys of the same service account {email}: rotate them in separate runs (keys.create has no idempotency token, so after a crash rekey could not tell their new keys apart)"
+                    )),
+                    _ => {
+                        creators.insert(format!("{project}/{email}"), credential);
+                        Ok(())
+                    }
+                }
+            }
             "gcp.iam.disable_key" => {
                 match step
                     .inputs

@@ -445,3 +445,41 @@ async fn gcp_faults_are_classified() {
     assert!(limited > 0 && transient > 0, "{limited} {transient}");
     assert!(s.fake.faults_injected() > 0);
 }
+
+/// Two credentials of one service account cannot be rotated in one run: each create would
+/// take the other's new key for an orphan of its own after a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_two_credentials_of_one_account_are_refused() {
+    let s = Setup::new().await;
+    let (second, _) = s.fake.add_key(SA);
+    let one = inventory(Some(&s.old.0), "/tmp/a.env");
+    let two = format!(
+        "{one}  - id: gcp-ml-2
+    kind: gcp_service_account_key
+    owner: team-ml
+    project: {PROJECT}
+    service_account: {SA}
+    key_id: {second}
+    delivered_to:
+      - env_file: {{ path: /tmp/b.env, key: GOOGLE_CREDENTIALS_JSON }}
+"
+    );
+    let plan = harness::compile(&two, Mode::Drill, None);
+    let p = s.provider();
+    let refusals: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|st| st.provider == "gcp")
+        .filter_map(|st| p.supports(st).err())
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(refusals[0].contains("separate runs"), "{refusals:?}");
+    // One at a time is fine, and checking the same plan again changes nothing.
+    let plan = s.plan(Mode::Drill);
+    let p = s.provider();
+    for _ in 0..2 {
+        for st in plan.steps.iter().filter(|st| st.provider == "gcp") {
+            p.supports(st).unwrap();
+        }
+    }
+}

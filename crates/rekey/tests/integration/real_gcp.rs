@@ -390,8 +390,10 @@ async fn gcp_bundled_example_drill_and_incident() {
             .secret_string()
             .unwrap()
             .to_owned();
-        let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
-        let file = doc["key_json"].as_str().unwrap().to_owned();
+        // `field: key_json`: the secret is the key file itself.
+        let file = doc;
+        let v: serde_json::Value = serde_json::from_str(&file).unwrap();
+        assert_eq!(v["private_key_id"], keys[0].id, "{mode}");
         assert!(fake.accepts(&file), "{mode}: the delivered key file works");
         assert!(!fake.accepts(&old), "{mode}: the old key file still works");
         // The operator records the new key in the inventory.
