@@ -422,22 +422,22 @@ async fn gcp_faults_are_classified() {
     s.fake.set_faults(0.6, 3);
     let (mut limited, mut transient) = (0, 0);
     for _ in 0..60 {
-        let i = harness::literal_inputs(&plan, "gcp-ml/list-keys", &[]);
+        let inputs = harness::literal_inputs(&plan, "gcp-ml/list-keys", &[]);
         match p
-            .execute(&harness::call(&plan, "gcp-ml/list-keys", &i))
+            .execute(&harness::call(&plan, "gcp-ml/list-keys", &inputs))
             .await
         {
             Ok(_) => {}
-            Err(e) => {
-                harness::assert_clean(&e.message, &[GcpFake::admin_private_key(), &s.old.1]);
-                match e.kind.clone() {
-                    ErrorKind::RateLimited(Some(w)) => {
-                        assert_eq!(w, std::time::Duration::from_secs(1), "{e}");
-                        assert!(e.message.contains("Quota exceeded"), "{e}");
+            Err(err) => {
+                harness::assert_clean(&err.message, &[GcpFake::admin_private_key(), &s.old.1]);
+                match err.kind.clone() {
+                    ErrorKind::RateLimited(Some(wait)) => {
+                        assert_eq!(wait, std::time::Duration::from_secs(1), "{err}");
+                        assert!(err.message.contains("Quota exceeded"), "{err}");
                         limited += 1;
                     }
                     ErrorKind::Transient => transient += 1,
-                    other => panic!("{other:?}: {e}"),
+                    other => panic!("{other:?}: {err}"),
                 }
             }
         }
