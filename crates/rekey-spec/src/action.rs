@@ -287,7 +287,7 @@ pub static ACTIONS: &[ActionSpec] = &[
     action!(
         "gcp.iam.verify_key",
         "gcp",
-        "GET …/keys/{key_id}; token exchange with a JWT signed by the new key",
+        "POST {token_uri} (JWT-bearer grant) with a JWT signed by the new key",
         Verify,
         [
             p("project"),

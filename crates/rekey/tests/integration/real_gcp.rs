@@ -312,6 +312,16 @@ async fn crash_at_every_point(mode: &str) {
         point > 20,
         "gcp {mode}: only {point} crash points were reached"
     );
+    // Some crash fell between keys.create and its recorded outcome: resume deleted that key.
+    let events = t.ws.audit_events(None, &mut seen);
+    assert!(
+        events.iter().any(|e| e["event"] == "side_effect"
+            && e["step"] == "gcp-ml/create"
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("answer was lost"))),
+        "gcp {mode}: no lost create was reconciled"
+    );
     assert!(
         t.fake.creates() >= usize::try_from(point).unwrap(),
         "every rotation made a key"
