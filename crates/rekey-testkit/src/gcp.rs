@@ -8,7 +8,8 @@
 //!   `serviceAccountKeyDisableReason`), `:enable`, `delete`; Google's error shape
 //!   (`{"error": {"code", "message", "status"}}`), and only for a bearer token the token
 //!   endpoint issued to an admin account;
-//! - `POST /token`: the JWT-bearer grant. The JWT's signature is verified with the public half
+//! - `POST /token`: the JWT-bearer grant (and the refresh-token grant of `authorized_user`
+//!   credentials made by [`GcpFake::add_user_credentials`]). The JWT's signature is verified with the public half
 //!   of the key its `kid` names; disabled and deleted keys, a wrong `aud` or `iss`, and
 //!   assertions longer than an hour are refused (`invalid_grant`). So a test proves that a key
 //!   file authenticates, and that a revoked one does not.
@@ -138,6 +139,8 @@ struct State {
     admins: Vec<String>,
     creates: usize,
     grants: usize,
+    /// gcloud user credentials (`authorized_user`): client id, client secret, refresh token.
+    users: Vec<(String, String, String)>,
     /// How many token requests a key made by `keys.create` is refused before it works.
     propagation: usize,
     refused_propagating: usize,
@@ -467,6 +470,27 @@ impl GcpFake {
         self.with(|s| s.grant(&jwt).is_ok())
     }
 
+    /// `authorized_user` credentials (what `gcloud auth application-default login` writes) of
+    /// an admin: their JSON.
+    pub fn add_user_credentials(&self, refresh_token: &str, client_secret: &str) -> String {
+        self.with(|s| {
+            let client_id = format!("{}-fake.apps.googleusercontent.com", s.users.len() + 1);
+            s.users.push((
+                client_id.clone(),
+                client_secret.to_owned(),
+                refresh_token.to_owned(),
+            ));
+            json!({
+                "type": "authorized_user",
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "refresh_token": refresh_token,
+                "token_uri": s.token_uri(),
+            })
+            .to_string()
+        })
+    }
+
     /// Keys made by `keys.create` from now on are refused at the token endpoint `n` times
     /// before they work (a new key propagating through Google).
     pub fn set_propagation(&self, n: usize) {
@@ -777,6 +801,23 @@ fn route(s: &mut State, req: &Request) -> ResponseTemplate {
 fn token(s: &mut State, req: &Request) -> ResponseTemplate {
     let form: HashMap<String, String> = form_urlencoded::parse(&req.body).into_owned().collect();
     let oauth = |e: &str, d: &str| answer(400, &json!({ "error": e, "error_description": d }));
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        let f = |k: &str| form.get(k).cloned().unwrap_or_default();
+        let known = s
+            .users
+            .iter()
+            .any(|u| u == &(f("client_id"), f("client_secret"), f("refresh_token")));
+        if !known {
+            return oauth("invalid_grant", "Bad Request");
+        }
+        s.grants += 1;
+        let t = format!("ya29.fake-user-{:06}", s.grants);
+        s.tokens.insert(t.clone(), ADMIN_EMAIL.to_owned());
+        return answer(
+            200,
+            &json!({ "access_token": t, "expires_in": 3599, "token_type": "Bearer" }),
+        );
+    }
     if form.get("grant_type").map(String::as_str)
         != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
     {

@@ -483,3 +483,46 @@ async fn gcp_two_credentials_of_one_account_are_refused() {
         }
     }
 }
+
+/// gcloud user credentials (`authorized_user`) work as the admin too; a refused refresh token
+/// is named by its client, never shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_authorized_user_credentials() {
+    const REFRESH: &str = "1//0gRefreshTokenForTestsOnly0000000000000000";
+    const CLIENT_SECRET: &str = "GOCSPX-ClientSecretForTests000";
+    let s = Setup::new().await;
+    std::fs::write(
+        s.dir.path().join("user.json"),
+        s.fake.add_user_credentials(REFRESH, CLIENT_SECRET),
+    )
+    .unwrap();
+    let plan = s.plan(Mode::Drill);
+    let p = s.provider_with("user.json");
+    assert!(p.describe_auth().contains("gcloud user credentials"));
+    let out = harness::run(&p, &plan, "gcp-ml/list-keys", &[]).await;
+    assert_eq!(out["key_ids"].expose(), s.old.0);
+
+    let wrong = s
+        .fake
+        .add_user_credentials("1//0gAnotherRefreshToken000000000000", CLIENT_SECRET)
+        .replace(
+            "1//0gAnotherRefreshToken000000000000",
+            "1//0gWrongRefreshToken0000000000000000",
+        );
+    std::fs::write(s.dir.path().join("wrong-user.json"), wrong).unwrap();
+    let e = harness::run_err(
+        &s.provider_with("wrong-user.json"),
+        &plan,
+        "gcp-ml/list-keys",
+        &[],
+    )
+    .await;
+    assert!(
+        e.message.contains("invalid_grant") || e.message.contains("HTTP 400"),
+        "{e}"
+    );
+    harness::assert_clean(
+        &e.message,
+        &[REFRESH, CLIENT_SECRET, "1//0gWrongRefreshToken"],
+    );
+}
