@@ -844,6 +844,12 @@ fn capability_notes(c: &Credential, strategy: Strategy) -> Vec<Note> {
             "access tokens already minted with the old key stay valid until they expire (up to 1 hour)".into(),
         ));
     }
+    if matches!(c.kind, CredentialKind::GcpServiceAccountKey) && strategy == Strategy::RotateFirst {
+        notes.push(Note {
+            level: NoteLevel::Info,
+            text: "disabling or deleting the old key does not end access tokens already minted with it: they stay valid until they expire (up to 1 hour)".into(),
+        });
+    }
     if matches!(
         c.kind,
         CredentialKind::PostgresPassword | CredentialKind::MysqlPassword

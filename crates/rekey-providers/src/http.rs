@@ -509,6 +509,16 @@ mod tests {
             now,
         );
         assert_eq!(e.message, "GET /repos/acme/web: HTTP 404: Not Found");
+        // Google's error shape; its rate limit is a 429 RESOURCE_EXHAUSTED.
+        let e = classify(
+            "keys.create",
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers(&[("retry-after", "3")]),
+            br#"{"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED"}}"#,
+            now,
+        );
+        assert_eq!(e.kind, ErrorKind::RateLimited(Some(Duration::from_secs(3))));
+        assert_eq!(e.message, "keys.create: HTTP 429: Quota exceeded.");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod admin;
 pub mod aws;
 pub mod envfile;
+pub mod gcp;
 pub mod github;
 pub mod http;
 pub mod huggingface;

@@ -268,17 +268,35 @@ pub static ACTIONS: &[ActionSpec] = &[
     ),
     // GCP IAM
     action!(
+        "gcp.iam.list_keys",
+        "gcp",
+        "GET iam/v1/projects/{project}/serviceAccounts/{sa}/keys?keyTypes=USER_MANAGED (refuses at 10 keys)",
+        Read,
+        [p("project"), p("service_account"), n("key_id")],
+        [
+            out("key_ids"),
+            out("enabled_key_ids"),
+            out("unknown_keys"),
+            out("listed_at")
+        ]
+    ),
+    action!(
         "gcp.iam.create_key",
         "gcp",
         "POST iam/v1/projects/{project}/serviceAccounts/{sa}/keys",
         Create,
-        [p("project"), p("service_account")],
+        [
+            p("project"),
+            p("service_account"),
+            o("existing_key_ids"),
+            o("not_before")
+        ],
         [out("key_id"), secret("private_key_data")]
     ),
     action!(
         "gcp.iam.verify_key",
         "gcp",
-        "GET …/keys/{key_id}; token exchange with a JWT signed by the new key",
+        "POST {token_uri} (JWT-bearer grant) with a JWT signed by the new key",
         Verify,
         [
             p("project"),
@@ -291,16 +309,17 @@ pub static ACTIONS: &[ActionSpec] = &[
     action!(
         "gcp.iam.disable_key",
         "gcp",
-        "POST …/keys/{key_id}:disable",
+        "POST …/keys/{key_id}:disable (undo: …:enable)",
         Disable,
         [
             p("project"),
             p("service_account"),
             n("key_id"),
             n("except_key_id"),
-            o("reason")
+            o("reason"),
+            o("enabled_key_ids")
         ],
-        [out("disabled")]
+        [out("disabled"), out("unknown_keys")]
     ),
     action!(
         "gcp.iam.delete_key",

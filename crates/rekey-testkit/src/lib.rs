@@ -15,6 +15,8 @@
 //!   htpasswd accounts, and [`FaultProxy`] to put seeded faults in front of it;
 //! - [`NpmFake`]: npm's token API in process (wiremock) with what Verdaccio lacks: OTP
 //!   challenges, token names, npm's masked values, paged lists.
+//! - [`GcpFake`]: Google's IAM service-account keys API and OAuth 2 token endpoint in process
+//!   (wiremock): real RSA key files, JWT signatures verified, injected faults.
 //!
 //! `./scripts/peers.sh` installs them; a test whose server is missing fails with a message
 //! saying so (it never passes silently). When the tests run as root, the database servers run
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 
 pub mod auth0;
 pub mod faults;
+pub mod gcp;
 pub mod github;
 pub mod huggingface;
 mod mariadb;
@@ -40,6 +43,7 @@ mod postgres;
 pub mod verdaccio;
 
 pub use auth0::Auth0Fake;
+pub use gcp::GcpFake;
 pub use github::GithubFake;
 pub use huggingface::HuggingfaceFake;
 pub use mariadb::MariaDb;

@@ -8,12 +8,14 @@
 //! - `oauth`: Okta and Auth0 client secrets and the token-endpoint check, against their fakes;
 //! - `huggingface`: the Hugging Face provider against the in-process Hub fake;
 //! - `npm`: the npm provider against a real Verdaccio, and the OTP fake;
+//! - `gcp`: the GCP provider against the in-process IAM fake;
 //! - `conformance`: the suite every provider runs (mint, deliver, verify, revoke, repeated
 //!   calls, reconcile after a lost outcome, secrets never shown);
 //! - `harness`: what they share besides the servers.
 
 mod aws;
 mod conformance;
+mod gcp;
 mod github;
 mod harness;
 mod huggingface;

@@ -182,62 +182,7 @@ pub(crate) async fn engine(
             .context("cannot seed the simulator ledger")?;
         Providers::all(Arc::new(sim))
     } else {
-        // The connectors this build has; a plan needing another is refused before it starts.
-        let aws: Arc<dyn rekey_engine::Provider> =
-            Arc::new(rekey_providers::aws::AwsProvider::from_env().await);
-        let github: Arc<dyn rekey_engine::Provider> = Arc::new(
-            rekey_providers::github::GithubProvider::from_env()
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
-        let consumers = rekey_providers::router::ConsumerRouter {
-            aws: Some(Arc::clone(&aws)),
-            github: Some(Arc::clone(&github)),
-            env_file: Arc::new(rekey_providers::envfile::EnvFileProvider),
-        };
-        Providers::default()
-            .with("aws", aws)
-            .with("github", github)
-            .with(
-                "huggingface",
-                Arc::new(
-                    rekey_providers::huggingface::HuggingfaceProvider::from_env()
-                        .map_err(|e| anyhow::anyhow!("{e}"))?,
-                ),
-            )
-            .with(
-                "npm",
-                Arc::new(rekey_providers::npm::NpmProvider::from_env()),
-            )
-            .with(
-                "postgres",
-                Arc::new(rekey_providers::postgres::PostgresProvider::new()),
-            )
-            .with(
-                "mysql",
-                Arc::new(rekey_providers::mysql::MysqlProvider::new()),
-            )
-            .with(
-                "okta",
-                Arc::new(
-                    rekey_providers::oauth::OktaProvider::from_env()
-                        .map_err(|e| anyhow::anyhow!("{e}"))?,
-                ),
-            )
-            .with(
-                "auth0",
-                Arc::new(
-                    rekey_providers::oauth::Auth0Provider::from_env()
-                        .map_err(|e| anyhow::anyhow!("{e}"))?,
-                ),
-            )
-            .with(
-                "oauth",
-                Arc::new(
-                    rekey_providers::oauth::OauthVerifyProvider::new(Duration::from_secs(30))
-                        .map_err(|e| anyhow::anyhow!("{e}"))?,
-                ),
-            )
-            .with("consumer", Arc::new(consumers))
+        connectors().await?
     };
     Ok(Engine {
         store,
@@ -631,9 +576,89 @@ pub(crate) fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> 
     })
 }
 
+/// The connectors this build has; a plan needing another is refused before it starts.
+async fn connectors() -> anyhow::Result<Providers> {
+    let aws: Arc<dyn rekey_engine::Provider> =
+        Arc::new(rekey_providers::aws::AwsProvider::from_env().await);
+    let github: Arc<dyn rekey_engine::Provider> = Arc::new(
+        rekey_providers::github::GithubProvider::from_env().map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let gcp: Arc<dyn rekey_engine::Provider> = Arc::new(
+        rekey_providers::gcp::GcpProvider::from_env().map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let consumers = rekey_providers::router::ConsumerRouter {
+        aws: Some(Arc::clone(&aws)),
+        github: Some(Arc::clone(&github)),
+        env_file: Arc::new(rekey_providers::envfile::EnvFileProvider),
+    };
+    Ok(Providers::default()
+        .with("aws", aws)
+        .with("github", github)
+        .with("gcp", gcp)
+        .with(
+            "huggingface",
+            Arc::new(
+                rekey_providers::huggingface::HuggingfaceProvider::from_env()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+        )
+        .with(
+            "npm",
+            Arc::new(rekey_providers::npm::NpmProvider::from_env()),
+        )
+        .with(
+            "postgres",
+            Arc::new(rekey_providers::postgres::PostgresProvider::new()),
+        )
+        .with(
+            "mysql",
+            Arc::new(rekey_providers::mysql::MysqlProvider::new()),
+        )
+        .with(
+            "okta",
+            Arc::new(
+                rekey_providers::oauth::OktaProvider::from_env()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+        )
+        .with(
+            "auth0",
+            Arc::new(
+                rekey_providers::oauth::Auth0Provider::from_env()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+        )
+        .with(
+            "oauth",
+            Arc::new(
+                rekey_providers::oauth::OauthVerifyProvider::new(Duration::from_secs(30))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+        )
+        .with("consumer", Arc::new(consumers)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::confirmation;
+
+    /// No bundled action is refused with "no provider in this build": every action but a
+    /// person's has a connector.
+    #[tokio::test]
+    async fn every_action_has_a_connector() {
+        let providers = super::connectors().await.unwrap();
+        for a in rekey_spec::action::ACTIONS {
+            if a.effect == rekey_spec::Effect::Human {
+                continue;
+            }
+            assert!(
+                providers.get(a.provider).is_some(),
+                "no connector for {} (provider {})",
+                a.name,
+                a.provider
+            );
+        }
+    }
 
     #[test]
     fn a_confirmation_is_done_and_nothing_else() {

@@ -186,6 +186,9 @@ impl Workspace {
             .env_remove("GITHUB_TOKEN")
             .env_remove("GITHUB_APP_ID")
             .env_remove("HF_ENDPOINT")
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env_remove("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM")
+            .env("CLOUDSDK_CONFIG", self.dir.path().join("no-gcloud-config"))
             .env("NO_COLOR", "1");
         for (k, v) in env {
             cmd.env(k, v);
