@@ -818,16 +818,20 @@ impl Provider for NpmProvider {
         }
     }
 
-    /// A mint is undone by deleting what it made (by its key, or, without outputs, as an
-    /// orphan); a delete cannot be undone; reads and checks have nothing to undo.
+    /// A mint is undone by deleting what it made: by its key, or, without outputs, as an
+    /// orphan. With the key known there is no orphan to look for (the mint removed those of
+    /// earlier calls first), and on a registry that lists no names, looking would take another
+    /// step's token made by an earlier process for this one's. A delete cannot be undone;
+    /// reads and checks have nothing to undo.
     async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError> {
         match call.step.action.as_str() {
             "npm.tokens.create" => {
                 let a = self.account(call)?;
                 if let Some(k) = outputs.get("key").filter(|k| !k.expose().is_empty()) {
                     self.delete_key(&a, k.expose()).await?;
+                } else {
+                    self.remove_orphans(call, &a).await?;
                 }
-                self.remove_orphans(call, &a).await?;
                 Ok(())
             }
             "npm.tokens.delete" => Err(ProviderError::permanent(format!(
