@@ -331,7 +331,8 @@ async fn verdaccio_orphan_of_a_lost_mint_is_deleted() {
 
 /// Two credentials of one account in one run, on a registry that lists no names: a later
 /// process undoes the mint of one (its value was lost with the process that made it) by its
-/// recorded key; the other's token, made by the earlier process and delivered, survives.
+/// recorded key and mints again; the other's token, made by the earlier process and
+/// delivered, survives both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdaccio_undo_by_key_leaves_another_steps_token() {
     let v = Verdaccio::start();
@@ -381,6 +382,24 @@ async fn verdaccio_undo_by_key_leaves_another_steps_token() {
         Some("dave"),
         "the other step's token was deleted as an orphan"
     );
+    // The redo: a process undoes the lost step's mint and mints again for it (with the keys
+    // listed before the first mint); the other step's token is not taken for its orphan.
+    let fresh = provider();
+    fresh
+        .undo(&call(&plan, step, &inputs, "idem-a"), &outputs)
+        .await
+        .unwrap();
+    let again = fresh
+        .execute(&call(&plan, step, &inputs, "idem-a"))
+        .await
+        .unwrap();
+    assert_eq!(v.whoami(again["token"].expose()).as_deref(), Some("dave"));
+    assert_eq!(
+        v.whoami(kept["token"].expose()).as_deref(),
+        Some("dave"),
+        "the redo's mint deleted the other step's token as an orphan"
+    );
+    assert_eq!(v.token_keys("dave", PASSWORD).len(), 3, "old, kept, again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
