@@ -438,6 +438,22 @@ impl World {
         let mut new = Vec::new();
         let etc = self.ws.path().join("etc/acme");
 
+        // The Actions secrets the example names, and no other.
+        let mut written = self.gh.secrets();
+        written.sort();
+        assert_eq!(
+            written,
+            [
+                ("env:acme/ml-gateway/production", "AWS_SECRET_ACCESS_KEY"),
+                ("env:acme/packages/release", "NPM_TOKEN"),
+                ("org:acme", "RELEASE_GH_TOKEN"),
+                ("repo:acme/ml-gateway", "HF_TOKEN"),
+                ("repo:acme/web", "AWS_ACCESS_KEY_ID"),
+                ("repo:acme/web", "AWS_SECRET_ACCESS_KEY"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+
         // gh-secrets-writer, gh-ci-classic: GitHub PATs.
         assert!(self.gh.is_revoked(OLD_WRITER_PAT), "gh-secrets-writer: old");
         assert!(
