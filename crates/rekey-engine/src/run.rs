@@ -2422,8 +2422,18 @@ impl Exec {
             match self.cred[c] {
                 CredState::Active if !unfinished => {}
                 CredState::Active => {
-                    problems.push(format!("{}: blocked by a credential it waits for", cred.id));
-                    worst(RunStatus::NeedsOperator, &mut status);
+                    // Waiting on a helper that waits for an operator: it goes on once the
+                    // operator answers, so the run is paused, not stopped.
+                    if let Some(h) = self.paused_helper(plan, c) {
+                        problems.push(format!(
+                            "{}: waits for {h}, which waits for an operator",
+                            cred.id
+                        ));
+                        worst(RunStatus::Paused, &mut status);
+                    } else {
+                        problems.push(format!("{}: blocked by a credential it waits for", cred.id));
+                        worst(RunStatus::NeedsOperator, &mut status);
+                    }
                 }
                 CredState::Paused => {
                     let waiting: Vec<&str> = cred
@@ -2456,6 +2466,27 @@ impl Exec {
             }
         }
         (status, (!problems.is_empty()).then(|| problems.join("; ")))
+    }
+
+    /// The `rotate_with` helper (or a helper of it, transitively) that credential `c` waits for
+    /// and that is paused for an operator, if any; helpers that are merely unfinished are
+    /// followed, any other state ends the search.
+    fn paused_helper<'p>(&self, plan: &'p Plan, c: usize) -> Option<&'p str> {
+        let mut cur = c;
+        // `rotate_with` cycles are refused when the inventory is loaded; the bound is a guard.
+        for _ in 0..plan.credentials.len() {
+            let helper = plan.credentials[cur]
+                .helper
+                .as_ref()
+                .filter(|h| h.in_plan)?;
+            let h = plan.credentials.iter().position(|x| x.id == helper.id)?;
+            match self.cred[h] {
+                CredState::Paused => return Some(plan.credentials[h].id.as_str()),
+                CredState::Active => cur = h,
+                _ => return None,
+            }
+        }
+        None
     }
 
     fn failed_step(&self, plan: &Plan, c: usize) -> String {

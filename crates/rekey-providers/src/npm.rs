@@ -137,6 +137,11 @@ pub struct NpmProvider {
     /// that minted each: on a registry that lists no names, another step's fresh token is
     /// never taken for an orphan.
     minted: Mutex<HashMap<(String, String), HashMap<String, String>>>,
+    /// By idempotency key of a create this process undid by its recorded key (a redo: the new
+    /// value was lost with an earlier process): the account's tokens right after. None of them
+    /// is an orphan of that step's next mint, though the keys listed before the first mint miss
+    /// them (another credential of the account may have minted since, in an earlier process).
+    kept_at_undo: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl fmt::Debug for NpmProvider {
@@ -302,6 +307,7 @@ impl NpmProvider {
             config,
             clients: Mutex::new(HashMap::new()),
             minted: Mutex::new(HashMap::new()),
+            kept_at_undo: Mutex::new(HashMap::new()),
         }
     }
 
@@ -526,10 +532,17 @@ impl NpmProvider {
             .into_iter()
             .collect();
         let others = self.minted_by_others(a, call.idempotency_key);
+        let kept = self
+            .kept_at_undo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(call.idempotency_key)
+            .cloned()
+            .unwrap_or_default();
         let candidates: Vec<String> = tokens
             .into_iter()
             .map(|t| t.key)
-            .filter(|k| !before.contains(k) && !others.contains(k))
+            .filter(|k| !before.contains(k) && !others.contains(k) && !kept.contains(k))
             .collect();
         if candidates.len() > 1 {
             return Err(ProviderError::permanent(format!(
@@ -818,16 +831,29 @@ impl Provider for NpmProvider {
         }
     }
 
-    /// A mint is undone by deleting what it made (by its key, or, without outputs, as an
-    /// orphan); a delete cannot be undone; reads and checks have nothing to undo.
+    /// A mint is undone by deleting what it made: by its key, or, without outputs, as an
+    /// orphan. With the key known there is no orphan to look for (the mint removed those of
+    /// earlier calls first), and on a registry that lists no names, looking would take another
+    /// step's token made by an earlier process for this one's; the tokens left are remembered
+    /// as not this step's for its next mint (a redo). A delete cannot be undone; reads and
+    /// checks have nothing to undo.
     async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError> {
         match call.step.action.as_str() {
             "npm.tokens.create" => {
                 let a = self.account(call)?;
                 if let Some(k) = outputs.get("key").filter(|k| !k.expose().is_empty()) {
                     self.delete_key(&a, k.expose()).await?;
+                    let (tokens, _) = self.list(&a).await?;
+                    self.kept_at_undo
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(
+                            call.idempotency_key.to_owned(),
+                            tokens.into_iter().map(|t| t.key).collect(),
+                        );
+                } else {
+                    self.remove_orphans(call, &a).await?;
                 }
-                self.remove_orphans(call, &a).await?;
                 Ok(())
             }
             "npm.tokens.delete" => Err(ProviderError::permanent(format!(

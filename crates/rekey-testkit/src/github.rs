@@ -221,6 +221,15 @@ impl GithubFake {
         })
     }
 
+    /// Whether the OAuth app `client_id` accepts `secret` (it was added and not deleted).
+    pub fn oauth_secret_live(&self, client_id: &str, secret: &str) -> bool {
+        self.with(|s| {
+            s.oauth_apps
+                .get(client_id)
+                .is_some_and(|set| set.contains(secret))
+        })
+    }
+
     /// Calls to the OAuth token endpoint that were answered.
     pub fn oauth_checks(&self) -> usize {
         self.with(|s| s.oauth_checks)
@@ -241,6 +250,46 @@ impl GithubFake {
             });
             s.installations.insert(installation, id);
         });
+    }
+
+    /// Adds a public key to the App `id`, as "Generate a private key" in its settings does.
+    pub fn add_app_key(&self, id: u64, public_pem: &str) {
+        self.with(|s| {
+            for a in s.apps.iter_mut().filter(|a| a.id == id) {
+                a.public_pems.push(public_pem.to_owned());
+            }
+        });
+    }
+
+    /// Deletes one of an App's public keys, as an owner does in the App's settings.
+    pub fn delete_app_key(&self, id: u64, public_pem: &str) -> bool {
+        self.with(|s| {
+            s.apps.iter_mut().filter(|a| a.id == id).any(|a| {
+                let before = a.public_pems.len();
+                a.public_pems.retain(|p| p != public_pem);
+                a.public_pems.len() < before
+            })
+        })
+    }
+
+    /// Whether the App `id` accepts a JWT signed with `private_pem` (what `GET /app` checks).
+    pub fn app_accepts(&self, id: u64, private_pem: &str) -> bool {
+        let Ok(key) = jsonwebtoken::EncodingKey::from_rsa_pem(private_pem.as_bytes()) else {
+            return false;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({ "iat": now - 30, "exp": now + 300, "iss": id.to_string() });
+        let Ok(jwt) = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &key,
+        ) else {
+            return false;
+        };
+        self.with(|s| app_of(s, Some(&jwt)).is_some_and(|i| s.apps[i].id == id))
     }
 
     /// The plaintext that arrived last in a secret: scope `repo:O/R`, `env:O/R/E` or `org:O`.

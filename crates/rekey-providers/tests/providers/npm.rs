@@ -329,6 +329,79 @@ async fn verdaccio_orphan_of_a_lost_mint_is_deleted() {
     );
 }
 
+/// Two credentials of one account in one run, on a registry that lists no names: a later
+/// process undoes the mint of one (its value was lost with the process that made it) by its
+/// recorded key and mints again; the other's token, made by the earlier process and
+/// delivered, survives both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdaccio_undo_by_key_leaves_another_steps_token() {
+    let v = Verdaccio::start();
+    v.add_user("dave", PASSWORD);
+    let (old_key, _) = v.create_token("dave", PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("npm.env").display().to_string();
+    let inv = inventory(
+        "npm_granular_token",
+        "dave",
+        &v.url(),
+        Some(&old_key),
+        &env,
+        "",
+    );
+    let plan = harness::compile(&inv, Mode::Drill, None);
+    let p = provider();
+    let listed = harness::run(&p, &plan, "npm-dave/list-before", &[]).await;
+    let inputs = harness::literal_inputs(
+        &plan,
+        "npm-dave/create",
+        &[("existing_keys", listed["keys"].clone())],
+    );
+    let step = harness::step(&plan, "npm-dave/create");
+    // Two mints after the same list (two credentials of the account), in one process.
+    let lost = p
+        .execute(&call(&plan, step, &inputs, "idem-a"))
+        .await
+        .unwrap();
+    let kept = p
+        .execute(&call(&plan, step, &inputs, "idem-b"))
+        .await
+        .unwrap();
+    // A new process undoes the first by the key it recorded.
+    let outputs: Values = [("key".to_owned(), lost["key"].clone())].into();
+    provider()
+        .undo(&call(&plan, step, &inputs, "idem-a"), &outputs)
+        .await
+        .unwrap();
+    assert_eq!(
+        v.whoami(lost["token"].expose()),
+        None,
+        "the undone token is gone"
+    );
+    assert_eq!(
+        v.whoami(kept["token"].expose()).as_deref(),
+        Some("dave"),
+        "the other step's token was deleted as an orphan"
+    );
+    // The redo: a process undoes the lost step's mint and mints again for it (with the keys
+    // listed before the first mint); the other step's token is not taken for its orphan.
+    let fresh = provider();
+    fresh
+        .undo(&call(&plan, step, &inputs, "idem-a"), &outputs)
+        .await
+        .unwrap();
+    let again = fresh
+        .execute(&call(&plan, step, &inputs, "idem-a"))
+        .await
+        .unwrap();
+    assert_eq!(v.whoami(again["token"].expose()).as_deref(), Some("dave"));
+    assert_eq!(
+        v.whoami(kept["token"].expose()).as_deref(),
+        Some("dave"),
+        "the redo's mint deleted the other step's token as an orphan"
+    );
+    assert_eq!(v.token_keys("dave", PASSWORD).len(), 3, "old, kept, again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdaccio_wrong_password_changes_nothing() {
     let v = Verdaccio::start();

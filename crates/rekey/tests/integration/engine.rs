@@ -1289,3 +1289,21 @@ async fn a_step_waiting_for_an_operator_runs_after_its_capture_is_redone() {
         create.state
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_waiting_for_a_paused_helper_leaves_the_run_paused() {
+    // gh-secrets-writer (the helper that writes aws-deploy-web's Actions secrets) pauses for
+    // its new token; aws-deploy-web cannot deliver until it is verified. The run is paused
+    // (exit 3, answer and resume), not stopped for an operator as if something had failed.
+    let plan = plan_for(&["gh-secrets-writer", "aws-deploy-web"], Mode::Drill);
+    let mut rig = rig(&plan, SimOptions::default(), EngineConfig::default()).await;
+    rig.engine.simulated = false;
+    let out = rig.engine.start(&plan, "run-1", "{}").await.unwrap();
+    assert_eq!(out.status, RunStatus::Paused, "{:?}", out.message);
+    let message = out.message.unwrap_or_default();
+    assert!(
+        message
+            .contains("aws-deploy-web: waits for gh-secrets-writer, which waits for an operator"),
+        "{message}"
+    );
+}

@@ -9,6 +9,7 @@ mod incident;
 mod planning;
 mod postgres;
 mod real;
+mod real_example;
 mod real_gcp;
 mod real_github;
 mod real_huggingface;
