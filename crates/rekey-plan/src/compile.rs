@@ -621,7 +621,8 @@ fn effective_needs<'a>(
 }
 
 /// A credential whose helper is in the plan waits, for every step that uses the helper, until
-/// the helper's new value is verified.
+/// the helper's new value is verified; a helper rotated first keeps its old value until those
+/// steps are done.
 fn helper_edges(cps: &[CredPlan<'_>], steps: &[PlannedStep], edges: &mut Vec<Edge>) {
     let by_id: HashMap<&str, &CredPlan<'_>> =
         cps.iter().map(|cp| (cp.cred.id.as_str(), cp)).collect();
@@ -641,14 +642,36 @@ fn helper_edges(cps: &[CredPlan<'_>], steps: &[PlannedStep], edges: &mut Vec<Edg
                     || steps[n as usize].effect == Effect::Verify
             })
             .collect();
+        // Rotating first, the helper's old value is what this build authenticates with (a
+        // variable such as GITHUB_TOKEN keeps it): its revoke waits until the steps that use it
+        // are done, or they would meet a dead token. Revoking first (exposed), it goes at once;
+        // the operator gives the new value to what uses it.
+        let retired: Vec<u32> = if helper.strategy == Strategy::RotateFirst {
+            helper
+                .nodes
+                .values()
+                .flatten()
+                .map(|&(n, _)| n)
+                .filter(|&n| matches!(steps[n as usize].phase, Phase::Revoke | Phase::Cleanup))
+                .collect()
+        } else {
+            Vec::new()
+        };
         for step in &cp.included {
             if !(step.uses_helper || step.phase == Phase::Deliver) {
                 continue;
             }
-            for &(to, _) in cp.nodes.get(step.id.as_str()).into_iter().flatten() {
+            for &(node, _) in cp.nodes.get(step.id.as_str()).into_iter().flatten() {
                 for &from in &verified {
                     edges.push(Edge {
                         from,
+                        to: node,
+                        kind: EdgeKind::Helper,
+                    });
+                }
+                for &to in &retired {
+                    edges.push(Edge {
+                        from: node,
                         to,
                         kind: EdgeKind::Helper,
                     });

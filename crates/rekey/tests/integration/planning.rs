@@ -251,6 +251,17 @@ fn rotate_with_helper_is_verified_before_dependents_deliver() {
             mode,
         );
         let gh_verify = idx(&p, "gh-secrets-writer/verify");
+        // Rotating first, the writer's old token (what GITHUB_TOKEN holds) is revoked only
+        // after the deliveries that use it; revoking first (exposed), at once.
+        let gh_revoke = idx(&p, "gh-secrets-writer/revoke-old");
+        for s in in_phase(&p, "aws-deploy-web", Phase::Deliver) {
+            assert_eq!(
+                p.precedes(s, gh_revoke),
+                mode == Mode::Drill,
+                "{mode:?}: {} and the writer's revoke",
+                p.steps[s as usize].id
+            );
+        }
         for s in in_phase(&p, "aws-deploy-web", Phase::Deliver) {
             assert!(
                 p.precedes(gh_verify, s),
