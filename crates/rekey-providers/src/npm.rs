@@ -42,6 +42,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::http::path_segment as seg;
 use crate::http::{BudgetSpec, HttpClient, Spend, classify};
 
 pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
@@ -760,20 +761,6 @@ pub fn describe_auth_from_env(step: &PlannedStep) -> Option<String> {
         "account {user} at {registry} with the password in ${var}{}",
         if set { "" } else { " — not set" }
     ))
-}
-
-/// One path segment, percent-encoded.
-fn seg(s: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 #[async_trait]

@@ -43,6 +43,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
+use crate::http::path_segment as seg;
 use crate::http::{BudgetSpec, HttpClient, Spend, error_of};
 
 mod auth;
@@ -189,20 +190,6 @@ impl fmt::Debug for GcpProvider {
             .field("http", &self.http)
             .finish_non_exhaustive()
     }
-}
-
-/// One path segment, percent-encoded (`@` kept: service-account e-mails).
-fn seg(s: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 impl GcpProvider {

@@ -23,7 +23,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +32,7 @@ use rekey_plan::PlannedStep;
 use rekey_spec::inventory::ActionsScope;
 use secrecy::SecretString;
 
+use crate::http::path_segment as seg;
 use crate::http::{BudgetSpec, HttpClient, Pace};
 use secrets::{ScopeKey, check_secret_name, target};
 
@@ -125,19 +125,6 @@ impl GithubProvider {
     pub fn http(&self) -> &HttpClient {
         &self.http
     }
-}
-
-/// One path segment, percent-encoded (environment names may hold spaces).
-fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 /// `OWNER/NAME` as two encoded segments.

@@ -25,6 +25,8 @@ pub use verify::OauthVerifyProvider;
 use rekey_engine::{Call, ProviderError, Value};
 use secrecy::SecretString;
 
+use crate::http::path_segment as seg;
+
 /// Where management tokens named by `api_token_env` are looked up (the process environment; a
 /// map in tests).
 pub type TokenLookup = Box<dyn Fn(&str) -> Option<SecretString> + Send + Sync>;
@@ -47,20 +49,6 @@ pub fn base_url(domain: &str) -> String {
     } else {
         format!("https://{d}")
     }
-}
-
-/// One path segment, percent-encoded.
-fn seg(s: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a Value> {
