@@ -25,10 +25,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use rekey_engine::{Call, ErrorKind, Provider, ProviderError, Reconciled, Value, Values};
+use rekey_engine::{Call, Provider, ProviderError, Reconciled, Value, Values};
 use rekey_plan::PlannedStep;
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 use reqwest::{Method, Response, StatusCode};
@@ -294,37 +294,6 @@ impl HuggingfaceProvider {
         }
     }
 
-    /// Waits until `whoami-v2` with each token answers 401, up to the propagation wait.
-    /// Returns, per token, whether it is dead.
-    async fn wait_dead(&self, tokens: &[&Value]) -> Vec<Result<bool, ProviderError>> {
-        let deadline = Instant::now() + self.propagation_wait;
-        let mut out: Vec<Option<Result<bool, ProviderError>>> = vec![None; tokens.len()];
-        let mut pause = Duration::from_millis(200);
-        loop {
-            let pending: Vec<usize> = (0..tokens.len()).filter(|i| out[*i].is_none()).collect();
-            if pending.is_empty() {
-                break;
-            }
-            let checks = join_all(pending.iter().map(|i| self.whoami(tokens[*i]))).await;
-            let late = Instant::now() >= deadline;
-            for (i, r) in pending.into_iter().zip(checks) {
-                match r {
-                    Ok(None) => out[i] = Some(Ok(true)),
-                    Ok(Some(_)) if late => out[i] = Some(Ok(false)),
-                    Err(e) if late || e.kind == ErrorKind::Permanent => out[i] = Some(Err(e)),
-                    // Still accepted, or a passing failure: ask again.
-                    Ok(Some(_)) | Err(_) => {}
-                }
-            }
-            if late {
-                break;
-            }
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
-        }
-        out.into_iter().map(|r| r.unwrap_or(Ok(false))).collect()
-    }
-
     /// Revokes the tokens of several revoke steps: those the Hub still accepts go in requests
     /// of up to 1,000 (a token already refused needs none: a retry after a lost answer), then
     /// each is checked dead, since the Hub answers 202 for any token.
@@ -355,7 +324,9 @@ impl HuggingfaceProvider {
                 continue;
             }
             let vals: Vec<&Value> = chunk.iter().map(|(_, t)| *t).collect();
-            for ((i, _), dead) in chunk.iter().zip(self.wait_dead(&vals).await) {
+            let dead =
+                crate::confirm::wait_dead(&vals, self.propagation_wait, |t| self.whoami(t)).await;
+            for ((i, _), dead) in chunk.iter().zip(dead) {
                 results[*i] = Some(match dead {
                     Ok(true) => Ok(Values::new()),
                     Ok(false) => Err(ProviderError::transient(format!(

@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod aws;
+pub mod confirm;
 pub mod envfile;
 pub mod gcp;
 pub mod github;

@@ -1,9 +1,7 @@
 //! Tokens: `GET /user` checks and `POST /credentials/revoke` in batches.
 
-use std::time::{Duration, Instant};
-
 use futures_util::future::join_all;
-use rekey_engine::{Call, ErrorKind, ProviderError, Value, Values};
+use rekey_engine::{Call, ProviderError, Value, Values};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -77,37 +75,6 @@ impl GithubProvider {
         self.http.send_ok(op, req, spend).await.map(|_| ())
     }
 
-    /// Waits until `GET /user` with each token answers 401 (revocation propagates), up to the
-    /// propagation wait. Returns, per token, whether it is dead.
-    async fn wait_dead(&self, tokens: &[&Value]) -> Vec<Result<bool, ProviderError>> {
-        let deadline = Instant::now() + self.propagation_wait;
-        let mut out: Vec<Option<Result<bool, ProviderError>>> = vec![None; tokens.len()];
-        let mut pause = Duration::from_millis(200);
-        loop {
-            let pending: Vec<usize> = (0..tokens.len()).filter(|i| out[*i].is_none()).collect();
-            if pending.is_empty() {
-                break;
-            }
-            let checks = join_all(pending.iter().map(|i| self.login_of(tokens[*i]))).await;
-            let late = Instant::now() >= deadline;
-            for (i, r) in pending.into_iter().zip(checks) {
-                match r {
-                    Ok(None) => out[i] = Some(Ok(true)),
-                    Ok(Some(_)) if late => out[i] = Some(Ok(false)),
-                    Err(e) if late || e.kind == ErrorKind::Permanent => out[i] = Some(Err(e)),
-                    // Still accepted, or a passing failure: ask again.
-                    Ok(Some(_)) | Err(_) => {}
-                }
-            }
-            if late {
-                break;
-            }
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
-        }
-        out.into_iter().map(|r| r.unwrap_or(Ok(false))).collect()
-    }
-
     /// Revokes the tokens of several revoke steps: those GitHub still accepts go in requests
     /// of up to 1,000, then each is checked dead.
     pub(super) async fn revoke_all(
@@ -145,7 +112,9 @@ impl GithubProvider {
                 continue;
             }
             let vals: Vec<&Value> = chunk.iter().map(|(_, t)| *t).collect();
-            for ((i, _), dead) in chunk.iter().zip(self.wait_dead(&vals).await) {
+            let dead =
+                crate::confirm::wait_dead(&vals, self.propagation_wait, |t| self.login_of(t)).await;
+            for ((i, _), dead) in chunk.iter().zip(dead) {
                 results[*i] = Some(match dead {
                     Ok(true) => Ok(Values::new()),
                     Ok(false) => Err(ProviderError::transient(format!(
