@@ -8,6 +8,7 @@ pub mod action;
 pub mod diag;
 pub mod inventory;
 pub mod kind;
+pub mod lint;
 pub mod runbook;
 pub mod template;
 mod yaml;

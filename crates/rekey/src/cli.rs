@@ -47,6 +47,9 @@ pub(crate) struct Global {
 pub(crate) enum Command {
     /// Check the inventory and runbooks: exit 0, or every problem, located by file, line and column.
     Validate(ValidateArgs),
+    /// What in the inventory will hurt during an incident: legacy tokens, overdue or undelivered
+    /// credentials, values on developer machines, no room to rotate (exit 1 on an error).
+    Lint(LintArgs),
     /// Inspect the credential inventory.
     Inventory(InventoryArgs),
     /// Show what a rotation would do, step by step, without touching anything.
@@ -296,6 +299,23 @@ pub(crate) struct ValidateArgs {
     /// Also list every action runbooks may use, with its inputs and outputs.
     #[arg(long)]
     pub(crate) actions: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LintArgs {
+    /// Print JSON: a list of {rule, severity, id, file, line, column, message}.
+    #[arg(long, conflicts_with = "format")]
+    pub(crate) json: bool,
+    /// Output format; `sarif` (2.1.0) is what GitHub code scanning reads.
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    pub(crate) format: LintFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LintFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 #[derive(Debug, Args)]

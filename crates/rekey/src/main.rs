@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     hardening::protect_memory();
     let result = match &cli.command {
         Command::Validate(args) => command::validate::run(&cli.global, args),
+        Command::Lint(args) => command::lint::run(&cli.global, args),
         Command::Inventory(args) => command::inventory::run(&cli.global, args),
         Command::Plan(args) => command::plan::run(&cli.global, args),
         Command::Run(args) => command::run::run(&cli.global, args),

@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod incident;
 pub(crate) mod inventory;
+pub(crate) mod lint;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod state;

@@ -6,6 +6,7 @@ mod diagnostics;
 mod engine;
 mod harness;
 mod incident;
+mod lint;
 mod planning;
 mod postgres;
 mod real;
