@@ -143,15 +143,32 @@ async fn a_thirty_second_outage_is_waited_out_while_other_providers_go_on() {
         .find(|e| e.draft.credential.as_deref() == Some("aws-deploy-web"))
         .unwrap()
         .seq;
+    // The writer token (aws-deploy-web's `rotate_with` helper, rotated first) keeps its old
+    // value until the AWS key's deliveries, which authenticate with it, are done: only its
+    // revoke waits.
+    let step_of = |e: &&rekey_store::AuditEvent| e.draft.step.clone().unwrap_or_default();
     for c in ["gh-secrets-writer", "pg-web-app"] {
         let last = succeeded
             .iter()
             .filter(|e| e.draft.credential.as_deref() == Some(c))
+            .filter(|e| !step_of(e).ends_with("/revoke-old"))
             .map(|e| e.seq)
             .max()
             .unwrap();
         assert!(last < first_aws, "{c} waited for the AWS outage");
     }
+    let writer_revoked = succeeded
+        .iter()
+        .find(|e| step_of(e) == "gh-secrets-writer/revoke-old")
+        .unwrap()
+        .seq;
+    let aws_delivered = succeeded
+        .iter()
+        .filter(|e| step_of(e).starts_with("aws-deploy-web/deliver"))
+        .map(|e| e.seq)
+        .max()
+        .unwrap();
+    assert!(aws_delivered < writer_revoked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
