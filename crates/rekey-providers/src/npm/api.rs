@@ -1,223 +1,68 @@
-//! npm registry tokens: granular tokens minted, verified and deleted through the registry's
-//! token API, on the public registry or a private one (Verdaccio, Artifactory, GitHub Packages).
-//!
-//! Same four parts as every connector (see `aws.rs`, `github.rs`):
-//!
-//! - **client**: the shared [`HttpClient`], one per registry. The registry is the step's
-//!   `registry` input (the credential's `registry`, default `https://registry.npmjs.org/`),
-//!   addressed exactly as `npm` does: the token API is `{registry}-/npm/v1/tokens`, so a
-//!   registry under a path (`https://host/artifactory/api/npm/npm-local/`) works the same way.
-//!   Token management authenticates as the account, with HTTP Basic `npm_user:password`, the
-//!   password read from the environment variable the credential names (`password_env`); the
-//!   create request carries the password in its body too, as npm asks. A registry that wants a
-//!   one-time password answers 401 with `www-authenticate: OTP`: the step asks the operator
-//!   ([`ProviderError::needs_input`]) and is called again with the answer, sent as `npm-otp`.
-//!   No password, OTP or token is ever formatted.
-//! - **actions**: `npm.tokens.list` (the account's token keys before the mint),
-//!   `npm.tokens.create`, `npm.whoami` (with the new token: `username` must be the account —
-//!   Verdaccio answers 200 `{}` to a token it does not know, so the field is checked, not the
-//!   status), `npm.tokens.delete` (by key; or, with only the old value, found in the list by the
-//!   prefix and suffix the registry shows of it, then by key; afterwards whoami with the old
-//!   value must fail).
-//! - **reconcile**: a created token is named `<token_name>-<idempotency key>`; a mint whose
-//!   answer was lost is found by that name and deleted (an orphan). A registry that lists no
-//!   names (Verdaccio ignores them) is handled with the keys `npm.tokens.list` recorded before
-//!   the mint: a token not among them (and not minted by another step of this process) is this
-//!   step's orphan; when more than one such token exists the step stops rather than guess. A
-//!   lost delete is done when the key is no longer listed (or the old value is refused).
-//! - **capabilities**: a delete needs the old token's key or its value; a write token lives at
-//!   most 90 days (checked by `rekey validate`).
+//! The registry's token API: answers, errors (and one-time-password challenges), and the
+//! calls behind each `npm.*` action.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+#![allow(clippy::wildcard_imports)]
 
-use async_trait::async_trait;
-use rekey_engine::{
-    Call, ErrorKind, OPERATOR_INPUT, Provider, ProviderError, Reconciled, Value, Values,
-};
-use rekey_plan::PlannedStep;
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-
-use crate::http::path_segment as seg;
-use crate::http::{BudgetSpec, HttpClient, Spend, classify};
-
-pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
-/// npm does not publish the registry's rate limits (it answers 429 beyond them), and token
-/// management authenticates with the account password, which registries throttle harder than
-/// reads. So rekey keeps GitHub-like request pacing (4,500 an hour + 500 burst: reads are cheap
-/// for a registry serving billions of downloads) but writes — each token costs two, a create
-/// and a delete — far below anything a person's `npm token` use would trip: 30 a minute (+ 5),
-/// 16 requests in flight, per registry. That is about 15 tokens a minute sustained; a private
-/// registry may lift it (`REKEY_NPM_REQUESTS_PER_HOUR`, `REKEY_NPM_WRITES_PER_MINUTE`).
-pub const NPM_BUDGET: BudgetSpec = BudgetSpec {
-    per_hour: 4_500,
-    hourly_burst: 500,
-    concurrent: 16,
-    writes_per_minute: 30,
-    write_burst: 5,
-};
-/// How long a delete waits for the registry to refuse the old value.
-pub const DEFAULT_PROPAGATION_WAIT: Duration = Duration::from_secs(30);
-/// Default life of a new token, in days (npm's maximum for a write token).
-pub const DEFAULT_EXPIRES_DAYS: u32 = 90;
-/// How many pages of `GET /-/npm/v1/tokens` are followed at most.
-const MAX_PAGES: usize = 100;
-
-/// Where `password_env` names are looked up (the process environment; a map in tests).
-pub type PasswordLookup = Box<dyn Fn(&str) -> Option<SecretString> + Send + Sync>;
-
-/// What the provider is built from.
-pub struct NpmConfig {
-    pub lookup: PasswordLookup,
-    pub timeout: Duration,
-    pub budget: BudgetSpec,
-    pub propagation_wait: Duration,
-}
-
-impl fmt::Debug for NpmConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NpmConfig")
-            .field("timeout", &self.timeout)
-            .field("budget", &self.budget)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for NpmConfig {
-    fn default() -> Self {
-        Self {
-            lookup: Box::new(|_| None),
-            timeout: Duration::from_secs(30),
-            budget: NPM_BUDGET,
-            propagation_wait: DEFAULT_PROPAGATION_WAIT,
-        }
-    }
-}
-
-impl NpmConfig {
-    /// Passwords from the process environment. A private registry with other limits than
-    /// npm's may lift the budget: `REKEY_NPM_REQUESTS_PER_HOUR`, `REKEY_NPM_WRITES_PER_MINUTE`.
-    pub fn from_env() -> Self {
-        let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<u32>().ok())
-        };
-        let mut budget = NPM_BUDGET;
-        if let Some(n) = num("REKEY_NPM_REQUESTS_PER_HOUR") {
-            budget.per_hour = n;
-            budget.hourly_burst = (n / 10).max(1);
-        }
-        if let Some(n) = num("REKEY_NPM_WRITES_PER_MINUTE") {
-            budget.writes_per_minute = n;
-            budget.write_burst = (n / 6).max(1);
-        }
-        Self {
-            lookup: Box::new(|k| {
-                std::env::var(k)
-                    .ok()
-                    .filter(|v| !v.is_empty())
-                    .map(SecretString::from)
-            }),
-            budget,
-            ..Self::default()
-        }
-    }
-}
-
-/// The npm provider.
-pub struct NpmProvider {
-    config: NpmConfig,
-    /// One client (and budget) per registry.
-    clients: Mutex<HashMap<String, Arc<HttpClient>>>,
-    /// Keys this process minted, by (registry, user), with the idempotency key of the step
-    /// that minted each: on a registry that lists no names, another step's fresh token is
-    /// never taken for an orphan.
-    minted: Mutex<HashMap<(String, String), HashMap<String, String>>>,
-    /// By idempotency key of a create this process undid by its recorded key (a redo: the new
-    /// value was lost with an earlier process): the account's tokens right after. None of them
-    /// is an orphan of that step's next mint, though the keys listed before the first mint miss
-    /// them (another credential of the account may have minted since, in an earlier process).
-    kept_at_undo: Mutex<HashMap<String, HashSet<String>>>,
-}
-
-impl fmt::Debug for NpmProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let registries: Vec<String> = self
-            .clients
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .cloned()
-            .collect();
-        f.debug_struct("NpmProvider")
-            .field("registries", &registries)
-            .finish_non_exhaustive()
-    }
-}
+use super::*;
 
 /// One token as the registry lists it (its value masked).
 #[derive(Debug, Clone, Deserialize)]
-struct Listed {
-    key: String,
+pub(super) struct Listed {
+    pub(super) key: String,
     /// The masked value: `npm_1f…` (npm), `YWQ1N...1Mw==` (Verdaccio).
     #[serde(default)]
-    token: String,
+    pub(super) token: String,
     #[serde(default)]
-    name: Option<String>,
+    pub(super) name: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct ListAnswer {
+pub(super) struct ListAnswer {
     #[serde(default)]
-    objects: Vec<serde_json::Value>,
+    pub(super) objects: Vec<serde_json::Value>,
     #[serde(default)]
-    urls: Urls,
+    pub(super) urls: Urls,
 }
 
 #[derive(Deserialize, Default)]
-struct Urls {
+pub(super) struct Urls {
     #[serde(default)]
-    next: Option<String>,
+    pub(super) next: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct Created {
-    key: String,
-    token: String,
+pub(super) struct Created {
+    pub(super) key: String,
+    pub(super) token: String,
 }
 
 #[derive(Deserialize)]
-struct WhoAmI {
+pub(super) struct WhoAmI {
     #[serde(default)]
-    username: Option<String>,
+    pub(super) username: Option<String>,
 }
 
 /// The account a token-management step acts for.
-struct Account {
-    registry: String,
-    user: String,
-    password: SecretString,
+pub(super) struct Account {
+    pub(super) registry: String,
+    pub(super) user: String,
+    pub(super) password: SecretString,
     /// An operator's answer to the registry's OTP question, for this call only.
-    otp: Option<SecretString>,
+    pub(super) otp: Option<SecretString>,
 }
 
-fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a Value> {
+pub(super) fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a Value> {
     call.inputs.get(name).filter(|v| !v.expose().is_empty())
 }
 
-fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a Value, ProviderError> {
+pub(super) fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a Value, ProviderError> {
     input(call, name).ok_or_else(|| {
         ProviderError::permanent(format!("step {}: input `{name}` is missing", call.step.id))
     })
 }
 
 /// A comma-separated inventory list.
-fn list_of(call: &Call<'_>, name: &str) -> Vec<String> {
+pub(super) fn list_of(call: &Call<'_>, name: &str) -> Vec<String> {
     input(call, name)
         .map(|v| {
             v.expose()
@@ -236,7 +81,7 @@ pub fn registry_base(registry: &str) -> String {
 }
 
 /// The part of a new token's name that ties it to one step of one run.
-fn name_tag(idempotency_key: &str) -> String {
+pub(super) fn name_tag(idempotency_key: &str) -> String {
     idempotency_key.chars().take(16).collect()
 }
 
@@ -263,7 +108,7 @@ pub fn masked_matches(masked: &str, value: &str) -> bool {
 /// Reads an unsuccessful answer: npm's and Verdaccio's bodies say `{"error": …}` where GitHub's
 /// say `{"message": …}`. A 401 asking for a one-time password becomes
 /// [`ErrorKind::NeedsInput`].
-async fn npm_error(op: &str, resp: Response, otp_sent: bool) -> ProviderError {
+pub(super) async fn npm_error(op: &str, resp: Response, otp_sent: bool) -> ProviderError {
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.bytes().await.unwrap_or_default();
@@ -290,7 +135,7 @@ async fn npm_error(op: &str, resp: Response, otp_sent: bool) -> ProviderError {
 
 /// npm's OTP challenge: `www-authenticate: OTP`, or a body that says a one-time password is
 /// required.
-fn asks_otp(headers: &reqwest::header::HeaderMap, body: &[u8]) -> bool {
+pub(super) fn asks_otp(headers: &reqwest::header::HeaderMap, body: &[u8]) -> bool {
     let header = headers
         .get_all("www-authenticate")
         .iter()
@@ -316,7 +161,7 @@ impl NpmProvider {
         Self::new(NpmConfig::from_env())
     }
 
-    fn client(&self, registry: &str) -> Result<Arc<HttpClient>, ProviderError> {
+    pub(super) fn client(&self, registry: &str) -> Result<Arc<HttpClient>, ProviderError> {
         let base = registry_base(registry);
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(ProviderError::permanent(format!(
@@ -335,14 +180,14 @@ impl NpmProvider {
         Ok(c)
     }
 
-    fn registry(call: &Call<'_>) -> String {
+    pub(super) fn registry(call: &Call<'_>) -> String {
         input(call, "registry")
             .map_or_else(|| DEFAULT_REGISTRY.to_owned(), |v| v.expose().to_owned())
     }
 
     /// The account of a token-management step: user, password from `password_env`, and the
     /// operator's OTP if the step was given one.
-    fn account(&self, call: &Call<'_>) -> Result<Account, ProviderError> {
+    pub(super) fn account(&self, call: &Call<'_>) -> Result<Account, ProviderError> {
         let user = required(call, "user")?.expose().to_owned();
         let var = required(call, "password_env")?.expose().to_owned();
         let password = (self.config.lookup)(&var).ok_or_else(|| {
@@ -364,7 +209,7 @@ impl NpmProvider {
     }
 
     /// A request authenticated as the account (and with the OTP, when there is one).
-    fn authed(
+    pub(super) fn authed(
         &self,
         a: &Account,
         method: Method,
@@ -388,7 +233,7 @@ impl NpmProvider {
         Ok(req)
     }
 
-    async fn send_ok(
+    pub(super) async fn send_ok(
         &self,
         a: &Account,
         op: &str,
@@ -403,7 +248,7 @@ impl NpmProvider {
     }
 
     /// Every token of the account, following `urls.next`.
-    async fn list(&self, a: &Account) -> Result<(Vec<Listed>, bool), ProviderError> {
+    pub(super) async fn list(&self, a: &Account) -> Result<(Vec<Listed>, bool), ProviderError> {
         let mut out = Vec::new();
         let mut names = false;
         let mut path = "/-/npm/v1/tokens".to_owned();
@@ -443,7 +288,7 @@ impl NpmProvider {
         Ok((out, names))
     }
 
-    async fn delete_key(&self, a: &Account, key: &str) -> Result<(), ProviderError> {
+    pub(super) async fn delete_key(&self, a: &Account, key: &str) -> Result<(), ProviderError> {
         let op = "DELETE /-/npm/v1/tokens/token/{key}";
         let path = format!("/-/npm/v1/tokens/token/{}", seg(key));
         let req = self.authed(a, Method::DELETE, &path)?;
@@ -457,7 +302,11 @@ impl NpmProvider {
 
     /// `GET /-/whoami` with a token: the username, or `None` when the registry does not take
     /// the token (401/403, or Verdaccio's 200 `{}`).
-    async fn whoami(&self, registry: &str, token: &Value) -> Result<Option<String>, ProviderError> {
+    pub(super) async fn whoami(
+        &self,
+        registry: &str,
+        token: &Value,
+    ) -> Result<Option<String>, ProviderError> {
         let op = "GET /-/whoami";
         let client = self.client(registry)?;
         let req = client
@@ -480,7 +329,7 @@ impl NpmProvider {
         Ok(w.username.filter(|u| !u.is_empty()))
     }
 
-    fn minted_key(&self, a: &Account, key: &str, idem: &str) {
+    pub(super) fn minted_key(&self, a: &Account, key: &str, idem: &str) {
         self.minted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -489,7 +338,7 @@ impl NpmProvider {
             .insert(key.to_owned(), idem.to_owned());
     }
 
-    fn minted_by_others(&self, a: &Account, idem: &str) -> HashSet<String> {
+    pub(super) fn minted_by_others(&self, a: &Account, idem: &str) -> HashSet<String> {
         self.minted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -505,7 +354,11 @@ impl NpmProvider {
 
     /// The tokens an earlier call of this create step made (its answer lost): by name where
     /// the registry keeps names, else the tokens missing from the keys listed before the mint.
-    async fn orphans(&self, call: &Call<'_>, a: &Account) -> Result<Vec<String>, ProviderError> {
+    pub(super) async fn orphans(
+        &self,
+        call: &Call<'_>,
+        a: &Account,
+    ) -> Result<Vec<String>, ProviderError> {
         let (tokens, names) = self.list(a).await?;
         let tag = name_tag(call.idempotency_key);
         if names {
@@ -557,7 +410,11 @@ impl NpmProvider {
         Ok(candidates)
     }
 
-    async fn remove_orphans(&self, call: &Call<'_>, a: &Account) -> Result<usize, ProviderError> {
+    pub(super) async fn remove_orphans(
+        &self,
+        call: &Call<'_>,
+        a: &Account,
+    ) -> Result<usize, ProviderError> {
         let orphans = self.orphans(call, a).await?;
         for k in &orphans {
             self.delete_key(a, k).await?;
@@ -570,7 +427,7 @@ impl NpmProvider {
     }
 
     /// `npm.tokens.list`: the keys of the account's tokens, as a JSON list.
-    async fn list_keys(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+    pub(super) async fn list_keys(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let a = self.account(call)?;
         let (tokens, _) = self.list(&a).await?;
         let mut keys: Vec<String> = tokens.into_iter().map(|t| t.key).collect();
@@ -583,7 +440,7 @@ impl NpmProvider {
     }
 
     /// `npm.tokens.create`: removes what an earlier call of this step left, then mints.
-    async fn create(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+    pub(super) async fn create(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let a = self.account(call)?;
         self.remove_orphans(call, &a).await?;
         let readonly = input(call, "permission").is_some_and(|p| p.expose() == "read-only");
@@ -646,7 +503,7 @@ impl NpmProvider {
     }
 
     /// `npm.whoami`: the new token is accepted and belongs to `expected_user`.
-    async fn verify(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+    pub(super) async fn verify(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let token = required(call, "token")?;
         let registry = Self::registry(call);
         let Some(user) = self.whoami(&registry, token).await? else {
@@ -669,7 +526,11 @@ impl NpmProvider {
 
     /// The key of the old token: the inventory's, else found in the list by the old value.
     /// `None` when the old value is not listed any more.
-    async fn old_key(&self, call: &Call<'_>, a: &Account) -> Result<Option<String>, ProviderError> {
+    pub(super) async fn old_key(
+        &self,
+        call: &Call<'_>,
+        a: &Account,
+    ) -> Result<Option<String>, ProviderError> {
         let except = input(call, "except_key").map(|v| v.expose().to_owned());
         if let Some(k) = input(call, "key") {
             let k = k.expose().to_owned();
@@ -708,7 +569,7 @@ impl NpmProvider {
     }
 
     /// `npm.tokens.delete`.
-    async fn delete(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
+    pub(super) async fn delete(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let a = self.account(call)?;
         let key = self.old_key(call, &a).await?;
         if let Some(k) = &key {
@@ -735,213 +596,5 @@ impl NpmProvider {
             }
         }
         Ok([("deleted".to_owned(), Value::Plain(key.unwrap_or_default()))].into())
-    }
-}
-
-/// How an npm step will authenticate with the process environment as it is (for `rekey
-/// validate`): the account, the registry and the password variable, and whether it is set;
-/// never a value. `None` for other steps.
-pub fn describe_auth_from_env(step: &PlannedStep) -> Option<String> {
-    if step.provider != "npm" {
-        return None;
-    }
-    let lit = |k: &str| {
-        step.inputs
-            .get(k)
-            .and_then(rekey_spec::Template::as_literal)
-    };
-    let registry = lit("registry").unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
-    if step.action == "npm.whoami" {
-        return Some(format!("the new token itself at {registry}"));
-    }
-    let user = lit("user").unwrap_or_default();
-    let var = lit("password_env").unwrap_or_default();
-    let set = std::env::var_os(&var).is_some_and(|v| !v.is_empty());
-    Some(format!(
-        "account {user} at {registry} with the password in ${var}{}",
-        if set { "" } else { " — not set" }
-    ))
-}
-
-#[async_trait]
-impl Provider for NpmProvider {
-    fn supports(&self, step: &PlannedStep) -> Result<(), String> {
-        match step.action.as_str() {
-            "npm.tokens.list" | "npm.tokens.create" | "npm.whoami" => Ok(()),
-            "npm.tokens.delete" => {
-                if step.inputs.contains_key("key") || step.inputs.contains_key("token") {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{}: the old token's key is not in the inventory (token_key) and no consumer gives its value: rekey cannot tell which token to delete",
-                        step.id
-                    ))
-                }
-            }
-            a => Err(format!("the npm provider does not handle action {a}")),
-        }
-    }
-
-    /// The password variable is set: a run must not stop half-way for it.
-    async fn preflight(&self, step: &PlannedStep) -> Result<(), ProviderError> {
-        if step.action == "npm.whoami" {
-            return Ok(());
-        }
-        if let Some(var) = step
-            .inputs
-            .get("password_env")
-            .and_then(rekey_spec::Template::as_literal)
-            && (self.config.lookup)(&var).is_none()
-        {
-            return Err(ProviderError::permanent(format!(
-                "npm: {} needs the account password in ${var}, which is not set",
-                step.id
-            )));
-        }
-        Ok(())
-    }
-
-    fn retry_budget(&self, step: &PlannedStep) -> Option<Duration> {
-        (step.action == "npm.tokens.delete").then_some(self.config.propagation_wait * 3)
-    }
-
-    async fn execute(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
-        match call.step.action.as_str() {
-            "npm.tokens.list" => self.list_keys(call).await,
-            "npm.tokens.create" => self.create(call).await,
-            "npm.whoami" => self.verify(call).await,
-            "npm.tokens.delete" => self.delete(call).await,
-            a => Err(ProviderError::permanent(format!(
-                "step {}: the npm provider does not handle action {a}",
-                call.step.id
-            ))),
-        }
-    }
-
-    /// A mint is undone by deleting what it made: by its key, or, without outputs, as an
-    /// orphan. With the key known there is no orphan to look for (the mint removed those of
-    /// earlier calls first), and on a registry that lists no names, looking would take another
-    /// step's token made by an earlier process for this one's; the tokens left are remembered
-    /// as not this step's for its next mint (a redo). A delete cannot be undone; reads and
-    /// checks have nothing to undo.
-    async fn undo(&self, call: &Call<'_>, outputs: &Values) -> Result<(), ProviderError> {
-        match call.step.action.as_str() {
-            "npm.tokens.create" => {
-                let a = self.account(call)?;
-                if let Some(k) = outputs.get("key").filter(|k| !k.expose().is_empty()) {
-                    self.delete_key(&a, k.expose()).await?;
-                    let (tokens, _) = self.list(&a).await?;
-                    self.kept_at_undo
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(
-                            call.idempotency_key.to_owned(),
-                            tokens.into_iter().map(|t| t.key).collect(),
-                        );
-                } else {
-                    self.remove_orphans(call, &a).await?;
-                }
-                Ok(())
-            }
-            "npm.tokens.delete" => Err(ProviderError::permanent(format!(
-                "{}: a deleted npm token cannot be brought back",
-                call.step.id
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    /// - create: the orphan of a lost call is deleted → not done (mint again);
-    /// - delete: done when the key is not listed any more (or the old value is refused);
-    /// - reads and checks: run again.
-    async fn reconcile(&self, call: &Call<'_>) -> Result<Reconciled, ProviderError> {
-        match call.step.action.as_str() {
-            "npm.tokens.create" => {
-                let a = self.account(call)?;
-                match self.remove_orphans(call, &a).await {
-                    Ok(_) => {}
-                    // Deleting the orphan needs an OTP: the step, run again, asks for one and
-                    // deletes it before it mints (`create` removes orphans first).
-                    Err(e) if e.kind == ErrorKind::NeedsInput => call.reports.warning(format!(
-                        "{}: a token made by a lost call may be left; deleting it needs a one-time password, which the step asks for when it runs again",
-                        call.step.id
-                    )),
-                    Err(e) => return Err(e),
-                }
-                Ok(Reconciled::NotDone)
-            }
-            "npm.tokens.delete" => {
-                if input(call, "user").is_none() {
-                    // Its inputs held a secret that died with the process (the old value read
-                    // from a consumer): nothing to look with; running it again is harmless.
-                    return Ok(Reconciled::NotDone);
-                }
-                let a = self.account(call)?;
-                if let Some(k) = input(call, "key") {
-                    let (tokens, _) = self.list(&a).await?;
-                    return Ok(if tokens.iter().any(|t| t.key == k.expose()) {
-                        Reconciled::NotDone
-                    } else {
-                        Reconciled::Done(
-                            [("deleted".to_owned(), Value::Plain(k.expose().to_owned()))].into(),
-                        )
-                    });
-                }
-                if let Some(v) = input(call, "token")
-                    && self.whoami(&a.registry, v).await?.is_none()
-                {
-                    return Ok(Reconciled::Done(
-                        [("deleted".to_owned(), Value::Plain(String::new()))].into(),
-                    ));
-                }
-                Ok(Reconciled::NotDone)
-            }
-            _ => Ok(Reconciled::NotDone),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks() {
-        let v = "YWQ1NjIzODkzMGQ3NGVlMTAwZjBiNWU1YWQ0MGEwMzE6Y2Y0OTU1Mw==";
-        assert!(masked_matches("YWQ1N...1Mw==", v));
-        assert!(!masked_matches("YWQ1N...1Mx==", v));
-        assert!(masked_matches("npm_1f…", "npm_1fabcdef"));
-        assert!(
-            !masked_matches("npm_…", "npm_2fabcdef"),
-            "too little shown to tell"
-        );
-        assert!(!masked_matches("a…", "abcdef"), "too little shown to tell");
-        assert!(!masked_matches("", v));
-    }
-
-    #[test]
-    fn registries() {
-        assert_eq!(
-            registry_base("https://registry.npmjs.org/"),
-            "https://registry.npmjs.org"
-        );
-        assert_eq!(
-            registry_base("https://acme.jfrog.io/artifactory/api/npm/npm-local/"),
-            "https://acme.jfrog.io/artifactory/api/npm/npm-local"
-        );
-    }
-
-    #[test]
-    fn otp_challenge() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("www-authenticate", "OTP".parse().unwrap());
-        assert!(asks_otp(&h, b""));
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("www-authenticate", "Basic, Bearer".parse().unwrap());
-        assert!(!asks_otp(&h, b"{\"error\":\"bad username/password\"}"));
-        assert!(asks_otp(
-            &reqwest::header::HeaderMap::new(),
-            b"{\"error\":\"This operation requires a one-time password.\"}"
-        ));
     }
 }
