@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{MockServer, Request, ResponseTemplate};
 
-use crate::faults::{Dice, Fault, HasDice, ResetFault};
+use crate::faults::{self, Dice, Fault, HasDice};
 
 struct Client {
     secret: String,
@@ -41,6 +40,10 @@ impl HasDice for State {
     fn dice(&mut self) -> &mut Dice {
         &mut self.dice
     }
+
+    fn count_request(&mut self) {
+        self.requests += 1;
+    }
 }
 
 /// The fake Auth0 tenant; stopped when dropped.
@@ -63,29 +66,16 @@ impl Auth0Fake {
             audience: audience.to_owned(),
             ..State::default()
         }));
-        Mock::given(ResetFault(Arc::clone(&state)))
-            .respond_with_err(|_: &Request| {
-                std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")
-            })
-            .mount(&server)
-            .await;
-        let s = Arc::clone(&state);
-        Mock::given(any())
-            .respond_with(move |req: &Request| {
-                let mut st = lock(&s);
-                st.requests += 1;
-                match st.dice.roll() {
-                    Some(Fault::RateLimited) => rate_limited(),
-                    Some(Fault::Before) => error(502, "Bad Gateway", "upstream error"),
-                    Some(Fault::After) => {
-                        let _ = route(&mut st, req);
-                        error(502, "Bad Gateway", "upstream error")
-                    }
-                    None => route(&mut st, req),
-                }
-            })
-            .mount(&server)
-            .await;
+        faults::mount(
+            &server,
+            &state,
+            |f| match f {
+                Fault::RateLimited => rate_limited(),
+                Fault::Before | Fault::After => error(502, "Bad Gateway", "upstream error"),
+            },
+            route,
+        )
+        .await;
         Self { server, state }
     }
 

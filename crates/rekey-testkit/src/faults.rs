@@ -3,9 +3,11 @@
 //! a 429 with the provider's reset header or a 502, half of those after the request took
 //! effect (a lost answer). Reproducible for a seed.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use wiremock::{Match, Request};
+use wiremock::matchers::any;
+use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 /// The dice of one fake.
 #[derive(Debug, Default)]
@@ -75,6 +77,16 @@ impl Dice {
 /// A fake's state that carries dice.
 pub trait HasDice: Send + 'static {
     fn dice(&mut self) -> &mut Dice;
+    /// Counts a request that reached the fake (a reset one included).
+    fn count_request(&mut self) {}
+    /// How long every answer waits.
+    fn latency(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+fn lock<S>(s: &Mutex<S>) -> MutexGuard<'_, S> {
+    s.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Matches the requests whose connection is reset.
@@ -82,10 +94,46 @@ pub struct ResetFault<S>(pub Arc<Mutex<S>>);
 
 impl<S: HasDice> Match for ResetFault<S> {
     fn matches(&self, _request: &Request) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .dice()
-            .reset()
+        let mut s = lock(&self.0);
+        let hit = s.dice().reset();
+        if hit {
+            s.count_request();
+        }
+        hit
     }
+}
+
+/// Serves a fake on `server`: reset connections first, then every request either gets the
+/// fake's answer for a rolled [`Fault`] (`fault`; a lost answer's request is routed first) or
+/// its own answer (`route`), after the fake's latency.
+pub async fn mount<S: HasDice>(
+    server: &MockServer,
+    state: &Arc<Mutex<S>>,
+    fault: fn(Fault) -> ResponseTemplate,
+    route: fn(&mut S, &Request) -> ResponseTemplate,
+) {
+    Mock::given(ResetFault(Arc::clone(state)))
+        .respond_with_err(|_: &Request| {
+            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")
+        })
+        .mount(server)
+        .await;
+    let s = Arc::clone(state);
+    Mock::given(any())
+        .respond_with(move |req: &Request| {
+            let mut st = lock(&s);
+            st.count_request();
+            let latency = st.latency();
+            let answer = match st.dice().roll() {
+                None => route(&mut st, req),
+                Some(Fault::After) => {
+                    let _ = route(&mut st, req);
+                    fault(Fault::After)
+                }
+                Some(f) => fault(f),
+            };
+            answer.set_delay(latency)
+        })
+        .mount(server)
+        .await;
 }

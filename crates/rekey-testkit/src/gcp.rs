@@ -25,8 +25,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{MockServer, Request, ResponseTemplate};
+
+use crate::faults::{self, Dice, Fault, HasDice};
 
 /// (private PKCS#8 PEM, public SPKI PEM) of the pool.
 const POOL: [(&str, &str); 16] = [
@@ -145,10 +146,24 @@ struct State {
     propagation: usize,
     refused_propagating: usize,
     requests: usize,
-    faults_injected: usize,
-    fault_rate: f64,
+    dice: Dice,
+    /// Seeds the key ids.
     rng: u64,
     latency: Duration,
+}
+
+impl HasDice for State {
+    fn dice(&mut self) -> &mut Dice {
+        &mut self.dice
+    }
+
+    fn count_request(&mut self) {
+        self.requests += 1;
+    }
+
+    fn latency(&self) -> Duration {
+        self.latency
+    }
 }
 
 impl State {
@@ -313,16 +328,7 @@ impl GcpFake {
             next_pem: 1,
             ..State::default()
         }));
-        Mock::given(ResetFault(Arc::clone(&state)))
-            .respond_with_err(|_: &Request| {
-                std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")
-            })
-            .mount(&server)
-            .await;
-        Mock::given(any())
-            .respond_with(Responder(Arc::clone(&state)))
-            .mount(&server)
-            .await;
+        faults::mount(&server, &state, fault, route).await;
         let fake = Self { server, state };
         fake.add_account(ADMIN_PROJECT, ADMIN_EMAIL);
         fake.with(|s| {
@@ -517,47 +523,15 @@ impl GcpFake {
     }
 
     pub fn faults_injected(&self) -> usize {
-        self.with(|s| s.faults_injected)
+        self.with(|s| s.dice.injected)
     }
 
     pub fn set_faults(&self, rate: f64, seed: u64) {
-        self.with(|s| {
-            s.fault_rate = rate;
-            s.rng = seed.max(1);
-        });
+        self.with(|s| s.dice.set(rate, seed));
     }
 
     pub fn set_latency(&self, latency: Duration) {
         self.with(|s| s.latency = latency);
-    }
-}
-
-struct ResetFault(Arc<Mutex<State>>);
-
-impl Match for ResetFault {
-    fn matches(&self, _request: &Request) -> bool {
-        let mut s = lock(&self.0);
-        if s.fault_rate <= 0.0 {
-            return false;
-        }
-        let hit = s.next() < s.fault_rate / 4.0;
-        if hit {
-            s.requests += 1;
-            s.faults_injected += 1;
-        }
-        hit
-    }
-}
-
-struct Responder(Arc<Mutex<State>>);
-
-impl wiremock::Respond for Responder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = lock(&self.0);
-        s.requests += 1;
-        let latency = s.latency;
-        let r = fault(&mut s, req).unwrap_or_else(|| route(&mut s, req));
-        r.set_delay(latency)
     }
 }
 
@@ -573,28 +547,20 @@ fn error(code: u16, status: &str, message: &str) -> ResponseTemplate {
     )
 }
 
-fn fault(s: &mut State, req: &Request) -> Option<ResponseTemplate> {
-    if s.fault_rate <= 0.0 {
-        return None;
-    }
-    let p = (s.fault_rate * 0.75) / (1.0 - s.fault_rate / 4.0);
-    if s.next() >= p {
-        return None;
-    }
-    s.faults_injected += 1;
-    Some(if s.next() < 0.5 {
-        error(
+/// What a rolled fault answers: 429 `RESOURCE_EXHAUSTED` with `retry-after`, or a 503 (for a
+/// lost answer, after the request took effect).
+fn fault(f: Fault) -> ResponseTemplate {
+    match f {
+        Fault::RateLimited => error(
             429,
             "RESOURCE_EXHAUSTED",
             "Quota exceeded for quota metric 'Requests' of service 'iam.googleapis.com'.",
         )
-        .insert_header("retry-after", "1")
-    } else {
-        if s.next() < 0.5 {
-            let _ = route(s, req);
+        .insert_header("retry-after", "1"),
+        Fault::Before | Fault::After => {
+            error(503, "UNAVAILABLE", "The service is currently unavailable.")
         }
-        error(503, "UNAVAILABLE", "The service is currently unavailable.")
-    })
+    }
 }
 
 fn decode(seg: &str) -> String {

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{MockServer, Request, ResponseTemplate};
+
+use crate::faults::{self, Dice, Fault, HasDice};
 
 /// One access token the Hub knows.
 #[derive(Debug, Clone)]
@@ -44,22 +45,21 @@ struct State {
     pending: BTreeMap<String, usize>,
     whoami_calls: usize,
     requests: usize,
-    faults_injected: usize,
-    fault_rate: f64,
-    rng: u64,
+    dice: Dice,
     latency: Duration,
 }
 
-impl State {
-    fn next(&mut self) -> f64 {
-        // xorshift64*: seeded, reproducible.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        let bits = u32::try_from(x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40).expect("24 bits");
-        f64::from(bits) / f64::from(1u32 << 24)
+impl HasDice for State {
+    fn dice(&mut self) -> &mut Dice {
+        &mut self.dice
+    }
+
+    fn count_request(&mut self) {
+        self.requests += 1;
+    }
+
+    fn latency(&self) -> Duration {
+        self.latency
     }
 }
 
@@ -76,20 +76,8 @@ pub struct HuggingfaceFake {
 impl HuggingfaceFake {
     pub async fn start() -> Self {
         let server = MockServer::start().await;
-        let state = Arc::new(Mutex::new(State {
-            rng: 0x9E37_79B9_7F4A_7C15,
-            ..State::default()
-        }));
-        Mock::given(ResetFault(Arc::clone(&state)))
-            .respond_with_err(|_: &Request| {
-                std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")
-            })
-            .mount(&server)
-            .await;
-        Mock::given(any())
-            .respond_with(Responder(Arc::clone(&state)))
-            .mount(&server)
-            .await;
+        let state = Arc::new(Mutex::new(State::default()));
+        faults::mount(&server, &state, fault, route).await;
         Self { server, state }
     }
 
@@ -169,15 +157,12 @@ impl HuggingfaceFake {
     }
 
     pub fn faults_injected(&self) -> usize {
-        self.with(|s| s.faults_injected)
+        self.with(|s| s.dice.injected)
     }
 
     /// Injects faults into this share of requests (0..1), reproducibly from `seed`.
     pub fn set_faults(&self, rate: f64, seed: u64) {
-        self.with(|s| {
-            s.fault_rate = rate;
-            s.rng = seed.max(1);
-        });
+        self.with(|s| s.dice.set(rate, seed));
     }
 
     /// Revocations take effect only after `answers` more `whoami-v2` answers for the token
@@ -198,26 +183,6 @@ impl HuggingfaceFake {
     }
 }
 
-/// A quarter of the faults: the connection is reset before any answer.
-struct ResetFault(Arc<Mutex<State>>);
-
-impl Match for ResetFault {
-    fn matches(&self, _request: &Request) -> bool {
-        let mut s = lock(&self.0);
-        if s.fault_rate <= 0.0 {
-            return false;
-        }
-        let hit = s.next() < s.fault_rate / 4.0;
-        if hit {
-            s.requests += 1;
-            s.faults_injected += 1;
-        }
-        hit
-    }
-}
-
-struct Responder(Arc<Mutex<State>>);
-
 fn error(status: u16, m: &str) -> ResponseTemplate {
     ResponseTemplate::new(status)
         .set_body_json(json!({ "error": m }))
@@ -229,41 +194,21 @@ fn bearer(req: &Request) -> Option<String> {
     h.strip_prefix("Bearer ").map(str::to_owned)
 }
 
-impl wiremock::Respond for Responder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = lock(&self.0);
-        s.requests += 1;
-        let latency = s.latency;
-        let r = fault(&mut s, req).unwrap_or_else(|| route(&mut s, req));
-        r.set_delay(latency)
-    }
-}
-
-/// The other three quarters of the faults: half 429 (`retry-after` and the Hub's `RateLimit`
-/// header), half 502 (half of those after the request took effect).
-fn fault(s: &mut State, req: &Request) -> Option<ResponseTemplate> {
-    if s.fault_rate <= 0.0 {
-        return None;
-    }
-    let p = (s.fault_rate * 0.75) / (1.0 - s.fault_rate / 4.0);
-    if s.next() >= p {
-        return None;
-    }
-    s.faults_injected += 1;
-    Some(if s.next() < 0.5 {
-        error(
+/// What a rolled fault answers: 429 with `retry-after` and the Hub's `RateLimit` header, or a
+/// 502 (for a lost answer, after the request took effect).
+fn fault(f: Fault) -> ResponseTemplate {
+    match f {
+        Fault::RateLimited => error(
             429,
             "You have exceeded our hourly quotas for action: api. We invite you to retry later.",
         )
         .insert_header("retry-after", "1")
         .insert_header("ratelimit", "\"api\";r=0;t=1")
-        .insert_header("ratelimit-policy", "\"fixed window\";\"api\";q=500;w=300")
-    } else {
-        if s.next() < 0.5 {
-            let _ = route(s, req);
+        .insert_header("ratelimit-policy", "\"fixed window\";\"api\";q=500;w=300"),
+        Fault::Before | Fault::After => {
+            ResponseTemplate::new(502).set_body_string("<html>502 Bad Gateway</html>")
         }
-        ResponseTemplate::new(502).set_body_string("<html>502 Bad Gateway</html>")
-    })
+    }
 }
 
 fn route(s: &mut State, req: &Request) -> ResponseTemplate {
