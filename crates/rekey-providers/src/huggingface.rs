@@ -36,7 +36,6 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::http::{BudgetSpec, HttpClient, Spend, classify};
-use futures_util::future::join_all;
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Tokens per `POST /api/credentials/revoke`. The Hub documents no maximum; rekey stays at
@@ -298,50 +297,15 @@ impl HuggingfaceProvider {
     /// of up to 1,000 (a token already refused needs none: a retry after a lost answer), then
     /// each is checked dead, since the Hub answers 202 for any token.
     async fn revoke_all(&self, calls: &[Call<'_>]) -> Vec<Result<Values, ProviderError>> {
-        let mut results: Vec<Option<Result<Values, ProviderError>>> = vec![None; calls.len()];
-        let mut tokens: Vec<(usize, &Value)> = Vec::new();
-        for (i, c) in calls.iter().enumerate() {
-            match required(c, "token") {
-                Ok(t) => tokens.push((i, t)),
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        let alive = join_all(tokens.iter().map(|(_, t)| self.whoami(t))).await;
-        let mut to_revoke: Vec<(usize, &Value)> = Vec::new();
-        for ((i, t), a) in tokens.into_iter().zip(alive) {
-            match a {
-                Ok(None) => results[i] = Some(Ok(Values::new())),
-                Ok(Some(_)) => to_revoke.push((i, t)),
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        for chunk in to_revoke.chunks(REVOKE_BATCH) {
-            let plain: Vec<&str> = chunk.iter().map(|(_, t)| t.expose()).collect();
-            if let Err(e) = self.revoke_request(&plain).await {
-                for (i, _) in chunk {
-                    results[*i] = Some(Err(e.clone()));
-                }
-                continue;
-            }
-            let vals: Vec<&Value> = chunk.iter().map(|(_, t)| *t).collect();
-            let dead =
-                crate::confirm::wait_dead(&vals, self.propagation_wait, |t| self.whoami(t)).await;
-            for ((i, _), dead) in chunk.iter().zip(dead) {
-                results[*i] = Some(match dead {
-                    Ok(true) => Ok(Values::new()),
-                    Ok(false) => Err(ProviderError::transient(format!(
-                        "step {}: revoke accepted (202), but the Hub still accepts the old token after {}s",
-                        calls[*i].step.id,
-                        self.propagation_wait.as_secs()
-                    ))),
-                    Err(e) => Err(e),
-                });
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every call has a result"))
-            .collect()
+        crate::confirm::revoke_tokens(
+            calls,
+            REVOKE_BATCH,
+            self.propagation_wait,
+            "revoke accepted (202), but the Hub still",
+            |t| self.whoami(t),
+            |tokens| async move { self.revoke_request(&tokens).await },
+        )
+        .await
     }
 }
 

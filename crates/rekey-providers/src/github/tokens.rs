@@ -1,6 +1,5 @@
 //! Tokens: `GET /user` checks and `POST /credentials/revoke` in batches.
 
-use futures_util::future::join_all;
 use rekey_engine::{Call, ProviderError, Value, Values};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
@@ -81,54 +80,17 @@ impl GithubProvider {
         &self,
         calls: &[Call<'_>],
     ) -> Vec<Result<Values, ProviderError>> {
-        let mut results: Vec<Option<Result<Values, ProviderError>>> = vec![None; calls.len()];
-        let mut tokens: Vec<(usize, &Value)> = Vec::new();
-        for (i, c) in calls.iter().enumerate() {
-            match required(c, "token") {
-                Ok(t) => tokens.push((i, t)),
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        // A token GitHub already refuses needs no request (a retry after a lost answer).
-        let alive = join_all(tokens.iter().map(|(_, t)| self.login_of(t))).await;
-        let mut to_revoke: Vec<(usize, &Value)> = Vec::new();
-        for ((i, t), a) in tokens.into_iter().zip(alive) {
-            match a {
-                Ok(None) => results[i] = Some(Ok(Values::new())),
-                Ok(Some(_)) => to_revoke.push((i, t)),
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        for chunk in to_revoke.chunks(REVOKE_BATCH) {
-            let plain: Vec<&str> = chunk.iter().map(|(_, t)| t.expose()).collect();
-            let sent = match self.revoke_pace.take() {
-                Ok(()) => self.revoke_request(&plain).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = sent {
-                for (i, _) in chunk {
-                    results[*i] = Some(Err(e.clone()));
-                }
-                continue;
-            }
-            let vals: Vec<&Value> = chunk.iter().map(|(_, t)| *t).collect();
-            let dead =
-                crate::confirm::wait_dead(&vals, self.propagation_wait, |t| self.login_of(t)).await;
-            for ((i, _), dead) in chunk.iter().zip(dead) {
-                results[*i] = Some(match dead {
-                    Ok(true) => Ok(Values::new()),
-                    Ok(false) => Err(ProviderError::transient(format!(
-                        "step {}: revoked, but GitHub still accepts the old token after {}s",
-                        calls[*i].step.id,
-                        self.propagation_wait.as_secs()
-                    ))),
-                    Err(e) => Err(e),
-                });
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every call has a result"))
-            .collect()
+        crate::confirm::revoke_tokens(
+            calls,
+            REVOKE_BATCH,
+            self.propagation_wait,
+            "revoked, but GitHub still",
+            |t| self.login_of(t),
+            |tokens| async move {
+                self.revoke_pace.take()?;
+                self.revoke_request(&tokens).await
+            },
+        )
+        .await
     }
 }
