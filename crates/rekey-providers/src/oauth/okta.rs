@@ -174,8 +174,7 @@ impl OktaProvider {
     async fn create(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let app = self.app(call)?;
         let current = selector(call, "secret_id")?;
-        self.remove_orphans(call, &app).await?;
-        let mut secrets = self.list(&app).await?;
+        let mut secrets = self.remove_orphans(call, &app).await?;
         if secrets.len() >= 2 {
             secrets.sort_by(|a, b| a.created.cmp(&b.created));
             let spare = secrets
@@ -290,9 +289,14 @@ impl OktaProvider {
     }
 
     /// Deletes the active secrets other than the current one: made by a `create` whose
-    /// answer was lost (their values died with it).
-    async fn remove_orphans(&self, call: &Call<'_>, app: &App) -> Result<(), ProviderError> {
+    /// answer was lost (their values died with it). Returns the secrets left.
+    async fn remove_orphans(
+        &self,
+        call: &Call<'_>,
+        app: &App,
+    ) -> Result<Vec<Secret>, ProviderError> {
         let current = selector(call, "secret_id")?;
+        let mut left = Vec::new();
         for s in self.list(app).await? {
             if s.active() && Some(s.id.as_str()) != current {
                 self.remove(app, &s).await?;
@@ -300,9 +304,11 @@ impl OktaProvider {
                     "deleted client secret {} of Okta app {}: made by a try of this step whose answer was lost",
                     s.id, app.id
                 ));
+            } else {
+                left.push(s);
             }
         }
-        Ok(())
+        Ok(left)
     }
 }
 
@@ -391,7 +397,7 @@ impl Provider for OktaProvider {
                     }
                     Ok(())
                 }
-                _ => self.remove_orphans(call, &app).await,
+                _ => self.remove_orphans(call, &app).await.map(|_| ()),
             },
             "okta.deactivate_client_secret" => {
                 let ids: Vec<String> = match outputs.get("deactivated") {
