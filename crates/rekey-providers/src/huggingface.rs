@@ -36,6 +36,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::http::{BudgetSpec, HttpClient, Spend, classify};
+use crate::inputs::{input, required};
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Tokens per `POST /api/credentials/revoke`. The Hub documents no maximum; rekey stays at
@@ -165,16 +166,6 @@ struct Auth {
 struct AccessToken {
     #[serde(default)]
     role: Option<String>,
-}
-
-fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a Value> {
-    call.inputs.get(name).filter(|v| !v.expose().is_empty())
-}
-
-fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a Value, ProviderError> {
-    input(call, name).ok_or_else(|| {
-        ProviderError::permanent(format!("step {}: input `{name}` is missing", call.step.id))
-    })
 }
 
 /// Classifies an unsuccessful answer. The Hub's 429 carries the IETF `RateLimit` header

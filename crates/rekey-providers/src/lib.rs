@@ -9,6 +9,7 @@ pub mod gcp;
 pub mod github;
 pub mod http;
 pub mod huggingface;
+pub mod inputs;
 pub mod mysql;
 pub mod npm;
 pub mod oauth;

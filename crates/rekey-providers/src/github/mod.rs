@@ -27,13 +27,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rekey_engine::{Call, Provider, ProviderError, Reconciled, Value, Values};
+use rekey_engine::{Call, Provider, ProviderError, Reconciled, Values};
 use rekey_plan::PlannedStep;
 use rekey_spec::inventory::ActionsScope;
 use secrecy::SecretString;
 
 use crate::http::path_segment as seg;
 use crate::http::{BudgetSpec, HttpClient, Pace};
+use crate::inputs::{input, required};
 use secrets::{ScopeKey, check_secret_name, target};
 
 mod app;
@@ -130,16 +131,6 @@ impl GithubProvider {
 /// `OWNER/NAME` as two encoded segments.
 fn repo_path(repo: &str) -> String {
     repo.split('/').map(seg).collect::<Vec<_>>().join("/")
-}
-
-fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a Value> {
-    call.inputs.get(name).filter(|v| !v.expose().is_empty())
-}
-
-fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a Value, ProviderError> {
-    input(call, name).ok_or_else(|| {
-        ProviderError::permanent(format!("step {}: input `{name}` is missing", call.step.id))
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

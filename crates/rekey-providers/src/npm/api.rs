@@ -51,15 +51,7 @@ pub(super) struct Account {
     pub(super) otp: Option<SecretString>,
 }
 
-pub(super) fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a Value> {
-    call.inputs.get(name).filter(|v| !v.expose().is_empty())
-}
-
-pub(super) fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a Value, ProviderError> {
-    input(call, name).ok_or_else(|| {
-        ProviderError::permanent(format!("step {}: input `{name}` is missing", call.step.id))
-    })
-}
+pub(super) use crate::inputs::{input, required};
 
 /// A comma-separated inventory list.
 pub(super) fn list_of(call: &Call<'_>, name: &str) -> Vec<String> {

@@ -51,14 +51,11 @@ pub fn base_url(domain: &str) -> String {
     }
 }
 
-fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a Value> {
-    call.inputs.get(name).filter(|v| !v.expose().is_empty())
-}
+use crate::inputs::input;
 
+/// A required input's text.
 fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a str, ProviderError> {
-    input(call, name).map(Value::expose).ok_or_else(|| {
-        ProviderError::permanent(format!("step {}: input `{name}` is missing", call.step.id))
-    })
+    crate::inputs::required(call, name).map(Value::expose)
 }
 
 /// A narrowing input (a secret id to act on or to spare): absent means "not narrowed";
