@@ -5,6 +5,7 @@
 
 mod batch;
 pub mod fingerprint;
+mod history;
 pub mod provider;
 pub mod run;
 pub mod sim;

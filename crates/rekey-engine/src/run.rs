@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::batch::{BatchTask, Gathering};
 use crate::fingerprint::Fingerprinter;
+use crate::history;
 use crate::provider::{
     Call, ErrorKind, OPERATOR_INPUT, Provider, ProviderError, Reconciled, Reports, Value, Values,
     plain_json,
@@ -846,8 +847,11 @@ impl Engine {
         drop(slots);
         let _ = writer_task.await;
 
-        // 4. The run's verdict.
+        // 4. The run's verdict, and the history of every credential whose part ended.
         let (status, message) = ex.verdict(plan);
+        let events = self.store.audit_events(Some(run_id)).await?;
+        let rows = history::rotations(run_id, plan, self.simulated, &ex.outcomes(plan), &events);
+        self.store.record_rotations(&rows).await?;
         let mut audit = self.audit(run_id, None, None, "run_finished", status.as_str());
         audit.detail.clone_from(&message);
         self.store
@@ -2466,6 +2470,29 @@ impl Exec {
             }
         }
         (status, (!problems.is_empty()).then(|| problems.join("; ")))
+    }
+
+    /// How each credential's part ended, for the history (`None`: not ended: paused, blocked).
+    fn outcomes(&self, plan: &Plan) -> Vec<Option<&'static str>> {
+        use rekey_store::history::outcome;
+        plan.credentials
+            .iter()
+            .enumerate()
+            .map(|(c, cred)| match self.cred[c] {
+                CredState::Active
+                    if cred
+                        .steps
+                        .iter()
+                        .all(|&s| self.state[s as usize] == StepState::Succeeded) =>
+                {
+                    Some(outcome::ROTATED)
+                }
+                CredState::RolledBack => Some(outcome::ROLLED_BACK),
+                CredState::NeedsOperator | CredState::Halting => Some(outcome::NEEDS_OPERATOR),
+                CredState::UndoFailed => Some(outcome::UNDO_FAILED),
+                CredState::Active | CredState::Paused => None,
+            })
+            .collect()
     }
 
     /// The `rotate_with` helper (or a helper of it, transitively) that credential `c` waits for

@@ -99,6 +99,20 @@ pub enum Effect {
     Human,
 }
 
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Create => "create",
+            Self::Write => "write",
+            Self::Disable => "disable",
+            Self::Delete => "delete",
+            Self::Verify => "verify",
+            Self::Human => "human",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Param {
     pub name: &'static str,

@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 use tokio::sync::Mutex;
 
 pub use audit::{AuditDraft, AuditEvent, AuditProblem, ChainKey, Verification};
+pub use history::{CredentialHistory, Rotation, StepCost, StepTiming};
 pub use lease::{LEASE_TTL, Lease, LeaseHolder, TakeOver};
 pub use state::{IllegalTransition, RunStatus, StepEvent, StepState};
 
@@ -1210,4 +1211,5 @@ pub fn redact_url(url: &str) -> String {
 }
 
 // After the macros it uses.
+pub mod history;
 mod lease;

@@ -1,0 +1,181 @@
+//! The scorecard: how much of the inventory is rotated and drilled, how long rotations take per
+//! kind, and how long an incident over the whole inventory would take (time-to-safe).
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use rekey_spec::Inventory;
+use rekey_store::{CredentialHistory, Rotation};
+use serde::Serialize;
+
+/// Bumped when the JSON shape changes incompatibly.
+pub const SCORECARD_FORMAT: u32 = 1;
+
+/// Rotations within this many days count as recent.
+pub const RECENT_DAYS: i64 = 90;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scorecard {
+    pub format: u32,
+    pub today: Date,
+    pub credentials: usize,
+    /// Credentials rotated for real within [`RECENT_DAYS`] (inventory date or history).
+    pub rotated_recently: usize,
+    /// `rotated_recently / credentials`, 0 for an empty inventory.
+    pub rotated_share: f64,
+    /// Past their `policy.max_age_days`.
+    pub overdue: Vec<String>,
+    /// Never rotated by rekey, not even in a rehearsal.
+    pub never_drilled: Vec<String>,
+    /// Whose most recent run did not rotate them: `(credential, run, outcome)`.
+    pub last_drill_failed: Vec<(String, String, String)>,
+    pub kinds: Vec<KindStats>,
+    pub time_to_safe: Option<TimeToSafeEstimate>,
+}
+
+/// Per credential kind, over its successful rotations in the history.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindStats {
+    pub kind: String,
+    pub credentials: usize,
+    pub rotations: usize,
+    pub median_ms: Option<i64>,
+    /// Rotations that waited for a person.
+    pub needed_human: usize,
+    /// Median wait for a person, over the rotations that waited.
+    pub median_human_ms: Option<i64>,
+}
+
+/// "If every credential were exposed now": the estimate, in a shape for reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeToSafeEstimate {
+    pub disabled_after_s: Option<f64>,
+    pub replaced_after_s: Option<f64>,
+    pub cleaned_after_s: Option<f64>,
+    /// One sentence: "all exposed credentials disabled after …; the long pole is …".
+    pub summary: String,
+    pub long_pole: Option<Pole>,
+    /// The credentials that finish last, latest first.
+    pub dominant: Vec<Pole>,
+    /// Actions whose durations were measured in history, and those that used defaults.
+    pub measured_actions: usize,
+    pub default_actions: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pole {
+    pub credential: String,
+    pub kind: String,
+    pub done_after_s: f64,
+    /// Why it takes that long: manual steps, rate limits, `rotate_with` chains.
+    pub why: String,
+}
+
+/// The civil date (in this machine's time zone) of a history timestamp.
+fn date(ts: jiff::Timestamp) -> Date {
+    ts.to_zoned(TimeZone::system()).date()
+}
+
+/// Moves each credential's `last_rotated` forward to its last successful rotation in the
+/// history, so the due column, drill selection and lint see what rekey did without anyone
+/// editing YAML. Rehearsals (`--simulate`) count only when `simulated` is set: a rehearsal must
+/// never make a real overdue credential look rotated.
+pub fn apply_history(
+    inv: &mut Inventory,
+    history: &BTreeMap<String, CredentialHistory>,
+    simulated: bool,
+) {
+    for c in &mut inv.credentials {
+        let Some(h) = history.get(&c.id) else {
+            continue;
+        };
+        let last = if simulated {
+            h.last_rotated_or_simulated
+        } else {
+            h.last_rotated
+        };
+        if let Some(d) = last.map(date) {
+            c.last_rotated = Some(c.last_rotated.map_or(d, |x| x.max(d)));
+        }
+    }
+}
+
+fn median(mut v: Vec<i64>) -> Option<i64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    Some(v[v.len() / 2])
+}
+
+/// The scorecard of `inv` (with history already applied, real rotations only) and `rows`.
+pub fn compute(
+    inv: &Inventory,
+    rows: &[Rotation],
+    today: Date,
+    time_to_safe: Option<TimeToSafeEstimate>,
+) -> Scorecard {
+    let history = rekey_store::history::by_credential(rows);
+    let recent = |c: &rekey_spec::Credential| c.age_days(today).is_some_and(|a| a <= RECENT_DAYS);
+    let rotated_recently = inv.credentials.iter().filter(|c| recent(c)).count();
+    let mut kinds: BTreeMap<&str, (usize, Vec<i64>, Vec<i64>)> = BTreeMap::new();
+    for c in &inv.credentials {
+        kinds.entry(c.kind.as_str()).or_default().0 += 1;
+    }
+    for r in rows.iter().filter(|r| r.rotated()) {
+        let k = kinds.entry(r.kind.as_str()).or_default();
+        k.1.push(r.duration_ms);
+        if r.human_ms > 0 {
+            k.2.push(r.human_ms);
+        }
+    }
+    Scorecard {
+        format: SCORECARD_FORMAT,
+        today,
+        credentials: inv.credentials.len(),
+        rotated_recently,
+        #[allow(clippy::cast_precision_loss)] // counts, far below 2^52
+        rotated_share: if inv.credentials.is_empty() {
+            0.0
+        } else {
+            rotated_recently as f64 / inv.credentials.len() as f64
+        },
+        overdue: inv
+            .credentials
+            .iter()
+            .filter(|c| c.policy.is_some() && c.is_due(today))
+            .map(|c| c.id.clone())
+            .collect(),
+        never_drilled: inv
+            .credentials
+            .iter()
+            .filter(|c| {
+                history
+                    .get(&c.id)
+                    .is_none_or(|h| h.last_rotated_or_simulated.is_none())
+            })
+            .map(|c| c.id.clone())
+            .collect(),
+        last_drill_failed: inv
+            .credentials
+            .iter()
+            .filter_map(|c| {
+                let last = history.get(&c.id)?.last.as_ref()?;
+                (!last.rotated()).then(|| (c.id.clone(), last.run_id.clone(), last.outcome.clone()))
+            })
+            .collect(),
+        kinds: kinds
+            .into_iter()
+            .map(|(kind, (credentials, times, human))| KindStats {
+                kind: kind.to_owned(),
+                credentials,
+                rotations: times.len(),
+                median_ms: median(times),
+                needed_human: human.len(),
+                median_human_ms: median(human),
+            })
+            .collect(),
+        time_to_safe,
+    }
+}
