@@ -11,3 +11,6 @@ pub mod scorecard;
 
 pub use model::{CredentialReport, Evidence, RunReport, StepReport, Summary, TimeToSafe, gather};
 pub use scorecard::{KindStats, Pole, Scorecard, TimeToSafeEstimate};
+mod pending;
+pub use pending::{estimate, html, markdown};
+pub use scorecard::text as scorecard_text;

@@ -32,6 +32,8 @@ pub struct Scorecard {
     pub last_drill_failed: Vec<(String, String, String)>,
     pub kinds: Vec<KindStats>,
     pub time_to_safe: Option<TimeToSafeEstimate>,
+    /// Why there is no estimate (the whole inventory does not plan as an incident).
+    pub time_to_safe_note: Option<String>,
 }
 
 /// Per credential kind, over its successful rotations in the history.
@@ -114,7 +116,7 @@ pub fn compute(
     inv: &Inventory,
     rows: &[Rotation],
     today: Date,
-    time_to_safe: Option<TimeToSafeEstimate>,
+    time_to_safe: Result<TimeToSafeEstimate, String>,
 ) -> Scorecard {
     let history = rekey_store::history::by_credential(rows);
     let recent = |c: &rekey_spec::Credential| c.age_days(today).is_some_and(|a| a <= RECENT_DAYS);
@@ -176,6 +178,110 @@ pub fn compute(
                 median_human_ms: median(human),
             })
             .collect(),
-        time_to_safe,
+        time_to_safe_note: time_to_safe.as_ref().err().cloned(),
+        time_to_safe: time_to_safe.ok(),
     }
+}
+
+/// `1.2 s`, `4m 05s`, `1h 02m`: durations for people.
+pub fn human_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1_000 {
+        return format!("{ms} ms");
+    }
+    let s = ms / 1_000;
+    if s < 60 {
+        return format!("{}.{} s", s, (ms % 1_000) / 100);
+    }
+    if s < 3_600 {
+        return format!("{}m {:02}s", s / 60, s % 60);
+    }
+    format!("{}h {:02}m", s / 3_600, (s % 3_600) / 60)
+}
+
+/// Seconds (as the JSON carries them) for people.
+pub fn human_secs(s: f64) -> String {
+    // Whole milliseconds: the figures come from millisecond timestamps.
+    #[allow(clippy::cast_possible_truncation)]
+    human_duration((s * 1000.0).round() as i64)
+}
+
+/// The scorecard for a terminal.
+pub fn text(card: &Scorecard) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let list = |ids: &[String]| {
+        if ids.len() <= 8 {
+            ids.join(", ")
+        } else {
+            format!("{}, … ({} more)", ids[..8].join(", "), ids.len() - 8)
+        }
+    };
+    let _ = writeln!(
+        t,
+        "scorecard of {} credential(s), {}",
+        card.credentials, card.today
+    );
+    let _ = writeln!(
+        t,
+        "  rotated in the last {RECENT_DAYS} days: {} ({:.0} %)",
+        card.rotated_recently,
+        card.rotated_share * 100.0
+    );
+    let _ = writeln!(t, "  overdue: {}", card.overdue.len());
+    if !card.overdue.is_empty() {
+        let _ = writeln!(t, "    {}", list(&card.overdue));
+    }
+    let _ = writeln!(t, "  never drilled: {}", card.never_drilled.len());
+    if !card.never_drilled.is_empty() {
+        let _ = writeln!(t, "    {}", list(&card.never_drilled));
+    }
+    for (id, run, outcome) in &card.last_drill_failed {
+        let _ = writeln!(t, "  last drill failed: {id} ({outcome} in {run})");
+    }
+    let _ = writeln!(
+        t,
+        "\n  {:<28} {:>5} {:>9} {:>11} {:>12} {:>12}",
+        "KIND", "CREDS", "ROTATIONS", "MEDIAN", "NEEDED HUMAN", "HUMAN WAIT"
+    );
+    for k in &card.kinds {
+        let _ = writeln!(
+            t,
+            "  {:<28} {:>5} {:>9} {:>11} {:>12} {:>12}",
+            k.kind,
+            k.credentials,
+            k.rotations,
+            k.median_ms.map_or_else(|| "-".into(), human_duration),
+            k.needed_human,
+            k.median_human_ms.map_or_else(|| "-".into(), human_duration),
+        );
+    }
+    match &card.time_to_safe {
+        Some(e) => {
+            let _ = writeln!(t, "\ntime-to-safe if every credential were exposed now:");
+            let _ = writeln!(t, "  {}", e.summary);
+            for p in &e.dominant {
+                let _ = writeln!(
+                    t,
+                    "  {:<28} done after {:>10}  {}",
+                    p.credential,
+                    human_secs(p.done_after_s),
+                    p.why
+                );
+            }
+            let _ = writeln!(
+                t,
+                "  ({} action(s) timed from history, {} from documented defaults)",
+                e.measured_actions, e.default_actions
+            );
+        }
+        None => {
+            let _ = writeln!(
+                t,
+                "\ntime-to-safe: {}",
+                card.time_to_safe_note.as_deref().unwrap_or("not estimated")
+            );
+        }
+    }
+    t
 }

@@ -60,6 +60,14 @@ pub(crate) enum Command {
     Resume(ResumeArgs),
     /// Runs, or the per-step state of one run.
     Status(StatusArgs),
+    /// Quarterly practice: rotate what is due (or a sample), rotate first, and write the
+    /// evidence (exit 3 when paused for an operator).
+    Drill(DrillArgs),
+    /// The report of any past run (drill or incident): Markdown, HTML or JSON.
+    Report(ReportArgs),
+    /// Drill coverage, rotation times per kind, and how long an incident over the whole
+    /// inventory would take (time-to-safe).
+    Scorecard(ScorecardArgs),
     /// Give up on a run: release its credentials for another run (nothing is undone).
     Abandon(AbandonArgs),
     /// The hash-chained audit log.
@@ -154,6 +162,92 @@ pub(crate) struct RunArgs {
     pub(crate) sim: SimArgs,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct DrillArgs {
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
+    /// Every credential past its `policy.max_age_days` (with --within, also those due soon).
+    #[arg(long, conflicts_with_all = ["sample", "credentials", "services", "kinds"])]
+    pub(crate) due: bool,
+    /// With --due: also the credentials that fall due within this many days.
+    #[arg(long, value_name = "DAYS", requires = "due")]
+    pub(crate) within: Option<u32>,
+    /// N credentials chosen at random, at least one of each kind when N allows (--seed S
+    /// repeats a choice).
+    #[arg(long, value_name = "N", conflicts_with_all = ["credentials", "services", "kinds"])]
+    pub(crate) sample: Option<usize>,
+    /// Write the report when the run ends, paused or not: PATH.md, PATH.html or PATH.json.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) report: Option<PathBuf>,
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// The audit reason (default: drill-DATE-ID).
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// Steps in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    /// Steps in flight at once per provider.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) per_provider: usize,
+    #[command(flatten)]
+    pub(crate) retry: RetryArgs,
+    #[command(flatten)]
+    pub(crate) sim: SimArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    pub(crate) run_id: String,
+    /// Write to PATH instead of standard output; the format follows its extension (.md,
+    /// .html, .json) unless --format says otherwise.
+    #[arg(long, short, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<ReportFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    Markdown,
+    Html,
+    Json,
+}
+
+impl ReportFormat {
+    /// The format a report path asks for, by its extension.
+    pub(crate) fn of_path(path: &std::path::Path) -> Result<Self, String> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("md" | "markdown") => Ok(Self::Markdown),
+            Some("html" | "htm") => Ok(Self::Html),
+            Some("json") => Ok(Self::Json),
+            _ => Err(format!(
+                "{}: expected a report path ending in .md, .html or .json",
+                path.display()
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScorecardArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Steps in flight at once, as the incident would run (for time-to-safe).
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    /// Steps in flight at once per provider, as the incident would run.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) per_provider: usize,
+}
+
 /// Rehearsal: every provider call replaced by a deterministic simulated one.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct SimArgs {
@@ -166,9 +260,9 @@ pub(crate) struct SimArgs {
     /// Probability that a simulated call fails transiently (retried).
     #[arg(long, default_value_t = 0.0, requires = "simulate")]
     pub(crate) fail_rate: f64,
-    /// Seed of the simulated failures.
-    #[arg(long, default_value_t = 0, requires = "simulate")]
-    pub(crate) seed: u64,
+    /// Seed of the simulated failures (and of `drill --sample`'s choice).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
     /// Make this plan step fail permanently (failure injection; repeatable).
     #[arg(
         long = "sim-fail",

@@ -12,7 +12,7 @@ use rekey_spec::{Inventory, Mode};
 use rekey_store::Store;
 use serde::Serialize;
 
-use super::run::{confirm, options_from, start_run};
+use super::run::{check_sim, confirm, options_from, start_run};
 use super::state;
 use crate::cli::{Global, IncidentArgs, IndexArgs, WhoUsesArgs};
 use crate::report::{Failure, stdout_color};
@@ -363,6 +363,7 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
         eprintln!("nothing to execute: no credential is exposed");
         return incomplete(&unreadable);
     };
+    check_sim(&args.sim, false)?;
     confirm(&plan, args.yes)?;
     let reason = args.reason.clone().unwrap_or_else(|| subject.id.clone());
     let options = options_from(

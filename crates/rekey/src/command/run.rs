@@ -408,13 +408,31 @@ pub(crate) fn options_from(
         simulate: sim.simulate,
         latency_ms: sim.latency,
         fail_rate: sim.fail_rate,
-        seed: sim.seed,
+        seed: sim.seed.unwrap_or(0),
         fail_steps: sim.fail_steps.clone(),
         sim_ledger: sim.sim_ledger.as_ref().map(|p| p.display().to_string()),
         concurrency,
         per_provider,
         reason,
     }
+}
+
+/// Flags of a rehearsal that make no sense alone. `--seed` also seeds `drill --sample`, so
+/// the drill allows it without `--simulate`.
+pub(crate) fn check_sim(sim: &SimArgs, seed_alone: bool) -> Result<(), Failure> {
+    let bad = |message: &str| {
+        Err(Failure::Exit {
+            code: 2,
+            message: format!("error: {message}"),
+        })
+    };
+    if !(0.0..=1.0).contains(&sim.fail_rate) {
+        return bad("--fail-rate is a probability between 0 and 1");
+    }
+    if sim.seed.is_some() && !sim.simulate && !seed_alone {
+        return bad("--seed seeds simulated failures: it needs --simulate");
+    }
+    Ok(())
 }
 
 /// Runs `plan` as a new run to its end (or a pause nobody answered): the engine, its
@@ -427,6 +445,22 @@ pub(crate) async fn start_run(
     options: &RunOptions,
     banner: impl FnOnce(&str) -> String,
 ) -> Result<(), Failure> {
+    let run_id = rekey_engine::new_run_id();
+    let result = start_run_as(global, Arc::clone(&store), plan, options, &run_id, banner).await;
+    store.close().await;
+    outcome(&result?)
+}
+
+/// [`start_run`] as run `run_id`, returning how it ended (or why it could not start); the
+/// store stays open for what the caller reads next (a drill's report).
+pub(crate) async fn start_run_as(
+    global: &Global,
+    store: Arc<rekey_store::Store>,
+    plan: &Plan,
+    options: &RunOptions,
+    run_id: &str,
+    banner: impl FnOnce(&str) -> String,
+) -> Result<RunOutcome, Failure> {
     let ids: Vec<String> = plan.credentials.iter().map(|c| c.id.clone()).collect();
     let engine = engine(
         global,
@@ -438,24 +472,17 @@ pub(crate) async fn start_run(
     )
     .await?;
     engine.check(plan).map_err(engine_error)?;
-    let run_id = rekey_engine::new_run_id();
-    eprintln!("{}", banner(&run_id));
+    eprintln!("{}", banner(run_id));
     let options_json = serde_json::to_string(options).expect("options serialize");
-    let result = match engine.start(plan, &run_id, &options_json).await {
+    let result = match engine.start(plan, run_id, &options_json).await {
         Ok(o) => ask_operator(&engine, plan, o).await,
         Err(e) => Err(engine_error(e)),
     };
-    engine.store.close().await;
-    outcome(&result?)
+    result
 }
 
 pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
-    if !(0.0..=1.0).contains(&args.sim.fail_rate) {
-        return Err(Failure::Exit {
-            code: 2,
-            message: "error: --fail-rate is a probability between 0 and 1".into(),
-        });
-    }
+    check_sim(&args.sim, false)?;
     let (inventory, runbooks) = super::load(global)?;
     let selection = args.selection.to_selection();
     let plan = rekey_plan::compile(&PlanRequest {
