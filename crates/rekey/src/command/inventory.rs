@@ -22,12 +22,26 @@ struct Row<'a> {
     present_on: &'a [String],
     rotate_with: Option<&'a str>,
     consumers: Vec<String>,
+    /// The credential's most recent run, if rekey ever rotated it (or tried).
+    last_run: Option<LastRun<'a>>,
+}
+
+#[derive(Serialize)]
+struct LastRun<'a> {
+    run: &'a str,
+    mode: &'a str,
+    simulated: bool,
+    outcome: &'a str,
+    finished_at: String,
 }
 
 pub(crate) fn run(global: &Global, args: &InventoryArgs) -> Result<(), Failure> {
     let InventoryCommand::List { json } = args.command;
-    let inventory = super::load_inventory(global)?;
+    let mut inventory = super::load_inventory(global)?;
     let today = super::today(global);
+    // What rekey rotated for real counts as the last rotation, without editing YAML.
+    let history = super::state::history_if_any(global)?;
+    rekey_report::scorecard::apply_history(&mut inventory, &history, false);
     let rows: Vec<Row<'_>> = inventory
         .credentials
         .iter()
@@ -48,6 +62,16 @@ pub(crate) fn run(global: &Global, args: &InventoryArgs) -> Result<(), Failure> 
                 .iter()
                 .map(rekey_spec::Consumer::label)
                 .collect(),
+            last_run: history
+                .get(&c.id)
+                .and_then(|h| h.last.as_ref())
+                .map(|r| LastRun {
+                    run: &r.run_id,
+                    mode: &r.mode,
+                    simulated: r.simulated,
+                    outcome: &r.outcome,
+                    finished_at: r.finished_at.to_string(),
+                }),
         })
         .collect();
     let mut out = anstream::stdout().lock();

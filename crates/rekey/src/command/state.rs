@@ -1,6 +1,6 @@
 //! What the stateful commands share: the runtime, the store, the actor, the fingerprint key.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -45,6 +45,26 @@ pub(crate) async fn open_store(global: &Global) -> anyhow::Result<Arc<Store>> {
             .map_err(|e| e.to_string())
     });
     Ok(Arc::new(store))
+}
+
+/// The rotation history per credential, or nothing when no `SQLite` state database exists yet
+/// (a read-only command does not create one).
+pub(crate) fn history_if_any(
+    global: &Global,
+) -> anyhow::Result<std::collections::BTreeMap<String, rekey_store::CredentialHistory>> {
+    let url = &global.database_url;
+    if !is_postgres(url) && !Path::new(url.strip_prefix("sqlite://").unwrap_or(url)).exists() {
+        return Ok(std::collections::BTreeMap::new());
+    }
+    runtime()?.block_on(async {
+        let store = open_store(global).await?;
+        let rows = store
+            .rotations()
+            .await
+            .context("cannot read the rotation history")?;
+        store.close().await;
+        Ok(rekey_store::history::by_credential(&rows))
+    })
 }
 
 fn is_postgres(url: &str) -> bool {

@@ -3,6 +3,7 @@
 mod batching;
 mod cli;
 mod diagnostics;
+mod drills;
 mod engine;
 mod harness;
 mod incident;
