@@ -6,9 +6,16 @@
 //! last quarter is the same as the one printed when it ended. Nothing here ever holds a secret:
 //! the store keeps none, and fingerprints are keyed HMACs.
 
+pub mod html;
+pub mod markdown;
 pub mod model;
 pub mod scorecard;
 
+#[cfg(test)]
+mod fixture;
+
+pub use html::html;
+pub use markdown::markdown;
 pub use model::{CredentialReport, Evidence, RunReport, StepReport, Summary, TimeToSafe, gather};
 pub use scorecard::{KindStats, Pole, Scorecard, TimeToSafeEstimate};
 mod pending;
