@@ -16,8 +16,11 @@ mod fixture;
 
 pub use html::html;
 pub use markdown::markdown;
-pub use model::{CredentialReport, Evidence, RunReport, StepReport, Summary, TimeToSafe, gather};
+pub use model::{
+    CredentialReport, Evidence, FailureReport, RunReport, RunSummary, StepReport, Summary,
+    TimeToSafe, gather,
+};
 pub use scorecard::{KindStats, Pole, Scorecard, TimeToSafeEstimate};
 mod pending;
-pub use pending::{estimate, html, markdown};
+pub use pending::estimate;
 pub use scorecard::text as scorecard_text;

@@ -1,14 +1,8 @@
 //! TEMPORARY (this session): replaced by the estimator and the renderers when their branches merge.
-use crate::{RunReport, TimeToSafeEstimate};
+use crate::TimeToSafeEstimate;
 use rekey_spec::{Inventory, Runbooks};
 use rekey_store::Rotation;
 
-pub fn markdown(r: &RunReport) -> String {
-    serde_json::to_string_pretty(r).unwrap_or_default()
-}
-pub fn html(r: &RunReport) -> String {
-    serde_json::to_string_pretty(r).unwrap_or_default()
-}
 pub mod estimate {
     use super::{Inventory, Rotation, Runbooks, TimeToSafeEstimate};
     pub fn time_to_safe(
