@@ -5,6 +5,7 @@
 //! Steps are kept in a topological order; `edges` say which step waits for which.
 
 mod compile;
+pub mod estimate;
 mod render;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use rekey_spec::template::Template;
 use serde::{Deserialize, Serialize};
 
 pub use compile::{PlanError, PlanRequest, Refusal, Selection, compile};
+pub use estimate::{Estimate, Limits, StepCost, default_cost, estimate};
 pub use render::{render_dot, render_json, render_mermaid, render_text, write_json};
 
 /// Bumped when the stored plan's shape changes, so an old run is not misread.
