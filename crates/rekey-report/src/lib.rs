@@ -6,6 +6,7 @@
 //! last quarter is the same as the one printed when it ended. Nothing here ever holds a secret:
 //! the store keeps none, and fingerprints are keyed HMACs.
 
+pub mod estimate;
 pub mod html;
 pub mod markdown;
 pub mod model;
@@ -20,7 +21,5 @@ pub use model::{
     CredentialReport, Evidence, FailureReport, RunReport, RunSummary, StepReport, Summary,
     TimeToSafe, gather,
 };
-pub use scorecard::{KindStats, Pole, Scorecard, TimeToSafeEstimate};
-mod pending;
-pub use pending::estimate;
 pub use scorecard::text as scorecard_text;
+pub use scorecard::{KindStats, Pole, Scorecard, TimeToSafeEstimate};
