@@ -20,3 +20,4 @@ mod real_oauth;
 mod real_postgres;
 mod retries;
 mod runs;
+mod workflows;
