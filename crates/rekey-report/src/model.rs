@@ -149,15 +149,31 @@ pub async fn gather(store: &Store, run_id: &str) -> Result<RunReport, StoreError
     })?;
     let steps = store.steps(run_id).await?;
     let events = store.audit_events(Some(run_id)).await?;
-    Ok(build(&run, &plan, &steps, &events, Timestamp::now()))
+    let outcomes = store
+        .rotations_of_run(run_id)
+        .await?
+        .into_iter()
+        .map(|r| (r.credential, r.outcome))
+        .collect();
+    Ok(build(
+        &run,
+        &plan,
+        &steps,
+        &events,
+        &outcomes,
+        Timestamp::now(),
+    ))
 }
 
-/// The report from what [`gather`] read; pure, for tests.
+/// The report from what [`gather`] read; pure, for tests. `outcomes` are the engine's
+/// verdicts per credential as the history recorded them (a rollback leaves its failed step
+/// `failed`, so the step states alone cannot tell it from a stop past the point of no return).
 pub fn build(
     run: &RunRecord,
     plan: &Plan,
     rows: &[StepRecord],
     events: &[AuditEvent],
+    outcomes: &HashMap<String, String>,
     now: Timestamp,
 ) -> RunReport {
     let timings = step_timings(events);
@@ -206,7 +222,11 @@ pub fn build(
                         .filter(|_| state != StepState::Succeeded)
                 });
             if failure.is_none()
-                && matches!(state, StepState::Failed | StepState::UndoFailed)
+                // A rollback undoes the failed step too: its error stays on the row.
+                && matches!(
+                    state,
+                    StepState::Failed | StepState::UndoFailed | StepState::Undone
+                )
                 && let Some(e) = &error
             {
                 failure = Some(FailureReport {
@@ -234,7 +254,13 @@ pub fn build(
                 error,
             });
         }
-        let outcome = credential_outcome(&steps);
+        let outcome = match outcomes.get(&cred.id).map(String::as_str) {
+            Some(outcome::ROTATED) => outcome::ROTATED,
+            Some(outcome::ROLLED_BACK) => outcome::ROLLED_BACK,
+            Some(outcome::UNDO_FAILED) => outcome::UNDO_FAILED,
+            Some(outcome::NEEDS_OPERATOR) => outcome::NEEDS_OPERATOR,
+            _ => credential_outcome(&steps),
+        };
         let start_ms = steps.iter().filter_map(|s| s.start_ms).min();
         let end_ms = steps.iter().filter_map(|s| s.end_ms).max();
         let duration_ms = start_ms.zip(end_ms).map(|(a, b)| b - a);
@@ -316,10 +342,10 @@ fn credential_outcome(steps: &[StepReport]) -> &'static str {
         outcome::ROTATED
     } else if any("undo_failed") {
         outcome::UNDO_FAILED
-    } else if any("failed") || any("undo_started") {
-        outcome::NEEDS_OPERATOR
     } else if any("undone") {
         outcome::ROLLED_BACK
+    } else if any("failed") || any("undo_started") {
+        outcome::NEEDS_OPERATOR
     } else if any("waiting_for_operator") {
         "waiting"
     } else if steps.iter().any(|s| s.state != "pending") {

@@ -189,9 +189,18 @@ impl Store {
 
     /// Every recorded row, oldest first.
     pub async fn rotations(&self) -> Result<Vec<Rotation>> {
-        let sql = "SELECT run_id, credential, kind, mode, simulated, outcome, started_at, finished_at, duration_ms, human_ms, steps_json FROM rotations ORDER BY finished_at, run_id, credential";
+        self.rotations_where(None).await
+    }
+
+    /// The rows of one run.
+    pub async fn rotations_of_run(&self, run_id: &str) -> Result<Vec<Rotation>> {
+        self.rotations_where(Some(run_id)).await
+    }
+
+    async fn rotations_where(&self, run_id: Option<&str>) -> Result<Vec<Rotation>> {
+        let sql = "SELECT run_id, credential, kind, mode, simulated, outcome, started_at, finished_at, duration_ms, human_ms, steps_json FROM rotations WHERE ($1 IS NULL OR run_id = $1) ORDER BY finished_at, run_id, credential";
         with_pool!(self, p => {
-            sqlx::query(sql).fetch_all(p).await?.iter().map(|r| {
+            sqlx::query(sql).bind(run_id).fetch_all(p).await?.iter().map(|r| {
                 let ts = |col: &str| -> Result<Timestamp> {
                     let s: String = r.try_get(col)?;
                     s.parse().map_err(|e| StoreError::Corrupt(format!("rotations.{col} `{s}`: {e}")))

@@ -6,18 +6,33 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use rekey_spec::lint::{Finding, RULES, Severity};
+use rekey_spec::lint::{DrillRecord, Finding, RULES, Severity};
 use serde_json::json;
 
 use crate::cli::{Global, LintArgs, LintFormat};
 use crate::report::Failure;
 
 pub(crate) fn run(global: &Global, args: &LintArgs) -> Result<(), Failure> {
-    let inventory = super::load_inventory(global)?;
-    // TODO(history): fill from the state database's rotation history (`rotations`, per
-    // credential its latest run and outcome and last success), opened with
-    // `super::state::open_store(global)`; empty, every credential is `never-drilled`.
-    let history = BTreeMap::new();
+    let mut inventory = super::load_inventory(global)?;
+    // What rekey rotated counts: for `overdue` (real rotations only), and for `never-drilled`
+    // and `last-drill-failed` (rehearsals are drills too).
+    let recorded = super::state::history_if_any(global)?;
+    rekey_report::scorecard::apply_history(&mut inventory, &recorded, false);
+    let history: BTreeMap<String, DrillRecord> = recorded
+        .into_iter()
+        .filter_map(|(id, h)| {
+            let last = h.last?;
+            Some((
+                id,
+                DrillRecord {
+                    last_success: h.last_rotated_or_simulated,
+                    last_outcome: last.outcome,
+                    last_run: last.run_id,
+                    simulated: last.simulated,
+                },
+            ))
+        })
+        .collect();
     let findings = rekey_spec::lint::lint(&inventory, super::today(global), &history);
     let format = if args.json {
         LintFormat::Json

@@ -252,3 +252,88 @@ fn copy(from: &Workspace, to: &Workspace) {
         std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
     }
 }
+
+/// Rules of `rekey lint` that read the history: drilled credentials are no longer
+/// `never-drilled`, and one whose last drill failed is `last-drill-failed`, naming the run.
+#[test]
+fn lint_reads_the_drill_history() {
+    let ws = Workspace::example();
+    let findings = |ws: &Workspace| -> Vec<(String, String)> {
+        let r = ws.rekey(&["lint", "--json"], ENV);
+        assert!(matches!(r.code, Some(0 | 1)), "{}", r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_owned(),
+                    f["id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let before = findings(&ws);
+    assert!(before.contains(&("never-drilled".into(), "pg-web-app".into())));
+
+    ws.rekey(
+        &["drill", "--credential", "pg-web-app", "--simulate", "--yes"],
+        ENV,
+    )
+    .ok("drill pg-web-app");
+    // A drill of aws-deploy-web whose mint fails for good: nothing irreversible ran, rolled back.
+    let plan = json(
+        &ws.rekey(
+            &["plan", "--credential", "aws-deploy-web", "--format", "json"],
+            ENV,
+        ),
+        "plan",
+    );
+    let mint = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["phase"] == "mint")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = ws.rekey(
+        &[
+            "drill",
+            "--credential",
+            "aws-deploy-web",
+            "--simulate",
+            "--yes",
+            "--sim-fail",
+            &mint,
+        ],
+        ENV,
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let failed_run = ws.run_ids(ENV).remove(0);
+
+    let after = findings(&ws);
+    assert!(
+        !after.contains(&("never-drilled".into(), "pg-web-app".into())),
+        "{after:?}"
+    );
+    assert!(
+        after.contains(&("last-drill-failed".into(), "aws-deploy-web".into())),
+        "{after:?}"
+    );
+    let text = ws.rekey(&["lint"], ENV);
+    assert!(
+        text.stdout.contains(&failed_run),
+        "the finding does not name the run"
+    );
+    // The failed drill's report says what to do.
+    let report = report_json(&ws, &failed_run);
+    assert_eq!(report["credentials"][0]["outcome"], "rolled_back");
+    assert!(
+        report["credentials"][0]["failure"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("rotate it again")
+    );
+}
