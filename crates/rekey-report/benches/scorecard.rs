@@ -45,9 +45,9 @@ fn inventory(n: usize) -> (Inventory, Runbooks) {
 fn history(inv: &Inventory) -> Vec<Rotation> {
     let end: jiff::Timestamp = "2026-11-20T10:00:00Z".parse().unwrap();
     let mut rows = Vec::new();
-    for (i, c) in inv.credentials.iter().enumerate() {
+    for (i, c) in (0_i64..).zip(&inv.credentials) {
         for q in 0..4_i64 {
-            let finished = end - jiff::SignedDuration::from_hours(24 * 91 * q + (i % 24) as i64);
+            let finished = end - jiff::SignedDuration::from_hours(24 * 91 * q + i % 24);
             let human_ms = if i % 10 == 0 { 600_000 } else { 0 };
             rows.push(Rotation {
                 run_id: format!("run-q{q}"),
@@ -65,7 +65,7 @@ fn history(inv: &Inventory) -> Vec<Rotation> {
                     action: "aws.iam.create_access_key".into(),
                     provider: "aws".into(),
                     effect: "create".into(),
-                    ms: 800 + (i % 7) as i64 * 100,
+                    ms: 800 + (i % 7) * 100,
                     human_ms: 0,
                 }],
             });

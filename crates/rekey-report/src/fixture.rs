@@ -406,6 +406,7 @@ fn scorecard() -> Scorecard {
             measured_actions: 14,
             default_actions: 3,
         }),
+        time_to_safe_note: None,
     }
 }
 

@@ -649,6 +649,13 @@ fn scorecard(out: &mut String, s: &Scorecard) {
         }
         out.push_str("</tbody></table>\n");
     }
+    if let (None, Some(note)) = (&s.time_to_safe, &s.time_to_safe_note) {
+        let _ = writeln!(
+            out,
+            "<h3>Time to safe</h3>\n<p>Not estimated: {}</p>",
+            esc(note)
+        );
+    }
     if let Some(t) = &s.time_to_safe {
         let _ = writeln!(
             out,

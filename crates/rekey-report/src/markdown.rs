@@ -406,6 +406,16 @@ fn scorecard(out: &mut String, s: &Scorecard) {
         out.push('\n');
     }
     let Some(t) = &s.time_to_safe else {
+        if let Some(note) = &s.time_to_safe_note {
+            let _ = writeln!(
+                out,
+                "### Time to safe
+
+Not estimated: {}
+",
+                md_text(note)
+            );
+        }
         return;
     };
     let _ = writeln!(

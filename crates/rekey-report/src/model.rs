@@ -1,6 +1,6 @@
 //! The report of one run, gathered from the store: its stored plan, step rows and audit events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use rekey_plan::{Plan, Strategy};
@@ -173,7 +173,7 @@ pub fn build(
     plan: &Plan,
     rows: &[StepRecord],
     events: &[AuditEvent],
-    outcomes: &HashMap<String, String>,
+    outcomes: &BTreeMap<String, String>,
     now: Timestamp,
 ) -> RunReport {
     let timings = step_timings(events);

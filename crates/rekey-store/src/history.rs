@@ -252,3 +252,86 @@ pub fn by_credential(rows: &[Rotation]) -> BTreeMap<String, CredentialHistory> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditDraft;
+
+    fn ev(seq: i64, at: &str, step: &str, event: &str) -> AuditEvent {
+        AuditEvent {
+            seq,
+            at: format!("2026-12-07T10:00:{at}Z"),
+            draft: AuditDraft {
+                run_id: Some("run-1".into()),
+                actor: "t".into(),
+                reason: None,
+                credential: Some("c".into()),
+                step: Some(step.into()),
+                action: Some("a.b".into()),
+                event: event.into(),
+                outcome: "ok".into(),
+                detail: (event == "step_failed").then(|| "boom".into()),
+                fingerprint: (event == "step_succeeded").then(|| "value=hmac-sha256:k:f".into()),
+                simulated: false,
+            },
+            prev_hash: String::new(),
+            hash: String::new(),
+            chain: 2,
+        }
+    }
+
+    #[test]
+    fn timings_take_waits_for_people_and_retries_apart() {
+        let events = [
+            ev(1, "00", "c/mint", "step_started"),
+            ev(2, "01", "c/mint", "waiting_for_operator"),
+            ev(3, "31", "c/mint", "step_succeeded"),
+            ev(4, "31", "c/verify", "step_started"),
+            ev(5, "33", "c/verify", "step_retry"),
+            ev(6, "40", "c/verify", "step_failed"),
+        ];
+        let t = step_timings(&events);
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].human_ms, t[0].work_ms()), (30_000, Some(1_000)));
+        assert_eq!(t[0].state, "succeeded");
+        assert_eq!(t[0].fingerprint.as_deref(), Some("value=hmac-sha256:k:f"));
+        assert_eq!((t[1].retries, t[1].work_ms()), (1, Some(9_000)));
+        assert_eq!(
+            (t[1].state.as_str(), t[1].error.as_deref()),
+            ("failed", Some("boom"))
+        );
+    }
+
+    #[test]
+    fn a_rehearsal_never_counts_as_a_real_rotation() {
+        let row = |run: &str, simulated: bool, outcome: &str, at: &str| Rotation {
+            run_id: run.into(),
+            credential: "c".into(),
+            kind: "k".into(),
+            mode: "drill".into(),
+            simulated,
+            outcome: outcome.into(),
+            started_at: at.parse().unwrap(),
+            finished_at: at.parse().unwrap(),
+            duration_ms: 0,
+            human_ms: 0,
+            steps: Vec::new(),
+        };
+        let rows = [
+            row("r1", false, outcome::ROTATED, "2026-01-01T00:00:00Z"),
+            row("r2", true, outcome::ROTATED, "2026-06-01T00:00:00Z"),
+            row("r3", false, outcome::ROLLED_BACK, "2026-07-01T00:00:00Z"),
+        ];
+        let h = &by_credential(&rows)["c"];
+        assert_eq!(
+            h.last_rotated,
+            Some("2026-01-01T00:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            h.last_rotated_or_simulated,
+            Some("2026-06-01T00:00:00Z".parse().unwrap())
+        );
+        assert_eq!(h.last.as_ref().unwrap().run_id, "r3");
+    }
+}

@@ -16,7 +16,7 @@ use super::state;
 use crate::cli::{DrillArgs, Global, ReportArgs, ReportFormat, ScorecardArgs};
 use crate::report::{Failure, printable};
 
-fn bad_input(message: String) -> Failure {
+fn bad_input(message: impl std::fmt::Display) -> Failure {
     Failure::Exit {
         code: 2,
         message: format!("error: {message}"),
@@ -56,7 +56,7 @@ fn pick(inv: &Inventory, args: &DrillArgs, today: jiff::civil::Date) -> Result<P
     let sel = args.selection.to_selection();
     if sel.is_all() {
         return Err(bad_input(
-            "say what to drill: --due, --sample N, or --credential/--service/--kind".into(),
+            "say what to drill: --due, --sample N, or --credential/--service/--kind",
         ));
     }
     Ok(Pick::Selection(sel))
@@ -222,16 +222,14 @@ fn write_report(
             serde_json::to_string_pretty(report).map_err(anyhow::Error::from)? + "\n"
         }
     };
-    match path {
-        Some(p) => std::fs::write(p, text)
-            .map_err(|e| bad_input(format!("cannot write the report to {}: {e}", p.display()))),
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .map_err(anyhow::Error::from)?;
-            Ok(())
-        }
+    if let Some(p) = path {
+        return std::fs::write(p, text)
+            .map_err(|e| bad_input(format!("cannot write the report to {}: {e}", p.display())));
     }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .map_err(anyhow::Error::from)?;
+    Ok(())
 }
 
 pub(crate) fn report(global: &Global, args: &ReportArgs) -> Result<(), Failure> {

@@ -474,11 +474,10 @@ pub(crate) async fn start_run_as(
     engine.check(plan).map_err(engine_error)?;
     eprintln!("{}", banner(run_id));
     let options_json = serde_json::to_string(options).expect("options serialize");
-    let result = match engine.start(plan, run_id, &options_json).await {
+    match engine.start(plan, run_id, &options_json).await {
         Ok(o) => ask_operator(&engine, plan, o).await,
         Err(e) => Err(engine_error(e)),
-    };
-    result
+    }
 }
 
 pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {

@@ -9,9 +9,7 @@ use serde_json::Value;
 
 use crate::harness::{Ran, Workspace};
 
-#[path = "../../../../examples/gen_inventory.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod gen_inventory;
+use crate::retries::gen_inventory;
 
 const TODAY: &str = "2026-11-23";
 const ENV: &[(&str, &str)] = &[("REKEY_TODAY", TODAY)];

@@ -13,7 +13,7 @@ use crate::engine::{assert_converged, plan_for, rig};
 
 #[path = "../../../../examples/gen_inventory.rs"]
 #[allow(dead_code, unreachable_pub)]
-mod gen_inventory;
+pub(crate) mod gen_inventory;
 
 /// Audit events of a run whose `event` is `name`.
 async fn events(store: &rekey_store::Store, run: &str, name: &str) -> Vec<rekey_store::AuditEvent> {
