@@ -3,20 +3,19 @@
 
 use std::collections::HashMap;
 
-use rekey_plan::Plan;
-use rekey_store::history::{StepCost, step_timings};
-use rekey_store::{AuditEvent, Rotation};
+use rekey_plan::{Plan, TimeToSafe};
+use rekey_store::history::{StepCost, StepTiming, millis};
+use rekey_store::{Rotation, StepState};
 
 /// Rows for the credentials of `plan` whose outcome is known (`outcomes[c]`, `None` for one
-/// still paused or blocked), timed from `events` (the run's, in chain order).
+/// still paused or blocked), timed from the run's audit events (`timings`).
 pub(crate) fn rotations(
     run_id: &str,
     plan: &Plan,
     simulated: bool,
     outcomes: &[Option<&str>],
-    events: &[AuditEvent],
+    timings: &[StepTiming],
 ) -> Vec<Rotation> {
-    let timings = step_timings(events);
     let by_step: HashMap<&str, _> = timings.iter().map(|t| (t.step.as_str(), t)).collect();
     let mut rows = Vec::new();
     for (c, cred) in plan.credentials.iter().enumerate() {
@@ -59,10 +58,30 @@ pub(crate) fn rotations(
             outcome: outcome.to_owned(),
             started_at: started,
             finished_at: finished,
-            duration_ms: rekey_store::history::millis(started, finished),
+            duration_ms: millis(started, finished),
             human_ms,
             steps,
         });
     }
     rows
+}
+
+/// The run's time-to-safe from its step states and audit timings.
+pub(crate) fn time_to_safe(
+    plan: &Plan,
+    states: &[StepState],
+    timings: &[StepTiming],
+) -> TimeToSafe {
+    let by_step: HashMap<&str, &StepTiming> =
+        timings.iter().map(|t| (t.step.as_str(), t)).collect();
+    let origin = timings.iter().filter_map(|t| t.started_at).min();
+    rekey_plan::time_to_safe(plan, |i| {
+        if states[i] != StepState::Succeeded {
+            return None;
+        }
+        Some(millis(
+            origin?,
+            by_step.get(plan.steps[i].id.as_str())?.ended_at?,
+        ))
+    })
 }

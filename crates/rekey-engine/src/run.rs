@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rekey_plan::{Plan, PlannedStep};
+use rekey_plan::{Plan, PlannedStep, Strategy};
 use rekey_spec::template::{Part, Var};
-use rekey_spec::{Consumer, Effect};
+use rekey_spec::{Consumer, Effect, Phase};
 use rekey_store::{
     AuditDraft, LEASE_TTL, LeaseHolder, NewRun, RunRecord, RunStatus, StepEvent, StepRecord,
     StepState, Store, StoreError, TakeOver, Transition,
@@ -151,6 +151,7 @@ pub struct RunOutcome {
     pub run_id: String,
     pub status: RunStatus,
     pub message: Option<String>,
+    pub time_to_safe: rekey_plan::TimeToSafe,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -715,7 +716,7 @@ impl Engine {
                 gathering.clear();
             }
             let mut blocked = false;
-            while let Some((h, Reverse(i))) = ex.ready.pop() {
+            while let Some((rank, Reverse(i))) = ex.ready.pop() {
                 let c = plan.steps[i].credential as usize;
                 if ex.state[i] != StepState::Pending && ex.state[i] != StepState::WaitingForOperator
                 {
@@ -732,7 +733,7 @@ impl Engine {
                     .take()
                     .or_else(|| Arc::clone(&slots.global).try_acquire_owned().ok())
                 else {
-                    ex.ready.push((h, Reverse(i)));
+                    ex.ready.push((rank, Reverse(i)));
                     blocked = true;
                     break;
                 };
@@ -849,9 +850,15 @@ impl Engine {
 
         // 4. The run's verdict, and the history of every credential whose part ended.
         let (status, message) = ex.verdict(plan);
-        let events = self.store.audit_events(Some(run_id)).await?;
-        let rows = history::rotations(run_id, plan, self.simulated, &ex.outcomes(plan), &events);
+        let timings =
+            rekey_store::history::step_timings(&self.store.audit_events(Some(run_id)).await?);
+        let rows = history::rotations(run_id, plan, self.simulated, &ex.outcomes(plan), &timings);
         self.store.record_rotations(&rows).await?;
+        // How long exposure stayed open, for the summary, `status --json` and the log.
+        let time_to_safe = history::time_to_safe(plan, &ex.state, &timings);
+        let mut audit = self.audit(run_id, None, None, "time_to_safe", "ok");
+        audit.detail = Some(serde_json::to_string(&time_to_safe).expect("figures serialize"));
+        self.store.append_audit(audit).await?;
         let mut audit = self.audit(run_id, None, None, "run_finished", status.as_str());
         audit.detail.clone_from(&message);
         self.store
@@ -867,6 +874,7 @@ impl Engine {
             run_id: run_id.to_owned(),
             status,
             message,
+            time_to_safe,
         })
     }
 
@@ -2183,11 +2191,14 @@ struct Exec {
     deps: Vec<Vec<usize>>,
     dependents: Vec<Vec<usize>>,
     waiting_on: Vec<usize>,
-    /// Ready steps, longest remaining chain first (then plan order): long credentials start
-    /// early, so the run does not end on one slow chain while the other slots sit idle.
-    ready: BinaryHeap<(usize, Reverse<usize>)>,
-    /// Steps on the longest path from each step to the end of the plan.
-    height: Vec<usize>,
+    /// Ready steps: those that close exposure first (the revoke phase of credentials revoked
+    /// first), then longest remaining chain (then plan order): long credentials start early,
+    /// so the run does not end on one slow chain while the other slots sit idle. Spawned in
+    /// this order, revokes also take the (first-come) provider slots first.
+    ready: BinaryHeap<((bool, usize), Reverse<usize>)>,
+    /// Per step, its rank in `ready`: (closes exposure, steps on the longest path from it to
+    /// the end of the plan).
+    rank: Vec<(bool, usize)>,
     cred: Vec<CredState>,
     inflight: Vec<usize>,
     /// Whether the step's call was ever started, in this process or before a crash (the
@@ -2254,7 +2265,17 @@ impl Exec {
             dependents,
             waiting_on: vec![0; n],
             ready: BinaryHeap::new(),
-            height,
+            rank: height
+                .into_iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let step = &plan.steps[i];
+                    let cred = &plan.credentials[step.credential as usize];
+                    let urgent =
+                        step.phase == Phase::Revoke && cred.strategy == Strategy::RevokeFirst;
+                    (urgent, h)
+                })
+                .collect(),
             cred: vec![CredState::Active; plan.credentials.len()],
             inflight: vec![0; plan.credentials.len()],
             tried,
@@ -2274,7 +2295,7 @@ impl Exec {
                     StepState::Pending | StepState::WaitingForOperator
                 )
             {
-                self.ready.push((self.height[i], Reverse(i)));
+                self.ready.push((self.rank[i], Reverse(i)));
             }
         }
     }
@@ -2289,7 +2310,7 @@ impl Exec {
                     StepState::Pending | StepState::WaitingForOperator
                 )
             {
-                self.ready.push((self.height[d], Reverse(d)));
+                self.ready.push((self.rank[d], Reverse(d)));
             }
         }
     }

@@ -572,23 +572,47 @@ fn internal_edges(cp: &CredPlan<'_>, edges: &mut Vec<Edge>) {
         }
     }
     // Phase order: every step of a phase waits for every step of the previous non-empty one.
-    let mut previous: Vec<u32> = Vec::new();
-    for phase in cp.strategy.phases() {
-        let current: Vec<u32> = cp
-            .included
+    // Revoking first, the revoke waits only for the prepare steps it needs: a read-only look
+    // it does not use (forensics: when the old key was last used) must not keep an exposed
+    // value alive; it runs beside the revoke and before the next phase (a cleanup that deletes
+    // the old value must not come before it).
+    let nodes_of = |phase: Phase, keep: &dyn Fn(&Step) -> bool| -> Vec<u32> {
+        cp.included
             .iter()
-            .filter(|s| s.phase == phase)
+            .filter(|s| s.phase == phase && keep(s))
             .filter_map(|s| cp.nodes.get(s.id.as_str()))
             .flatten()
             .map(|&(n, _)| n)
-            .collect();
+            .collect()
+    };
+    let needed = if cp.strategy == Strategy::RevokeFirst {
+        needs_closure(
+            cp.included.iter().filter(|s| s.phase == Phase::Revoke),
+            &included,
+            cp.runbook,
+        )
+    } else {
+        HashSet::new()
+    };
+    let mut previous: Vec<u32> = Vec::new();
+    // Prepare steps the revoke does not need: they wait for the phase after it.
+    let mut deferred: Vec<u32> = Vec::new();
+    for phase in cp.strategy.phases() {
+        let current = nodes_of(phase, &|_| true);
         if current.is_empty() {
             continue;
         }
-        for &from in &previous {
+        let mut from = std::mem::take(&mut deferred);
+        if phase == Phase::Revoke && cp.strategy == Strategy::RevokeFirst {
+            deferred = nodes_of(Phase::Prepare, &|s| !needed.contains(s.id.as_str()));
+            from.extend(previous.iter().filter(|n| !deferred.contains(n)));
+        } else {
+            from.extend(&previous);
+        }
+        for &f in &from {
             for &to in &current {
                 edges.push(Edge {
-                    from,
+                    from: f,
                     to,
                     kind: EdgeKind::Phase,
                 });
@@ -596,6 +620,26 @@ fn internal_edges(cp: &CredPlan<'_>, edges: &mut Vec<Edge>) {
         }
         previous = current;
     }
+}
+
+/// Every step `steps` need, directly or through others (looking through left-out steps).
+fn needs_closure<'a>(
+    steps: impl Iterator<Item = &'a &'a Step>,
+    included: &HashMap<&str, &'a Step>,
+    runbook: &'a Runbook,
+) -> HashSet<&'a str> {
+    let mut out = HashSet::new();
+    let mut stack: Vec<&Step> = steps.copied().collect();
+    while let Some(step) = stack.pop() {
+        for dep in effective_needs(step, included, runbook) {
+            if out.insert(dep)
+                && let Some(s) = included.get(dep)
+            {
+                stack.push(s);
+            }
+        }
+    }
+    out
 }
 
 /// `needs` of a step, looking through steps this mode leaves out (their own needs stand in).

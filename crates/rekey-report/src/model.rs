@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
-use rekey_plan::{Plan, Strategy};
+use rekey_plan::Plan;
+pub use rekey_plan::TimeToSafe;
 use rekey_spec::{Effect, Phase};
 use rekey_store::history::{StepTiming, millis, outcome, step_timings};
 use rekey_store::{AuditEvent, RunRecord, StepRecord, StepState, Store, StoreError};
@@ -59,15 +60,6 @@ pub struct Summary {
     pub human_ms: i64,
     /// The credential that took longest, and how long.
     pub longest: Option<(String, i64)>,
-}
-
-/// Seconds from the run's first step until every exposed credential was disabled or revoked,
-/// until every replacement was verified, and until cleanup ended; `None` while not reached.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct TimeToSafe {
-    pub disabled_after_s: Option<f64>,
-    pub replaced_after_s: Option<f64>,
-    pub cleaned_after_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -303,7 +295,14 @@ pub fn build(
         .filter_map(|e| e.at.parse::<Timestamp>().ok())
         .max();
     summary.total_ms = since(last_event).unwrap_or(0);
-    let time_to_safe = time_to_safe(plan, &credentials);
+    let time_to_safe = rekey_plan::time_to_safe(plan, |i| {
+        let p = &plan.steps[i];
+        let row = by_row.get(p.id.as_str())?;
+        if row.state != StepState::Succeeded {
+            return None;
+        }
+        since(by_step.get(p.id.as_str())?.ended_at)
+    });
     let evidence = Evidence {
         run_id: run.id.clone(),
         first_seq: events.first().map(|e| e.seq),
@@ -364,41 +363,5 @@ fn next_step(outcome: &str, run_id: &str) -> String {
             "the provider may hold a half-done rotation: inspect it by hand (`rekey status {run_id}`)"
         ),
         _ => format!("past the point of no return: fix the cause, then `rekey resume {run_id}`"),
-    }
-}
-
-/// The run's three figures, from its steps (see [`TimeToSafe`]). Disabled counts the revoke
-/// phase of credentials revoked first (exposed ones); replaced, every verify step.
-fn time_to_safe(plan: &Plan, creds: &[CredentialReport]) -> TimeToSafe {
-    #[allow(clippy::cast_precision_loss)] // milliseconds of a run, far below 2^52
-    let secs = |ms: i64| ms as f64 / 1000.0;
-    // The latest end over steps matching `pick`, or `None` if one of them has not ended.
-    let all_done = |pick: &dyn Fn(&CredentialReport, &StepReport) -> bool| -> Option<Option<f64>> {
-        let mut last = None;
-        for c in creds {
-            for s in &c.steps {
-                if pick(c, s) {
-                    if s.state != "succeeded" {
-                        return None;
-                    }
-                    last = last.max(s.end_ms);
-                }
-            }
-        }
-        Some(last.map(secs))
-    };
-    let revoke_first = Strategy::RevokeFirst.as_str();
-    let exposed = plan
-        .credentials
-        .iter()
-        .any(|c| c.strategy == Strategy::RevokeFirst);
-    TimeToSafe {
-        disabled_after_s: if exposed {
-            all_done(&|c, s| c.strategy == revoke_first && s.phase == "revoke").flatten()
-        } else {
-            None
-        },
-        replaced_after_s: all_done(&|_, s| s.phase == "verify").flatten(),
-        cleaned_after_s: all_done(&|_, _| true).flatten(),
     }
 }

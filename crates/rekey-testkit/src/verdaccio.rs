@@ -235,7 +235,7 @@ impl Verdaccio {
 // Faults
 
 /// A loopback HTTP proxy in front of a server, one request per connection (it answers
-/// `connection: close`), that fails a seeded share of requests: 429 with `retry-after: 1`,
+/// `connection: close`), optionally slow (`set_latency`), that fails a seeded share of requests: 429 with `retry-after: 1`,
 /// 503, or a connection closed without an answer (a reset) — each either before the request
 /// reaches the server or, for 503 and resets, after it (the effect happened, the answer is
 /// lost). Stopped on drop.
@@ -245,6 +245,7 @@ pub struct FaultProxy {
     faults: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
     rate: Arc<Mutex<f64>>,
+    latency: Arc<Mutex<Duration>>,
 }
 
 impl Drop for FaultProxy {
@@ -321,12 +322,14 @@ impl FaultProxy {
         let faults = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let rate = Arc::new(Mutex::new(rate));
+        let latency = Arc::new(Mutex::new(Duration::ZERO));
         let rng = Arc::new(AtomicU64::new(seed | 1));
-        let (stop2, faults2, requests2, rate2) = (
+        let (stop2, faults2, requests2, rate2, latency2) = (
             Arc::clone(&stop),
             Arc::clone(&faults),
             Arc::clone(&requests),
             Arc::clone(&rate),
+            Arc::clone(&latency),
         );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -340,10 +343,12 @@ impl FaultProxy {
                     Arc::clone(&rate2),
                     Arc::clone(&rng),
                 );
+                let latency = *latency2.lock().unwrap_or_else(PoisonError::into_inner);
                 std::thread::spawn(move || {
                     let Ok(req) = read_request(&mut client) else {
                         return;
                     };
+                    std::thread::sleep(latency);
                     requests.fetch_add(1, Ordering::SeqCst);
                     // xorshift64*: seeded, reproducible per connection order.
                     let mut x = rng.load(Ordering::SeqCst);
@@ -407,7 +412,13 @@ impl FaultProxy {
             faults,
             requests,
             rate,
+            latency,
         }
+    }
+
+    /// Holds every request this long before it goes on (a slow server, a far region).
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap_or_else(PoisonError::into_inner) = latency;
     }
 
     /// The proxied registry URL: `http://127.0.0.1:PORT/`.

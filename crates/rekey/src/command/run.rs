@@ -211,6 +211,9 @@ pub(crate) async fn engine(
 
 pub(crate) fn outcome(o: &RunOutcome) -> Result<(), Failure> {
     let msg = o.message.clone().unwrap_or_default();
+    if let Some(figures) = o.time_to_safe.summary() {
+        eprintln!("time to safe: {figures}");
+    }
     match o.status {
         RunStatus::Succeeded => {
             println!("run {} succeeded", o.run_id);

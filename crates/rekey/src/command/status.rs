@@ -14,6 +14,9 @@ use crate::report::{Failure, printable};
 struct RunView<'a> {
     #[serde(flatten)]
     run: &'a rekey_store::RunRecord,
+    /// Seconds from the first step until exposure was closed, replacements were in place, and
+    /// the run was done (null while not reached).
+    time_to_safe: rekey_plan::TimeToSafe,
     steps: &'a [StepRecord],
 }
 
@@ -54,10 +57,15 @@ pub(crate) fn status(global: &Global, args: &StatusArgs) -> Result<(), Failure> 
                     message: format!("error: {}", printable(&e.to_string())),
                 })?;
                 let steps = store.steps(id).await.map_err(anyhow::Error::from)?;
+                let time_to_safe = rekey_report::gather(&store, id)
+                    .await
+                    .map_err(anyhow::Error::from)?
+                    .time_to_safe;
                 if args.json {
                     line(
                         serde_json::to_string_pretty(&RunView {
                             run: &run,
+                            time_to_safe,
                             steps: &steps,
                         })
                         .map_err(anyhow::Error::from)?,
@@ -74,6 +82,9 @@ pub(crate) fn status(global: &Global, args: &StatusArgs) -> Result<(), Failure> 
                     ))?;
                     if let Some(m) = &run.message {
                         line(format!("  {m}"))?;
+                    }
+                    if let Some(figures) = time_to_safe.summary() {
+                        line(format!("  time to safe: {figures}"))?;
                     }
                     let mut current = "";
                     for s in &steps {

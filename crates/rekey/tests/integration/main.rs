@@ -21,4 +21,5 @@ mod real_oauth;
 mod real_postgres;
 mod retries;
 mod runs;
+mod time_to_safe;
 mod workflows;

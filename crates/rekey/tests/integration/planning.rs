@@ -163,6 +163,42 @@ fn incident_revokes_before_anything_else_changes() {
     }
 }
 
+/// Revoking first, forensics the revoke does not use (when the old key was last used) do not
+/// hold the exposed key open: they run beside the revoke, and still before the mint and the
+/// cleanup that deletes the old key; a look-up the revoke uses (the old value read from a
+/// consumer) still comes first.
+#[test]
+fn incident_forensics_do_not_delay_the_revoke() {
+    let inv = example_inventory();
+    let rb = bundled_runbooks();
+    let p = plan(&inv, &rb, &only(&["aws-deploy-web"]), Mode::Incident);
+    let capture = idx(&p, "aws-deploy-web/capture-last-used");
+    let disable = idx(&p, "aws-deploy-web/disable-exposed");
+    assert!(!p.precedes(capture, disable), "forensics before the revoke");
+    assert!(p.precedes(capture, idx(&p, "aws-deploy-web/free-slot")));
+    assert!(p.precedes(capture, idx(&p, "aws-deploy-web/delete-old")));
+    assert!(p.precedes(disable, idx(&p, "aws-deploy-web/free-slot")));
+
+    let p = plan(&inv, &rb, &only(&["gh-secrets-writer"]), Mode::Incident);
+    let needed: Vec<&str> = p
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Prepare)
+        .map(|s| s.id.as_str())
+        .collect();
+    let revokes = in_phase(&p, "gh-secrets-writer", Phase::Revoke);
+    assert!(!needed.is_empty() && !revokes.is_empty());
+    for id in needed {
+        // The runbook's revoke reads the old token its capture found.
+        for &r in &revokes {
+            assert!(
+                p.precedes(idx(&p, id), r),
+                "{id} must precede the revoke it feeds"
+            );
+        }
+    }
+}
+
 #[test]
 fn same_credential_orders_differently_per_mode() {
     let inv = example_inventory();

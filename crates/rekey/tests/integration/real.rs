@@ -23,8 +23,8 @@ fn secret_id(user: &str) -> String {
 /// A moto server with signature checks on, an admin user (inline `*` policy), the users
 /// [`USERS`] with one (old) key each and a secret each holding it, and a workspace whose
 /// inventory delivers each key to its secret and to an env file.
-struct Aws {
-    moto: Moto,
+pub(crate) struct Aws {
+    pub(crate) moto: Moto,
     admin: AccessKey,
     iam: aws_sdk_iam::Client,
     sm: aws_sdk_secretsmanager::Client,
@@ -35,14 +35,14 @@ struct Aws {
     /// Whether the inventory names the key to replace (`access_key_id`); without it, a
     /// rotation replaces every key of the user but the new one.
     with_key_id: bool,
-    ws: Workspace,
+    pub(crate) ws: Workspace,
 }
 
 async fn setup_aws() -> Aws {
     setup_aws_with(&USERS).await
 }
 
-async fn setup_aws_with(users: &[(&'static str, &'static str)]) -> Aws {
+pub(crate) async fn setup_aws_with(users: &[(&'static str, &'static str)]) -> Aws {
     let moto = Moto::start();
     let names: Vec<&str> = users.iter().map(|&(_, user)| user).collect();
     let accounts = moto.setup(&names).await;
@@ -173,7 +173,7 @@ impl Aws {
 
     /// Every user has exactly one key, Active, new; AWSCURRENT and the env file hold it; it
     /// works and the old one does not. Returns the new secret access keys.
-    async fn assert_rotated(&self) -> Vec<String> {
+    pub(crate) async fn assert_rotated(&self) -> Vec<String> {
         let mut secrets = Vec::new();
         for &(_, user) in &self.users {
             let keys = self.keys(user).await;
@@ -618,7 +618,7 @@ fn propagating(moto: &Moto) -> rekey_testkit::StandIn {
 }
 
 /// [`Aws::env`] with every AWS call going to `url`.
-fn env_through(aws: &Aws, url: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn env_through(aws: &Aws, url: &str) -> Vec<(&'static str, String)> {
     let mut env = aws.env();
     for (k, v) in &mut env {
         if *k == "AWS_ENDPOINT_URL" {
