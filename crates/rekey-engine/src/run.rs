@@ -850,15 +850,18 @@ impl Engine {
 
         // 4. The run's verdict, and the history of every credential whose part ended.
         let (status, message) = ex.verdict(plan);
-        let timings =
-            rekey_store::history::step_timings(&self.store.audit_events(Some(run_id)).await?);
-        let rows = history::rotations(run_id, plan, self.simulated, &ex.outcomes(plan), &timings);
-        self.store.record_rotations(&rows).await?;
-        // How long exposure stayed open, for the summary, `status --json` and the log.
-        let time_to_safe = history::time_to_safe(plan, &ex.state, &timings);
-        let mut audit = self.audit(run_id, None, None, "time_to_safe", "ok");
-        audit.detail = Some(serde_json::to_string(&time_to_safe).expect("figures serialize"));
-        self.store.append_audit(audit).await?;
+        // Derived from the log: a failure to record it must not keep the run from ending.
+        let time_to_safe = match self.record_history(run_id, plan, &ex).await {
+            Ok(t) => t,
+            Err(e) => {
+                let text = format!("the rotation history of run {run_id} was not recorded: {e}");
+                tracing::warn!("{text}");
+                if let Some(o) = &self.observer {
+                    o.message(&text);
+                }
+                rekey_plan::TimeToSafe::default()
+            }
+        };
         let mut audit = self.audit(run_id, None, None, "run_finished", status.as_str());
         audit.detail.clone_from(&message);
         self.store
@@ -876,6 +879,25 @@ impl Engine {
             message,
             time_to_safe,
         })
+    }
+
+    /// Records the history rows of the credentials whose part ended, and the run's
+    /// time-to-safe (audited, for the summary and `status --json`).
+    async fn record_history(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        ex: &Exec,
+    ) -> Result<rekey_plan::TimeToSafe, StoreError> {
+        let events = self.store.audit_events(Some(run_id)).await?;
+        let timings = rekey_store::history::step_timings(&events);
+        let rows = history::rotations(run_id, plan, self.simulated, &ex.outcomes(plan), &timings);
+        self.store.record_rotations(&rows).await?;
+        let time_to_safe = history::time_to_safe(plan, &ex.state, &timings);
+        let mut audit = self.audit(run_id, None, None, "time_to_safe", "ok");
+        audit.detail = Some(serde_json::to_string(&time_to_safe).expect("figures serialize"));
+        self.store.append_audit(audit).await?;
+        Ok(time_to_safe)
     }
 
     /// How many steps like `step` its provider takes in one request, when more than one.
