@@ -62,6 +62,7 @@ impl S {
             call: self.call.to_owned(),
             effect: self.effect.to_owned(),
             state: self.state.to_owned(),
+            irreversible: self.phase == "cleanup",
             start_ms: self.time.map(|t| t.0),
             end_ms: self.time.map(|t| t.1),
             work_ms: self.time.map(|(a, b)| b - a - self.human_ms),
@@ -312,6 +313,7 @@ pub(crate) fn report() -> RunReport {
             created_at: "2025-03-01T14:20:03Z".to_owned(),
             message: Some("1 credential rolled back".to_owned()),
         },
+        started_at: Some("2025-03-01T14:20:04Z".parse::<Timestamp>().unwrap()),
         summary: Summary {
             credentials: 3,
             rotated: 1,
@@ -455,6 +457,7 @@ pub(crate) fn large(n: usize) -> RunReport {
                         call: (*call).to_owned(),
                         effect: "write".to_owned(),
                         state: state.to_owned(),
+                        irreversible: false,
                         start_ms: time.map(|t| t.0),
                         end_ms: time.map(|t| t.1),
                         work_ms: time.map(|(a, b)| b - a - human_ms),

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::markdown::{
     Part, axis_end, clean, duration, has_time_to_safe, milestones, outcome_label, outcome_sentence,
-    percent, plural, seconds, segments, step_label, timeline_rows, title, wait,
+    percent, phase_label, plural, seconds, segments, step_label, timeline_rows, title, wait,
 };
 use crate::model::{CredentialReport, Evidence, RunReport};
 use crate::scorecard::Scorecard;
@@ -191,8 +191,14 @@ fn timeline(out: &mut String, r: &RunReport) {
     }
     out.push_str(
         "<p class=\"note\">One row per credential, one bar per step from its start to its end, \
-         since the run's first step; hover a bar for its details. A step's wait for a person is \
-         drawn hatched, at its start (the log keeps how long, not when).</p>\n",
+         since the run's first step",
+    );
+    if let Some(t) = r.started_at {
+        let _ = write!(out, " ({})", esc(&t.to_string()));
+    }
+    out.push_str(
+        "; hover a bar for its details. A step's wait for a person is drawn hatched, at its \
+         start (the log keeps how long, not when).</p>\n",
     );
     svg(out, r, &rows);
     let not_started = r
@@ -493,7 +499,7 @@ fn credential(out: &mut String, i: usize, c: &CredentialReport) {
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td></tr>",
                 esc(&s.id),
-                esc(&s.phase),
+                esc(&phase_label(s)),
                 esc(&s.call),
                 s.work_ms.map_or("—".into(), duration),
                 wait(s.human_ms),

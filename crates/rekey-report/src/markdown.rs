@@ -140,8 +140,13 @@ fn timeline(out: &mut String, r: &RunReport) {
     }
     let end = axis_end(r);
     out.push_str(
-        "One section per credential, one bar per step, in seconds since the run's first step. \
-         Time waiting for a person is a bar of its own (`wait …`, highlighted); failed steps \
+        "One section per credential, one bar per step, in seconds since the run's first step",
+    );
+    if let Some(t) = r.started_at {
+        let _ = write!(out, " ({t})");
+    }
+    out.push_str(
+        ". Time waiting for a person is a bar of its own (`wait …`, highlighted); failed steps \
          are marked critical.\n\n",
     );
     // `%s` (seconds since the epoch, the epoch being the first step here) reads the same in
@@ -272,7 +277,7 @@ fn credential(out: &mut String, c: &CredentialReport) {
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 md_code(&s.id, true),
-                md_text(&s.phase),
+                md_text(&phase_label(s)),
                 md_code(&s.call, true),
                 s.work_ms.map_or("—".into(), duration),
                 wait(s.human_ms),
@@ -693,6 +698,15 @@ fn longest_run(s: &str, c: char) -> usize {
 
 /// Text for a Mermaid gantt title, section or task name: its lexer ends a name at `:`, `;`
 /// or `#` and takes `%` for a comment, so only a safe set of characters is kept.
+/// A step's phase, marked when the step is a point of no return.
+pub(crate) fn phase_label(s: &crate::StepReport) -> String {
+    if s.irreversible {
+        format!("{} (irreversible)", s.phase)
+    } else {
+        s.phase.clone()
+    }
+}
+
 fn mermaid_text(s: &str) -> String {
     let s: String = clean(s)
         .chars()

@@ -21,6 +21,8 @@ pub struct RunReport {
     pub format: u32,
     pub generated_at: Timestamp,
     pub run: RunSummary,
+    /// The run's first step: the origin of every `*_ms` offset below.
+    pub started_at: Option<Timestamp>,
     pub summary: Summary,
     pub time_to_safe: TimeToSafe,
     /// In plan order.
@@ -98,6 +100,8 @@ pub struct StepReport {
     pub effect: String,
     /// The step's state in the store (`succeeded`, `failed`, `pending`, …).
     pub state: String,
+    /// A point of no return: once started, the credential is never rolled back past it.
+    pub irreversible: bool,
     /// Milliseconds since the run's first step.
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
@@ -236,6 +240,7 @@ pub fn build(
                 call: p.call.clone(),
                 effect: p.effect.as_str().to_owned(),
                 state: state.as_str().to_owned(),
+                irreversible: p.irreversible,
                 start_ms: since(t.and_then(|t| t.started_at)),
                 end_ms: since(t.and_then(|t| t.ended_at)),
                 work_ms: t.and_then(StepTiming::work_ms),
@@ -326,6 +331,7 @@ pub fn build(
             created_at: run.created_at.clone(),
             message: run.message.clone(),
         },
+        started_at: origin,
         summary,
         time_to_safe,
         credentials,
