@@ -46,38 +46,94 @@ pub(crate) struct Global {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Check the inventory and runbooks: exit 0, or every problem, located by file, line and column.
+    #[command(
+        after_help = "Examples:\n  rekey validate\n  rekey validate --actions          # every action a runbook may use\n  rekey --inventory ops/inventory validate"
+    )]
     Validate(ValidateArgs),
     /// What in the inventory will hurt during an incident: legacy tokens, overdue or undelivered
     /// credentials, values on developer machines, no room to rotate (exit 1 on an error).
+    #[command(
+        after_help = "Examples:\n  rekey lint\n  rekey lint --format sarif > rekey.sarif   # for GitHub code scanning"
+    )]
     Lint(LintArgs),
     /// Inspect the credential inventory.
+    #[command(
+        after_help = "Examples:\n  rekey inventory list\n  rekey inventory list --json | jq '.[] | select(.due)'"
+    )]
     Inventory(InventoryArgs),
     /// Show what a rotation would do, step by step, without touching anything.
+    #[command(
+        after_help = "Examples:\n  rekey plan --service web\n  rekey plan --mode incident --credential aws-deploy-web\n  rekey plan --format mermaid > plan.mmd"
+    )]
     Plan(PlanArgs),
     /// Rotate: execute the plan, durably (exit 3 when paused for an operator).
+    #[command(
+        after_help = "Examples:\n  rekey run --credential aws-deploy-web --reason CHG-1234\n  rekey run --kind postgres_password --simulate --yes   # a rehearsal"
+    )]
     Run(RunArgs),
     /// Continue a run after a crash, a pause or a fix, from its stored plan.
+    #[command(
+        after_help = "Examples:\n  rekey resume run-20261207-101500-3fa2c1\n  rekey resume run-20261207-101500-3fa2c1 --input gh-app-key/create=new-key.pem"
+    )]
     Resume(ResumeArgs),
     /// Runs, or the per-step state of one run.
+    #[command(
+        after_help = "Examples:\n  rekey status\n  rekey status run-20261207-101500-3fa2c1 --json"
+    )]
     Status(StatusArgs),
     /// Quarterly practice: rotate what is due (or a sample), rotate first, and write the
     /// evidence (exit 3 when paused for an operator).
+    #[command(
+        after_help = "Examples:\n  rekey drill --due --report drill.html\n  rekey drill --sample 5 --seed 42 --simulate --report drill.md"
+    )]
     Drill(DrillArgs),
     /// The report of any past run (drill or incident): Markdown, HTML or JSON.
+    #[command(
+        after_help = "Examples:\n  rekey report run-20261207-101500-3fa2c1 --output drill.html"
+    )]
     Report(ReportArgs),
     /// Drill coverage, rotation times per kind, and how long an incident over the whole
     /// inventory would take (time-to-safe).
+    #[command(after_help = "Examples:\n  rekey scorecard\n  rekey scorecard --json")]
     Scorecard(ScorecardArgs),
     /// Give up on a run: release its credentials for another run (nothing is undone).
+    #[command(
+        after_help = "Examples:\n  rekey abandon run-20261207-101500-3fa2c1 --reason \"superseded by INC-7\""
+    )]
     Abandon(AbandonArgs),
     /// The hash-chained audit log.
+    #[command(
+        after_help = "Examples:\n  rekey audit verify\n  rekey audit export | tail -1       # pin the head elsewhere\n  rekey audit verify --head HASH"
+    )]
     Audit(AuditArgs),
     /// A package was compromised: which services, hosts and credentials, and the revoke-first plan.
+    #[command(
+        after_help = "Examples:\n  rekey incident --advisory MAL-2026-2307.json --explain\n  rekey incident --package npm/axios@1.14.1 --execute   # revoke first, then rotate"
+    )]
     Incident(IncidentArgs),
     /// Build or refresh the dependency index from every service's SBOMs and lockfiles.
+    #[command(after_help = "Examples:\n  rekey index")]
     Index(IndexArgs),
     /// Which services use a package (at a version): one index lookup.
+    #[command(
+        after_help = "Examples:\n  rekey who-uses npm/axios\n  rekey who-uses pkg:pypi/litellm@1.82.7 --json"
+    )]
     WhoUses(WhoUsesArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell).
+    #[command(
+        after_help = "Examples:\n  rekey completions bash > ~/.local/share/bash-completion/completions/rekey\n  rekey completions zsh > \"${fpath[1]}/_rekey\""
+    )]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `rekey man > rekey.1`.
+    #[command(after_help = "Examples:\n  rekey man > rekey.1 && man ./rekey.1")]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 // Flags are flags: a CLI arguments struct is where many bools belong.
@@ -438,13 +494,15 @@ pub(crate) struct SelectionArgs {
     #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
     pub(crate) services: Vec<String>,
     /// Credential kind, e.g. `aws_iam_access_key` (repeatable, or comma-separated).
-    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',', value_parser = parse_kind)]
+    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',', value_parser = parse_kind())]
     pub(crate) kinds: Vec<CredentialKind>,
 }
 
-fn parse_kind(s: &str) -> Result<CredentialKind, String> {
-    s.parse::<CredentialKind>()
-        .map_err(|_| format!("expected one of {}", rekey_spec::kind::kind_names()))
+/// Credential kinds, with their names as the possible values (so completions offer them).
+fn parse_kind() -> impl clap::builder::TypedValueParser<Value = CredentialKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(CredentialKind::ALL.map(CredentialKind::as_str))
+        .map(|s| s.parse::<CredentialKind>().expect("a listed kind"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -29,6 +29,17 @@ fn main() -> ExitCode {
         .init();
     hardening::protect_memory();
     let result = match &cli.command {
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "rekey", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|e| report::Failure::Other(e.into()))
+        }
         Command::Validate(args) => command::validate::run(&cli.global, args),
         Command::Lint(args) => command::lint::run(&cli.global, args),
         Command::Inventory(args) => command::inventory::run(&cli.global, args),

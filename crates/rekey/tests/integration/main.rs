@@ -4,6 +4,7 @@ mod batching;
 mod cli;
 mod diagnostics;
 mod drills;
+mod ecosystem;
 mod engine;
 mod harness;
 mod incident;
