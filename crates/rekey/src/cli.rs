@@ -427,6 +427,9 @@ pub(crate) enum AuditCommand {
     Show {
         #[arg(long = "run", value_name = "RUN_ID")]
         run: Option<String>,
+        /// Print one JSON array of events (the rows `export` prints one per line).
+        #[arg(long)]
+        json: bool,
     },
     /// Check the hash chain: exit 1 and name every edited, deleted, inserted or reordered row.
     Verify {

@@ -112,12 +112,17 @@ pub(crate) fn run(global: &Global, args: &AuditArgs) -> Result<(), Failure> {
         let store = state::open_store(global).await?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let result = match &args.command {
-            AuditCommand::Show { run } => {
-                for e in store
+            AuditCommand::Show { run, json } => {
+                let events = store
                     .audit_events(run.as_deref())
                     .await
-                    .map_err(anyhow::Error::from)?
-                {
+                    .map_err(anyhow::Error::from)?;
+                if *json {
+                    // JSON escapes control characters itself.
+                    serde_json::to_writer_pretty(&mut out, &events).map_err(anyhow::Error::from)?;
+                    out.write_all(b"\n").map_err(anyhow::Error::from)?;
+                }
+                for e in events.iter().filter(|_| !*json) {
                     let d = &e.draft;
                     let mut line = format!("{:>6} {} {} {}", e.seq, e.at, d.event, d.outcome);
                     for (k, v) in [
