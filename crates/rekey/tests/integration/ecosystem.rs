@@ -124,3 +124,135 @@ fn the_man_page_names_every_command() {
         );
     }
 }
+
+/// The shape of a JSON value: objects keep their keys, arrays the merged shape of their
+/// elements, scalars their type (`string|null` where elements differ). A snapshot of shapes
+/// documents each command's output and fails when a field disappears or changes type, without
+/// failing on every new credential in the example.
+fn shape(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    fn merge(a: Value, b: Value) -> Value {
+        match (a, b) {
+            (Value::Object(mut a), Value::Object(b)) => {
+                for (k, v) in b {
+                    let merged = match a.remove(&k) {
+                        Some(old) => merge(old, v),
+                        None => v,
+                    };
+                    a.insert(k, merged);
+                }
+                Value::Object(a)
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                let items: Vec<Value> = a.into_iter().chain(b).collect();
+                Value::Array(items.into_iter().reduce(merge).into_iter().collect())
+            }
+            (Value::String(a), Value::String(b)) if a == b => Value::String(a),
+            (Value::String(a), Value::String(b)) => {
+                let mut types: Vec<&str> = a.split('|').chain(b.split('|')).collect();
+                types.sort_unstable();
+                types.dedup();
+                Value::String(types.join("|"))
+            }
+            // An object or array in one element and a scalar (null) in another.
+            (Value::String(s), Value::Object(mut o)) | (Value::Object(mut o), Value::String(s)) => {
+                let or = match o.remove("(or)") {
+                    Some(old) => merge(old, Value::String(s)),
+                    None => Value::String(s),
+                };
+                o.insert("(or)".into(), or);
+                Value::Object(o)
+            }
+            (Value::String(s), other) | (other, Value::String(s)) => {
+                let mut o = Map::new();
+                o.insert("(array)".into(), other);
+                o.insert("(or)".into(), Value::String(s));
+                Value::Object(o)
+            }
+            (a, b) => unreachable!("shapes are strings, objects and arrays: {a} / {b}"),
+        }
+    }
+    match v {
+        Value::Null => Value::String("null".into()),
+        Value::Bool(_) => Value::String("bool".into()),
+        Value::Number(_) => Value::String("number".into()),
+        Value::String(_) => Value::String("string".into()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(shape).reduce(merge).into_iter().collect())
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), shape(v)))
+                .collect::<Map<_, _>>(),
+        ),
+    }
+}
+
+#[test]
+fn every_json_output_keeps_its_documented_shape() {
+    let ws = crate::harness::Workspace::example();
+    let env = [("REKEY_TODAY", "2026-11-23")];
+    let json = |args: &[&str]| -> serde_json::Value {
+        let r = ws.rekey(args, &env);
+        assert!(
+            matches!(r.code, Some(0 | 1)),
+            "rekey {args:?}: {}",
+            r.stderr
+        );
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("rekey {args:?}: {e}"))
+    };
+    // A finished run, a failed one and an incident, so every optional field has a value.
+    ws.rekey(&["drill", "--due", "--simulate", "--yes"], &env)
+        .ok("drill");
+    let drill = ws.run_ids(&env).remove(0);
+    ws.rekey(
+        &[
+            "run",
+            "--mode",
+            "incident",
+            "--credential",
+            "aws-deploy-web",
+            "--simulate",
+            "--yes",
+        ],
+        &env,
+    )
+    .ok("incident run");
+    let mut out = serde_json::Map::new();
+    for (name, args) in [
+        ("inventory list --json", vec!["inventory", "list", "--json"]),
+        ("status --json", vec!["status", "--json"]),
+        (
+            "status RUN --json",
+            vec!["status", drill.as_str(), "--json"],
+        ),
+        ("audit show --json", vec!["audit", "show", "--json"]),
+        ("lint --json", vec!["lint", "--json"]),
+        (
+            "incident --json",
+            vec!["incident", "--package", "npm/axios@1.14.1", "--json"],
+        ),
+        ("who-uses --json", vec!["who-uses", "npm/axios", "--json"]),
+        ("index --json", vec!["index", "--json"]),
+        ("scorecard --json", vec!["scorecard", "--json"]),
+        (
+            "report RUN --format json",
+            vec!["report", drill.as_str(), "--format", "json"],
+        ),
+        (
+            "plan --format json",
+            vec!["plan", "--credential", "aws-deploy-web", "--format", "json"],
+        ),
+    ] {
+        out.insert(name.to_owned(), shape(&json(&args)));
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| {
+        insta::assert_snapshot!(
+            "json_shapes",
+            serde_json::to_string_pretty(&serde_json::Value::Object(out)).unwrap()
+        );
+    });
+}
