@@ -3,6 +3,8 @@
 
 pub mod blast;
 #[cfg(feature = "index")]
+pub mod incident;
+#[cfg(feature = "index")]
 pub mod index;
 pub mod osv;
 pub mod sbom;
