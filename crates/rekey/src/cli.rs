@@ -165,16 +165,8 @@ pub(crate) struct IncidentArgs {
     /// The audit reason (default: the advisory id or package).
     #[arg(long)]
     pub(crate) reason: Option<String>,
-    /// Steps in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub(crate) concurrency: usize,
-    /// Steps in flight at once per provider.
-    #[arg(long, default_value_t = 8)]
-    pub(crate) per_provider: usize,
     #[command(flatten)]
-    pub(crate) retry: RetryArgs,
-    #[command(flatten)]
-    pub(crate) sim: SimArgs,
+    pub(crate) exec: ExecArgs,
 }
 
 #[derive(Debug, Args)]
@@ -206,16 +198,8 @@ pub(crate) struct RunArgs {
     /// Why: an incident or drill id, recorded with every audit event.
     #[arg(long)]
     pub(crate) reason: Option<String>,
-    /// Steps in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub(crate) concurrency: usize,
-    /// Steps in flight at once per provider.
-    #[arg(long, default_value_t = 8)]
-    pub(crate) per_provider: usize,
     #[command(flatten)]
-    pub(crate) retry: RetryArgs,
-    #[command(flatten)]
-    pub(crate) sim: SimArgs,
+    pub(crate) exec: ExecArgs,
 }
 
 #[derive(Debug, Args)]
@@ -241,16 +225,8 @@ pub(crate) struct DrillArgs {
     /// The audit reason (default: drill-DATE-ID).
     #[arg(long)]
     pub(crate) reason: Option<String>,
-    /// Steps in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub(crate) concurrency: usize,
-    /// Steps in flight at once per provider.
-    #[arg(long, default_value_t = 8)]
-    pub(crate) per_provider: usize,
     #[command(flatten)]
-    pub(crate) retry: RetryArgs,
-    #[command(flatten)]
-    pub(crate) sim: SimArgs,
+    pub(crate) exec: ExecArgs,
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +278,22 @@ pub(crate) struct ScorecardArgs {
     /// Steps in flight at once per provider, as the incident would run.
     #[arg(long, default_value_t = 8)]
     pub(crate) per_provider: usize,
+}
+
+/// How a run executes: how much at once, how long trouble is waited out, and whether the
+/// providers are simulated (`run`, `drill`, `incident --execute`).
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// Steps in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    /// Steps in flight at once per provider.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) per_provider: usize,
+    #[command(flatten)]
+    pub(crate) retry: RetryArgs,
+    #[command(flatten)]
+    pub(crate) sim: SimArgs,
 }
 
 /// Rehearsal: every provider call replaced by a deterministic simulated one.

@@ -50,7 +50,7 @@ fn pick(inv: &Inventory, args: &DrillArgs, today: jiff::civil::Date) -> Result<P
         return Ok(Pick::Ids(ids));
     }
     if let Some(n) = args.sample {
-        let seed = args.sim.seed.unwrap_or_else(|| fastrand::u64(..));
+        let seed = args.exec.sim.seed.unwrap_or_else(|| fastrand::u64(..));
         return Ok(Pick::Sample(sample(inv, n, seed), seed));
     }
     let sel = args.selection.to_selection();
@@ -97,7 +97,7 @@ fn sample(inv: &Inventory, n: usize, seed: u64) -> Vec<String> {
 }
 
 pub(crate) fn run(global: &Global, args: &DrillArgs) -> Result<(), Failure> {
-    check_sim(&args.sim, true)?;
+    check_sim(&args.exec.sim, true)?;
     let format = args
         .report
         .as_deref()
@@ -111,7 +111,7 @@ pub(crate) fn run(global: &Global, args: &DrillArgs) -> Result<(), Failure> {
         let store = state::open_store(global).await?;
         let (_, by) = history(&store).await?;
         // What rekey rotated counts; a rehearsal counts for rehearsals only.
-        rekey_report::scorecard::apply_history(&mut inventory, &by, args.sim.simulate);
+        rekey_report::scorecard::apply_history(&mut inventory, &by, args.exec.sim.simulate);
         let selection = match pick(&inventory, args, today)? {
             Pick::Ids(ids) | Pick::Sample(ids, _) if ids.is_empty() => {
                 println!(
@@ -152,13 +152,7 @@ pub(crate) fn run(global: &Global, args: &DrillArgs) -> Result<(), Failure> {
             let suffix = run_id.rsplit('-').next().unwrap_or(&run_id);
             format!("drill-{today}-{suffix}")
         });
-        let options = options_from(
-            &args.sim,
-            &args.retry,
-            args.concurrency,
-            args.per_provider,
-            Some(reason),
-        );
+        let options = options_from(&args.exec, Some(reason));
         let result = start_run_as(global, Arc::clone(&store), &plan, &options, &run_id, |id| {
             format!(
                 "run {id}: drill of {} credential(s), {} step(s){}",
@@ -181,8 +175,8 @@ pub(crate) fn run(global: &Global, args: &DrillArgs) -> Result<(), Failure> {
                 &runbooks,
                 &rows,
                 today,
-                args.concurrency,
-                args.per_provider,
+                args.exec.concurrency,
+                args.exec.per_provider,
             ));
             write_report(&report, format, Some(path))?;
             eprintln!("report: {}", path.display());

@@ -218,19 +218,13 @@ pub(crate) fn incident(global: &Global, args: &IncidentArgs) -> Result<(), Failu
         eprintln!("nothing to execute: no credential is exposed");
         return incomplete(&found.unreadable);
     };
-    check_sim(&args.sim, false)?;
+    check_sim(&args.exec.sim, false)?;
     confirm(&plan, args.yes)?;
     let reason = args
         .reason
         .clone()
         .unwrap_or_else(|| found.subject.id.clone());
-    let options = options_from(
-        &args.sim,
-        &args.retry,
-        args.concurrency,
-        args.per_provider,
-        Some(reason),
-    );
+    let options = options_from(&args.exec, Some(reason));
     // What is known to be exposed is revoked at once; an incomplete index still fails after.
     rt.block_on(start_run(global, store, &plan, &options, |run_id| {
         format!(

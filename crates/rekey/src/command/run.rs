@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::state;
-use crate::cli::{Global, ResumeArgs, RetryArgs, RunArgs, SimArgs, parse_duration};
+use crate::cli::{ExecArgs, Global, ResumeArgs, RunArgs, SimArgs, parse_duration};
 use crate::report::{Failure, stdout_color};
 
 /// How a run was started; stored with it so `resume` carries on the same way.
@@ -396,13 +396,13 @@ pub(crate) fn confirm(plan: &Plan, yes: bool) -> Result<(), Failure> {
 }
 
 /// The stored options of a run from its command line.
-pub(crate) fn options_from(
-    sim: &SimArgs,
-    retry: &RetryArgs,
-    concurrency: usize,
-    per_provider: usize,
-    reason: Option<String>,
-) -> RunOptions {
+pub(crate) fn options_from(exec: &ExecArgs, reason: Option<String>) -> RunOptions {
+    let ExecArgs {
+        concurrency,
+        per_provider,
+        retry,
+        sim,
+    } = exec;
     RunOptions {
         outages: sim.outages.clone(),
         retry_budget_ms: retry
@@ -414,8 +414,8 @@ pub(crate) fn options_from(
         seed: sim.seed.unwrap_or(0),
         fail_steps: sim.fail_steps.clone(),
         sim_ledger: sim.sim_ledger.as_ref().map(|p| p.display().to_string()),
-        concurrency,
-        per_provider,
+        concurrency: *concurrency,
+        per_provider: *per_provider,
         reason,
     }
 }
@@ -484,7 +484,7 @@ pub(crate) async fn start_run_as(
 }
 
 pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
-    check_sim(&args.sim, false)?;
+    check_sim(&args.exec.sim, false)?;
     let (inventory, runbooks) = super::load(global)?;
     let selection = args.selection.to_selection();
     let plan = rekey_plan::compile(&PlanRequest {
@@ -496,13 +496,7 @@ pub(crate) fn run(global: &Global, args: &RunArgs) -> Result<(), Failure> {
     })
     .map_err(Failure::Plan)?;
     confirm(&plan, args.yes)?;
-    let options = options_from(
-        &args.sim,
-        &args.retry,
-        args.concurrency,
-        args.per_provider,
-        args.reason.clone(),
-    );
+    let options = options_from(&args.exec, args.reason.clone());
     let rt = state::runtime()?;
     rt.block_on(async {
         let store = state::open_store(global).await?;

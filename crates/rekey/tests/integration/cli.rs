@@ -109,7 +109,7 @@ fn plan_selection_errors_are_bad_input() {
     Test::example()
         .args(["plan", "--kind", "aws_key"])
         .status(2)
-        .stderr_has("expected one of aws_iam_access_key")
+        .stderr_has("[possible values: aws_iam_access_key")
         .run();
     Test::example()
         .args(["plan", "--mode", "panic"])
