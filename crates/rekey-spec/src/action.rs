@@ -2,6 +2,7 @@
 //! the provider call it makes and what it does to the world. Runbooks are checked against this
 //! table, and the plan prints its `call` column so an operator sees every API call in advance.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Consumer;
@@ -9,7 +10,9 @@ use crate::inventory::Consumer;
 /// Where a step sits in a credential's rotation. The plan orders phases per mode:
 /// rotate first (drill): prepare → mint → deliver → verify → revoke → cleanup;
 /// revoke first (incident): prepare → revoke → mint → deliver → verify → cleanup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Read-only look-ups (capture what the old value is, check headroom).

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use jiff::civil::Date;
 use marked_yaml::{Node, Spanned};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::{Location, SourceFile, SpecError, SpecErrors};
@@ -18,74 +19,137 @@ use crate::kind::{CredentialKind, FieldSpec, FieldType, HostKind, Item, kind_nam
 use crate::yaml;
 
 // ---------------------------------------------------------------------------------------------
-// Raw types: the file as written.
+// Raw types: the file as written. Their `JsonSchema` derives are the inventory's JSON Schema
+// (`rekey schema inventory`, `crate::schema`): a field added here is in the schema too, and
+// its doc comment is the description editors show.
 
 type S = Spanned<String>;
 
-#[derive(Deserialize)]
+/// A machine or runner group where code runs, and so where credential values are present.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawHost {
+#[schemars(rename = "Host")]
+pub(crate) struct RawHost {
+    /// The host's id (letters, digits, `-`, `_`, `.`), unique among hosts; services'
+    /// `built_on` and credentials' `present_on` name it.
+    #[schemars(schema_with = "crate::schema::id")]
     id: S,
+    /// What kind of machine it is.
+    #[schemars(with = "HostKind")]
     kind: S,
+    /// Free text.
     #[serde(default)]
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A service: what it is built from, where it is built, what it publishes.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawService {
+#[schemars(rename = "Service")]
+pub(crate) struct RawService {
+    /// The service's id (letters, digits, `-`, `_`, `.`), unique among services; credentials'
+    /// `used_by` names it.
+    #[schemars(schema_with = "crate::schema::id")]
     id: S,
+    /// The team or person who owns it.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     owner: Option<S>,
+    /// SBOMs and lockfiles the service is built from, relative to this file (`CycloneDX` or
+    /// SPDX JSON, `package-lock.json`, `pnpm-lock.yaml`, `yarn.lock`, `poetry.lock`, `uv.lock`,
+    /// `Cargo.lock`, `requirements.txt`; the format is told by the content): `rekey incident`
+    /// finds compromised packages in them.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     sboms: Vec<S>,
+    /// The hosts where it is built or run: a compromised package there exposes the
+    /// credentials present on them.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     built_on: Vec<S>,
+    /// The packages it publishes to a registry.
     #[serde(default)]
     publishes: Vec<RawPublish>,
+    /// Free text.
     #[serde(default)]
     description: Option<String>,
 }
 
 /// A package a service publishes: `{ registry: npm, package: "@acme/ui", trusted_publishing: true }`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawPublish {
+#[schemars(rename = "Publish")]
+pub(crate) struct RawPublish {
+    /// The registry it is published to.
+    #[schemars(with = "Registry")]
     registry: S,
+    /// The package's name there (npm: `name` or `@scope/name`; PyPI: a project name), listed
+    /// once per registry.
+    #[schemars(with = "String")]
     package: S,
+    /// Published through trusted publishing (OIDC from CI, no long-lived token). `rekey lint`
+    /// names the tokens that could still publish it without provenance.
     #[serde(default)]
     trusted_publishing: bool,
 }
 
-/// The fields every credential shares; kind-specific fields are split off before this is read.
-#[derive(Deserialize)]
+// Kind-specific fields (the kind's field table in `kind.rs`) are split off before serde reads
+// this struct.
+/// A credential: where it is, who uses it, where its values go; never its value. Besides these
+/// fields each kind takes its own (`user_name`, `role`, …).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawCredential {
+#[schemars(rename = "Credential", transform = crate::schema::credential_kinds)]
+pub(crate) struct RawCredential {
+    /// The credential's id (letters, digits, `-`, `_`, `.`), unique among credentials.
+    #[schemars(schema_with = "crate::schema::id")]
     id: S,
+    /// The credential kind: it decides the kind-specific fields and the runbook.
+    #[schemars(schema_with = "crate::schema::credential_kind")]
     kind: S,
+    /// The team or person who owns it.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     owner: Option<S>,
+    /// The services that use it (their ids).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     used_by: Vec<S>,
+    /// The hosts where its value is present (their ids): a compromised package built or run
+    /// there exposes it.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     present_on: Vec<S>,
+    /// The credential whose access this one's rotation uses (the GitHub token that writes its
+    /// Actions secrets, the admin login that sets its password): steps marked `uses_helper`
+    /// and deliveries wait until the helper's new value is verified.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     rotate_with: Option<S>,
+    /// How often it must be rotated.
     #[serde(default)]
     policy: Option<RawPolicy>,
+    /// The day of the last rotation (YYYY-MM-DD); with `policy`, when the next is due.
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::date")]
     last_rotated: Option<S>,
+    /// The places that receive every new value.
     #[serde(default)]
     delivered_to: Vec<RawConsumer>,
-    /// The variable holding the GitHub token that writes this credential's Actions secrets
-    /// (a consumer's own `token_env` wins).
+    /// The environment variable holding the GitHub token that writes this credential's Actions
+    /// secrets (a consumer's own `token_env` wins); its name, never its value.
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::token_env")]
     token_env: Option<S>,
+    /// Free text.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     description: Option<S>,
 }
 
-const COMMON_FIELDS: &[&str] = &[
+/// The fields every credential takes, whatever its kind: [`RawCredential`]'s (a test holds the
+/// two together).
+pub(crate) const COMMON_FIELDS: &[&str] = &[
     "id",
     "kind",
     "owner",
@@ -99,62 +163,120 @@ const COMMON_FIELDS: &[&str] = &[
     "description",
 ];
 
-#[derive(Deserialize)]
+/// The keys of an inventory file (the schema's `InventoryFile` has the same: a test holds the
+/// two together).
+pub(crate) const TOP_LEVEL_KEYS: [&str; 3] = ["hosts", "services", "credentials"];
+
+/// Rotation policy.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawPolicy {
+#[schemars(rename = "Policy")]
+pub(crate) struct RawPolicy {
+    /// The most days a value may live: at that age the credential is due (`rekey drill --due`,
+    /// `rekey lint`).
+    #[schemars(with = "u32", range(min = 1))]
     max_age_days: Spanned<u32>,
 }
 
-#[derive(Deserialize)]
+/// A place that receives every new value: exactly one of `aws_secrets_manager`,
+/// `github_actions_secret` and `env_file`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawConsumer {
+#[schemars(rename = "Consumer", extend("minProperties" = 1, "maxProperties" = 1))]
+pub(crate) struct RawConsumer {
+    /// An AWS Secrets Manager secret: the new value is staged as `AWSPENDING`, then promoted to
+    /// `AWSCURRENT` once verified.
     #[serde(default)]
     aws_secrets_manager: Option<RawSecretsManager>,
+    /// A GitHub Actions secret of a repository, an environment or an organization (sealed
+    /// with the scope's public key; write-only).
     #[serde(default)]
     github_actions_secret: Option<RawActionsSecret>,
+    /// A `KEY=value` line of an env file, rewritten atomically.
     #[serde(default)]
     env_file: Option<RawEnvFile>,
 }
 
-#[derive(Deserialize)]
+/// An AWS Secrets Manager secret.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawSecretsManager {
+#[schemars(rename = "SecretsManager")]
+pub(crate) struct RawSecretsManager {
+    /// The secret's name or ARN.
+    #[schemars(with = "String")]
     secret_id: S,
+    /// Its region (default: the AWS configuration's).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     region: Option<S>,
+    /// Store only this field of the new value's document (e.g. `SecretAccessKey`), not the
+    /// whole JSON document.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     field: Option<S>,
+    /// Create the secret if it does not exist (otherwise a missing secret stops the run before
+    /// anything changes: a mistyped id must not receive the new value).
     #[serde(default)]
     create: bool,
 }
 
-#[derive(Deserialize)]
+/// A GitHub Actions secret: `repo`, `org`, or `repo` with `environment`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawActionsSecret {
+#[schemars(rename = "ActionsSecret", transform = crate::schema::actions_secret_scope)]
+pub(crate) struct RawActionsSecret {
+    /// A repository secret (or, with `environment`, an environment's): OWNER/NAME.
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::repo")]
     repo: Option<S>,
+    /// An organization secret: the organization's login.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     org: Option<S>,
+    /// The deployment environment of `repo` whose secret it is.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     environment: Option<S>,
+    /// The secret's name.
+    #[schemars(with = "String")]
     name: S,
+    /// Store only this field of the new value's document (e.g. `AccessKeyId`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     field: Option<S>,
+    /// Organization secrets: which repositories see it (absent: as the secret is now, `private`
+    /// if new).
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::visibility")]
     visibility: Option<S>,
+    /// With `visibility: selected`: the repositories that see it (`web` or `acme/web`).
     #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
     selected_repositories: Option<Vec<S>>,
+    /// The environment variable holding the token that writes this secret (instead of the
+    /// credential's `token_env`, `GITHUB_TOKEN` or a GitHub App installation); its name, never
+    /// its value.
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::token_env")]
     token_env: Option<S>,
 }
 
-#[derive(Deserialize)]
+/// A `KEY=value` line of an env file.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawEnvFile {
+#[schemars(rename = "EnvFile")]
+pub(crate) struct RawEnvFile {
+    /// The file; a relative path is resolved against this inventory file's folder.
+    #[schemars(with = "String", length(min = 1))]
     path: S,
+    /// The variable's name in the file.
+    #[schemars(with = "String")]
     key: S,
+    /// Write only this field of the new value's document (e.g. `password`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     field: Option<S>,
+    /// Create the file if it does not exist.
     #[serde(default)]
     create: bool,
 }
@@ -191,10 +313,10 @@ pub struct Service {
 }
 
 /// A package registry a service publishes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Registry {
-    /// The public npm registry (registry.npmjs.org), the only one with trusted publishing.
+    /// The public npm registry (registry.npmjs.org).
     Npm,
     /// PyPI. Its trusted publishers are recorded, but no inventory kind is a PyPI token, so
     /// nothing can be found to outrank them.
@@ -647,7 +769,10 @@ fn read_file(file: &Arc<SourceFile>, out: &mut RawInventory) -> Result<(), SpecE
             other => errors.push(
                 SpecError::at(key_loc, format!("unknown top-level key `{other}`"))
                     .label("unknown key")
-                    .help("expected one of `hosts`, `services`, `credentials`"),
+                    .help(format!(
+                        "expected one of {}",
+                        TOP_LEVEL_KEYS.map(|k| format!("`{k}`")).join(", ")
+                    )),
             ),
         }
     }

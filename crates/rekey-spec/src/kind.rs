@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The eleven credential kinds of the inventory contract.
@@ -470,11 +471,14 @@ pub fn kind_names() -> String {
 }
 
 /// Host kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HostKind {
+    /// CI runners (GitHub-hosted or self-hosted) that build, test or publish.
     CiRunner,
+    /// A person's laptop or workstation.
     DeveloperMachine,
+    /// A machine that runs services.
     Server,
 }
 

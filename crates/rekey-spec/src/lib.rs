@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod kind;
 pub mod lint;
 pub mod runbook;
+pub mod schema;
 pub mod template;
 mod yaml;
 

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use marked_yaml::Spanned;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{ActionSpec, Effect, Mode, Phase, action};
@@ -28,46 +29,99 @@ use crate::yaml;
 
 type S = Spanned<String>;
 
-#[derive(Deserialize)]
+// The raw types' `JsonSchema` derives are the runbook's JSON Schema (`rekey schema runbook`,
+// `crate::schema`): a field added here is in the schema too, and its doc comment is the
+// description editors show.
+/// A rekey runbook: the rotation procedure of one credential kind, as steps.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawRunbook {
+#[schemars(
+    rename = "Runbook",
+    title = "rekey runbook",
+    transform = crate::schema::runbook_kinds
+)]
+pub(crate) struct RawRunbook {
+    /// The credential kind this runbook rotates: one runbook per kind, and a team's replaces
+    /// the bundled one.
+    #[schemars(schema_with = "crate::schema::credential_kind")]
     kind: S,
+    /// What the procedure does and why, for the people who read it.
     #[serde(default)]
     description: Option<String>,
+    /// The steps; the plan orders them by phase, `needs` and the step outputs their inputs use.
+    #[schemars(length(min = 1))]
     steps: Vec<RawStep>,
 }
 
-#[derive(Deserialize)]
+/// One step: an action from the registry, in a phase, with its inputs.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawStep {
+#[schemars(rename = "Step", transform = crate::schema::step_actions)]
+pub(crate) struct RawStep {
+    /// The step's id (letters, digits, `-`, `_`), unique in the runbook: `needs` and
+    /// `{{ steps.ID.outputs.NAME }}` name it.
+    #[schemars(schema_with = "crate::schema::step_id")]
     id: S,
+    /// The action it runs, from the registry (`rekey validate --actions` lists every action).
+    #[schemars(schema_with = "crate::schema::action_name")]
     action: S,
+    /// Where the step sits in the rotation; `prepare` steps may only read.
+    #[schemars(with = "Phase")]
     phase: S,
+    /// What the step does, shown in the plan.
     #[serde(default)]
     description: Option<String>,
+    /// The action's inputs: plain values or templates (`{{ credential.user_name }}`,
+    /// `{{ consumer.secret_id }}`, `{{ steps.create.outputs.access_key_id }}`). A secret step
+    /// output may only go into an input that keeps it in memory.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, crate::schema::Scalar>")]
     with: HashMap<S, S>,
+    /// Steps that must succeed first, besides those whose outputs `with` uses (added by
+    /// themselves).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     needs: Vec<S>,
+    /// The step cannot be undone (required for actions that delete): once it has started, a
+    /// failure stops for an operator instead of undoing what was done.
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     irreversible: Option<Spanned<bool>>,
+    /// What an operator does: required by manual actions (`manual.provide_secret`,
+    /// `manual.confirm`), refused on automatic ones.
     #[serde(default)]
     manual: Option<RawManual>,
+    /// `consumer`: the step runs once per consumer of the credential (required by the actions
+    /// that run per consumer: `consumer.deliver`, `consumer.promote`).
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::for_each")]
     for_each: Option<S>,
+    /// The modes the step runs in (absent: every mode).
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::modes")]
     modes: Vec<S>,
+    /// Only for credentials whose field (a field of the runbook's kind) has one of the listed
+    /// values; `""` matches a field the credential leaves out. Every entry must match.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Vec<crate::schema::Scalar>>")]
     when: HashMap<S, Vec<S>>,
+    /// The step authenticates with the credential's `rotate_with` helper, so it waits until
+    /// the helper's new value is verified.
     #[serde(default)]
     uses_helper: Option<bool>,
 }
 
-#[derive(Deserialize)]
+/// Instructions for the operator of a manual step.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawManual {
+#[schemars(rename = "Manual")]
+pub(crate) struct RawManual {
+    /// What to do, step by step; templates such as `{{ credential.app_slug }}` are filled in.
+    #[schemars(with = "String")]
     instructions: S,
+    /// Where to do it (a URL; templates are filled in).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     link: Option<S>,
 }
 

@@ -127,6 +127,27 @@ pub(crate) enum Command {
     /// Print the manual page (roff), e.g. `rekey man > rekey.1`.
     #[command(after_help = "Examples:\n  rekey man > rekey.1 && man ./rekey.1")]
     Man,
+    /// Print the JSON Schema of inventory or runbook files, for editors that complete and check
+    /// YAML (VS Code, Neovim: yaml-language-server).
+    #[command(
+        after_help = "Examples:\n  rekey schema inventory > schema/inventory.schema.json\n  rekey schema runbook > schema/runbook.schema.json\n\nA YAML file whose first line is\n  # yaml-language-server: $schema=../schema/inventory.schema.json\nis then completed and checked as you type (the path is relative to the file)."
+    )]
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchemaArgs {
+    /// Which file's schema.
+    #[arg(value_enum)]
+    pub(crate) document: SchemaDocument,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum SchemaDocument {
+    /// Inventory files (hosts, services, credentials).
+    Inventory,
+    /// Runbooks (one credential kind's steps).
+    Runbook,
 }
 
 #[derive(Debug, Args)]

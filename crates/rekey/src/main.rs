@@ -40,6 +40,7 @@ fn main() -> ExitCode {
                 .render(&mut std::io::stdout())
                 .map_err(|e| report::Failure::Other(e.into()))
         }
+        Command::Schema(args) => command::schema::run(args),
         Command::Validate(args) => command::validate::run(&cli.global, args),
         Command::Lint(args) => command::lint::run(&cli.global, args),
         Command::Inventory(args) => command::inventory::run(&cli.global, args),

@@ -7,6 +7,7 @@ pub(crate) mod inventory;
 pub(crate) mod lint;
 pub(crate) mod plan;
 pub(crate) mod run;
+pub(crate) mod schema;
 pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod validate;

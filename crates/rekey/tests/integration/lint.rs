@@ -43,7 +43,7 @@ fn lint_finds_the_example_legacy_tokens_and_the_tokens_that_undo_trusted_publish
     }
     assert!(
         r.stdout.lines().any(|l| l.starts_with(
-            "inventory/credentials.yaml:85:9: error[npm-token-outranks-trusted-publishing] npm-publish can publish @acme/ui, which npm-packages publishes with trusted publishing"
+            "inventory/credentials.yaml:86:9: error[npm-token-outranks-trusted-publishing] npm-publish can publish @acme/ui, which npm-packages publishes with trusted publishing"
         )),
         "{}",
         r.stdout
@@ -53,11 +53,11 @@ fn lint_finds_the_example_legacy_tokens_and_the_tokens_that_undo_trusted_publish
     let list: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(
         located(&list, "legacy-kind"),
-        [("gh-ci-classic", 58, 9), ("npm-legacy-laptop", 99, 9)]
+        [("gh-ci-classic", 59, 9), ("npm-legacy-laptop", 100, 9)]
     );
     assert_eq!(
         located(&list, "npm-token-outranks-trusted-publishing"),
-        [("npm-publish", 85, 9), ("npm-legacy-laptop", 99, 9)]
+        [("npm-publish", 86, 9), ("npm-legacy-laptop", 100, 9)]
     );
     // No rotation history yet (TODO(history)): every credential is never drilled, a note
     // each, so that SARIF can place each one.

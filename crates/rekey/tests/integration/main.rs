@@ -22,5 +22,6 @@ mod real_oauth;
 mod real_postgres;
 mod retries;
 mod runs;
+mod schema;
 mod time_to_safe;
 mod workflows;
