@@ -85,6 +85,28 @@ struct RawCredential {
     description: Option<S>,
 }
 
+/// One find of `rekey discover`, in a `discovered:` section (a `discovered-<host>.yaml` file it
+/// wrote): with `credential`, the host is added to that credential's `present_on`; without, a
+/// draft awaiting review (`rekey lint`'s `discovered-draft`). Never a value: its public ids and
+/// keyed fingerprint only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovered {
+    host: S,
+    source: S,
+    kind: S,
+    #[serde(default)]
+    credential: Option<S>,
+    #[serde(default)]
+    matched_by: Option<String>,
+    #[serde(default)]
+    fingerprint: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    ids: BTreeMap<String, String>,
+}
+
 const COMMON_FIELDS: &[&str] = &[
     "id",
     "kind",
@@ -428,12 +450,46 @@ impl Credential {
     }
 }
 
+/// A find of `rekey discover` read back from a `discovered:` section (see `RawDiscovered`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Discovered {
+    pub host: String,
+    /// Where it was found: `~/.npmrc:3`, `env:GH_TOKEN`.
+    pub source: String,
+    /// A credential kind, or `unknown`.
+    pub kind: String,
+    /// The credential it is (confirmed or matched); `None`: a draft awaiting review.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_by: Option<String>,
+    /// The installation key's fingerprint of the value (`hmac-sha256:KID:HEX`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Public identifiers: `access_key_id`, `key_id`, `registry`, `login`, …
+    pub ids: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub location: Location,
+}
+
+impl Discovered {
+    /// Not yet tied to a credential of the inventory.
+    pub fn is_draft(&self) -> bool {
+        self.credential.is_none()
+    }
+}
+
 /// The checked inventory.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Inventory {
     pub hosts: Vec<Host>,
     pub services: Vec<Service>,
     pub credentials: Vec<Credential>,
+    /// What `rekey discover` found on hosts (`discovered:` sections).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub discovered: Vec<Discovered>,
     #[serde(skip)]
     credential_index: HashMap<String, usize>,
     #[serde(skip)]
@@ -554,6 +610,7 @@ pub fn parse_inventory(sources: &[Arc<SourceFile>]) -> Result<Inventory, SpecErr
         raw.hosts.extend(part.hosts);
         raw.services.extend(part.services);
         raw.credentials.extend(part.credentials);
+        raw.discovered.extend(part.discovered);
         errors.0.extend(errs.0);
     }
     let inventory = check(raw, &mut errors);
@@ -585,6 +642,7 @@ struct RawInventory {
     hosts: Vec<Located<RawHost>>,
     services: Vec<Located<RawService>>,
     credentials: Vec<Located<SplitCredential>>,
+    discovered: Vec<Located<(Location, RawDiscovered)>>,
 }
 
 fn read_file(file: &Arc<SourceFile>, out: &mut RawInventory) -> Result<(), SpecErrors> {
@@ -644,10 +702,21 @@ fn read_file(file: &Arc<SourceFile>, out: &mut RawInventory) -> Result<(), SpecE
                     }
                 }
             }
+            "discovered" => {
+                for item in items.iter() {
+                    match yaml::from_node::<RawDiscovered>(file, item, "discovered") {
+                        Ok(raw) => out.discovered.push(Located {
+                            file: Arc::clone(file),
+                            raw: (Location::from_span(file, raw.host.span()), raw),
+                        }),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
             other => errors.push(
                 SpecError::at(key_loc, format!("unknown top-level key `{other}`"))
                     .label("unknown key")
-                    .help("expected one of `hosts`, `services`, `credentials`"),
+                    .help("expected one of `hosts`, `services`, `credentials`, `discovered`"),
             ),
         }
     }
@@ -831,9 +900,86 @@ fn check(raw: RawInventory, errors: &mut SpecErrors) -> Inventory {
         inv.credential_index.insert(c.id.clone(), i);
     }
     inv.credentials = pending.into_iter().map(|(_, c)| c).collect();
+    check_discovered(&mut inv, raw.discovered, errors);
     check_references(&inv, errors);
     check_rotate_with_cycles(&inv, errors);
     inv
+}
+
+/// `discovered:` entries: a known kind (or `unknown`); one naming a credential must agree with
+/// its kind and adds its host to the credential's `present_on` (where the entry was written is
+/// the reference's location, so an unknown host points at it).
+fn check_discovered(
+    inv: &mut Inventory,
+    raw: Vec<Located<(Location, RawDiscovered)>>,
+    errors: &mut SpecErrors,
+) {
+    for Located {
+        file,
+        raw: (at, d),
+    } in raw
+    {
+        if d.kind.as_str() != "unknown" && d.kind.parse::<CredentialKind>().is_err() {
+            errors.push(
+                SpecError::at(
+                    loc(&file, &d.kind),
+                    format!("unknown credential kind `{}`", d.kind.as_str()),
+                )
+                .help(format!("expected `unknown` or one of {}", kind_names())),
+            );
+            continue;
+        }
+        if let Some(id) = &d.credential {
+            let Some(i) = inv.credential_index(id) else {
+                errors.push(dangling(
+                    loc(&file, id),
+                    "credential",
+                    id,
+                    inv.credentials.iter().map(|c| c.id.as_str()),
+                ));
+                continue;
+            };
+            let c = &mut inv.credentials[i];
+            if d.kind.as_str() != "unknown" && c.kind.as_str() != d.kind.as_str() {
+                errors.push(
+                    SpecError::at(
+                        loc(&file, &d.kind),
+                        format!(
+                            "credential `{}` is a {}, not a {}",
+                            c.id,
+                            c.kind.as_str(),
+                            d.kind.as_str()
+                        ),
+                    )
+                    .related(c.location.clone(), "defined here"),
+                );
+                continue;
+            }
+            if !c.present_on.iter().any(|h| h == d.host.as_str()) {
+                c.present_on.push(d.host.to_string());
+                c.reference_locations.present_on.push(loc(&file, &d.host));
+            }
+        } else if inv.host(&d.host).is_none() {
+            errors.push(dangling(
+                loc(&file, &d.host),
+                "host",
+                &d.host,
+                inv.hosts.iter().map(|h| h.id.as_str()),
+            ));
+            continue;
+        }
+        inv.discovered.push(Discovered {
+            host: d.host.to_string(),
+            source: d.source.to_string(),
+            kind: d.kind.to_string(),
+            credential: d.credential.map(|c| c.to_string()),
+            matched_by: d.matched_by,
+            fingerprint: d.fingerprint,
+            note: d.note,
+            ids: d.ids,
+            location: at,
+        });
+    }
 }
 
 /// A service's `publishes:`: a known registry, a package name valid there, each package once.

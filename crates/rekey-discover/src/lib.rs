@@ -1,0 +1,251 @@
+//! `rekey discover`: which credentials are present on this laptop or runner. Readers look
+//! where credentials live (`readers/`), each find is classified by its documented format
+//! (`classify.rs`), fingerprinted with the installation key and matched against the inventory
+//! (`matching.rs`); `write.rs` renders the `discovered:` file the inventory loader reads.
+//!
+//! Values are read into `SecretString`s, fingerprinted and dropped inside the reader: a
+//! [`Find`] holds the kind, public identifiers and the fingerprint, never the value.
+
+mod classify;
+mod ini;
+mod matching;
+pub mod readers;
+mod write;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+pub use classify::{Class, classify};
+pub use matching::{Summary, match_inventory};
+pub use write::{WRITTEN_MARK, render};
+
+/// The machine being looked at: its home folder, its environment and the project folders to
+/// search for `.env` and `.npmrc` files. Injected, so tests never read the real machine.
+pub struct Environment {
+    pub home: PathBuf,
+    pub vars: BTreeMap<String, SecretString>,
+    pub paths: Vec<PathBuf>,
+}
+
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Environment")
+            .field("home", &self.home)
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .field("paths", &self.paths)
+            .finish()
+    }
+}
+
+impl Environment {
+    /// This process's home and environment (the command; never tests).
+    pub fn from_process(paths: Vec<PathBuf>) -> Self {
+        let vars: BTreeMap<String, SecretString> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .map(|(k, v)| (k, SecretString::from(v)))
+            .collect();
+        let home = vars
+            .get("HOME")
+            .or_else(|| vars.get("USERPROFILE"))
+            .map_or_else(PathBuf::new, |h| PathBuf::from(h.expose_secret()));
+        Self { home, vars, paths }
+    }
+
+    /// A variable that may hold a secret.
+    pub fn secret(&self, name: &str) -> Option<&SecretString> {
+        self.vars
+            .get(name)
+            .filter(|v| !v.expose_secret().trim().is_empty())
+    }
+
+    /// A variable that names a place (`HF_HOME`, `DOCKER_CONFIG`, …), not a secret.
+    pub fn path_var(&self, name: &str) -> Option<PathBuf> {
+        self.secret(name).map(|v| PathBuf::from(v.expose_secret()))
+    }
+
+    /// `~/…` for files under the home folder: the same find reads the same on every machine.
+    pub fn show(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.home) {
+            Ok(rest) if !self.home.as_os_str().is_empty() => format!("~/{}", rest.display()),
+            _ => path.display().to_string(),
+        }
+    }
+
+    /// `$XDG_CONFIG_HOME`, else `~/.config`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.path_var("XDG_CONFIG_HOME")
+            .unwrap_or_else(|| self.home.join(".config"))
+    }
+
+    /// `$XDG_CACHE_HOME`, else `~/.cache`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path_var("XDG_CACHE_HOME")
+            .unwrap_or_else(|| self.home.join(".cache"))
+    }
+}
+
+/// Which provider's file or variable a find came from: decides how its value is classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Aws,
+    Npm,
+    Github,
+    GitCredentials,
+    Huggingface,
+    Gcp,
+    Docker,
+    EnvFile,
+    Postgres,
+    Mysql,
+}
+
+/// What a reader hands over: where, what it knows publicly, and the value (or none: an SSO
+/// profile has no secret to fingerprint).
+pub struct Raw {
+    pub origin: Origin,
+    pub source: String,
+    pub ids: BTreeMap<String, String>,
+    pub value: Option<SecretString>,
+    /// What the reader knows beside the value (`sso`, `service_account`, `authorized_user`).
+    pub hint: Option<&'static str>,
+}
+
+impl fmt::Debug for Raw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Raw")
+            .field("origin", &self.origin)
+            .field("source", &self.source)
+            .field("ids", &self.ids)
+            .field("value", &self.value.as_ref().map(|_| "[REDACTED]"))
+            .field("hint", &self.hint)
+            .finish()
+    }
+}
+
+impl Raw {
+    pub(crate) fn new(origin: Origin, source: String, value: Option<SecretString>) -> Self {
+        Self {
+            origin,
+            source,
+            ids: BTreeMap::new(),
+            value,
+            hint: None,
+        }
+    }
+
+    pub(crate) fn id(mut self, name: &str, value: impl Into<String>) -> Self {
+        let value = value.into();
+        if !value.is_empty() {
+            self.ids.insert(name.to_owned(), value);
+        }
+        self
+    }
+
+    pub(crate) fn hint(mut self, hint: &'static str) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+}
+
+/// Whether the inventory knows a find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// It is a credential of the inventory (by public id or fingerprint).
+    Known,
+    /// A long-lived secret the inventory does not know: exit 1.
+    Unknown,
+    /// Short-lived (STS session keys, SSO profiles, Actions installation tokens): noted only.
+    ShortLived,
+    /// A secret no inventory kind describes (GitHub OAuth and user tokens, gcloud user
+    /// logins): listed, for a person to judge; not counted as unknown.
+    Outside,
+}
+
+/// One credential found on the machine. Never holds the value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Find {
+    pub source: String,
+    pub origin: Origin,
+    /// A credential kind, `unknown`, or what the find is when no kind fits
+    /// (`github_oauth_token`, `aws_sso_profile`, …).
+    pub kind: String,
+    #[serde(skip)]
+    pub class: Class,
+    pub ids: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub status: Status,
+    /// The inventory credential it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// `access_key_id`, `key_id`, `fingerprint`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_by: Option<String>,
+    /// Other hosts where discovery saw the same value (by fingerprint).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_on: Vec<String>,
+}
+
+impl fmt::Display for Find {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}  {}", self.source, self.kind)?;
+        for (k, v) in &self.ids {
+            write!(f, "  {k}={v}")?;
+        }
+        match (&self.credential, self.status) {
+            (Some(c), _) => write!(
+                f,
+                "  → {c} (by {})",
+                self.matched_by.as_deref().unwrap_or("?")
+            )?,
+            (None, Status::Unknown) => f.write_str("  UNKNOWN to the inventory")?,
+            (None, Status::ShortLived) => f.write_str("  short-lived")?,
+            (None, Status::Outside) => f.write_str("  no inventory kind")?,
+            (None, Status::Known) => {}
+        }
+        if let Some(n) = &self.note {
+            write!(f, "  ({n})")?;
+        }
+        if !self.also_on.is_empty() {
+            write!(f, "  also on {}", self.also_on.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs every reader over `env`, classifies each find and fingerprints its value with
+/// `fingerprint` (the installation key's HMAC); the values are dropped before this returns.
+pub fn discover(env: &Environment, fingerprint: &dyn Fn(&str) -> String) -> Vec<Find> {
+    let mut finds: Vec<Find> = Vec::new();
+    for raw in readers::read_all(env) {
+        let class = classify(&raw);
+        let fp = raw
+            .value
+            .as_ref()
+            .map(|v| fingerprint(v.expose_secret().trim()));
+        // The same value read twice (a profile and the environment): one find per place.
+        let find = Find {
+            source: raw.source,
+            origin: raw.origin,
+            kind: class.name().to_owned(),
+            class,
+            ids: raw.ids,
+            fingerprint: fp,
+            note: class.note().map(str::to_owned),
+            status: class.initial_status(),
+            credential: None,
+            matched_by: None,
+            also_on: Vec::new(),
+        };
+        finds.push(find);
+    }
+    finds
+}
