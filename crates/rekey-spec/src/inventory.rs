@@ -1814,6 +1814,54 @@ mod tests {
         }
     }
 
+    /// `discovered:` (a file `rekey discover --write` made, beside the operator's): an entry
+    /// naming a credential adds its host to `present_on`, located at the entry; drafts are
+    /// kept; bad entries are located.
+    #[test]
+    fn discovered_entries_add_exposure_or_are_refused() {
+        let cred = "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n";
+        let own = Arc::new(SourceFile::new("inv.yaml", format!("{HEAD}  - id: laptop\n    kind: developer_machine\n{cred}")));
+        let found = Arc::new(SourceFile::new(
+            "discovered-laptop.yaml",
+            "discovered:\n  - { host: laptop, source: \"~/.aws/credentials:3\", kind: aws_iam_access_key, credential: k, ids: { access_key_id: AKIAIOSFODNN7EXAMPLE } }\n  - { host: laptop, source: env:X, kind: unknown, fingerprint: \"hmac-sha256:0a1b2c3d:00\" }\n",
+        ));
+        let inv = parse_inventory(&[own, found]).unwrap_or_else(|e| panic!("{e:?}"));
+        let k = inv.credential("k").unwrap();
+        assert_eq!(k.present_on, ["laptop"]);
+        assert_eq!(
+            k.reference_locations.present_on[0].to_string(),
+            "discovered-laptop.yaml:2:13"
+        );
+        assert_eq!(inv.discovered.len(), 2);
+        assert!(inv.discovered[1].is_draft());
+        let bad = |entry: &str| -> Vec<String> {
+            errors(&format!("{cred}discovered:\n  - {entry}\n"))
+                .into_iter()
+                .map(|e| e.split(" (").next().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            bad("{ host: ci, source: s, kind: aws_key }"),
+            ["inv.yaml:9:34: unknown credential kind `aws_key`"]
+        );
+        assert_eq!(
+            bad("{ host: ci, source: s, kind: unknown, credential: kk }"),
+            ["inv.yaml:9:55: unknown credential `kk`"]
+        );
+        assert_eq!(
+            bad("{ host: ci, source: s, kind: npm_granular_token, credential: k }"),
+            ["inv.yaml:9:34: credential `k` is a aws_iam_access_key, not a npm_granular_token; defined here at inv.yaml:5:9"]
+        );
+        assert_eq!(
+            bad("{ host: cj, source: s, kind: unknown }"),
+            ["inv.yaml:9:13: unknown host `cj`"]
+        );
+        assert_eq!(
+            bad("{ host: ci, source: s, kind: unknown, value: x }").len(),
+            1
+        );
+    }
+
     /// Bad `publishes:` entries and npm `packages:`/`scopes:`: one error each, at the exact
     /// place, saying what was expected.
     #[test]
