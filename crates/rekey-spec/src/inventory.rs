@@ -914,11 +914,7 @@ fn check_discovered(
     raw: Vec<Located<(Location, RawDiscovered)>>,
     errors: &mut SpecErrors,
 ) {
-    for Located {
-        file,
-        raw: (at, d),
-    } in raw
-    {
+    for Located { file, raw: (at, d) } in raw {
         if d.kind.as_str() != "unknown" && d.kind.parse::<CredentialKind>().is_err() {
             errors.push(
                 SpecError::at(
@@ -1820,7 +1816,10 @@ mod tests {
     #[test]
     fn discovered_entries_add_exposure_or_are_refused() {
         let cred = "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n";
-        let own = Arc::new(SourceFile::new("inv.yaml", format!("{HEAD}  - id: laptop\n    kind: developer_machine\n{cred}")));
+        let own = Arc::new(SourceFile::new(
+            "inv.yaml",
+            format!("{HEAD}  - id: laptop\n    kind: developer_machine\n{cred}"),
+        ));
         let found = Arc::new(SourceFile::new(
             "discovered-laptop.yaml",
             "discovered:\n  - { host: laptop, source: \"~/.aws/credentials:3\", kind: aws_iam_access_key, credential: k, ids: { access_key_id: AKIAIOSFODNN7EXAMPLE } }\n  - { host: laptop, source: env:X, kind: unknown, fingerprint: \"hmac-sha256:0a1b2c3d:00\" }\n",
@@ -1850,7 +1849,9 @@ mod tests {
         );
         assert_eq!(
             bad("{ host: ci, source: s, kind: npm_granular_token, credential: k }"),
-            ["inv.yaml:9:34: credential `k` is a aws_iam_access_key, not a npm_granular_token; defined here at inv.yaml:5:9"]
+            [
+                "inv.yaml:9:34: credential `k` is a aws_iam_access_key, not a npm_granular_token; defined here at inv.yaml:5:9"
+            ]
         );
         assert_eq!(
             bad("{ host: cj, source: s, kind: unknown }"),

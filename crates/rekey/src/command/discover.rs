@@ -1,0 +1,170 @@
+//! `rekey discover`: which credentials are present on this machine (`rekey-discover`), each
+//! fingerprinted with the installation key and matched against the inventory; text, JSON, or
+//! an inventory file of `discovered:` entries. Exit 0 when every find is known, 1 when one is
+//! unknown to the inventory, 2 on bad input.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use rekey_discover::{Environment, Status, WRITTEN_MARK};
+use serde_json::json;
+
+use crate::cli::{DiscoverArgs, Global};
+use crate::report::Failure;
+
+fn refused(message: String) -> Failure {
+    Failure::Exit { code: 2, message }
+}
+
+/// This machine's name: `HOSTNAME`, else `/etc/hostname`.
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
+    let inventory = super::load_inventory(global)?;
+    let Some(host) = args.host.clone().or_else(hostname) else {
+        return Err(refused(
+            "error: this machine has no host name; pass --host ID".into(),
+        ));
+    };
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(refused(format!(
+            "error: invalid host id `{host}`: ids use letters, digits, `-`, `_` and `.`"
+        )));
+    }
+    for p in &args.paths {
+        if !p.exists() {
+            return Err(refused(format!(
+                "error: --path {}: no such file or folder",
+                p.display()
+            )));
+        }
+    }
+    // A file this command did not write is the operator's: never overwritten.
+    if let Some(out) = &args.write
+        && out.exists()
+    {
+        let text = std::fs::read_to_string(out).unwrap_or_default();
+        if !text.starts_with(WRITTEN_MARK) {
+            return Err(refused(format!(
+                "error: {} exists and was not written by `rekey discover`; choose another --write FILE",
+                out.display()
+            )));
+        }
+    }
+    let fingerprinter = super::state::fingerprinter(global)?;
+    let env = Environment::from_process(args.paths.clone());
+    let mut finds = rekey_discover::discover(&env, &|v| fingerprinter.fingerprint(v));
+    drop(env);
+    let summary = rekey_discover::match_inventory(&inventory, &host, &mut finds);
+
+    let mut stdout = anstream::stdout().lock();
+    if args.json {
+        let doc = json!({
+            "version": 1,
+            "host": host,
+            "summary": summary,
+            "finds": finds,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &doc).context("cannot write the JSON")?;
+        writeln!(stdout).context("cannot write the output")?;
+    } else {
+        let mut text = format!(
+            "{host}: {} find(s): {} known, {} unknown to the inventory, {} short-lived, {} outside the inventory's kinds\n",
+            finds.len(),
+            summary.known,
+            summary.unknown,
+            summary.short_lived,
+            summary.outside
+        );
+        for (status, title) in [
+            (Status::Unknown, "unknown to the inventory"),
+            (Status::Known, "known"),
+            (Status::ShortLived, "short-lived"),
+            (Status::Outside, "outside the inventory's kinds"),
+        ] {
+            let group: Vec<_> = finds.iter().filter(|f| f.status == status).collect();
+            if group.is_empty() {
+                continue;
+            }
+            text.push_str(&format!("\n{title}:\n"));
+            for f in group {
+                text.push_str(&format!("  {f}\n"));
+            }
+        }
+        stdout
+            .write_all(text.as_bytes())
+            .context("cannot write the output")?;
+    }
+
+    if let Some(out) = &args.write {
+        // Declare the host unless the operator's inventory does (a host this file declared
+        // before is declared again: the file is rewritten).
+        let declare = match inventory.host(&host) {
+            Some(h) if !same_file(h.location.file.path(), out) => None,
+            Some(h) => Some(h.kind),
+            None => Some(
+                if std::env::var_os("CI").is_some() || std::env::var_os("GITHUB_ACTIONS").is_some()
+                {
+                    rekey_spec::HostKind::CiRunner
+                } else {
+                    rekey_spec::HostKind::DeveloperMachine
+                },
+            ),
+        };
+        let kind = declare.map(|k| match k {
+            rekey_spec::HostKind::CiRunner => "ci_runner",
+            rekey_spec::HostKind::DeveloperMachine => "developer_machine",
+            rekey_spec::HostKind::Server => "server",
+        });
+        let text = rekey_discover::render(&host, kind, &super::today(global).to_string(), &finds);
+        write_atomically(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!(
+            "wrote {}: {} entr(ies); `rekey validate` loads it when it is in the inventory folder",
+            out.display(),
+            finds.iter().filter(|f| f.class.inventoried()).count()
+        );
+    }
+    if summary.unknown > 0 {
+        return Err(Failure::Exit {
+            code: 1,
+            message: format!(
+                "{} credential(s) on {host} unknown to the inventory",
+                summary.unknown
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A temporary file beside `path`, then a rename: a reader never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "discovered".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
