@@ -77,7 +77,7 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
     let mut stdout = anstream::stdout().lock();
     if args.json {
         let doc = json!({
-            "version": 1,
+            "format": 1,
             "host": host,
             "summary": summary,
             "finds": finds,
