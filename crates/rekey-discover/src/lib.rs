@@ -249,3 +249,135 @@ pub fn discover(env: &Environment, fingerprint: &dyn Fn(&str) -> String) -> Vec<
     }
     finds
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rekey_spec::SourceFile;
+
+    use super::*;
+    use crate::readers::fixture::{env, write};
+
+    const PAT: &str = "ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const AWS: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    fn fake_fp(v: &str) -> String {
+        // Stands in for the installation key's HMAC: equal values, equal prints.
+        let sum: u32 = v.bytes().map(u32::from).sum();
+        format!("hmac-sha256:test:{sum:x}-{}", v.len())
+    }
+
+    #[test]
+    fn debug_and_display_never_show_a_value() {
+        let home = tempfile::tempdir().unwrap();
+        write(
+            home.path(),
+            ".aws/credentials",
+            &format!(
+                "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = {AWS}\n"
+            ),
+        );
+        let e = env(home.path(), &[("GH_TOKEN", PAT)]);
+        let raws = readers::read_all(&e);
+        let finds = discover(&e, &fake_fp);
+        assert_eq!(finds.len(), 2);
+        let shown = format!(
+            "{e:?} {raws:?} {finds:?} {} {}",
+            finds[0],
+            serde_json::to_string(&finds).unwrap()
+        );
+        for secret in [PAT, AWS] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("AKIAIOSFODNN7EXAMPLE"));
+        assert!(shown.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn matching_by_public_id_and_by_fingerprint() {
+        let inv = rekey_spec::parse_inventory(&[Arc::new(SourceFile::new(
+            "inv.yaml",
+            format!(
+                "hosts:\n  - {{ id: a, kind: developer_machine }}\n  - {{ id: b, kind: ci_runner }}\ncredentials:\n  - {{ id: k, kind: aws_iam_access_key, user_name: u, access_key_id: AKIAIOSFODNN7EXAMPLE }}\n  - {{ id: pat, kind: github_classic_pat, github_user: bot }}\n  - {{ id: pat2, kind: github_classic_pat, github_user: two }}\n  - {{ id: pat3, kind: github_classic_pat, github_user: two }}\ndiscovered:\n  - {{ host: b, source: env:GH_TOKEN, kind: github_classic_pat, credential: pat3, fingerprint: \"{}\" }}\n",
+                fake_fp(PAT)
+            ),
+        ))])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let home = tempfile::tempdir().unwrap();
+        write(
+            home.path(),
+            ".aws/credentials",
+            &format!(
+                "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = {AWS}\n"
+            ),
+        );
+        // `two` owns two PATs: the login cannot tell which; the fingerprint can.
+        write(
+            home.path(),
+            ".config/gh/hosts.yml",
+            &format!("github.com:\n    user: two\n    oauth_token: {PAT}\n"),
+        );
+        write(
+            home.path(),
+            ".git-credentials",
+            "https://bot:ghp_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb@github.com\n",
+        );
+        let e = env(
+            home.path(),
+            &[("NPM_TOKEN", "npm_cccccccccccccccccccccccccccccccccccc")],
+        );
+        let mut finds = discover(&e, &fake_fp);
+        let summary = match_inventory(&inv, "a", &mut finds);
+        let got: Vec<(&str, Option<&str>, Option<&str>, Vec<String>)> = finds
+            .iter()
+            .map(|f| {
+                (
+                    f.source.as_str(),
+                    f.credential.as_deref(),
+                    f.matched_by.as_deref(),
+                    f.also_on.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "~/.aws/credentials:3",
+                    Some("k"),
+                    Some("access_key_id"),
+                    vec![]
+                ),
+                ("env:NPM_TOKEN", None, None, vec![]),
+                (
+                    "~/.config/gh/hosts.yml:3",
+                    Some("pat3"),
+                    Some("fingerprint"),
+                    vec!["b".to_owned()]
+                ),
+                (
+                    "~/.git-credentials:1",
+                    Some("pat"),
+                    Some("github_user"),
+                    vec![]
+                ),
+            ]
+        );
+        assert_eq!(
+            summary,
+            Summary {
+                known: 3,
+                unknown: 1,
+                short_lived: 0,
+                outside: 0
+            }
+        );
+        // The written file: the known ones name their credential, the unknown one is a draft.
+        let text = render("a", None, "2026-12-07", &finds);
+        assert!(text.starts_with(WRITTEN_MARK));
+        assert_eq!(text.matches("  - host: \"a\"").count(), 4);
+        assert_eq!(text.matches("# draft").count(), 1);
+        assert!(!text.contains(PAT) && !text.contains(AWS));
+    }
+}
