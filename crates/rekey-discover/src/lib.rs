@@ -224,6 +224,24 @@ impl fmt::Display for Find {
 /// Runs every reader over `env`, classifies each find and fingerprints its value with
 /// `fingerprint` (the installation key's HMAC); the values are dropped before this returns.
 pub fn discover(env: &Environment, fingerprint: &dyn Fn(&str) -> String) -> Vec<Find> {
+    discover_with(env, fingerprint, &mut |_, _| Inspection::default())
+}
+
+/// What an identity check (`--online`) learned of a value.
+#[derive(Debug, Default)]
+pub struct Inspection {
+    /// Public ids to add (`login`).
+    pub ids: Vec<(String, String)>,
+    pub note: Option<String>,
+}
+
+/// [`discover`], with `inspect` called on each value of a known class while it is still held
+/// (the command's read-only identity calls); the value is dropped right after.
+pub fn discover_with(
+    env: &Environment,
+    fingerprint: &dyn Fn(&str) -> String,
+    inspect: &mut dyn FnMut(&Find, &SecretString) -> Inspection,
+) -> Vec<Find> {
     let mut finds: Vec<Find> = Vec::new();
     for raw in readers::read_all(env) {
         let class = classify(&raw);
@@ -245,6 +263,19 @@ pub fn discover(env: &Environment, fingerprint: &dyn Fn(&str) -> String) -> Vec<
             matched_by: None,
             also_on: Vec::new(),
         };
+        let mut find = find;
+        if let Some(value) = &raw.value {
+            let learned = inspect(&find, value);
+            for (k, v) in learned.ids {
+                find.ids.entry(k).or_insert(v);
+            }
+            if let Some(n) = learned.note {
+                find.note = Some(match find.note.take() {
+                    Some(old) => format!("{old}; {n}"),
+                    None => n,
+                });
+            }
+        }
         finds.push(find);
     }
     finds

@@ -1,6 +1,6 @@
 //! Matching finds against the inventory: by the public identifier a kind's fields hold (an
 //! `access_key_id`, a GCP `key_id`, a GitHub or npm login, a Hugging Face token name, a
-//! database role), else by the keyed fingerprint recorded for a credential by an earlier
+//! database role; with `--online`, the `owner` the provider named), else by the keyed fingerprint recorded for a credential by an earlier
 //! `discovered:` entry (the same value on another machine, or a draft someone confirmed).
 
 use rekey_spec::{Credential, CredentialKind, Inventory};
@@ -65,7 +65,8 @@ fn by_public_id(inv: &Inventory, kind: CredentialKind, f: &Find) -> Option<(Stri
         K::HuggingfaceToken => hit(
             unique(inv, kind, "token_name", id("token_name")),
             "token_name",
-        ),
+        )
+        .or_else(|| hit(unique(inv, kind, "hf_user", id("owner")), "hf_user")),
         K::PostgresPassword => hit(unique(inv, kind, "role", id("user")), "role"),
         K::MysqlPassword => hit(unique(inv, kind, "user", id("user")), "user"),
         K::GithubAppPrivateKey | K::OauthClientSecret => None,

@@ -143,6 +143,10 @@ pub(crate) struct DiscoverArgs {
     /// A project folder to search for `.env` and `.npmrc` files (repeatable).
     #[arg(long = "path", value_name = "DIR")]
     pub(crate) paths: Vec<PathBuf>,
+    /// Ask the provider who each GitHub and Hugging Face token belongs to (`GET /user`,
+    /// `whoami-v2`: read-only identity calls, never a change). Off by default.
+    #[arg(long)]
+    pub(crate) online: bool,
     /// Print JSON: {host, summary, finds: [{source, kind, ids, fingerprint, status, credential, …}]}.
     #[arg(long, conflicts_with = "write")]
     pub(crate) json: bool,

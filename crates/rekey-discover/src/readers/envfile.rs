@@ -11,10 +11,15 @@ use crate::classify::token_class;
 use crate::{Environment, Origin, Raw, ini};
 
 fn is_env_file(name: &str) -> bool {
-    (name == ".env" || name.starts_with(".env.") || name.ends_with(".env"))
-        && ![".example", ".sample", ".template", ".dist"]
-            .iter()
-            .any(|s| name.ends_with(s))
+    let ext = std::path::Path::new(name)
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let env_like = name == ".env" || name.starts_with(".env.") || ext.as_deref() == Some("env");
+    env_like
+        && !matches!(
+            ext.as_deref(),
+            Some("example" | "sample" | "template" | "dist")
+        )
 }
 
 fn secret_name(key: &str) -> bool {

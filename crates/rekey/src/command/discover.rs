@@ -70,7 +70,14 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
     }
     let fingerprinter = super::state::fingerprinter(global)?;
     let env = Environment::from_process(args.paths.clone());
-    let mut finds = rekey_discover::discover(&env, &|v| fingerprinter.fingerprint(v));
+    let mut finds = if args.online {
+        let online = Online::new()?;
+        rekey_discover::discover_with(&env, &|v| fingerprinter.fingerprint(v), &mut |f, v| {
+            online.inspect(f, v)
+        })
+    } else {
+        rekey_discover::discover(&env, &|v| fingerprinter.fingerprint(v))
+    };
     drop(env);
     let summary = rekey_discover::match_inventory(&inventory, &host, &mut finds);
 
@@ -151,6 +158,75 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
         });
     }
     Ok(())
+}
+
+/// `--online`: read-only identity calls through the connectors (their budgets and error
+/// scrubbing), for GitHub tokens of github.com (`GITHUB_API_URL` moves it) and Hugging Face
+/// tokens (`HF_ENDPOINT`). A token the provider refuses is noted as not valid.
+struct Online {
+    rt: tokio::runtime::Runtime,
+    github: Option<rekey_providers::github::GithubProvider>,
+    hub: Option<rekey_providers::huggingface::HuggingfaceProvider>,
+}
+
+impl Online {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            rt: super::state::runtime()?,
+            github: rekey_providers::github::GithubProvider::from_env().ok(),
+            hub: rekey_providers::huggingface::HuggingfaceProvider::from_env().ok(),
+        })
+    }
+
+    fn inspect(
+        &self,
+        find: &rekey_discover::Find,
+        value: &secrecy::SecretString,
+    ) -> rekey_discover::Inspection {
+        use rekey_discover::{Class, Inspection};
+        use rekey_spec::CredentialKind as K;
+        let token = rekey_engine::Value::Secret(value.clone());
+        let github_com = find
+            .ids
+            .get("host")
+            .is_none_or(|h| h.trim_start_matches("https://") == "github.com");
+        let answer = match find.class {
+            Class::Kind(K::GithubClassicPat | K::GithubFineGrainedPat)
+            | Class::GithubOauthToken
+            | Class::GithubUserToken
+                if github_com =>
+            {
+                let Some(gh) = &self.github else {
+                    return Inspection::default();
+                };
+                ("GitHub GET /user", self.rt.block_on(gh.identity(&token)))
+            }
+            Class::Kind(K::HuggingfaceToken) => {
+                let Some(hub) = &self.hub else {
+                    return Inspection::default();
+                };
+                (
+                    "Hugging Face whoami-v2",
+                    self.rt.block_on(hub.identity(&token)),
+                )
+            }
+            _ => return Inspection::default(),
+        };
+        match answer {
+            (_, Ok(Some(login))) => Inspection {
+                ids: vec![("owner".into(), login)],
+                note: None,
+            },
+            (call, Ok(None)) => Inspection {
+                ids: Vec::new(),
+                note: Some(format!("{call} refuses it: not a valid token")),
+            },
+            (call, Err(e)) => Inspection {
+                ids: Vec::new(),
+                note: Some(format!("{call} failed: {e}")),
+            },
+        }
+    }
 }
 
 /// A temporary file beside `path`, then a rename: a reader never sees half a file.

@@ -503,3 +503,77 @@ fn an_incident_after_discover_names_what_only_discovery_knew() {
         "{after:#?}"
     );
 }
+
+/// `--online`: `GET /user` and `whoami-v2` name each token's owner, which matches the
+/// inventory's `github_user`/`hf_user`; a refused token is noted; nothing is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_identity_calls_name_the_owner() {
+    use rekey_testkit::{GithubFake, HuggingfaceFake};
+    let gh = GithubFake::start().await;
+    let hub = HuggingfaceFake::start().await;
+    let (pat, dead, hf) = (
+        "ghp_OnlineCheckedTokenValue0123456789ab",
+        "ghp_RevokedTokenValue0123456789abcdefgh",
+        "hf_OnlineCheckedTokenValueAbCdEfGhIjKl",
+    );
+    gh.add_token(pat, "octo-bot");
+    hub.add_user("ml-bot", &[]);
+    hub.add_token(hf, "ml-bot", "read");
+    let ws = Workspace::empty();
+    std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
+    std::fs::write(
+        ws.path().join("inventory/inventory.yaml"),
+        "hosts:\n  - { id: laptop-a, kind: developer_machine }\ncredentials:\n  - { id: gh-x, kind: github_classic_pat, github_user: octo-bot }\n  - { id: hf-x, kind: huggingface_token, hf_user: ml-bot }\n",
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".cache/huggingface")).unwrap();
+    std::fs::write(home.path().join(".cache/huggingface/token"), hf).unwrap();
+    std::fs::write(
+        home.path().join(".git-credentials"),
+        format!("https://x:{pat}@github.com\nhttps://y:{dead}@github.com\n"),
+    )
+    .unwrap();
+    let (api, endpoint) = (gh.api_url(), hub.endpoint());
+    let env = [
+        ("GITHUB_API_URL", api.as_str()),
+        ("HF_ENDPOINT", endpoint.as_str()),
+    ];
+    // Offline: the logins in the file (`x`, `y`) are not the owners; nothing is known.
+    let off = discover(&ws, home.path(), &["--host", "laptop-a", "--json"], &env);
+    assert_eq!(off.code, Some(1), "{}", off.stderr);
+    assert_eq!(hub.whoami_calls(), 0);
+    let on = discover(
+        &ws,
+        home.path(),
+        &["--host", "laptop-a", "--online", "--json"],
+        &env,
+    );
+    let v: serde_json::Value = serde_json::from_str(&on.stdout).unwrap();
+    let finds = v["finds"].as_array().unwrap();
+    let at = |s: &str| finds.iter().find(|f| f["source"] == s).unwrap();
+    assert_eq!(at("~/.cache/huggingface/token:1")["credential"], "hf-x");
+    assert_eq!(at("~/.cache/huggingface/token:1")["ids"]["owner"], "ml-bot");
+    // The file's login (`x`) is kept beside the owner GitHub names, which matches.
+    let git = at("~/.git-credentials:1");
+    assert_eq!(git["ids"]["login"], "x");
+    assert_eq!(git["ids"]["owner"], "octo-bot");
+    assert_eq!(git["credential"], "gh-x");
+    assert_eq!(git["matched_by"], "github_user");
+    assert!(
+        at("~/.git-credentials:2")["note"]
+            .as_str()
+            .unwrap()
+            .contains("refuses it"),
+        "{}",
+        on.stdout
+    );
+    assert_eq!(on.code, Some(1), "{}\n{}", on.stdout, on.stderr);
+    // Read-only: no revoke of any kind reached either provider.
+    assert!(gh.revoke_calls().is_empty());
+    assert!(hub.revoke_calls().is_empty());
+    assert!(hub.whoami_calls() >= 1);
+    for s in [pat, dead, hf] {
+        assert!(!on.stdout.contains(s) && !on.stderr.contains(s));
+    }
+}
