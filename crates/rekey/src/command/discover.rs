@@ -3,6 +3,7 @@
 //! an inventory file of `discovered:` entries. Exit 0 when every find is known, 1 when one is
 //! unknown to the inventory, 2 on bad input.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -110,9 +111,9 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
             if group.is_empty() {
                 continue;
             }
-            text.push_str(&format!("\n{title}:\n"));
+            let _ = write!(text, "\n{title}:\n");
             for f in group {
-                text.push_str(&format!("  {f}\n"));
+                let _ = writeln!(text, "  {f}");
             }
         }
         stdout
