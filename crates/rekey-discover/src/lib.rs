@@ -291,6 +291,9 @@ mod tests {
     use crate::readers::fixture::{env, write};
 
     const PAT: &str = "ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    /// (source, credential, matched by, also on).
+    type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Vec<String>);
     const AWS: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
     fn fake_fp(v: &str) -> String {
@@ -360,7 +363,7 @@ mod tests {
         );
         let mut finds = discover(&e, &fake_fp);
         let summary = match_inventory(&inv, "a", &mut finds);
-        let got: Vec<(&str, Option<&str>, Option<&str>, Vec<String>)> = finds
+        let got: Vec<Row> = finds
             .iter()
             .map(|f| {
                 (
