@@ -44,9 +44,15 @@ fn by_public_id(inv: &Inventory, kind: CredentialKind, f: &Find) -> Option<(Stri
             "access_key_id",
         ),
         K::GcpServiceAccountKey => hit(unique(inv, kind, "key_id", id("key_id")), "key_id"),
-        K::GithubClassicPat | K::GithubFineGrainedPat => {
-            hit(unique(inv, kind, "github_user", id("login")), "github_user")
-        }
+        K::GithubClassicPat | K::GithubFineGrainedPat => hit(
+            unique(
+                inv,
+                kind,
+                "github_user",
+                id("owner").or_else(|| id("login")),
+            ),
+            "github_user",
+        ),
         K::NpmGranularToken | K::NpmClassicToken => {
             let login = id("login")?;
             let registry = id("registry").map_or("https://registry.npmjs.org/", String::as_str);
