@@ -54,7 +54,7 @@ fn by_public_id(inv: &Inventory, kind: CredentialKind, f: &Find) -> Option<(Stri
             "github_user",
         ),
         K::NpmGranularToken | K::NpmClassicToken => {
-            let login = id("login")?;
+            let login = id("owner").or_else(|| id("login"))?;
             let registry = id("registry").map_or("https://registry.npmjs.org/", String::as_str);
             let norm = |r: &str| r.trim_end_matches('/').to_owned();
             let mut it = inv.credentials.iter().filter(|c| {

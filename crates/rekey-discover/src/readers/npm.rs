@@ -16,6 +16,32 @@ pub fn read(env: &Environment, out: &mut Vec<Raw>) {
     files.dedup();
     for path in files {
         let Some(t) = text(&path) else { continue };
+        // `registry=` and `@scope:registry=` give the scheme a `//host/path/:` key lacks.
+        let registries: Vec<String> = t
+            .lines()
+            .filter_map(|l| l.trim().split_once('='))
+            .filter(|(k, _)| k.trim() == "registry" || k.trim().ends_with(":registry"))
+            .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+            .collect();
+        let with_scheme = |nerf: &str| {
+            registries
+                .iter()
+                .find(|r| {
+                    r.split_once("//").is_some_and(|(_, rest)| {
+                        format!("//{}", rest.trim_end_matches('/')) == nerf.trim_end_matches('/')
+                    })
+                })
+                .map_or_else(
+                    || format!("https:{nerf}"),
+                    |r| {
+                        if r.ends_with('/') {
+                            r.clone()
+                        } else {
+                            format!("{r}/")
+                        }
+                    },
+                )
+        };
         for (i, line) in t.lines().enumerate() {
             let line = line.trim();
             if line.starts_with('#') || line.starts_with(';') {
@@ -32,10 +58,8 @@ pub fn read(env: &Environment, out: &mut Vec<Raw>) {
                 Some((s, k)) if s.starts_with("//") => (Some(s), k),
                 _ => (None, key),
             };
-            let registry = scope.map_or_else(
-                || "https://registry.npmjs.org/".to_owned(),
-                |s| format!("https:{s}"),
-            );
+            let registry =
+                scope.map_or_else(|| "https://registry.npmjs.org/".to_owned(), with_scheme);
             let username = |v: &str| v.split_once(':').map(|(u, _)| u.to_owned());
             let (secret, login) = match setting {
                 "_authToken" => (SecretString::from(value.to_owned()), None),

@@ -162,12 +162,13 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
 }
 
 /// `--online`: read-only identity calls through the connectors (their budgets and error
-/// scrubbing), for GitHub tokens of github.com (`GITHUB_API_URL` moves it) and Hugging Face
-/// tokens (`HF_ENDPOINT`). A token the provider refuses is noted as not valid.
+/// scrubbing), for GitHub tokens of github.com (`GITHUB_API_URL` moves it), Hugging Face
+/// tokens (`HF_ENDPOINT`) and npm tokens (at the registry they were found for). A token the provider refuses is noted as not valid.
 struct Online {
     rt: tokio::runtime::Runtime,
     github: Option<rekey_providers::github::GithubProvider>,
     hub: Option<rekey_providers::huggingface::HuggingfaceProvider>,
+    npm: rekey_providers::npm::NpmProvider,
 }
 
 impl Online {
@@ -176,6 +177,7 @@ impl Online {
             rt: super::state::runtime()?,
             github: rekey_providers::github::GithubProvider::from_env().ok(),
             hub: rekey_providers::huggingface::HuggingfaceProvider::from_env().ok(),
+            npm: rekey_providers::npm::NpmProvider::from_env(),
         })
     }
 
@@ -209,6 +211,16 @@ impl Online {
                 (
                     "Hugging Face whoami-v2",
                     self.rt.block_on(hub.identity(&token)),
+                )
+            }
+            Class::Kind(K::NpmGranularToken | K::NpmClassicToken) => {
+                let registry = find
+                    .ids
+                    .get("registry")
+                    .map_or(rekey_providers::npm::DEFAULT_REGISTRY, String::as_str);
+                (
+                    "npm GET /-/whoami",
+                    self.rt.block_on(self.npm.identity(registry, &token)),
                 )
             }
             _ => return Inspection::default(),

@@ -508,9 +508,19 @@ fn an_incident_after_discover_names_what_only_discovery_knew() {
 /// inventory's `github_user`/`hf_user`; a refused token is noted; nothing is changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_identity_calls_name_the_owner() {
-    use rekey_testkit::{GithubFake, HuggingfaceFake};
+    use rekey_testkit::{GithubFake, HuggingfaceFake, NpmFake};
     let gh = GithubFake::start().await;
     let hub = HuggingfaceFake::start().await;
+    let npm = NpmFake::start().await;
+    npm.add_user("pkg-bot", "pw", false);
+    let (_, npm_token) = npm.add_token("pkg-bot");
+    let registry = npm.url();
+    let nerf = registry
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim_end_matches('/')
+        .to_owned();
     let (pat, dead, hf) = (
         "ghp_OnlineCheckedTokenValue0123456789ab",
         "ghp_RevokedTokenValue0123456789abcdefgh",
@@ -523,7 +533,7 @@ async fn online_identity_calls_name_the_owner() {
     std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
     std::fs::write(
         ws.path().join("inventory/inventory.yaml"),
-        "hosts:\n  - { id: laptop-a, kind: developer_machine }\ncredentials:\n  - { id: gh-x, kind: github_classic_pat, github_user: octo-bot }\n  - { id: hf-x, kind: huggingface_token, hf_user: ml-bot }\n",
+        format!("hosts:\n  - {{ id: laptop-a, kind: developer_machine }}\ncredentials:\n  - {{ id: gh-x, kind: github_classic_pat, github_user: octo-bot }}\n  - {{ id: hf-x, kind: huggingface_token, hf_user: ml-bot }}\n  - {{ id: npm-x, kind: npm_granular_token, npm_user: pkg-bot, password_env: NPM_PW, registry: \"{registry}\" }}\n"),
     )
     .unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -532,6 +542,11 @@ async fn online_identity_calls_name_the_owner() {
     std::fs::write(
         home.path().join(".git-credentials"),
         format!("https://x:{pat}@github.com\nhttps://y:{dead}@github.com\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join(".npmrc"),
+        format!("registry={registry}\n{nerf}/:_authToken={npm_token}\n"),
     )
     .unwrap();
     let (api, endpoint) = (gh.api_url(), hub.endpoint());
@@ -553,6 +568,9 @@ async fn online_identity_calls_name_the_owner() {
     let finds = v["finds"].as_array().unwrap();
     let at = |s: &str| finds.iter().find(|f| f["source"] == s).unwrap();
     assert_eq!(at("~/.cache/huggingface/token:1")["credential"], "hf-x");
+    let n = at("~/.npmrc:2");
+    assert_eq!(n["ids"]["owner"], "pkg-bot", "{}", on.stdout);
+    assert_eq!(n["credential"], "npm-x");
     assert_eq!(at("~/.cache/huggingface/token:1")["ids"]["owner"], "ml-bot");
     // The file's login (`x`) is kept beside the owner GitHub names, which matches.
     let git = at("~/.git-credentials:1");
@@ -573,7 +591,7 @@ async fn online_identity_calls_name_the_owner() {
     assert!(gh.revoke_calls().is_empty());
     assert!(hub.revoke_calls().is_empty());
     assert!(hub.whoami_calls() >= 1);
-    for s in [pat, dead, hf] {
+    for s in [pat, dead, hf, npm_token.as_str()] {
         assert!(!on.stdout.contains(s) && !on.stderr.contains(s));
     }
 }
