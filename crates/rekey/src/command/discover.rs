@@ -69,7 +69,16 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
             )));
         }
     }
+    // Fingerprints match across machines only under one installation key: say so when this
+    // run is about to create a key of its own.
+    let key_was_there = super::state::key_path(global).is_ok_and(|p| p.exists());
     let fingerprinter = super::state::fingerprinter(global)?;
+    if !key_was_there {
+        eprintln!(
+            "note: created a new installation key (key id {}); finds match other machines' only when they use the same key (REKEY_FINGERPRINT_KEY_FILE)",
+            fingerprinter.key_id()
+        );
+    }
     let env = Environment::from_process(args.paths.clone());
     let mut finds = if args.online {
         let online = Online::new()?;
