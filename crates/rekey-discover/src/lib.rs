@@ -333,7 +333,7 @@ mod tests {
         let inv = rekey_spec::parse_inventory(&[Arc::new(SourceFile::new(
             "inv.yaml",
             format!(
-                "hosts:\n  - {{ id: a, kind: developer_machine }}\n  - {{ id: b, kind: ci_runner }}\ncredentials:\n  - {{ id: k, kind: aws_iam_access_key, user_name: u, access_key_id: AKIAIOSFODNN7EXAMPLE }}\n  - {{ id: pat, kind: github_classic_pat, github_user: bot }}\n  - {{ id: pat2, kind: github_classic_pat, github_user: two }}\n  - {{ id: pat3, kind: github_classic_pat, github_user: two }}\ndiscovered:\n  - {{ host: b, source: env:GH_TOKEN, kind: github_classic_pat, credential: pat3, fingerprint: \"{}\" }}\n",
+                "hosts:\n  - {{ id: a, kind: developer_machine }}\n  - {{ id: b, kind: ci_runner }}\ncredentials:\n  - {{ id: k, kind: aws_iam_access_key, user_name: u, access_key_id: AKIAIOSFODNN7EXAMPLE }}\n  - {{ id: pat, kind: github_classic_pat, github_user: bot }}\n  - {{ id: pat2, kind: github_classic_pat, github_user: two }}\n  - {{ id: pat3, kind: github_classic_pat, github_user: two }}\n  - {{ id: npm-k, kind: npm_granular_token, npm_user: x, password_env: NPM_PW }}\ndiscovered:\n  - {{ host: b, source: env:GH_TOKEN, kind: github_classic_pat, credential: pat3, fingerprint: \"{}\" }}\n",
                 fake_fp(PAT)
             ),
         ))])
@@ -362,7 +362,7 @@ mod tests {
             &[("NPM_TOKEN", "npm_cccccccccccccccccccccccccccccccccccc")],
         );
         let mut finds = discover(&e, &fake_fp);
-        let summary = match_inventory(&inv, "a", &mut finds);
+        let summary = match_inventory(&inv, "a", &BTreeMap::new(), &mut finds);
         let got: Vec<Row> = finds
             .iter()
             .map(|f| {
@@ -409,6 +409,21 @@ mod tests {
         );
         // The written file: the known ones name their credential, the unknown one is a draft.
         let text = render("a", None, "2026-12-07", &finds);
+        // A value rekey minted for `k` (the audit log's fingerprint) is `k` wherever found.
+        let npm_fp = finds[1].fingerprint.clone().unwrap();
+        // Never to a credential of another kind.
+        let minted = BTreeMap::from([(npm_fp.clone(), "pat".to_owned())]);
+        let mut again = discover(&e, &fake_fp);
+        match_inventory(&inv, "a", &minted, &mut again);
+        assert_eq!(again[1].credential, None);
+        let minted = BTreeMap::from([(npm_fp, "npm-k".to_owned())]);
+        let mut again = discover(&e, &fake_fp);
+        match_inventory(&inv, "a", &minted, &mut again);
+        assert_eq!(again[1].credential.as_deref(), Some("npm-k"));
+        assert_eq!(
+            again[1].matched_by.as_deref(),
+            Some("fingerprint in the audit log")
+        );
         assert!(text.starts_with(WRITTEN_MARK));
         assert_eq!(text.matches("  - host: \"a\"").count(), 4);
         assert_eq!(text.matches("# draft").count(), 1);

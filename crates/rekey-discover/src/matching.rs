@@ -1,7 +1,11 @@
 //! Matching finds against the inventory: by the public identifier a kind's fields hold (an
 //! `access_key_id`, a GCP `key_id`, a GitHub or npm login, a Hugging Face token name, a
-//! database role; with `--online`, the `owner` the provider named), else by the keyed fingerprint recorded for a credential by an earlier
-//! `discovered:` entry (the same value on another machine, or a draft someone confirmed).
+//! database role; with `--online`, the `owner` the provider named), else by a keyed
+//! fingerprint: one an earlier `discovered:` entry ties to a credential (the same value on
+//! another machine, or a draft someone confirmed), or one the audit log recorded when rekey
+//! minted a credential's value.
+
+use std::collections::BTreeMap;
 
 use rekey_spec::{Credential, CredentialKind, Inventory};
 use serde::Serialize;
@@ -81,7 +85,15 @@ fn by_public_id(inv: &Inventory, kind: CredentialKind, f: &Find) -> Option<(Stri
 
 /// Marks each find known (with its credential) or leaves it unknown; records the other hosts
 /// where discovery saw the same value.
-pub fn match_inventory(inv: &Inventory, host: &str, finds: &mut [Find]) -> Summary {
+///
+/// `minted`: fingerprint → credential, from the audit log's records of the values rekey
+/// minted (empty without a state database).
+pub fn match_inventory(
+    inv: &Inventory,
+    host: &str,
+    minted: &BTreeMap<String, String>,
+    finds: &mut [Find],
+) -> Summary {
     let mut s = Summary::default();
     for f in finds.iter_mut() {
         if let Some(fp) = &f.fingerprint {
@@ -99,13 +111,28 @@ pub fn match_inventory(inv: &Inventory, host: &str, finds: &mut [Find]) -> Summa
                 Class::Kind(kind) => by_public_id(inv, kind, f),
                 _ => None,
             };
+            // A fingerprint names a credential only of the find's own kind (an unknown
+            // format may be any): the written entry must agree with it.
+            let fits = |id: &str| {
+                inv.credential(id).is_some_and(|c| match f.class {
+                    Class::Kind(k) => c.kind == k,
+                    _ => true,
+                })
+            };
             let by_fp = || {
                 let fp = f.fingerprint.as_ref()?;
                 inv.discovered
                     .iter()
-                    .find(|d| d.fingerprint.as_ref() == Some(fp) && d.credential.is_some())
-                    .and_then(|d| d.credential.clone())
+                    .filter(|d| d.fingerprint.as_ref() == Some(fp))
+                    .filter_map(|d| d.credential.clone())
+                    .find(|c| fits(c))
                     .map(|c| (c, "fingerprint"))
+                    .or_else(|| {
+                        minted
+                            .get(fp)
+                            .filter(|c| fits(c))
+                            .map(|c| (c.clone(), "fingerprint in the audit log"))
+                    })
             };
             if let Some((c, by)) = by_id.or_else(by_fp) {
                 f.credential = Some(c);

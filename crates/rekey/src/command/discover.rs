@@ -3,6 +3,7 @@
 //! an inventory file of `discovered:` entries. Exit 0 when every find is known, 1 when one is
 //! unknown to the inventory, 2 on bad input.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -89,7 +90,8 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
         rekey_discover::discover(&env, &|v| fingerprinter.fingerprint(v))
     };
     drop(env);
-    let summary = rekey_discover::match_inventory(&inventory, &host, &mut finds);
+    let minted = minted_fingerprints(global)?;
+    let summary = rekey_discover::match_inventory(&inventory, &host, &minted, &mut finds);
 
     let mut stdout = anstream::stdout().lock();
     if args.json {
@@ -249,6 +251,28 @@ impl Online {
             },
         }
     }
+}
+
+/// Fingerprint → credential of every value the audit log recorded (what rekey minted), or
+/// nothing when there is no state database yet (discovery does not create one).
+fn minted_fingerprints(global: &Global) -> anyhow::Result<BTreeMap<String, String>> {
+    let url = &global.database_url;
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !postgres && !Path::new(url.strip_prefix("sqlite://").unwrap_or(url)).exists() {
+        return Ok(BTreeMap::new());
+    }
+    super::state::runtime()?.block_on(async {
+        let store = super::state::open_store(global).await?;
+        let events = store
+            .audit_events(None)
+            .await
+            .context("cannot read the audit log")?;
+        store.close().await;
+        Ok(events
+            .into_iter()
+            .filter_map(|e| Some((e.draft.fingerprint?, e.draft.credential?)))
+            .collect())
+    })
 }
 
 /// A temporary file beside `path`, then a rename: a reader never sees half a file.
