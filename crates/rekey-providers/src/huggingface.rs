@@ -217,6 +217,12 @@ impl HuggingfaceProvider {
             .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))
     }
 
+    /// Who a token found on a machine belongs to (`rekey discover --online`): `whoami-v2`,
+    /// read-only; the account name, or `None` when the Hub refuses the token.
+    pub async fn identity(&self, token: &Value) -> Result<Option<String>, ProviderError> {
+        Ok(self.whoami(token).await?.map(|w| w.name))
+    }
+
     /// `huggingface.whoami`: the new token works, belongs to `expected_user` (the account or
     /// one of its organisations) and has at least `expected_role`.
     async fn check(&self, call: &Call<'_>) -> Result<Values, ProviderError> {

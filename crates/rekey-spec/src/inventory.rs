@@ -147,6 +147,41 @@ pub(crate) struct RawCredential {
     description: Option<S>,
 }
 
+/// One find of `rekey discover`, in a `discovered:` section (a `discovered-<host>.yaml` file it
+/// wrote): with `credential`, the host is added to that credential's `present_on`; without, a
+/// draft awaiting review (`rekey lint`'s `discovered-draft`). Never a value: its public ids and
+/// keyed fingerprint only.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Discovered")]
+pub(crate) struct RawDiscovered {
+    /// The host it was found on (its id).
+    #[schemars(with = "String")]
+    host: S,
+    /// Where on that host: a file path and line, or an environment variable.
+    #[schemars(with = "String")]
+    source: S,
+    /// The inventory kind its format says it is.
+    #[schemars(with = "String")]
+    kind: S,
+    /// The credential it is, once confirmed (a draft leaves it out).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    credential: Option<S>,
+    /// How it was matched: a public id or the keyed fingerprint.
+    #[serde(default)]
+    matched_by: Option<String>,
+    /// The keyed fingerprint of the value (`hmac-sha256:KID:HEX`), never the value.
+    #[serde(default)]
+    fingerprint: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    note: Option<String>,
+    /// Public identifiers (access key id, registry, login, …).
+    #[serde(default)]
+    ids: BTreeMap<String, String>,
+}
+
 /// The fields every credential takes, whatever its kind: [`RawCredential`]'s (a test holds the
 /// two together).
 pub(crate) const COMMON_FIELDS: &[&str] = &[
@@ -165,7 +200,7 @@ pub(crate) const COMMON_FIELDS: &[&str] = &[
 
 /// The keys of an inventory file (the schema's `InventoryFile` has the same: a test holds the
 /// two together).
-pub(crate) const TOP_LEVEL_KEYS: [&str; 3] = ["hosts", "services", "credentials"];
+pub(crate) const TOP_LEVEL_KEYS: [&str; 4] = ["hosts", "services", "credentials", "discovered"];
 
 /// Rotation policy.
 #[derive(Deserialize, JsonSchema)]
@@ -550,12 +585,46 @@ impl Credential {
     }
 }
 
+/// A find of `rekey discover` read back from a `discovered:` section (see `RawDiscovered`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Discovered {
+    pub host: String,
+    /// Where it was found: `~/.npmrc:3`, `env:GH_TOKEN`.
+    pub source: String,
+    /// A credential kind, or `unknown`.
+    pub kind: String,
+    /// The credential it is (confirmed or matched); `None`: a draft awaiting review.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_by: Option<String>,
+    /// The installation key's fingerprint of the value (`hmac-sha256:KID:HEX`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Public identifiers: `access_key_id`, `key_id`, `registry`, `login`, …
+    pub ids: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub location: Location,
+}
+
+impl Discovered {
+    /// Not yet tied to a credential of the inventory.
+    pub fn is_draft(&self) -> bool {
+        self.credential.is_none()
+    }
+}
+
 /// The checked inventory.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Inventory {
     pub hosts: Vec<Host>,
     pub services: Vec<Service>,
     pub credentials: Vec<Credential>,
+    /// What `rekey discover` found on hosts (`discovered:` sections).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub discovered: Vec<Discovered>,
     #[serde(skip)]
     credential_index: HashMap<String, usize>,
     #[serde(skip)]
@@ -676,6 +745,7 @@ pub fn parse_inventory(sources: &[Arc<SourceFile>]) -> Result<Inventory, SpecErr
         raw.hosts.extend(part.hosts);
         raw.services.extend(part.services);
         raw.credentials.extend(part.credentials);
+        raw.discovered.extend(part.discovered);
         errors.0.extend(errs.0);
     }
     let inventory = check(raw, &mut errors);
@@ -707,6 +777,7 @@ struct RawInventory {
     hosts: Vec<Located<RawHost>>,
     services: Vec<Located<RawService>>,
     credentials: Vec<Located<SplitCredential>>,
+    discovered: Vec<Located<(Location, RawDiscovered)>>,
 }
 
 fn read_file(file: &Arc<SourceFile>, out: &mut RawInventory) -> Result<(), SpecErrors> {
@@ -761,6 +832,17 @@ fn read_file(file: &Arc<SourceFile>, out: &mut RawInventory) -> Result<(), SpecE
                         Ok(raw) => out.credentials.push(Located {
                             file: Arc::clone(file),
                             raw,
+                        }),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            "discovered" => {
+                for item in items.iter() {
+                    match yaml::from_node::<RawDiscovered>(file, item, "discovered") {
+                        Ok(raw) => out.discovered.push(Located {
+                            file: Arc::clone(file),
+                            raw: (Location::from_span(file, raw.host.span()), raw),
                         }),
                         Err(e) => errors.push(e),
                     }
@@ -956,9 +1038,82 @@ fn check(raw: RawInventory, errors: &mut SpecErrors) -> Inventory {
         inv.credential_index.insert(c.id.clone(), i);
     }
     inv.credentials = pending.into_iter().map(|(_, c)| c).collect();
+    check_discovered(&mut inv, raw.discovered, errors);
     check_references(&inv, errors);
     check_rotate_with_cycles(&inv, errors);
     inv
+}
+
+/// `discovered:` entries: a known kind (or `unknown`); one naming a credential must agree with
+/// its kind and adds its host to the credential's `present_on` (where the entry was written is
+/// the reference's location, so an unknown host points at it).
+fn check_discovered(
+    inv: &mut Inventory,
+    raw: Vec<Located<(Location, RawDiscovered)>>,
+    errors: &mut SpecErrors,
+) {
+    for Located { file, raw: (at, d) } in raw {
+        if d.kind.as_str() != "unknown" && d.kind.parse::<CredentialKind>().is_err() {
+            errors.push(
+                SpecError::at(
+                    loc(&file, &d.kind),
+                    format!("unknown credential kind `{}`", d.kind.as_str()),
+                )
+                .help(format!("expected `unknown` or one of {}", kind_names())),
+            );
+            continue;
+        }
+        if let Some(id) = &d.credential {
+            let Some(i) = inv.credential_index(id) else {
+                errors.push(dangling(
+                    loc(&file, id),
+                    "credential",
+                    id,
+                    inv.credentials.iter().map(|c| c.id.as_str()),
+                ));
+                continue;
+            };
+            let c = &mut inv.credentials[i];
+            if d.kind.as_str() != "unknown" && c.kind.as_str() != d.kind.as_str() {
+                errors.push(
+                    SpecError::at(
+                        loc(&file, &d.kind),
+                        format!(
+                            "credential `{}` is a {}, not a {}",
+                            c.id,
+                            c.kind.as_str(),
+                            d.kind.as_str()
+                        ),
+                    )
+                    .related(c.location.clone(), "defined here"),
+                );
+                continue;
+            }
+            if !c.present_on.iter().any(|h| h == d.host.as_str()) {
+                c.present_on.push(d.host.to_string());
+                c.reference_locations.present_on.push(loc(&file, &d.host));
+            }
+        } else if inv.host(&d.host).is_none() {
+            errors.push(dangling(
+                loc(&file, &d.host),
+                "host",
+                &d.host,
+                inv.hosts.iter().map(|h| h.id.as_str()),
+            ));
+            continue;
+        }
+        inv.discovered.push(Discovered {
+            host: d.host.to_string(),
+            source: d.source.to_string(),
+            kind: d.kind.to_string(),
+            credential: d.credential.map(|c| c.to_string()),
+            matched_by: d.matched_by,
+            fingerprint: d.fingerprint,
+            note: d.note,
+            ids: d.ids,
+            location: at,
+        });
+    }
 }
 
 /// A service's `publishes:`: a known registry, a package name valid there, each package once.
@@ -1791,6 +1946,59 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(e) => e.0.iter().map(SpecError::one_line).collect(),
         }
+    }
+
+    /// `discovered:` (a file `rekey discover --write` made, beside the operator's): an entry
+    /// naming a credential adds its host to `present_on`, located at the entry; drafts are
+    /// kept; bad entries are located.
+    #[test]
+    fn discovered_entries_add_exposure_or_are_refused() {
+        let cred = "credentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n";
+        let own = Arc::new(SourceFile::new(
+            "inv.yaml",
+            format!("{HEAD}  - id: laptop\n    kind: developer_machine\n{cred}"),
+        ));
+        let found = Arc::new(SourceFile::new(
+            "discovered-laptop.yaml",
+            "discovered:\n  - { host: laptop, source: \"~/.aws/credentials:3\", kind: aws_iam_access_key, credential: k, ids: { access_key_id: AKIAIOSFODNN7EXAMPLE } }\n  - { host: laptop, source: env:X, kind: unknown, fingerprint: \"hmac-sha256:0a1b2c3d:00\" }\n",
+        ));
+        let inv = parse_inventory(&[own, found]).unwrap_or_else(|e| panic!("{e:?}"));
+        let k = inv.credential("k").unwrap();
+        assert_eq!(k.present_on, ["laptop"]);
+        assert_eq!(
+            k.reference_locations.present_on[0].to_string(),
+            "discovered-laptop.yaml:2:13"
+        );
+        assert_eq!(inv.discovered.len(), 2);
+        assert!(inv.discovered[1].is_draft());
+        let bad = |entry: &str| -> Vec<String> {
+            errors(&format!("{cred}discovered:\n  - {entry}\n"))
+                .into_iter()
+                .map(|e| e.split(" (").next().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            bad("{ host: ci, source: s, kind: aws_key }"),
+            ["inv.yaml:9:34: unknown credential kind `aws_key`"]
+        );
+        assert_eq!(
+            bad("{ host: ci, source: s, kind: unknown, credential: kk }"),
+            ["inv.yaml:9:55: unknown credential `kk`"]
+        );
+        assert_eq!(
+            bad("{ host: ci, source: s, kind: npm_granular_token, credential: k }"),
+            [
+                "inv.yaml:9:34: credential `k` is a aws_iam_access_key, not a npm_granular_token; defined here at inv.yaml:5:9"
+            ]
+        );
+        assert_eq!(
+            bad("{ host: cj, source: s, kind: unknown }"),
+            ["inv.yaml:9:13: unknown host `cj`"]
+        );
+        assert_eq!(
+            bad("{ host: ci, source: s, kind: unknown, value: x }").len(),
+            1
+        );
     }
 
     /// Bad `publishes:` entries and npm `packages:`/`scopes:`: one error each, at the exact

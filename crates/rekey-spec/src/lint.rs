@@ -91,6 +91,11 @@ pub const RULES: &[Rule] = &[
         summary: "an npm token can publish a package that is published through trusted publishing (OIDC), so a leaked token publishes it without provenance",
     },
     Rule {
+        id: "discovered-draft",
+        severity: Severity::Warning,
+        summary: "`rekey discover` found a credential the inventory does not know: a draft awaiting review",
+    },
+    Rule {
         id: "never-drilled",
         severity: Severity::Note,
         summary: "never rotated by rekey: its runbook has never been tried",
@@ -158,6 +163,23 @@ pub fn lint(inv: &Inventory, today: Date, history: &BTreeMap<String, DrillRecord
     }
     headroom(inv, &mut f);
     trusted_publishing(inv, &mut f);
+    for d in inv.discovered.iter().filter(|d| d.is_draft()) {
+        let ids: Vec<String> = d.ids.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let ids = if ids.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", ids.join(", "))
+        };
+        f.push(
+            "discovered-draft",
+            &d.host,
+            &d.location,
+            format!(
+                "`rekey discover` found a {} on {} at {}{ids} that the inventory does not know: add a credential for it and name it in this entry's `credential:` (or remove the value from the host and the entry)",
+                d.kind, d.host, d.source
+            ),
+        );
+    }
     for s in &inv.services {
         if s.sboms.is_empty() {
             f.push(
@@ -622,6 +644,18 @@ services:
             ),
         ];
         assert_cases(HOSTS, cases);
+        // A draft of `rekey discover`, and a confirmed find (no finding: it adds its host).
+        let got = findings(
+            "hosts:\n  - id: ci\n    kind: ci_runner\ncredentials:\n  - id: k\n    kind: aws_iam_access_key\n    user_name: u\n    policy: { max_age_days: 90 }\n    last_rotated: 2026-12-01\n    delivered_to:\n      - env_file: { path: /tmp/x.env, key: K }\ndiscovered:\n  - host: ci\n    source: \"~/.npmrc:1\"\n    kind: npm_granular_token\n    ids: { registry: \"https://registry.npmjs.org/\" }\n  - { host: ci, source: env:AWS_ACCESS_KEY_ID, kind: aws_iam_access_key, credential: k }\n",
+        );
+        assert_eq!(
+            got,
+            vec![(
+                "inv.yaml:13:11".to_owned(),
+                "discovered-draft",
+                "ci".to_owned()
+            )]
+        );
         // A service without an SBOM.
         let got = findings("services:\n  - id: api\n");
         assert_eq!(

@@ -25,7 +25,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Map, Value, json};
 
 use crate::action::{ACTIONS, ActionSpec, Effect, Mode, Phase};
-use crate::inventory::{COMMON_FIELDS, RawCredential, RawHost, RawService};
+use crate::inventory::{COMMON_FIELDS, RawCredential, RawDiscovered, RawHost, RawService};
 use crate::kind::{CredentialKind, FieldSpec, FieldType, Item};
 use crate::runbook::RawRunbook;
 
@@ -82,7 +82,7 @@ fn generate<T: JsonSchema>() -> Value {
 
 // Read by hand in `inventory::read_file`, which takes exactly these keys
 // (`inventory::TOP_LEVEL_KEYS`; a test holds the two together).
-/// A rekey inventory file: any of `hosts`, `services` and `credentials`. An inventory may be
+/// A rekey inventory file: any of `hosts`, `services`, `credentials` and `discovered`. An inventory may be
 /// split over several files in one folder; ids are unique across them.
 #[derive(JsonSchema)]
 #[schemars(rename = "Inventory", title = "rekey inventory", deny_unknown_fields)]
@@ -94,6 +94,9 @@ struct InventoryFile {
     services: Option<Vec<RawService>>,
     /// Credentials: where each value lives and is delivered, never the value itself.
     credentials: Option<Vec<RawCredential>>,
+    /// What `rekey discover --write` found on a host (its own file; confirm a draft by naming
+    /// its `credential`).
+    discovered: Option<Vec<RawDiscovered>>,
 }
 
 /// A scalar as the checker reads it: YAML's plain values are all text to rekey, so `30` and

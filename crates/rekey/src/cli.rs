@@ -119,6 +119,12 @@ pub(crate) enum Command {
         after_help = "Examples:\n  rekey who-uses npm/axios\n  rekey who-uses pkg:pypi/litellm@1.82.7 --json"
     )]
     WhoUses(WhoUsesArgs),
+    /// Which credentials are present on this laptop or runner: looks where they live, keeps no
+    /// value, matches them against the inventory (exit 1 when one is unknown to it).
+    #[command(
+        after_help = "Examples:\n  rekey discover --host laptop-alice --path ~/src\n  rekey discover --host ci-runner --path . --json   # in a CI step: fails on an unknown secret\n  rekey discover --host laptop-alice --write inventory/discovered-laptop-alice.yaml"
+    )]
+    Discover(DiscoverArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell).
     #[command(
         after_help = "Examples:\n  rekey completions bash > ~/.local/share/bash-completion/completions/rekey\n  rekey completions zsh > \"${fpath[1]}/_rekey\""
@@ -148,6 +154,28 @@ pub(crate) enum SchemaDocument {
     Inventory,
     /// Runbooks (one credential kind's steps).
     Runbook,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiscoverArgs {
+    /// The inventory host this machine is (default: its host name).
+    #[arg(long, value_name = "ID")]
+    pub(crate) host: Option<String>,
+    /// A project folder to search for `.env` and `.npmrc` files (repeatable).
+    #[arg(long = "path", value_name = "DIR")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Ask the provider who each GitHub and Hugging Face token belongs to (`GET /user`,
+    /// `whoami-v2`: read-only identity calls, never a change). Off by default.
+    #[arg(long)]
+    pub(crate) online: bool,
+    /// Print JSON: {host, summary, finds: [{source, kind, ids, fingerprint, status, credential, …}]}.
+    #[arg(long, conflicts_with = "write")]
+    pub(crate) json: bool,
+    /// Write the finds as an inventory file (conventionally `discovered-<host>.yaml` in the
+    /// inventory folder): `present_on` additions and drafts for review. Never overwrites a file
+    /// rekey did not write.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) write: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         Command::Incident(args) => command::incident::incident(&cli.global, args),
         Command::Index(args) => command::incident::index(&cli.global, args),
         Command::WhoUses(args) => command::incident::who_uses(&cli.global, args),
+        Command::Discover(args) => command::discover::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

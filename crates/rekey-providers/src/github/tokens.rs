@@ -35,6 +35,12 @@ impl GithubProvider {
         Ok(Some(u.login))
     }
 
+    /// Who a token found on a machine belongs to (`rekey discover --online`): `GET /user`,
+    /// read-only, under no budget of rekey's own; `None` when GitHub refuses the token.
+    pub async fn identity(&self, token: &Value) -> Result<Option<String>, ProviderError> {
+        self.login_of(token).await
+    }
+
     /// `github.user.get`: the new token works and belongs to `expected_login`.
     pub(super) async fn user_get(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let token = required(call, "token")?;

@@ -292,6 +292,16 @@ impl NpmProvider {
         }
     }
 
+    /// Who a token found on a machine belongs to (`rekey discover --online`): `GET /-/whoami`
+    /// on `registry`, read-only; `None` when the registry does not take the token.
+    pub async fn identity(
+        &self,
+        registry: &str,
+        token: &Value,
+    ) -> Result<Option<String>, ProviderError> {
+        self.whoami(registry, token).await
+    }
+
     /// `GET /-/whoami` with a token: the username, or `None` when the registry does not take
     /// the token (401/403, or Verdaccio's 200 `{}`).
     pub(super) async fn whoami(

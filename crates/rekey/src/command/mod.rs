@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub(crate) mod audit;
+pub(crate) mod discover;
 pub(crate) mod drill;
 pub(crate) mod incident;
 pub(crate) mod inventory;

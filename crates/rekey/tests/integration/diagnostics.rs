@@ -140,7 +140,7 @@ fn bad_inventory_inputs_name_file_line_and_column() {
         (
             "credential:\n  - id: k\n",
             "inv.yaml:7:1",
-            "unknown top-level key `credential` (expected one of `hosts`, `services`, `credentials`)",
+            "unknown top-level key `credential` (expected one of `hosts`, `services`, `credentials`, `discovered`)",
         ),
         (
             "credentials:\n  - id: k\n    kind: [oops\n",

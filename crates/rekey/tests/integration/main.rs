@@ -3,6 +3,7 @@
 mod batching;
 mod cli;
 mod diagnostics;
+mod discover;
 mod drills;
 mod ecosystem;
 mod engine;
