@@ -131,16 +131,21 @@ impl Gathering {
     /// the window. `coming(i)`: whether step `i`, not gathered yet, is on its way (its
     /// credential has a step in flight); while one is, the quiet window starts again, so a
     /// busy engine (a batch's thousand records being written) does not split a batch.
+    /// `want(first member)` narrows the groups looked at (those that close exposure).
     pub(crate) fn due(
         &mut self,
         now: Instant,
         idle: bool,
         coming: impl Fn(usize) -> bool,
+        want: impl Fn(usize) -> bool,
     ) -> Option<usize> {
         for (k, key) in self.keys.iter_mut().enumerate() {
             let Some(g) = key.group.as_mut() else {
                 continue;
             };
+            if !g.members.first().is_some_and(|&i| want(i)) {
+                continue;
+            }
             if idle
                 || key.to_come == 0
                 || g.members.len() >= key.limit

@@ -729,6 +729,20 @@ impl Engine {
                     gathering.join(i, tokio::time::Instant::now());
                     continue;
                 }
+                // A due batch of revokes goes before an ordinary step takes the slot.
+                if !rank.0
+                    && gathering
+                        .due(
+                            tokio::time::Instant::now(),
+                            false,
+                            |j| ex.coming(plan, j),
+                            |j| ex.rank[j].0,
+                        )
+                        .is_some()
+                {
+                    ex.ready.push((rank, Reverse(i)));
+                    break;
+                }
                 let Some(permit) = spare
                     .take()
                     .or_else(|| Arc::clone(&slots.global).try_acquire_owned().ok())
@@ -760,12 +774,12 @@ impl Engine {
             // when idle.
             let idle = tasks.is_empty() && ex.ready.is_empty();
             while !blocked
-                && let Some(k) = gathering.due(tokio::time::Instant::now(), idle, |i| {
-                    let c = plan.steps[i].credential as usize;
-                    ex.state[i] == StepState::Pending
-                        && ex.cred[c] == CredState::Active
-                        && ex.inflight[c] > 0
-                })
+                && let Some(k) = gathering.due(
+                    tokio::time::Instant::now(),
+                    idle,
+                    |i| ex.coming(plan, i),
+                    |_| true,
+                )
             {
                 let Some(permit) = spare
                     .take()
@@ -2513,6 +2527,15 @@ impl Exec {
             }
         }
         (status, (!problems.is_empty()).then(|| problems.join("; ")))
+    }
+
+    /// Whether step `i`, not gathered into its batch yet, is on its way: its credential has a
+    /// step in flight.
+    fn coming(&self, plan: &Plan, i: usize) -> bool {
+        let c = plan.steps[i].credential as usize;
+        self.state[i] == StepState::Pending
+            && self.cred[c] == CredState::Active
+            && self.inflight[c] > 0
     }
 
     /// How each credential's part ended, for the history (`None`: not ended: paused, blocked).
