@@ -146,7 +146,20 @@ impl NpmProvider {
             clients: Mutex::new(HashMap::new()),
             minted: Mutex::new(HashMap::new()),
             kept_at_undo: Mutex::new(HashMap::new()),
+            writes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This process's turn to write tokens at `registry` (see [`NpmProvider::writes`]).
+    pub(super) async fn write_turn(&self, registry: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = Arc::clone(
+            self.writes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(registry_base(registry))
+                .or_default(),
+        );
+        lock.lock_owned().await
     }
 
     pub fn from_env() -> Self {
@@ -284,7 +297,9 @@ impl NpmProvider {
         let op = "DELETE /-/npm/v1/tokens/token/{key}";
         let path = format!("/-/npm/v1/tokens/token/{}", seg(key));
         let req = self.authed(a, Method::DELETE, &path)?;
+        let turn = self.write_turn(&a.registry).await;
         let resp = self.client(&a.registry)?.send(op, req, Spend::Ours).await?;
+        drop(turn);
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
             Ok(())
         } else {
@@ -491,7 +506,9 @@ impl NpmProvider {
             .authed(&a, Method::POST, "/-/npm/v1/tokens")?
             .json(&body);
         drop(body);
+        let turn = self.write_turn(&a.registry).await;
         let resp = self.send_ok(&a, op, req).await?;
+        drop(turn);
         let c: Created = resp
             .json()
             .await

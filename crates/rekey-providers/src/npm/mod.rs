@@ -148,6 +148,10 @@ pub struct NpmProvider {
     /// is an orphan of that step's next mint, though the keys listed before the first mint miss
     /// them (another credential of the account may have minted since, in an earlier process).
     kept_at_undo: Mutex<HashMap<String, HashSet<String>>>,
+    /// Per registry, one token write (create, delete) at a time from this process: a
+    /// registry's token store may be read-modify-write (Verdaccio's is: two concurrent creates
+    /// can lose one token, which then fails its check), and npm's write budget is small anyway.
+    pub(super) writes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl fmt::Debug for NpmProvider {
