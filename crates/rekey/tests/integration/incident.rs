@@ -571,3 +571,166 @@ async fn refused_rows(url: &str, dir: &std::path::Path) {
     }
     store.close().await;
 }
+
+/// The bundled example as it is, with the advisories README points at: a copy of the example
+/// inventory and of `examples/advisories/`, laid out as at the repository's root.
+fn example_with_advisories() -> Workspace {
+    let ws = Workspace::example();
+    let dst = ws.path().join("examples/advisories");
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(repo_root().join("examples/advisories")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    ws
+}
+
+/// Issue #14, item 1: README's main command ("Two commands"), exactly as written, on the bundled
+/// example answers with a non-empty incident — the affected service, the hosts, exposed
+/// credentials with their reason paths, the revoke-first plan — and executes nothing.
+#[test]
+fn readme_main_command_shows_an_incident_on_the_bundled_example() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Two commands"))
+        .expect("README.md has a `## Two commands` section");
+    let command = section
+        .lines()
+        .find(|l| l.starts_with("cargo run --release -- "))
+        .expect("a `cargo run --release -- …` command in README's `Two commands`");
+    assert_eq!(
+        command,
+        "cargo run --release -- incident --advisory examples/advisories/MAL-2026-2307.json",
+        "README's main command changed: this test runs it"
+    );
+    let args: Vec<&str> = command["cargo run --release -- ".len()..]
+        .split_whitespace()
+        .collect();
+
+    let ws = example_with_advisories();
+    let r = ws.rekey(&args, &[]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    let has = |s: &str| assert!(out.contains(s), "no {s:?} in:\n{out}");
+    has(
+        "rekey incident: MAL-2026-2307 (Malicious code in axios (npm)) — 1 service(s) affected, 2 host(s), 9 credential(s) exposed, 2 adjacent",
+    );
+    has(
+        "  web              axios@1.14.1 in inventory/sboms/web.package-lock.json (affected version)",
+    );
+    has("Hosts that ran it: gha-org-runners, laptop-alice");
+    has("Exposed, revoke first:\n");
+    has(
+        "  aws-deploy-web         axios@1.14.1 → service web → runner gha-org-runners → credential aws-deploy-web\n",
+    );
+    has(
+        "  gh-secrets-writer      axios@1.14.1 → service web → laptop laptop-alice → credential gh-secrets-writer\n",
+    );
+    has("Adjacent, not exposed:\n  gh-oauth-docs ");
+    // The revoke-first plan: the exposed key is disabled before its replacement is created.
+    has("rekey plan: mode incident, 9 credential(s)");
+    let plan = &out[out
+        .find("\n# aws-deploy-web ")
+        .expect("aws-deploy-web in the plan")..];
+    assert!(
+        plan.contains(
+            "revoke first: incident: exposed via axios@1.14.1 → service web → runner gha-org-runners → credential aws-deploy-web"
+        ),
+        "{plan}"
+    );
+    let disable = plan.find("disable-exposed").unwrap();
+    let create = plan.find(" create ").unwrap();
+    assert!(disable < create, "{plan}");
+    has("Plan: 9 credential(s): 9 revoke first, 0 rotate first;");
+
+    // README's excerpt of the answer is what the command prints (`…` stands for lines left out).
+    let excerpt = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("README's `Two commands` shows the answer in a ```text block");
+    let printed: Vec<&str> = out.lines().collect();
+    for line in excerpt.lines() {
+        if line.trim() == "…" {
+            continue;
+        }
+        assert!(
+            printed.contains(&line),
+            "README's excerpt has a line the command does not print:\n{line}\n--- printed\n{out}"
+        );
+    }
+
+    // Nothing was executed: no run, no audit event, no simulated provider.
+    assert_eq!(ws.run_ids(&[]), Vec::<String>::new());
+    let r = ws.rekey(&["audit", "export"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "", "audit events after a dry run");
+    assert!(!ws.path().join(".rekey/sim-ledger.db").exists());
+}
+
+/// The example's other compromised lockfile: litellm 1.82.7 in `ml-gateway`'s uv.lock, built on
+/// the org runners and Bob's laptop.
+#[test]
+fn litellm_advisory_exposes_the_ml_gateway_credentials() {
+    let ws = example_with_advisories();
+    let report = json(
+        &ws,
+        &[
+            "incident",
+            "--advisory",
+            "examples/advisories/MAL-2026-2144.json",
+            "--json",
+        ],
+    );
+    assert_eq!(report["advisory"], "MAL-2026-2144");
+    assert_eq!(
+        report["services"],
+        serde_json::json!([{
+            "service": "ml-gateway",
+            "package": "litellm@1.82.7",
+            "file": "inventory/sboms/ml-gateway.uv.lock",
+            "whole_package": false
+        }])
+    );
+    assert_eq!(
+        report["hosts"],
+        serde_json::json!(["gha-org-runners", "laptop-bob"])
+    );
+    let ids = |key: &str| -> Vec<String> {
+        let mut v: Vec<String> = report[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["credential"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids("exposed"),
+        [
+            "aws-deploy-web",
+            "aws-ml-bedrock",
+            "gcp-vertex-ml",
+            "gh-app-deployer",
+            "hf-ml-read",
+            "pg-web-app"
+        ]
+    );
+    assert_eq!(
+        ids("adjacent"),
+        ["auth0-ml-admin", "gh-secrets-writer", "pg-admin"]
+    );
+    let gcp = report["exposed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["credential"] == "gcp-vertex-ml")
+        .unwrap();
+    assert_eq!(
+        gcp["path"],
+        "litellm@1.82.7 → service ml-gateway → laptop laptop-bob → credential gcp-vertex-ml"
+    );
+    assert_eq!(report["plan"]["credentials"].as_array().unwrap().len(), 6);
+}
