@@ -180,9 +180,17 @@ fn shape(v: &serde_json::Value) -> serde_json::Value {
         Value::Array(items) => {
             Value::Array(items.iter().map(shape).reduce(merge).into_iter().collect())
         }
+        // A step's inputs are named by its action: a map whose keys the runbooks decide.
         Value::Object(m) => Value::Object(
             m.iter()
-                .map(|(k, v)| (k.clone(), shape(v)))
+                .map(|(k, v)| {
+                    let s = if k == "inputs" {
+                        Value::String("map".into())
+                    } else {
+                        shape(v)
+                    };
+                    (k.clone(), s)
+                })
                 .collect::<Map<_, _>>(),
         ),
     }
