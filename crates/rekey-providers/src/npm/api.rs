@@ -525,11 +525,22 @@ impl NpmProvider {
     pub(super) async fn verify(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let token = required(call, "token")?;
         let registry = Self::registry(call);
-        let Some(user) = self.whoami(&registry, token).await? else {
-            return Err(ProviderError::permanent(format!(
-                "step {}: the registry does not accept the new token (whoami names no user)",
-                call.step.id
-            )));
+        // A token the registry just issued may not be accepted at once (Verdaccio stores it
+        // after answering the create): refused for the propagation wait, it is refused for good.
+        let deadline = Instant::now() + self.config.propagation_wait;
+        let mut pause = Duration::from_millis(100);
+        let user = loop {
+            if let Some(user) = self.whoami(&registry, token).await? {
+                break user;
+            }
+            if Instant::now() >= deadline {
+                return Err(ProviderError::permanent(format!(
+                    "step {}: the registry does not accept the new token (whoami names no user)",
+                    call.step.id
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(3));
         };
         if let Some(want) = input(call, "expected_user")
             && want.expose() != user

@@ -277,7 +277,14 @@ impl Workspace {
         for (what, text) in &haystacks {
             for s in secrets {
                 assert!(!s.is_empty());
-                assert!(!text.contains(s), "{what} holds a secret value");
+                if let Some(at) = text.find(s) {
+                    // What surrounds it (the value itself masked), to tell a leak from a
+                    // short secret (a 6-digit OTP) that a timestamp happens to contain.
+                    let from = text.floor_char_boundary(at.saturating_sub(60));
+                    let to = text.ceil_char_boundary((at + s.len() + 60).min(text.len()));
+                    let context = text[from..to].replace(s, "<SECRET>");
+                    panic!("{what} holds a secret value: …{context:?}…");
+                }
             }
         }
     }
