@@ -864,8 +864,14 @@ impl Engine {
 
         // 4. The run's verdict, and the history of every credential whose part ended.
         let (status, message) = ex.verdict(plan);
-        // Derived from the log: a failure to record it must not keep the run from ending.
-        let time_to_safe = match self.record_history(run_id, plan, &ex).await {
+        // Derived from the log: a failure to record it must not keep the run from ending. A
+        // process that lost the run writes nothing more (its verdict is refused below).
+        let recorded = if lost.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(rekey_plan::TimeToSafe::default())
+        } else {
+            self.record_history(run_id, plan, &ex).await
+        };
+        let time_to_safe = match recorded {
             Ok(t) => t,
             Err(e) => {
                 let text = format!("the rotation history of run {run_id} was not recorded: {e}");
