@@ -2222,6 +2222,22 @@ pub(crate) fn backoff(
     retry_after.map_or(d, |ra| d.max(ra))
 }
 
+/// Per step, whether it closes exposure: the revoke phase of a credential revoked first, and
+/// the look-ups that revoke waits for (the old value read from a consumer). Steps are in
+/// topological order, so one backward pass sees every dependent first.
+fn urgent(plan: &Plan, dependents: &[Vec<usize>]) -> Vec<bool> {
+    let mut urgent = vec![false; plan.steps.len()];
+    for i in (0..plan.steps.len()).rev() {
+        let step = &plan.steps[i];
+        let revoke_first =
+            plan.credentials[step.credential as usize].strategy == Strategy::RevokeFirst;
+        urgent[i] = revoke_first
+            && (step.phase == Phase::Revoke
+                || (step.phase == Phase::Prepare && dependents[i].iter().any(|&d| urgent[d])));
+    }
+    urgent
+}
+
 /// (credential, runbook step) → the plan steps made from it, with their consumer label.
 type ByName = HashMap<(u32, String), Vec<(Option<String>, usize)>>;
 
@@ -2238,8 +2254,8 @@ struct Exec {
     /// so the run does not end on one slow chain while the other slots sit idle. Spawned in
     /// this order, revokes also take the (first-come) provider slots first.
     ready: BinaryHeap<((bool, usize), Reverse<usize>)>,
-    /// Per step, its rank in `ready`: (closes exposure, steps on the longest path from it to
-    /// the end of the plan).
+    /// Per step, its rank in `ready`: (closes exposure, see [`urgent`]; steps on the longest
+    /// path from it to the end of the plan).
     rank: Vec<(bool, usize)>,
     cred: Vec<CredState>,
     inflight: Vec<usize>,
@@ -2292,6 +2308,7 @@ impl Exec {
         for i in (0..n).rev() {
             height[i] = 1 + dependents[i].iter().map(|&d| height[d]).max().unwrap_or(0);
         }
+        let rank = urgent(plan, &dependents).into_iter().zip(height).collect();
         let mut by_name = ByName::new();
         for (i, s) in plan.steps.iter().enumerate() {
             by_name
@@ -2307,17 +2324,7 @@ impl Exec {
             dependents,
             waiting_on: vec![0; n],
             ready: BinaryHeap::new(),
-            rank: height
-                .into_iter()
-                .enumerate()
-                .map(|(i, h)| {
-                    let step = &plan.steps[i];
-                    let cred = &plan.credentials[step.credential as usize];
-                    let urgent =
-                        step.phase == Phase::Revoke && cred.strategy == Strategy::RevokeFirst;
-                    (urgent, h)
-                })
-                .collect(),
+            rank,
             cred: vec![CredState::Active; plan.credentials.len()],
             inflight: vec![0; plan.credentials.len()],
             tried,
