@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use rekey_plan::{PlanRequest, Selection};
 use rekey_report::{RunReport, Scorecard};
 use rekey_spec::{Inventory, Mode};
-use rekey_store::{CredentialHistory, Rotation, Store};
+use rekey_store::{Rotation, Store};
 
 use super::run::{check_sim, confirm, options_from, outcome, start_run_as};
 use super::state;
@@ -23,16 +23,12 @@ fn bad_input(message: impl std::fmt::Display) -> Failure {
     }
 }
 
-/// The rotation history, per credential.
-pub(crate) async fn history(
-    store: &Store,
-) -> anyhow::Result<(Vec<Rotation>, BTreeMap<String, CredentialHistory>)> {
-    let rows = store
+/// The rotation history, oldest first.
+pub(crate) async fn history(store: &Store) -> anyhow::Result<Vec<Rotation>> {
+    store
         .rotations()
         .await
-        .context("cannot read the rotation history")?;
-    let by = rekey_store::history::by_credential(&rows);
-    Ok((rows, by))
+        .context("cannot read the rotation history")
 }
 
 /// The credentials a drill rotates, by the flags: due ones, a sample, or a selection.
@@ -109,7 +105,7 @@ pub(crate) fn run(global: &Global, args: &DrillArgs) -> Result<(), Failure> {
     let rt = state::runtime()?;
     rt.block_on(async {
         let store = state::open_store(global).await?;
-        let (_, by) = history(&store).await?;
+        let by = rekey_store::history::by_credential(&history(&store).await?);
         // What rekey rotated counts; a rehearsal counts for rehearsals only.
         rekey_report::scorecard::apply_history(&mut inventory, &by, args.exec.sim.simulate);
         let selection = match pick(&inventory, args, today)? {
@@ -168,7 +164,7 @@ pub(crate) fn run(global: &Global, args: &DrillArgs) -> Result<(), Failure> {
             let mut report = rekey_report::gather(&store, &run_id)
                 .await
                 .with_context(|| format!("cannot read run {run_id} back for its report"))?;
-            let (rows, _) = history(&store).await?;
+            let rows = history(&store).await?;
             // Read again: this copy of the inventory may carry rehearsed dates.
             report.scorecard = Some(scorecard(
                 &super::load_inventory(global)?,
@@ -251,7 +247,7 @@ pub(crate) fn report(global: &Global, args: &ReportArgs) -> Result<(), Failure> 
         // without it, so a broken inventory only leaves the section out.
         match super::load(global) {
             Ok((inv, runbooks)) => {
-                let (rows, _) = history(&store).await?;
+                let rows = history(&store).await?;
                 report.scorecard = Some(scorecard(&inv, &runbooks, &rows, today, 16, 8));
             }
             Err(_) => eprintln!(
@@ -269,7 +265,7 @@ pub(crate) fn scorecard_command(global: &Global, args: &ScorecardArgs) -> Result
     let rt = state::runtime()?;
     let card = rt.block_on(async {
         let store = state::open_store(global).await?;
-        let (rows, _) = history(&store).await?;
+        let rows = history(&store).await?;
         store.close().await;
         Ok::<_, Failure>(scorecard(
             &inv,
