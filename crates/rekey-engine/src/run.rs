@@ -836,7 +836,8 @@ impl Engine {
                 };
                 tasks.spawn(batch.run(provider));
             }
-            if tasks.is_empty() && gathering.is_empty() {
+            // (A step put back behind a due batch that came to nothing is still ready.)
+            if tasks.is_empty() && gathering.is_empty() && ex.ready.is_empty() {
                 break;
             }
             let deadline = gathering.next_deadline();

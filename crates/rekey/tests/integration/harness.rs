@@ -325,6 +325,12 @@ pub(crate) fn summary(events: &[serde_json::Value]) -> String {
         .join("\n")
 }
 
+/// The last `n` lines of `text`.
+pub(crate) fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// The value of `key` in the env file at `path` (`KEY=value`, maybe single- or double-quoted).
 pub(crate) fn env_file_value(path: &Path, key: &str) -> String {
     let text = std::fs::read_to_string(path)

@@ -23,7 +23,7 @@ use rekey_testkit::{
     OktaFake, PgCluster, Verdaccio,
 };
 
-use crate::harness::{Workspace, env_file_value, position, summary};
+use crate::harness::{Workspace, env_file_value, position, summary, tail};
 
 const WRITER: &str = "ghp_RekeyExampleWriterToken0000000000000";
 const OLD_WRITER_PAT: &str = "github_pat_11OLDEXAMPLEWRITER_0000000000000000000";
@@ -365,12 +365,15 @@ impl World {
                 break;
             }
             let waiting = self.waiting(&id, &env, seen);
+            // CI shows a failure's first and last lines: the gist goes last too.
             assert!(
                 r.code == Some(3) && !waiting.is_empty() && round < 12,
-                "{mode}, round {round}: expected a pause for an operator\n--- stdout\n{}\n--- stderr\n{}\n--- audit\n{}",
+                "{mode}, round {round}: expected a pause for an operator\n--- stdout\n{}\n--- stderr\n{}\n--- audit\n{}\n--- in short: exit {:?}, waiting {waiting:?}, stderr ends:\n{}",
                 r.stdout,
                 r.stderr,
-                summary(&self.ws.audit_events(Some(&id), seen))
+                summary(&self.ws.audit_events(Some(&id), seen)),
+                r.code,
+                tail(&r.stderr, 8)
             );
             let mut args: Vec<String> = vec!["resume".into(), id.clone()];
             for step in &waiting {
