@@ -327,6 +327,7 @@ impl BatchTask {
                         inputs,
                         idempotency_key: &keys[k],
                         attempt,
+                        tried_before: m.tried_before,
                         reports: Reports::default(),
                     }
                 })

@@ -70,6 +70,11 @@ pub struct Call<'a> {
     /// Stable for (run, step): providers that accept an idempotency token get this one.
     pub idempotency_key: &'a str,
     pub attempt: u32,
+    /// A call of this step was made before this one, in this process or one before it (a
+    /// crash, a pause, a resume): only then can a lost answer have left something behind, so a
+    /// provider that cleans up after lost calls looks for leftovers only then (or when
+    /// `attempt > 1`), never taking what someone else made meanwhile for one.
+    pub tried_before: bool,
     /// What the call did or found beside its result; the engine audits it afterwards.
     pub reports: Reports,
 }

@@ -988,6 +988,7 @@ impl Engine {
                 .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_provider.max(1)))),
         );
         ex.inflight[c] += 1;
+        let tried_before = ex.tried[i];
         ex.tried[i] = true;
         TaskCtx {
             calls: Arc::clone(&slots.calls),
@@ -1005,6 +1006,7 @@ impl Engine {
             credential: plan.credentials[c].clone(),
             from: ex.state[i],
             idx: i,
+            tried_before,
         }
     }
 
@@ -1123,6 +1125,8 @@ impl Engine {
             inputs,
             idempotency_key: key,
             attempt: 1,
+            // Reconciling and undoing follow a call that was made.
+            tried_before: true,
             reports: Reports::default(),
         }
     }
@@ -1864,6 +1868,8 @@ pub(crate) struct TaskCtx {
     pub(crate) credential: rekey_plan::PlannedCredential,
     pub(crate) from: StepState,
     pub(crate) idx: usize,
+    /// See [`Call::tried_before`].
+    pub(crate) tried_before: bool,
 }
 
 /// What a step's call came to, ready to be recorded.
@@ -2112,6 +2118,7 @@ impl TaskCtx {
                 inputs,
                 idempotency_key: key,
                 attempt,
+                tried_before: self.tried_before,
                 reports: Reports::default(),
             };
             let timeout = if self.step.effect == Effect::Human {

@@ -93,6 +93,7 @@ async fn pass(name: &str, n: usize, budget: BudgetSpec) {
                 inputs: &inputs,
                 idempotency_key: &key,
                 attempt: 1,
+                tried_before: false,
                 reports: rekey_engine::Reports::default(),
             };
             p.execute(&call).await.expect("delivered");

@@ -376,7 +376,11 @@ impl NpmProvider {
         call: &Call<'_>,
         a: &Account,
     ) -> Result<Vec<String>, ProviderError> {
+        // Under the write turn, every token this process minted is recorded as minted.
+        let turn = self.write_turn(&a.registry).await;
         let (tokens, names) = self.list(a).await?;
+        let others = self.minted_by_others(a, call.idempotency_key);
+        drop(turn);
         let tag = name_tag(call.idempotency_key);
         if names {
             return Ok(tokens
@@ -402,7 +406,6 @@ impl NpmProvider {
             })?
             .into_iter()
             .collect();
-        let others = self.minted_by_others(a, call.idempotency_key);
         let kept = self
             .kept_at_undo
             .lock()
@@ -457,9 +460,13 @@ impl NpmProvider {
     }
 
     /// `npm.tokens.create`: removes what an earlier call of this step left, then mints.
+    /// A first call looks for no leftovers: on a registry that lists no names, a token someone
+    /// else made since the keys were listed would pass for one.
     pub(super) async fn create(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let a = self.account(call)?;
-        self.remove_orphans(call, &a).await?;
+        if call.attempt > 1 || call.tried_before {
+            self.remove_orphans(call, &a).await?;
+        }
         let readonly = input(call, "permission").is_some_and(|p| p.expose() == "read-only");
         let days = match input(call, "expires_days") {
             Some(d) => d.expose().parse::<u32>().map_err(|_| {
@@ -506,14 +513,16 @@ impl NpmProvider {
             .authed(&a, Method::POST, "/-/npm/v1/tokens")?
             .json(&body);
         drop(body);
+        // The key is recorded as this step's before the turn passes on: a concurrent search
+        // for leftovers (listing under the turn) never sees it unrecorded.
         let turn = self.write_turn(&a.registry).await;
         let resp = self.send_ok(&a, op, req).await?;
-        drop(turn);
         let c: Created = resp
             .json()
             .await
             .map_err(|_| ProviderError::transient(format!("{op}: unreadable answer")))?;
         self.minted_key(&a, &c.key, call.idempotency_key);
+        drop(turn);
         Ok([
             ("key".to_owned(), Value::Plain(c.key)),
             ("token".to_owned(), Value::secret(c.token)),

@@ -170,6 +170,7 @@ impl Runner<'_> {
             inputs: &inputs,
             idempotency_key: &key,
             attempt: 1,
+            tried_before: false,
             reports: rekey_engine::Reports::default(),
         };
         let out = self.provider.execute(&call).await?;
@@ -201,6 +202,7 @@ impl Runner<'_> {
             inputs: &inputs,
             idempotency_key: &key,
             attempt: 1,
+            tried_before: false,
             reports: rekey_engine::Reports::default(),
         };
         f(&call).await
@@ -1276,6 +1278,7 @@ async fn a_user_at_the_tag_limit_is_rotated_and_a_lost_create_is_found() {
         .with_call("deploy/create", None, async |c| {
             let retry = Call {
                 attempt: 2,
+                tried_before: true,
                 reports: rekey_engine::Reports::default(),
                 ..*c
             };

@@ -138,6 +138,8 @@ struct Suite<'s, S: Subject> {
     /// Everything a person or a log could see: (what, text).
     shown: Vec<(String, String)>,
     errors: usize,
+    /// Steps called already: a later call of one is `tried_before` (a retry, a resume).
+    called: std::collections::HashSet<String>,
 }
 
 /// What the suite sees of a credential (compared before a step and after its undo).
@@ -189,6 +191,7 @@ fn call<'a>(plan: &'a Plan, step: &'a PlannedStep, inputs: &'a Values, key: &'a 
         inputs,
         idempotency_key: key,
         attempt: 1,
+        tried_before: false,
         reports: rekey_engine::Reports::default(),
     }
 }
@@ -264,6 +267,7 @@ impl<'s, S: Subject> Suite<'s, S> {
             secrets,
             shown: Vec::new(),
             errors: 0,
+            called: std::collections::HashSet::new(),
         }
     }
 
@@ -284,9 +288,14 @@ impl<'s, S: Subject> Suite<'s, S> {
     ) -> Result<Values, ProviderError> {
         self.secrets.extend(secret_texts(inputs));
         let key = key(step);
+        let tried_before = !self.called.insert(step.id.clone());
         let r = {
             let _on = self.log.on();
-            p.execute(&call(self.plan, step, inputs, &key)).await
+            p.execute(&Call {
+                tried_before,
+                ..call(self.plan, step, inputs, &key)
+            })
+            .await
         };
         match &r {
             Ok(v) => {
@@ -331,7 +340,11 @@ impl<'s, S: Subject> Suite<'s, S> {
         let p = self.s.provider(step);
         let r = {
             let _on = self.log.on();
-            p.reconcile(&call(self.plan, step, &inputs, &key)).await
+            p.reconcile(&Call {
+                tried_before: true,
+                ..call(self.plan, step, &inputs, &key)
+            })
+            .await
         };
         let r = r.unwrap_or_else(|e| panic!("{}: reconcile {} ({when}): {e}", self.name, step.id));
         self.show(format!("Debug of reconcile {}", step.id), format!("{r:?}"));
@@ -617,7 +630,14 @@ impl<'s, S: Subject> Suite<'s, S> {
         let p = self.s.provider(step);
         let r = {
             let _on = self.log.on();
-            p.undo(&call(self.plan, step, &inputs, &key), outputs).await
+            p.undo(
+                &Call {
+                    tried_before: true,
+                    ..call(self.plan, step, &inputs, &key)
+                },
+                outputs,
+            )
+            .await
         };
         if let Err(e) = &r {
             self.errors += 1;

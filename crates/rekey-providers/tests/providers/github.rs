@@ -123,6 +123,7 @@ fn call<'a>(plan: &'a Plan, step: &'a PlannedStep, inputs: &'a Values, key: &'a 
         inputs,
         idempotency_key: key,
         attempt: 1,
+        tried_before: false,
         reports: rekey_engine::Reports::default(),
     }
 }

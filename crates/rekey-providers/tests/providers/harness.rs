@@ -131,6 +131,7 @@ pub(crate) fn call<'a>(plan: &'a Plan, id: &str, inputs: &'a Values) -> Call<'a>
         inputs,
         idempotency_key: "test-key",
         attempt: 1,
+        tried_before: false,
         reports: rekey_engine::Reports::default(),
     }
 }

@@ -93,6 +93,7 @@ fn call<'a>(plan: &'a Plan, step: &'a PlannedStep, inputs: &'a Values, key: &'a 
         inputs,
         idempotency_key: key,
         attempt: 1,
+        tried_before: false,
         reports: rekey_engine::Reports::default(),
     }
 }

@@ -77,7 +77,21 @@ fn call<'a>(plan: &'a Plan, step: &'a PlannedStep, inputs: &'a Values, key: &'a 
         inputs,
         idempotency_key: key,
         attempt: 1,
+        tried_before: false,
         reports: rekey_engine::Reports::default(),
+    }
+}
+
+/// [`call`] of a step called before (a retry, a resume): a create looks for leftovers.
+fn call_again<'a>(
+    plan: &'a Plan,
+    step: &'a PlannedStep,
+    inputs: &'a Values,
+    key: &'a str,
+) -> Call<'a> {
+    Call {
+        tried_before: true,
+        ..call(plan, step, inputs, key)
     }
 }
 
@@ -312,7 +326,7 @@ async fn verdaccio_orphan_of_a_lost_mint_is_deleted() {
         .await
         .unwrap();
     let again = p
-        .execute(&call(&plan, step, &inputs, "idem-1"))
+        .execute(&call_again(&plan, step, &inputs, "idem-1"))
         .await
         .unwrap();
     assert_eq!(v.whoami(other["token"].expose()).as_deref(), Some("carol"));
@@ -327,6 +341,45 @@ async fn verdaccio_orphan_of_a_lost_mint_is_deleted() {
         3,
         "nothing was deleted"
     );
+}
+
+/// A first mint looks for no leftovers: a token a person (or another credential's step) made
+/// after the keys were listed is not taken for an orphan of this step and deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdaccio_first_mint_leaves_a_token_made_meanwhile() {
+    let v = Verdaccio::start();
+    v.add_user("frank", PASSWORD);
+    let (old_key, _) = v.create_token("frank", PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("npm.env").display().to_string();
+    let inv = inventory(
+        "npm_granular_token",
+        "frank",
+        &v.url(),
+        Some(&old_key),
+        &env,
+        "",
+    );
+    let plan = harness::compile(&inv, Mode::Drill, None);
+    let p = provider();
+    let listed = harness::run(&p, &plan, "npm-frank/list-before", &[]).await;
+    let (_, theirs) = v.create_token("frank", PASSWORD);
+    let inputs = harness::literal_inputs(
+        &plan,
+        "npm-frank/create",
+        &[("existing_keys", listed["keys"].clone())],
+    );
+    let step = harness::step(&plan, "npm-frank/create");
+    let c = call(&plan, step, &inputs, "idem-1");
+    let made = p.execute(&c).await.unwrap();
+    assert!(c.reports.take().is_empty(), "nothing deleted or warned");
+    assert_eq!(
+        v.whoami(&theirs).as_deref(),
+        Some("frank"),
+        "theirs survives"
+    );
+    assert_eq!(v.whoami(made["token"].expose()).as_deref(), Some("frank"));
+    assert_eq!(v.token_keys("frank", PASSWORD).len(), 3);
 }
 
 /// Two credentials of one account in one run, on a registry that lists no names: a later
@@ -590,13 +643,15 @@ async fn otp_is_asked_for_and_never_kept() {
             .any(|r| r.event == "provider_warning")
     );
     assert_eq!(fake.tokens("erin").len(), 2, "the orphan is still there");
-    let again = harness::run(
-        &p,
+    let with_otp = harness::literal_inputs(
         &plan,
         "npm-erin/create",
         &[extra[0].clone(), (OPERATOR_INPUT, Value::secret(FAKE_OTP))],
-    )
-    .await;
+    );
+    let again = p
+        .execute(&call_again(&plan, step, &with_otp, "test-key"))
+        .await
+        .unwrap();
     assert_eq!(
         fake.whoami(created["token"].expose()),
         None,
