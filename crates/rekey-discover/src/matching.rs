@@ -46,7 +46,21 @@ fn by_public_id(inv: &Inventory, kind: CredentialKind, f: &Find) -> Option<(Stri
         K::AwsIamAccessKey => hit(
             unique(inv, kind, "access_key_id", id("access_key_id")),
             "access_key_id",
-        ),
+        )
+        .or_else(|| {
+            // `--online`: STS named the key's user (`arn:aws:iam::ACCOUNT:user/PATH/NAME`).
+            // Only an entry that names no key id is this key: one that names another is a
+            // second key of that user, which the inventory does not know.
+            let user = id("owner")?
+                .split_once(":user/")?
+                .1
+                .rsplit('/')
+                .next()?
+                .to_owned();
+            let c = unique(inv, kind, "user_name", Some(&user))
+                .filter(|c| c.field("access_key_id").is_none_or(str::is_empty));
+            hit(c, "user_name")
+        }),
         K::GcpServiceAccountKey => hit(unique(inv, kind, "key_id", id("key_id")), "key_id"),
         K::GithubClassicPat | K::GithubFineGrainedPat => hit(
             unique(

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rekey_plan::{Plan, PlannedStep, Strategy};
+use rekey_plan::{Plan, PlannedStep};
 use rekey_spec::template::{Part, Var};
 use rekey_spec::{Consumer, Effect, Phase};
 use rekey_store::{
@@ -2236,12 +2236,8 @@ pub(crate) fn backoff(
 fn urgent(plan: &Plan, dependents: &[Vec<usize>]) -> Vec<bool> {
     let mut urgent = vec![false; plan.steps.len()];
     for i in (0..plan.steps.len()).rev() {
-        let step = &plan.steps[i];
-        let revoke_first =
-            plan.credentials[step.credential as usize].strategy == Strategy::RevokeFirst;
-        urgent[i] = revoke_first
-            && (step.phase == Phase::Revoke
-                || (step.phase == Phase::Prepare && dependents[i].iter().any(|&d| urgent[d])));
+        urgent[i] = rekey_plan::closes_exposure(plan, i)
+            || (plan.steps[i].phase == Phase::Prepare && dependents[i].iter().any(|&d| urgent[d]));
     }
     urgent
 }

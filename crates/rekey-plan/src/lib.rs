@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use compile::{PlanError, PlanRequest, Refusal, Selection, compile};
 pub use estimate::{Estimate, Limits, StepCost, default_cost, estimate};
 pub use render::{render_dot, render_json, render_mermaid, render_text, write_json};
-pub use safe::{TimeToSafe, time_to_safe};
+pub use safe::{TimeToSafe, closes_exposure, time_to_safe};
 
 /// Bumped when the stored plan's shape changes, so an old run is not misread.
 pub const PLAN_FORMAT: u32 = 1;

@@ -35,6 +35,14 @@ impl TimeToSafe {
     }
 }
 
+/// Whether step `i` closes exposure: it is in the revoke phase of a credential revoked first
+/// (an exposed one). Time-to-safe's "disabled" waits for these; the engine runs them first.
+pub fn closes_exposure(plan: &Plan, i: usize) -> bool {
+    let step = &plan.steps[i];
+    step.phase == Phase::Revoke
+        && plan.credentials[step.credential as usize].strategy == Strategy::RevokeFirst
+}
+
 /// The figures of `plan`, given `end_ms(i)`: milliseconds from the run's first step until
 /// step `i` succeeded (`None`: it has not).
 pub fn time_to_safe(plan: &Plan, end_ms: impl Fn(usize) -> Option<i64>) -> TimeToSafe {
@@ -48,12 +56,8 @@ pub fn time_to_safe(plan: &Plan, end_ms: impl Fn(usize) -> Option<i64>) -> TimeT
     };
     #[allow(clippy::cast_precision_loss)] // milliseconds of a run, far below 2^52
     let secs = |ms: Option<Option<i64>>| ms.flatten().map(|ms| ms as f64 / 1000.0);
-    let exposed: Vec<usize> = plan
-        .credentials
-        .iter()
-        .filter(|c| c.strategy == Strategy::RevokeFirst)
-        .flat_map(|c| c.steps.iter().map(|&s| s as usize))
-        .filter(|&s| plan.steps[s].phase == Phase::Revoke)
+    let exposed: Vec<usize> = (0..plan.steps.len())
+        .filter(|&s| closes_exposure(plan, s))
         .collect();
     let replaced = plan.credentials.iter().map(|c| {
         c.steps

@@ -1001,6 +1001,45 @@ impl AwsProvider {
         })
     }
 
+    /// An STS client signing with the key `key_id` (not the process's own credentials).
+    fn sts_as(&self, key_id: &str, secret: &str, region: Option<&str>) -> aws_sdk_sts::Client {
+        let creds = Credentials::new(key_id, secret, None, None, "rekey-checked-key");
+        let conf = aws_sdk_sts::config::Builder::from(&self.config)
+            .credentials_provider(SharedCredentialsProvider::new(creds))
+            .region(self.region_or_default(region))
+            .build();
+        aws_sdk_sts::Client::from_conf(conf)
+    }
+
+    /// Who the key `key_id` belongs to (`sts:GetCallerIdentity`, read-only): its ARN, or
+    /// `None` when AWS refuses the key (deleted, deactivated, or never valid). For
+    /// `rekey discover --online`.
+    pub async fn identity(
+        &self,
+        key_id: &str,
+        secret: &secrecy::SecretString,
+    ) -> Result<Option<String>, ProviderError> {
+        use secrecy::ExposeSecret;
+        self.say_if_no_region();
+        match self
+            .sts_as(key_id, secret.expose_secret(), None)
+            .get_caller_identity()
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.arn().unwrap_or_default().to_owned())),
+            Err(e)
+                if matches!(
+                    service_code(&e).as_deref(),
+                    Some("InvalidClientTokenId" | "SignatureDoesNotMatch")
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error("sts:GetCallerIdentity", &e)),
+        }
+    }
+
     async fn caller_identity(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let key_id = required(call, "access_key_id")?;
         let secret = call
@@ -1013,13 +1052,12 @@ impl AwsProvider {
                     call.step.id
                 ))
             })?;
-        let creds = Credentials::new(key_id, secret.expose(), None, None, "rekey-new-key");
-        let conf = aws_sdk_sts::config::Builder::from(&self.config)
-            .credentials_provider(SharedCredentialsProvider::new(creds))
-            .region(self.region_or_default(input(call, "region")))
-            .build();
-        let sts = aws_sdk_sts::Client::from_conf(conf);
-        match sts.get_caller_identity().send().await {
+        match self
+            .sts_as(key_id, secret.expose(), input(call, "region"))
+            .get_caller_identity()
+            .send()
+            .await
+        {
             Ok(out) => Ok(plain(&[
                 ("arn", out.arn().unwrap_or_default().to_owned()),
                 ("account", out.account().unwrap_or_default().to_owned()),

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use rekey_spec::{CredentialKind, Mode};
 
 #[derive(Debug, Parser)]
-#[command(name = "rekey", version, about = "Credential rotation runbooks: inventory, plan, revoke-then-rotate", long_about = None)]
+#[command(name = "rekey", bin_name = "rekey", version, about = "Credential rotation runbooks: inventory, plan, revoke-then-rotate", long_about = None)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,

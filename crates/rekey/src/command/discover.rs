@@ -82,7 +82,7 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
     }
     let env = Environment::from_process(args.paths.clone());
     let mut finds = if args.online {
-        let online = Online::new()?;
+        let mut online = Online::new()?;
         rekey_discover::discover_with(&env, &|v| fingerprinter.fingerprint(v), &mut |f, v| {
             online.inspect(f, v)
         })
@@ -173,47 +173,81 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
 }
 
 /// `--online`: read-only identity calls through the connectors (their budgets and error
-/// scrubbing), for GitHub tokens of github.com (`GITHUB_API_URL` moves it), Hugging Face
-/// tokens (`HF_ENDPOINT`) and npm tokens (at the registry they were found for). A token the provider refuses is noted as not valid.
+/// scrubbing), for AWS access keys (STS `GetCallerIdentity` signed with the key found, at
+/// `AWS_ENDPOINT_URL` if set), GitHub tokens (github.com's at `GITHUB_API_URL` if set, a
+/// GitHub Enterprise Server's at its own `https://HOST/api/v3`), Hugging Face tokens (`HF_ENDPOINT`) and npm tokens (at the registry they were found for).
+/// A token the provider refuses is noted as not valid.
 struct Online {
     rt: tokio::runtime::Runtime,
+    aws: rekey_providers::aws::AwsProvider,
+    /// At `GITHUB_API_URL` (default github.com's API).
     github: Option<rekey_providers::github::GithubProvider>,
+    /// A GitHub Enterprise Server's, per host found.
+    enterprise: BTreeMap<String, Option<rekey_providers::github::GithubProvider>>,
     hub: Option<rekey_providers::huggingface::HuggingfaceProvider>,
     npm: rekey_providers::npm::NpmProvider,
 }
 
 impl Online {
     fn new() -> anyhow::Result<Self> {
+        let rt = super::state::runtime()?;
         Ok(Self {
-            rt: super::state::runtime()?,
+            aws: rt.block_on(rekey_providers::aws::AwsProvider::from_env()),
+            rt,
             github: rekey_providers::github::GithubProvider::from_env().ok(),
+            enterprise: BTreeMap::new(),
             hub: rekey_providers::huggingface::HuggingfaceProvider::from_env().ok(),
             npm: rekey_providers::npm::NpmProvider::from_env(),
         })
     }
 
+    /// The provider for a GitHub token found for `host` (`github.com`, `ghe.acme.com`,
+    /// `https://ghe.acme.com`).
+    fn github_for<'a>(
+        github: Option<&'a rekey_providers::github::GithubProvider>,
+        enterprise: &'a mut BTreeMap<String, Option<rekey_providers::github::GithubProvider>>,
+        host: Option<&String>,
+    ) -> Option<&'a rekey_providers::github::GithubProvider> {
+        use rekey_providers::github::{DEFAULT_API_URL, GithubConfig, GithubProvider};
+        let configured = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| DEFAULT_API_URL.into());
+        let Some(api) = host.and_then(|h| enterprise_api_url(h, &configured)) else {
+            return github;
+        };
+        enterprise
+            .entry(api)
+            .or_insert_with_key(|api| GithubProvider::new(GithubConfig::new(api)).ok())
+            .as_ref()
+    }
+
     fn inspect(
-        &self,
+        &mut self,
         find: &rekey_discover::Find,
         value: &secrecy::SecretString,
     ) -> rekey_discover::Inspection {
         use rekey_discover::{Class, Inspection};
         use rekey_spec::CredentialKind as K;
         let token = rekey_engine::Value::Secret(value.clone());
-        let github_com = find
-            .ids
-            .get("host")
-            .is_none_or(|h| h.trim_start_matches("https://") == "github.com");
         let answer = match find.class {
-            Class::Kind(K::GithubClassicPat | K::GithubFineGrainedPat)
-            | Class::GithubOauthToken
-            | Class::GithubUserToken
-                if github_com =>
-            {
-                let Some(gh) = &self.github else {
+            Class::Kind(K::AwsIamAccessKey) => {
+                let Some(key_id) = find.ids.get("access_key_id").filter(|k| !k.is_empty()) else {
                     return Inspection::default();
                 };
-                ("GitHub GET /user", self.rt.block_on(gh.identity(&token)))
+                (
+                    "AWS sts:GetCallerIdentity",
+                    self.rt.block_on(self.aws.identity(key_id, value)),
+                )
+            }
+            Class::Kind(K::GithubClassicPat | K::GithubFineGrainedPat)
+            | Class::GithubOauthToken
+            | Class::GithubUserToken => {
+                let host = find.ids.get("host").cloned();
+                let Some(gh) =
+                    Self::github_for(self.github.as_ref(), &mut self.enterprise, host.as_ref())
+                else {
+                    return Inspection::default();
+                };
+                let answer = self.rt.block_on(gh.identity(&token));
+                ("GitHub GET /user", answer)
             }
             Class::Kind(K::HuggingfaceToken) => {
                 let Some(hub) = &self.hub else {
@@ -253,6 +287,31 @@ impl Online {
     }
 }
 
+/// The API of the GitHub Enterprise Server at `host` (`https://HOST/api/v3`, `http://` kept
+/// when the find said so; `https://api.HOST` for GitHub Enterprise Cloud's `*.ghe.com`);
+/// `None` for github.com and for the server `configured` (`GITHUB_API_URL`) is on, which
+/// answer at `configured`.
+fn enterprise_api_url(host: &str, configured: &str) -> Option<String> {
+    let (scheme, bare) = host.split_once("://").unwrap_or(("https", host));
+    let bare = bare.trim_end_matches('/');
+    let configured_host = configured
+        .split_once("://")
+        .map_or(configured, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let configured_host = configured_host
+        .strip_prefix("api.")
+        .unwrap_or(configured_host);
+    if bare == "github.com" || bare == configured_host {
+        None
+    } else if bare.ends_with(".ghe.com") {
+        Some(format!("{scheme}://api.{bare}"))
+    } else {
+        Some(format!("{scheme}://{bare}/api/v3"))
+    }
+}
+
 /// Fingerprint → credential of every value the audit log recorded (what rekey minted), or
 /// nothing when there is no state database yet (discovery does not create one).
 fn minted_fingerprints(global: &Global) -> anyhow::Result<BTreeMap<String, String>> {
@@ -289,4 +348,35 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enterprise_api_url;
+
+    #[test]
+    fn a_token_is_checked_at_the_api_of_its_host() {
+        let dotcom = "https://api.github.com";
+        for (host, configured, want) in [
+            ("github.com", dotcom, None),
+            ("https://github.com", dotcom, None),
+            ("ghe.acme.com", dotcom, Some("https://ghe.acme.com/api/v3")),
+            (
+                "http://ghe.lab:8080",
+                dotcom,
+                Some("http://ghe.lab:8080/api/v3"),
+            ),
+            ("acme.ghe.com", dotcom, Some("https://api.acme.ghe.com")),
+            // GITHUB_API_URL names the host's API already.
+            ("ghe.acme.com", "https://ghe.acme.com/api/v3", None),
+            ("acme.ghe.com", "https://api.acme.ghe.com", None),
+            ("http://127.0.0.1:4010", "http://127.0.0.1:4010", None),
+        ] {
+            assert_eq!(
+                enterprise_api_url(host, configured).as_deref(),
+                want,
+                "{host} with {configured}"
+            );
+        }
+    }
 }

@@ -233,6 +233,18 @@ pub(crate) fn outcome(o: &RunOutcome) -> Result<(), Failure> {
     }
 }
 
+/// The order a person is asked in: what closes exposure (a revoke only a person can do) first,
+/// then as the steps were listed (plan order).
+fn ask_order<T>(plan: &Plan, waiting: &mut [(String, T)]) {
+    waiting.sort_by_key(|(id, _)| {
+        !plan
+            .steps
+            .iter()
+            .position(|s| &s.id == id)
+            .is_some_and(|i| rekey_plan::closes_exposure(plan, i))
+    });
+}
+
 /// On a terminal, a run paused for an operator asks right there: the new value of a manual
 /// mint at a hidden prompt, a confirmation in plain text. Each answer resumes the run; an empty
 /// one leaves it paused (for `rekey resume --input`). Elsewhere the outcome is returned as is.
@@ -258,7 +270,7 @@ pub(crate) async fn ask_operator(
         }
     }
     while interactive && outcome.status == RunStatus::Paused {
-        let waiting: Vec<(String, Option<String>)> = engine
+        let mut waiting: Vec<(String, Option<String>)> = engine
             .store
             .steps(&outcome.run_id)
             .await
@@ -270,6 +282,7 @@ pub(crate) async fn ask_operator(
         if waiting.is_empty() {
             break;
         }
+        ask_order(plan, &mut waiting);
         let mut answers = BTreeMap::new();
         for (id, question) in waiting {
             let Some((_, step)) = plan.step(&id) else {
@@ -691,5 +704,59 @@ mod tests {
         for other in ["y\n", "yes", "ok", "done it", "ghp_pasted"] {
             assert_eq!(confirmation(other), None, "{other}");
         }
+    }
+
+    /// The bundled example's incident: a person is asked to revoke the GitHub OAuth app's
+    /// exposed secret before being asked for new values, whatever the plan order.
+    #[test]
+    fn a_person_is_asked_to_revoke_before_to_mint() {
+        use std::sync::Arc;
+
+        use rekey_plan::{PlanRequest, Selection};
+        use rekey_spec::{Mode, SourceFile};
+
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut sources = Vec::new();
+        for e in std::fs::read_dir(root.join("inventory")).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                sources.push(Arc::new(SourceFile::new(
+                    path.display().to_string(),
+                    text.as_str(),
+                )));
+            }
+        }
+        let inventory = rekey_spec::parse_inventory(&sources).unwrap();
+        let runbooks = rekey_spec::load_runbooks(None).unwrap();
+        let plan = rekey_plan::compile(&PlanRequest {
+            inventory: &inventory,
+            runbooks: &runbooks,
+            selection: &Selection::default(),
+            mode: Mode::Incident,
+            exposed: None,
+        })
+        .unwrap();
+        let ids = [
+            "hf-ml-read/create",
+            "gh-oauth-docs/manual-create",
+            "gh-secrets-writer/create",
+            "gh-oauth-docs/manual-revoke",
+        ];
+        for id in ids {
+            assert!(plan.step(id).is_some(), "{id} is in the plan");
+        }
+        let mut waiting: Vec<(String, ())> = ids.iter().map(|s| ((*s).to_owned(), ())).collect();
+        super::ask_order(&plan, &mut waiting);
+        let order: Vec<&str> = waiting.iter().map(|(s, ())| s.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "gh-oauth-docs/manual-revoke",
+                "hf-ml-read/create",
+                "gh-oauth-docs/manual-create",
+                "gh-secrets-writer/create",
+            ]
+        );
     }
 }

@@ -116,7 +116,7 @@ fn base64(s: &str) -> String {
 
 /// `rekey discover ARGS` with `home` as HOME and nothing else of this machine's environment.
 fn discover(ws: &Workspace, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rekey"));
+    let mut cmd = Command::new(crate::harness::REKEY);
     cmd.current_dir(ws.path())
         .env_clear()
         .env("HOME", home)
@@ -505,11 +505,13 @@ fn an_incident_after_discover_names_what_only_discovery_knew() {
 }
 
 /// `--online`: `GET /user` and `whoami-v2` name each token's owner, which matches the
-/// inventory's `github_user`/`hf_user`; a refused token is noted; nothing is changed.
+/// inventory's `github_user`/`hf_user`; a token of a GitHub Enterprise Server is asked at that
+/// server's `/api/v3`; a refused token is noted; nothing is changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_identity_calls_name_the_owner() {
     use rekey_testkit::{GithubFake, HuggingfaceFake, NpmFake};
     let gh = GithubFake::start().await;
+    let ghes = GithubFake::start_enterprise().await;
     let hub = HuggingfaceFake::start().await;
     let npm = NpmFake::start().await;
     npm.add_user("pkg-bot", "pw", false);
@@ -527,13 +529,20 @@ async fn online_identity_calls_name_the_owner() {
         "hf_OnlineCheckedTokenValueAbCdEfGhIjKl",
     );
     gh.add_token(pat, "octo-bot");
+    let corp = "ghp_EnterpriseServerToken0123456789abcd";
+    ghes.add_token(corp, "corp-bot");
+    let ghes_host = ghes
+        .api_url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/api/v3")
+        .to_owned();
     hub.add_user("ml-bot", &[]);
     hub.add_token(hf, "ml-bot", "read");
     let ws = Workspace::empty();
     std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
     std::fs::write(
         ws.path().join("inventory/inventory.yaml"),
-        format!("hosts:\n  - {{ id: laptop-a, kind: developer_machine }}\ncredentials:\n  - {{ id: gh-x, kind: github_classic_pat, github_user: octo-bot }}\n  - {{ id: hf-x, kind: huggingface_token, hf_user: ml-bot }}\n  - {{ id: npm-x, kind: npm_granular_token, npm_user: pkg-bot, password_env: NPM_PW, registry: \"{registry}\" }}\n"),
+        format!("hosts:\n  - {{ id: laptop-a, kind: developer_machine }}\ncredentials:\n  - {{ id: gh-x, kind: github_classic_pat, github_user: octo-bot }}\n  - {{ id: gh-corp, kind: github_classic_pat, github_user: corp-bot }}\n  - {{ id: hf-x, kind: huggingface_token, hf_user: ml-bot }}\n  - {{ id: npm-x, kind: npm_granular_token, npm_user: pkg-bot, password_env: NPM_PW, registry: \"{registry}\" }}\n"),
     )
     .unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -541,7 +550,9 @@ async fn online_identity_calls_name_the_owner() {
     std::fs::write(home.path().join(".cache/huggingface/token"), hf).unwrap();
     std::fs::write(
         home.path().join(".git-credentials"),
-        format!("https://x:{pat}@github.com\nhttps://y:{dead}@github.com\n"),
+        format!(
+            "https://x:{pat}@github.com\nhttps://y:{dead}@github.com\nhttp://w:{corp}@{ghes_host}\n"
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -578,6 +589,9 @@ async fn online_identity_calls_name_the_owner() {
     assert_eq!(git["ids"]["owner"], "octo-bot");
     assert_eq!(git["credential"], "gh-x");
     assert_eq!(git["matched_by"], "github_user");
+    let enterprise = at("~/.git-credentials:3");
+    assert_eq!(enterprise["ids"]["owner"], "corp-bot", "{}", on.stdout);
+    assert_eq!(enterprise["credential"], "gh-corp");
     assert!(
         at("~/.git-credentials:2")["note"]
             .as_str()
@@ -591,7 +605,109 @@ async fn online_identity_calls_name_the_owner() {
     assert!(gh.revoke_calls().is_empty());
     assert!(hub.revoke_calls().is_empty());
     assert!(hub.whoami_calls() >= 1);
-    for s in [pat, dead, hf, npm_token.as_str()] {
+    assert!(ghes.revoke_calls().is_empty());
+    for s in [pat, dead, corp, hf, npm_token.as_str()] {
         assert!(!on.stdout.contains(s) && !on.stderr.contains(s));
+    }
+}
+
+/// `--online` for AWS: STS `GetCallerIdentity`, signed with each key found, names its IAM
+/// user, which matches an entry that names the user but no key id; a deleted key is refused
+/// and noted; a second key of a user whose entry names another key stays unknown; nothing
+/// is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_sts_names_the_iam_user_of_a_key() {
+    use rekey_testkit::{Moto, access_keys, create_key};
+    let moto = Moto::start();
+    let accounts = moto.setup(&["deploy-web", "ml-bot", "old-bot"]).await;
+    let iam = aws_sdk_iam::Client::new(&moto.sdk_config(&accounts.admin.0, &accounts.admin.1));
+    let web = accounts.keys["deploy-web"].clone();
+    let managed = accounts.keys["ml-bot"].clone();
+    let second = create_key(&iam, "ml-bot").await;
+    let dead = accounts.keys["old-bot"].clone();
+    iam.delete_access_key()
+        .user_name("old-bot")
+        .access_key_id(&dead.0)
+        .send()
+        .await
+        .unwrap();
+    let ws = Workspace::empty();
+    std::fs::create_dir_all(ws.path().join("inventory")).unwrap();
+    std::fs::write(
+        ws.path().join("inventory/inventory.yaml"),
+        format!("hosts:\n  - {{ id: laptop-a, kind: developer_machine }}\ncredentials:\n  - {{ id: aws-web, kind: aws_iam_access_key, user_name: deploy-web }}\n  - {{ id: aws-ml, kind: aws_iam_access_key, user_name: ml-bot, access_key_id: {} }}\n", managed.0),
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n\n[ml]\naws_access_key_id = {}\naws_secret_access_key = {}\n\n[old]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            web.0, web.1, second.0, second.1, dead.0, dead.1
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.url()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let keys_before = (
+        access_keys(&iam, "deploy-web").await,
+        access_keys(&iam, "ml-bot").await,
+    );
+    // Offline, no entry names the key id of `default`: unknown.
+    let off = discover(&ws, home.path(), &["--host", "laptop-a", "--json"], &env);
+    let v: serde_json::Value = serde_json::from_str(&off.stdout).unwrap();
+    assert!(v["finds"][0]["credential"].is_null(), "{}", off.stdout);
+    assert_eq!(off.code, Some(1));
+
+    let on = discover(
+        &ws,
+        home.path(),
+        &["--host", "laptop-a", "--online", "--json"],
+        &env,
+    );
+    let v: serde_json::Value = serde_json::from_str(&on.stdout).unwrap();
+    let finds = v["finds"].as_array().unwrap();
+    let at = |profile: &str| {
+        finds
+            .iter()
+            .find(|f| f["ids"]["profile"] == profile)
+            .unwrap_or_else(|| panic!("no find of profile {profile}: {}", on.stdout))
+    };
+    let d = at("default");
+    assert_eq!(
+        d["ids"]["owner"], "arn:aws:iam::123456789012:user/deploy-web",
+        "{}",
+        on.stdout
+    );
+    assert_eq!(d["credential"], "aws-web");
+    assert_eq!(d["matched_by"], "user_name");
+    // ml-bot's entry names its managed key: this second key is not that credential.
+    let ml = at("ml");
+    assert_eq!(ml["ids"]["owner"], "arn:aws:iam::123456789012:user/ml-bot");
+    assert!(ml["credential"].is_null(), "{}", on.stdout);
+    assert_eq!(ml["status"], "unknown");
+    let old = at("old");
+    assert!(old["ids"]["owner"].is_null());
+    assert!(
+        old["note"].as_str().unwrap().contains("refuses it"),
+        "{}",
+        on.stdout
+    );
+    assert_eq!(on.code, Some(1), "{}", on.stderr);
+    // Read-only: every key is where it was.
+    assert_eq!(
+        (
+            access_keys(&iam, "deploy-web").await,
+            access_keys(&iam, "ml-bot").await
+        ),
+        keys_before
+    );
+    for s in [&web.1, &second.1, &dead.1] {
+        assert!(!on.stdout.contains(s.as_str()) && !on.stderr.contains(s.as_str()));
+        assert!(!off.stdout.contains(s.as_str()) && !off.stderr.contains(s.as_str()));
     }
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::harness::repo_root;
 
 fn rekey(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rekey"))
+    let out = Command::new(crate::harness::REKEY)
         .args(args)
         .env("NO_COLOR", "1")
         .output()

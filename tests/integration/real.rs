@@ -1070,7 +1070,7 @@ steps:
     // On a terminal: a hidden prompt, answered once it shows.
     let second = "Hand-Set-Pa55word-Two";
     set_password(second).await;
-    let command = format!("{} run --yes", env!("CARGO_BIN_EXE_rekey"));
+    let command = format!("{} run --yes", crate::harness::REKEY);
     let mut child = std::process::Command::new("script")
         .args(["-qefc", &command, "/dev/null"])
         .current_dir(ws.path())

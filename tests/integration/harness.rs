@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use rekey_spec::{Inventory, Runbooks, SourceFile};
 
+/// The program under test: `rekey`, built by this package (see `tests/Cargo.toml`).
+pub(crate) const REKEY: &str = env!("CARGO_BIN_EXE_rekey-under-test");
+
 /// The repository root (for the example inventory and bundled runbooks).
 pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+        .join("..")
         .canonicalize()
         .unwrap()
 }
@@ -116,7 +119,7 @@ impl Test {
     }
 
     pub(crate) fn run(self) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rekey"));
+        let mut cmd = Command::new(REKEY);
         cmd.current_dir(self.dir.path())
             .args(&self.args)
             .env_remove("REKEY_INVENTORY")
@@ -175,7 +178,7 @@ impl Workspace {
     }
 
     pub(crate) fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rekey"));
+        let mut cmd = Command::new(REKEY);
         cmd.current_dir(self.dir.path())
             .args(args)
             .env_remove("REKEY_INVENTORY")

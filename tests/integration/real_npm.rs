@@ -586,7 +586,7 @@ async fn npm_otp_hidden_prompt_on_a_terminal() {
         ),
     )
     .unwrap();
-    let command = format!("{} run --mode drill --yes", env!("CARGO_BIN_EXE_rekey"));
+    let command = format!("{} run --mode drill --yes", crate::harness::REKEY);
     let mut child = Command::new("script")
         .args(["-qefc", &command, "/dev/null"])
         .current_dir(ws.path())

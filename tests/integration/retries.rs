@@ -11,7 +11,7 @@ use rekey_store::RunStatus;
 
 use crate::engine::{assert_converged, plan_for, rig};
 
-#[path = "../../../../examples/gen_inventory.rs"]
+#[path = "../../examples/gen_inventory.rs"]
 #[allow(dead_code, unreachable_pub)]
 pub(crate) mod gen_inventory;
 

@@ -12,7 +12,7 @@ fn rekey_schema_prints_the_committed_schemas() {
         ("inventory", "inventory.schema.json"),
         ("runbook", "runbook.schema.json"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_rekey"))
+        let out = Command::new(crate::harness::REKEY)
             .args(["schema", document])
             .output()
             .unwrap();
@@ -32,7 +32,7 @@ fn rekey_schema_prints_the_committed_schemas() {
             "yaml-language-server implements draft 7"
         );
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_rekey"))
+    let out = Command::new(crate::harness::REKEY)
         .args(["schema", "policy"])
         .output()
         .unwrap();
