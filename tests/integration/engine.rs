@@ -1307,3 +1307,94 @@ async fn a_credential_waiting_for_a_paused_helper_leaves_the_run_paused() {
         "{message}"
     );
 }
+
+/// The simulator, with every delivery to a GitHub Actions secret held until the test lets it
+/// go (GitHub's paced writes, at their slowest); `pg-web-app`'s steps wait until one is held.
+struct HeldActions {
+    sim: Arc<SimProvider>,
+    held: std::sync::atomic::AtomicBool,
+    release: tokio::sync::Semaphore,
+    delivered: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl rekey_engine::Provider for HeldActions {
+    async fn execute(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Values, rekey_engine::ProviderError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let deliver = call.step.action == "consumer.deliver";
+        if deliver
+            && matches!(
+                call.step.target,
+                Some(rekey_spec::Consumer::GithubActionsSecret { .. })
+            )
+        {
+            self.held.store(true, SeqCst);
+            let _ = self.release.acquire().await.unwrap();
+        } else if call.credential.id == "pg-web-app" {
+            while !self.held.load(SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        let r = self.sim.execute(call).await;
+        if deliver && call.credential.id == "pg-web-app" {
+            self.delivered.store(true, SeqCst);
+        }
+        r
+    }
+    async fn undo(
+        &self,
+        call: &rekey_engine::Call<'_>,
+        outputs: &rekey_engine::Values,
+    ) -> Result<(), rekey_engine::ProviderError> {
+        self.sim.undo(call, outputs).await
+    }
+    async fn reconcile(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Reconciled, rekey_engine::ProviderError> {
+        self.sim.reconcile(call).await
+    }
+}
+
+/// Consumer steps take the slots of their consumer type, not one pool for all: with one slot
+/// per provider, a delivery to Secrets Manager goes on while an Actions-secret delivery is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_consumer_type_does_not_hold_the_slots_of_another() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let plan = plan_for(&["gh-ci-classic", "pg-web-app"], Mode::Drill);
+    let config = EngineConfig {
+        per_provider: 1,
+        ..EngineConfig::default()
+    };
+    let rig = rig(&plan, SimOptions::default(), config).await;
+    let gate = Arc::new(HeldActions {
+        sim: rig.sim.clone(),
+        held: false.into(),
+        release: tokio::sync::Semaphore::new(0),
+        delivered: false.into(),
+    });
+    let engine = Engine {
+        providers: Providers::all(gate.clone()),
+        ..clone_engine(&rig.engine)
+    };
+    let run = {
+        let plan = plan.clone();
+        tokio::spawn(async move { engine.start(&plan, "run-1", "{}").await })
+    };
+    let went_on = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !gate.delivered.load(SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    gate.release.add_permits(16);
+    assert!(
+        went_on.is_ok(),
+        "pg-web-app's Secrets Manager delivery waited for the held Actions-secret delivery"
+    );
+    let out = run.await.unwrap().unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+}

@@ -984,7 +984,7 @@ impl Engine {
         let sem = Arc::clone(
             slots
                 .per_provider
-                .entry(step.provider.clone())
+                .entry(step.slot_pool().into_owned())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_provider.max(1)))),
         );
         ex.inflight[c] += 1;

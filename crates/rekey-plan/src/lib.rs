@@ -150,6 +150,19 @@ pub struct PlannedStep {
     pub manual: Option<Manual>,
 }
 
+impl PlannedStep {
+    /// The pool of per-provider slots the step takes: its provider's, and for a consumer step
+    /// its consumer type's (`consumer:env_file`): the consumer router sends each type to a
+    /// different service, so GitHub's paced Actions-secret writes do not hold the slots env
+    /// files and Secrets Manager would use.
+    pub fn slot_pool(&self) -> std::borrow::Cow<'_, str> {
+        match &self.target {
+            Some(t) => format!("{}:{}", self.provider, t.type_name()).into(),
+            None => self.provider.as_str().into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputDecl {
     pub name: String,

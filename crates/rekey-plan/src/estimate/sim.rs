@@ -117,7 +117,7 @@ pub(super) struct Sim<'a> {
     succs: Vec<u32>,
     waiting_on: Vec<u32>,
     provider_of: Vec<usize>,
-    provider_names: Vec<&'a str>,
+    provider_names: Vec<std::borrow::Cow<'a, str>>,
     providers: Vec<Provider>,
     global_free: usize,
     bucket_names: Vec<&'a str>,
@@ -194,14 +194,15 @@ impl<'a> Sim<'a> {
         }
         let waiting_on = (0..n).map(|i| pred_at[i + 1] - pred_at[i]).collect();
 
-        let mut provider_ix: HashMap<&str, usize> = HashMap::new();
-        let mut provider_names = Vec::new();
+        // Slot pools as the engine keys them (a consumer step's is its consumer type's).
+        let mut provider_ix: HashMap<std::borrow::Cow<'_, str>, usize> = HashMap::new();
+        let mut provider_names: Vec<std::borrow::Cow<'_, str>> = Vec::new();
         let provider_of = plan
             .steps
             .iter()
             .map(|s| {
-                *provider_ix.entry(s.provider.as_str()).or_insert_with(|| {
-                    provider_names.push(s.provider.as_str());
+                *provider_ix.entry(s.slot_pool()).or_insert_with_key(|k| {
+                    provider_names.push(k.clone());
                     provider_names.len() - 1
                 })
             })
@@ -211,7 +212,7 @@ impl<'a> Sim<'a> {
             .map(|p| Provider {
                 free: limits
                     .provider_slots
-                    .get(*p)
+                    .get(p.as_ref())
                     .map_or(limits.per_provider, |&c| c.min(limits.per_provider))
                     .max(1),
                 queue: BinaryHeap::new(),
@@ -798,7 +799,7 @@ impl<'a> Sim<'a> {
         for (p, waited) in queued {
             // Less than a second of queueing is the engine's ordinary bustle.
             if waited >= 1_000_000_000 {
-                let provider = self.provider_names[p].to_owned();
+                let provider = self.provider_names[p].clone().into_owned();
                 reasons.push((
                     waited,
                     Reason::Queued {
