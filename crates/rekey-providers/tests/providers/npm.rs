@@ -95,6 +95,50 @@ fn call_again<'a>(
     }
 }
 
+/// Verdaccio with `user` and one token (the old one), and the plan of a drill of that
+/// granular token.
+struct OneAccount {
+    v: Verdaccio,
+    old_key: String,
+    old: String,
+    plan: Plan,
+    _dir: tempfile::TempDir,
+}
+
+fn one_account(user: &str) -> OneAccount {
+    let v = Verdaccio::start();
+    v.add_user(user, PASSWORD);
+    let (old_key, old) = v.create_token(user, PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("npm.env").display().to_string();
+    let inv = inventory(
+        "npm_granular_token",
+        user,
+        &v.url(),
+        Some(&old_key),
+        &env,
+        "",
+    );
+    let plan = harness::compile(&inv, Mode::Drill, None);
+    OneAccount {
+        v,
+        old_key,
+        old,
+        plan,
+        _dir: dir,
+    }
+}
+
+/// `create`'s inputs: its literal ones and the keys `list-before` lists now.
+async fn create_inputs(p: &NpmProvider, plan: &Plan, user: &str) -> Values {
+    let listed = harness::run(p, plan, &format!("npm-{user}/list-before"), &[]).await;
+    harness::literal_inputs(
+        plan,
+        &format!("npm-{user}/create"),
+        &[("existing_keys", listed["keys"].clone())],
+    )
+}
+
 /// Retries like the engine: transient and rate-limited errors, up to `tries`.
 async fn with_retries(
     tries: u32,
@@ -270,27 +314,15 @@ async fn verdaccio_delete_by_value_from_the_consumer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdaccio_orphan_of_a_lost_mint_is_deleted() {
-    let v = Verdaccio::start();
-    v.add_user("carol", PASSWORD);
-    let (old_key, old) = v.create_token("carol", PASSWORD);
-    let dir = tempfile::tempdir().unwrap();
-    let env = dir.path().join("npm.env").display().to_string();
-    let inv = inventory(
-        "npm_granular_token",
-        "carol",
-        &v.url(),
-        Some(&old_key),
-        &env,
-        "",
-    );
-    let plan = harness::compile(&inv, Mode::Drill, None);
+    let OneAccount {
+        v,
+        old_key,
+        old,
+        plan,
+        _dir,
+    } = one_account("carol");
     let p = provider();
-    let listed = harness::run(&p, &plan, "npm-carol/list-before", &[]).await;
-    let inputs = harness::literal_inputs(
-        &plan,
-        "npm-carol/create",
-        &[("existing_keys", listed["keys"].clone())],
-    );
+    let inputs = create_inputs(&p, &plan, "carol").await;
     let step = harness::step(&plan, "npm-carol/create");
     // The answer of this call is lost.
     let lost = p
@@ -347,28 +379,10 @@ async fn verdaccio_orphan_of_a_lost_mint_is_deleted() {
 /// after the keys were listed is not taken for an orphan of this step and deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdaccio_first_mint_leaves_a_token_made_meanwhile() {
-    let v = Verdaccio::start();
-    v.add_user("frank", PASSWORD);
-    let (old_key, _) = v.create_token("frank", PASSWORD);
-    let dir = tempfile::tempdir().unwrap();
-    let env = dir.path().join("npm.env").display().to_string();
-    let inv = inventory(
-        "npm_granular_token",
-        "frank",
-        &v.url(),
-        Some(&old_key),
-        &env,
-        "",
-    );
-    let plan = harness::compile(&inv, Mode::Drill, None);
+    let OneAccount { v, plan, _dir, .. } = one_account("frank");
     let p = provider();
-    let listed = harness::run(&p, &plan, "npm-frank/list-before", &[]).await;
+    let inputs = create_inputs(&p, &plan, "frank").await;
     let (_, theirs) = v.create_token("frank", PASSWORD);
-    let inputs = harness::literal_inputs(
-        &plan,
-        "npm-frank/create",
-        &[("existing_keys", listed["keys"].clone())],
-    );
     let step = harness::step(&plan, "npm-frank/create");
     let c = call(&plan, step, &inputs, "idem-1");
     let made = p.execute(&c).await.unwrap();
@@ -388,27 +402,9 @@ async fn verdaccio_first_mint_leaves_a_token_made_meanwhile() {
 /// delivered, survives both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdaccio_undo_by_key_leaves_another_steps_token() {
-    let v = Verdaccio::start();
-    v.add_user("dave", PASSWORD);
-    let (old_key, _) = v.create_token("dave", PASSWORD);
-    let dir = tempfile::tempdir().unwrap();
-    let env = dir.path().join("npm.env").display().to_string();
-    let inv = inventory(
-        "npm_granular_token",
-        "dave",
-        &v.url(),
-        Some(&old_key),
-        &env,
-        "",
-    );
-    let plan = harness::compile(&inv, Mode::Drill, None);
+    let OneAccount { v, plan, _dir, .. } = one_account("dave");
     let p = provider();
-    let listed = harness::run(&p, &plan, "npm-dave/list-before", &[]).await;
-    let inputs = harness::literal_inputs(
-        &plan,
-        "npm-dave/create",
-        &[("existing_keys", listed["keys"].clone())],
-    );
+    let inputs = create_inputs(&p, &plan, "dave").await;
     let step = harness::step(&plan, "npm-dave/create");
     // Two mints after the same list (two credentials of the account), in one process.
     let lost = p
