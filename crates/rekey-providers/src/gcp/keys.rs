@@ -333,7 +333,11 @@ impl GcpProvider {
         let a = account(call)?;
         // keys.create has no idempotency token: what an earlier attempt of this step made is
         // an orphan (its key file was lost with the answer) and holds one of the ten slots.
-        if self.remove_created(call, None).await?.is_none() {
+        // Only a step called before can have one: on a first call, a key made since the list
+        // (another credential of this service account, a person) would pass for it.
+        if (call.attempt > 1 || call.tried_before)
+            && self.remove_created(call, None).await?.is_none()
+        {
             tracing::debug!(step = %call.step.id, "no key ids recorded before the create");
         }
         let resp = self

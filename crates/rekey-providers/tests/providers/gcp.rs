@@ -297,7 +297,11 @@ async fn gcp_lost_create_is_reconciled() {
     assert_eq!(s.fake.keys(SA).len(), 2);
     drop(lost);
 
-    let c = harness::call(&plan, "gcp-ml/create", &inputs);
+    // The step was called before: reconcile, and its calls from now on, look for leftovers.
+    let c = rekey_engine::Call {
+        tried_before: true,
+        ..harness::call(&plan, "gcp-ml/create", &inputs)
+    };
     assert!(matches!(
         p.reconcile(&c).await.unwrap(),
         Reconciled::NotDone
@@ -320,6 +324,29 @@ async fn gcp_lost_create_is_reconciled() {
     assert!(!s.fake.accepts(first["private_key_data"].expose()));
     assert!(s.fake.accepts(second["private_key_data"].expose()));
     assert_eq!(s.fake.keys(SA).len(), 2);
+}
+
+/// A first create looks for no leftovers: a key of the service account made after the keys
+/// were listed (another credential's step, a person) is not taken for an orphan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_first_create_leaves_a_key_made_meanwhile() {
+    let s = Setup::new().await;
+    let p = s.provider();
+    let plan = s.plan(Mode::Drill);
+    let listed = harness::run(&p, &plan, "gcp-ml/list-keys", &[]).await;
+    let (theirs, theirs_file) = s.fake.add_key(SA);
+    let mut outputs = std::collections::BTreeMap::new();
+    outputs.insert("list-keys".to_owned(), listed);
+    let step = harness::step(&plan, "gcp-ml/create");
+    let inputs = harness::resolve(step, "run-test", &outputs).unwrap();
+    let c = harness::call(&plan, "gcp-ml/create", &inputs);
+    let made = p.execute(&c).await.unwrap();
+    assert!(c.reports.take().is_empty(), "nothing deleted");
+    assert!(s.fake.accepts(&theirs_file), "theirs survives");
+    assert!(s.fake.accepts(made["private_key_data"].expose()));
+    let ids: Vec<String> = s.fake.keys(SA).into_iter().map(|k| k.id).collect();
+    assert_eq!(ids.len(), 3, "old, theirs, new: {ids:?}");
+    assert!(ids.contains(&theirs));
 }
 
 /// Preflight: the service account exists and the admin credentials work, before anything
