@@ -1020,7 +1020,7 @@ impl AwsProvider {
         secret: &secrecy::SecretString,
     ) -> Result<Option<String>, ProviderError> {
         use secrecy::ExposeSecret;
-        self.say_if_no_region();
+        // STS answers in any region: no warning about a missing one here.
         match self
             .sts_as(key_id, secret.expose_secret(), None)
             .get_caller_identity()

@@ -175,8 +175,9 @@ pub(crate) fn run(global: &Global, args: &DiscoverArgs) -> Result<(), Failure> {
 /// `--online`: read-only identity calls through the connectors (their budgets and error
 /// scrubbing), for AWS access keys (STS `GetCallerIdentity` signed with the key found, at
 /// `AWS_ENDPOINT_URL` if set), GitHub tokens (github.com's at `GITHUB_API_URL` if set, a
-/// GitHub Enterprise Server's at its own `https://HOST/api/v3`), Hugging Face tokens (`HF_ENDPOINT`) and npm tokens (at the registry they were found for).
-/// A token the provider refuses is noted as not valid.
+/// GitHub Enterprise Server's at its own `https://HOST/api/v3`), Hugging Face tokens
+/// (`HF_ENDPOINT`) and npm tokens (at the registry they were found for). A token the provider
+/// refuses is noted as not valid.
 struct Online {
     rt: tokio::runtime::Runtime,
     aws: rekey_providers::aws::AwsProvider,
