@@ -535,3 +535,49 @@ async fn without_a_batch_limit_each_token_is_its_own_request() {
     assert_eq!(rig.sim.requests(REVOKE), 200);
     assert_converged(&rig.sim, &plan, "run-1by1", true).await;
 }
+
+/// A due batch of revokes takes the next slot even while single revokes are ready: it closes
+/// exposure for every member at once. Three PATs (their look-ups rank first) and thirty npm
+/// tokens, one call at a time: the PATs' one revoke request goes before most npm deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_batch_of_revokes_goes_before_single_revokes() {
+    let mut yaml = pats_yaml(3);
+    for k in 0..30 {
+        let _ = write!(
+            yaml,
+            "  - id: npm-{k:02}\n    kind: npm_granular_token\n    npm_user: pub-{k}\n    token_key: key-{k}\n    password_env: NPM_PASSWORD\n    delivered_to:\n      - aws_secrets_manager: {{ secret_id: ci/npm-{k:02} }}\n"
+        );
+    }
+    let plan = incident(&yaml);
+    let options = SimOptions {
+        latency: Duration::from_millis(20),
+        ..SimOptions::default()
+    };
+    let config = EngineConfig {
+        concurrency: 1,
+        ..EngineConfig::default()
+    };
+    let rig = rig(&plan, options, config).await;
+    let times = Arc::new(Times::default());
+    let engine = Engine {
+        observer: Some(times.clone()),
+        ..crate::engine::clone_engine(&rig.engine)
+    };
+    let out = engine.start(&plan, "run-first", "{}").await.unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+    let times = times.0.lock().unwrap().clone();
+    let order: Vec<&str> = times.iter().map(|(_, s)| s.as_str()).collect();
+    let revoked = order
+        .iter()
+        .position(|s| *s == "pat-0000/revoke-old")
+        .unwrap();
+    let deletes_before = order[..revoked]
+        .iter()
+        .filter(|s| s.ends_with("/delete-exposed"))
+        .count();
+    assert!(
+        deletes_before < 10,
+        "{deletes_before} npm deletes went before the due batch of PAT revokes: {order:?}"
+    );
+    assert_eq!(rig.sim.requests(REVOKE), 1);
+}

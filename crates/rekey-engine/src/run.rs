@@ -729,16 +729,17 @@ impl Engine {
                     gathering.join(i, tokio::time::Instant::now());
                     continue;
                 }
-                // A due batch of revokes goes before an ordinary step takes the slot.
-                if !rank.0
-                    && gathering
-                        .due(
-                            tokio::time::Instant::now(),
-                            false,
-                            |j| ex.coming(plan, j),
-                            |j| ex.rank[j].0,
-                        )
-                        .is_some()
+                // A due batch of revokes goes before any one step takes the slot: it closes
+                // exposure for all its members at once (otherwise single urgent steps, while
+                // there are any, keep it waiting for a free slot).
+                if gathering
+                    .due(
+                        tokio::time::Instant::now(),
+                        false,
+                        |j| ex.coming(plan, j),
+                        |j| ex.rank[j].0,
+                    )
+                    .is_some()
                 {
                     ex.ready.push((rank, Reverse(i)));
                     break;

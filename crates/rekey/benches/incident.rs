@@ -856,8 +856,10 @@ async fn incident() {
             .sum();
         let first_revoke =
             timeline.first_start(of_kind.iter().copied().filter(|s| s.phase == "revoke"));
+        // What the revokes wait for: the last look-up before them.
+        let prepared = timeline.until(of_kind.iter().copied().filter(|s| s.phase == "prepare"));
         println!(
-            "  {kind}: {count} ({}): first step {:.1} s, first revoke {first_revoke:.1} s; {}; {} steps, {retries} retries",
+            "  {kind}: {count} ({}): first step {:.1} s, prepared {prepared:.1} s, first revoke {first_revoke:.1} s; {}; {} steps, {retries} retries",
             described(kind),
             timeline.first_start(of_kind.iter().copied()),
             t.show(),
