@@ -170,11 +170,17 @@ impl OktaProvider {
     /// than the current one can only be an earlier try of this step whose answer was lost
     /// (`preflight` refused an app with two active secrets, and an incident deactivated every
     /// one), so it is deleted; then, Okta keeping two, an inactive one other than the current
-    /// secret makes room. Both are said.
+    /// secret makes room. Both are said. Only a step called before can have left one: on a
+    /// first call an extra active secret is someone else's (made since `preflight`), and the
+    /// app counts as full.
     async fn create(&self, call: &Call<'_>) -> Result<Values, ProviderError> {
         let app = self.app(call)?;
         let current = selector(call, "secret_id")?;
-        let mut secrets = self.remove_orphans(call, &app).await?;
+        let mut secrets = if call.attempt > 1 || call.tried_before {
+            self.remove_orphans(call, &app).await?
+        } else {
+            self.list(&app).await?
+        };
         if secrets.len() >= 2 {
             secrets.sort_by(|a, b| a.created.cmp(&b.created));
             let spare = secrets

@@ -350,6 +350,31 @@ async fn okta_keeps_two_secrets() {
     );
 }
 
+/// A first create takes no active secret for a lost call's orphan: one a person made since
+/// `preflight` stays, and the app (two active secrets) is full, which the step says.
+#[tokio::test]
+async fn okta_first_create_leaves_a_secret_made_meanwhile() {
+    let fake = OktaFake::start(OKTA_TOKEN).await;
+    let old = fake.add_app(APP, CLIENT, OLD_SECRET);
+    let (plan, _env) = okta_plan(&fake, &old, Mode::Drill);
+    let p = okta(OKTA_TOKEN);
+    p.preflight(step(&plan, "okta-web/okta-deactivate-old"))
+        .await
+        .unwrap();
+    let theirs = fake.add_secret(APP, "Th31rs-Active-Secret-000000000000000000", true);
+    let inputs = literal_inputs(&plan, "okta-web/okta-create", &[]);
+    let c = call(&plan, "okta-web/okta-create", &inputs);
+    let e = p.execute(&c).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    assert!(e.message.contains(&theirs), "{e}");
+    assert!(c.reports.take().is_empty(), "nothing deleted");
+    assert_eq!(
+        fake.secrets(APP),
+        vec![(old, true), (theirs, true)],
+        "both secrets stay"
+    );
+}
+
 /// A stale `secret_id` in the inventory stops the run before anything changes: the rules that
 /// find orphans depend on knowing the current secret.
 #[tokio::test]
