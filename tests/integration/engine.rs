@@ -1398,3 +1398,137 @@ async fn a_held_consumer_type_does_not_hold_the_slots_of_another() {
     let out = run.await.unwrap().unwrap();
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
 }
+
+/// Holds every call to one provider until released; counts the calls of the others.
+struct HeldProvider {
+    sim: Arc<SimProvider>,
+    provider: &'static str,
+    release: tokio::sync::Semaphore,
+    others: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl rekey_engine::Provider for HeldProvider {
+    async fn execute(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Values, rekey_engine::ProviderError> {
+        if call.step.provider == self.provider {
+            let _ = self.release.acquire().await.unwrap();
+        } else {
+            self.others
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.sim.execute(call).await
+    }
+    async fn undo(
+        &self,
+        call: &rekey_engine::Call<'_>,
+        outputs: &rekey_engine::Values,
+    ) -> Result<(), rekey_engine::ProviderError> {
+        self.sim.undo(call, outputs).await
+    }
+    async fn reconcile(
+        &self,
+        call: &rekey_engine::Call<'_>,
+    ) -> Result<rekey_engine::Reconciled, rekey_engine::ProviderError> {
+        self.sim.reconcile(call).await
+    }
+}
+
+/// A provider whose calls hang keeps neither the call slots nor the task slots from the
+/// others: its second step waits for the provider's one slot without holding a call slot,
+/// and its further steps wait unspawned. With two call slots, PostgreSQL's steps go on while
+/// both npm tokens' steps are held (before, the waiting npm step held the other call slot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_provider_does_not_hold_the_call_slots_of_another() {
+    let plan = plan_for(
+        &["npm-publish", "npm-legacy-laptop", "pg-web-app"],
+        Mode::Incident,
+    );
+    held_provider_leaves_room(plan).await;
+}
+
+/// With six npm tokens held, npm has two tasks out (its one slot, and one waiting for it);
+/// the rest wait unspawned, so PostgreSQL's steps get the task slots (before, the npm steps
+/// took all four).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_provider_does_not_take_every_task_slot() {
+    // The example inventory, with six copies of npm-publish's entry.
+    let src = crate::harness::repo_root().join("inventory");
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = vec!["pg-web-app".to_owned()];
+    for f in ["hosts.yaml", "services.yaml", "credentials.yaml"] {
+        let mut text = std::fs::read_to_string(src.join(f)).unwrap();
+        if f == "credentials.yaml" {
+            let start = text.find("  - id: npm-publish\n").unwrap();
+            let len = text[start + 4..].find("  - id: ").unwrap() + 4;
+            let entry = text[start..start + len].to_owned();
+            for k in 0..6 {
+                let id = format!("npm-copy-{k}");
+                text.push_str(&entry.replace("npm-publish", &id));
+                ids.push(id);
+            }
+        }
+        std::fs::write(dir.path().join(f), text).unwrap();
+    }
+    std::os::unix::fs::symlink(src.join("sboms"), dir.path().join("sboms")).unwrap();
+    let inv = rekey_spec::load_inventory(dir.path()).unwrap();
+    let plan = rekey_plan::compile(&PlanRequest {
+        inventory: &inv,
+        runbooks: &bundled_runbooks(),
+        selection: &Selection {
+            credentials: ids,
+            ..Selection::default()
+        },
+        mode: Mode::Incident,
+        exposed: None,
+    })
+    .unwrap();
+    held_provider_leaves_room(plan).await;
+}
+
+/// Runs `plan` with two call slots and one per provider, every npm call held until all of
+/// pg-web-app's steps were called.
+async fn held_provider_leaves_room(plan: Plan) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let config = EngineConfig {
+        concurrency: 2,
+        per_provider: 1,
+        ..EngineConfig::default()
+    };
+    let rig = rig(&plan, SimOptions::default(), config).await;
+    let gate = Arc::new(HeldProvider {
+        sim: rig.sim.clone(),
+        provider: "npm",
+        release: tokio::sync::Semaphore::new(0),
+        others: 0.into(),
+    });
+    let engine = Engine {
+        providers: Providers::all(gate.clone()),
+        ..clone_engine(&rig.engine)
+    };
+    let run = {
+        let plan = plan.clone();
+        tokio::spawn(async move { engine.start(&plan, "run-1", "{}").await })
+    };
+    let pg_steps = plan
+        .steps
+        .iter()
+        .filter(|s| plan.credentials[s.credential as usize].id == "pg-web-app")
+        .count();
+    let went_on = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while gate.others.load(SeqCst) < pg_steps {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    gate.release.add_permits(1000);
+    assert!(
+        went_on.is_ok(),
+        "pg-web-app made {} of its {pg_steps} calls while npm was held",
+        gate.others.load(SeqCst)
+    );
+    let out = run.await.unwrap().unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+}

@@ -332,13 +332,14 @@ impl BatchTask {
                     }
                 })
                 .collect();
-            // One request: one call slot and one of the provider's.
+            // One request: one of the provider's slots, then one call slot (the order of
+            // `TaskCtx::call_with_retries`).
             let permits = (
-                Arc::clone(&first.calls)
+                Arc::clone(&first.provider_slots)
                     .acquire_owned()
                     .await
                     .expect("semaphore open"),
-                Arc::clone(&first.provider_slots)
+                Arc::clone(&first.calls)
                     .acquire_owned()
                     .await
                     .expect("semaphore open"),

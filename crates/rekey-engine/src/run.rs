@@ -704,6 +704,10 @@ impl Engine {
             calls: Arc::new(Semaphore::new(self.config.concurrency.max(1))),
             global: Arc::new(Semaphore::new(self.config.concurrency.max(1) * 2)),
             per_provider: HashMap::new(),
+            pool_cap: self.config.per_provider.max(1) * 2,
+            pool_tasks: HashMap::new(),
+            task_pool: HashMap::new(),
+            parked: HashMap::new(),
             writer: write_tx,
         };
         let mut tasks: JoinSet<Vec<(usize, TaskResult)>> = JoinSet::new();
@@ -713,8 +717,10 @@ impl Engine {
         loop {
             if lost.load(std::sync::atomic::Ordering::SeqCst) {
                 ex.ready.clear();
+                slots.parked.clear();
                 gathering.clear();
             }
+            slots.unpark(&mut ex.ready);
             let mut blocked = false;
             while let Some((rank, Reverse(i))) = ex.ready.pop() {
                 let c = plan.steps[i].credential as usize;
@@ -743,6 +749,16 @@ impl Engine {
                 {
                     ex.ready.push((rank, Reverse(i)));
                     break;
+                }
+                // A ready step whose provider has all its tasks out waits aside, while the
+                // steps of other providers behind it go (no head-of-line blocking).
+                if let Some(pool) = slots.full_pool(&plan.steps[i]) {
+                    slots
+                        .parked
+                        .entry(pool)
+                        .or_default()
+                        .push((rank, Reverse(i)));
+                    continue;
                 }
                 let Some(permit) = spare
                     .take()
@@ -839,7 +855,11 @@ impl Engine {
             }
             // (A step put back behind a due batch that came to nothing is still ready.)
             if tasks.is_empty() && gathering.is_empty() && ex.ready.is_empty() {
-                break;
+                if slots.parked.is_empty() {
+                    break;
+                }
+                // Parked behind tasks that were skipped after all: every pool has room now.
+                continue;
             }
             let deadline = gathering.next_deadline();
             let joined = tokio::select! {
@@ -857,6 +877,7 @@ impl Engine {
                 continue;
             };
             for (i, result) in joined.expect("step tasks do not panic") {
+                slots.task_ended(i);
                 self.finished(run_id, plan, &mut ex, i, result).await?;
             }
         }
@@ -982,12 +1003,17 @@ impl Engine {
     ) -> TaskCtx {
         let step = &plan.steps[i];
         let c = step.credential as usize;
+        let pool = step.slot_pool().into_owned();
         let sem = Arc::clone(
             slots
                 .per_provider
-                .entry(step.slot_pool().into_owned())
+                .entry(pool.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_provider.max(1)))),
         );
+        if permit.is_some() {
+            *slots.pool_tasks.entry(pool.clone()).or_default() += 1;
+            slots.task_pool.insert(i, pool);
+        }
         ex.inflight[c] += 1;
         let tried_before = ex.tried[i];
         ex.tried[i] = true;
@@ -1792,7 +1818,48 @@ struct Slots {
     /// Step tasks in flight (twice the calls: some are writing their records).
     global: Arc<Semaphore>,
     per_provider: HashMap<String, Arc<Semaphore>>,
+    /// Step tasks one slot pool may have out at once (twice its call slots, as the global).
+    pool_cap: usize,
+    /// Step tasks out per slot pool, and the pool of each (a batch's members are not counted:
+    /// the batch is one task, and it is not held back).
+    pool_tasks: HashMap<String, usize>,
+    task_pool: HashMap<usize, String>,
+    /// Ready steps set aside while their pool is full, best first; as many as the pool has
+    /// room for go back to `ready` at each turn of the loop.
+    parked: HashMap<String, BinaryHeap<Ready>>,
     writer: tokio::sync::mpsc::UnboundedSender<WriteReq>,
+}
+
+impl Slots {
+    /// The pool of `step` if it has all its tasks out: a task spawned now would only wait
+    /// for the provider's slot while holding a task slot other providers could use.
+    fn full_pool(&self, step: &PlannedStep) -> Option<String> {
+        let pool = step.slot_pool();
+        self.pool_tasks
+            .get(pool.as_ref())
+            .is_some_and(|&n| n >= self.pool_cap)
+            .then(|| pool.into_owned())
+    }
+
+    /// Puts back into `ready` the best parked steps of each pool, as many as it has room for.
+    fn unpark(&mut self, ready: &mut BinaryHeap<Ready>) {
+        self.parked.retain(|pool, heap| {
+            let out = self.pool_tasks.get(pool).copied().unwrap_or(0);
+            for _ in out..self.pool_cap {
+                let Some(r) = heap.pop() else { break };
+                ready.push(r);
+            }
+            !heap.is_empty()
+        });
+    }
+
+    fn task_ended(&mut self, i: usize) {
+        if let Some(pool) = self.task_pool.remove(&i)
+            && let Some(n) = self.pool_tasks.get_mut(&pool)
+        {
+            *n -= 1;
+        }
+    }
 }
 
 /// A step transition waiting for the group-commit writer.
@@ -2127,12 +2194,14 @@ impl TaskCtx {
             } else {
                 self.config.step_timeout
             };
+            // The provider's slot first: a call waiting for a busy provider must not hold a
+            // call slot that another provider's step could use.
             let permits = (
-                Arc::clone(&self.calls)
+                Arc::clone(&self.provider_slots)
                     .acquire_owned()
                     .await
                     .expect("semaphore open"),
-                Arc::clone(&self.provider_slots)
+                Arc::clone(&self.calls)
                     .acquire_owned()
                     .await
                     .expect("semaphore open"),
@@ -2243,6 +2312,9 @@ fn urgent(plan: &Plan, dependents: &[Vec<usize>]) -> Vec<bool> {
     urgent
 }
 
+/// A ready step in the queue: its rank (see `Exec::rank`), then plan order.
+type Ready = ((bool, usize), Reverse<usize>);
+
 /// (credential, runbook step) → the plan steps made from it, with their consumer label.
 type ByName = HashMap<(u32, String), Vec<(Option<String>, usize)>>;
 
@@ -2258,7 +2330,7 @@ struct Exec {
     /// first), then longest remaining chain (then plan order): long credentials start early,
     /// so the run does not end on one slow chain while the other slots sit idle. Spawned in
     /// this order, revokes also take the (first-come) provider slots first.
-    ready: BinaryHeap<((bool, usize), Reverse<usize>)>,
+    ready: BinaryHeap<Ready>,
     /// Per step, its rank in `ready`: (closes exposure, see [`urgent`]; steps on the longest
     /// path from it to the end of the plan).
     rank: Vec<(bool, usize)>,

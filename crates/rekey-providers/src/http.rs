@@ -52,6 +52,9 @@ pub struct Budget {
     spec: BudgetSpec,
     hourly: DefaultDirectRateLimiter,
     writes: DefaultDirectRateLimiter,
+    /// A pace of their own for `DELETE`s, where the provider limits them apart from the
+    /// other writes (npm's token deletes: what closes exposure in an incident).
+    deletes: Option<DefaultDirectRateLimiter>,
     in_flight: Arc<Semaphore>,
 }
 
@@ -85,6 +88,7 @@ impl Budget {
                 Duration::from_mins(1),
                 spec.write_burst,
             )),
+            deletes: None,
             in_flight: Arc::new(Semaphore::new(spec.concurrent.max(1) as usize)),
         }
     }
@@ -96,11 +100,15 @@ impl Budget {
     /// Waits until one more request fits; the permit is held while it is in flight.
     /// `counted` is false for requests that do not spend this budget (made with the
     /// credential's own token, or unauthenticated).
-    pub async fn acquire(&self, write: bool, counted: bool) -> OwnedSemaphorePermit {
+    pub async fn acquire(&self, method: &Method, counted: bool) -> OwnedSemaphorePermit {
         if counted {
             self.hourly.until_ready().await;
-            if write {
-                self.writes.until_ready().await;
+            match &self.deletes {
+                Some(deletes) if *method == Method::DELETE => deletes.until_ready().await,
+                _ if *method != Method::GET && *method != Method::HEAD => {
+                    self.writes.until_ready().await;
+                }
+                _ => {}
             }
         }
         Arc::clone(&self.in_flight)
@@ -223,6 +231,19 @@ impl HttpClient {
         })
     }
 
+    /// `DELETE`s paced apart from the other writes: `per_minute` with bursts of `burst`.
+    #[must_use]
+    pub fn with_delete_pace(mut self, per_minute: u32, burst: u32) -> Self {
+        if let Some(b) = Arc::get_mut(&mut self.budget) {
+            b.deletes = Some(RateLimiter::direct(quota(
+                per_minute,
+                Duration::from_mins(1),
+                burst,
+            )));
+        }
+        self
+    }
+
     /// The `accept` header the provider wants (GitHub: `application/vnd.github+json`).
     #[must_use]
     pub fn with_accept(mut self, accept: &'static str) -> Self {
@@ -269,8 +290,10 @@ impl HttpClient {
         let req = req.build().map_err(|_| {
             ProviderError::permanent(format!("{op}: the request could not be built"))
         })?;
-        let write = req.method() != Method::GET && req.method() != Method::HEAD;
-        let _permit = self.budget.acquire(write, spend == Spend::Ours).await;
+        let _permit = self
+            .budget
+            .acquire(req.method(), spend == Spend::Ours)
+            .await;
         let started = std::time::Instant::now();
         let r = self
             .client

@@ -241,7 +241,12 @@ impl Limits {
         );
         rate(
             "npm writes",
-            RateLimit::new(30 * 60, 5, &["npm.tokens.create", "npm.tokens.delete"]).holding_slots(),
+            RateLimit::new(30 * 60, 5, &["npm.tokens.create"]).holding_slots(),
+        );
+        // npm/mod.rs: DELETE_PACE, deletes paced apart from creates.
+        rate(
+            "npm deletes",
+            RateLimit::new(60 * 60, 15, &["npm.tokens.delete"]).holding_slots(),
         );
         // gcp/mod.rs: GCP_BUDGET (20,000 an hour + 500; 100 writes a minute + 20); the verify
         // authenticates with the new key and spends none.

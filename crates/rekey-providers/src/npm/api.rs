@@ -179,6 +179,7 @@ impl NpmProvider {
         }
         let c = Arc::new(
             HttpClient::new("npm", &base, self.config.timeout, self.config.budget)?
+                .with_delete_pace(self.config.delete_pace.0, self.config.delete_pace.1)
                 .with_accept("application/json"),
         );
         clients.insert(base, Arc::clone(&c));

@@ -970,12 +970,51 @@ async fn the_request_budget_paces_writes() {
     .unwrap();
     let start = std::time::Instant::now();
     for _ in 0..(600 / 4 + 20) {
-        drop(c.budget().acquire(true, true).await);
+        drop(c.budget().acquire(&Method::PUT, true).await);
     }
     // Burst 150, then 20 more at 10/s: about 2 s.
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(1500), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// A provider that paces `DELETE`s apart (npm's token deletes) lets them through while the
+/// other writes wait; without that pace a delete is one more write.
+#[tokio::test]
+async fn deletes_paced_apart_do_not_wait_for_other_writes() {
+    async fn waits(c: &HttpClient, m: Method) -> bool {
+        tokio::time::timeout(Duration::from_millis(300), c.budget().acquire(&m, true))
+            .await
+            .is_err()
+    }
+    let spec = BudgetSpec {
+        per_hour: 100_000,
+        hourly_burst: 100_000,
+        concurrent: 4,
+        writes_per_minute: 1,
+        write_burst: 1,
+    };
+    let new = || HttpClient::new("test", "http://127.0.0.1:9", Duration::from_secs(1), spec);
+
+    let paced = new().unwrap().with_delete_pace(600, 20);
+    drop(paced.budget().acquire(&Method::POST, true).await);
+    let start = std::time::Instant::now();
+    for _ in 0..20 {
+        drop(paced.budget().acquire(&Method::DELETE, true).await);
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        waits(&paced, Method::POST).await,
+        "the write pace (1 a minute) was spent"
+    );
+
+    let plain = new().unwrap();
+    drop(plain.budget().acquire(&Method::POST, true).await);
+    assert!(waits(&plain, Method::DELETE).await, "a delete is a write");
 }
 
 #[tokio::test]

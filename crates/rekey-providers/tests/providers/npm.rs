@@ -44,6 +44,7 @@ fn config(password: &str) -> NpmConfig {
             writes_per_minute: 1_000_000,
             write_burst: 1_000_000,
         },
+        delete_pace: (1_000_000, 1_000_000),
         propagation_wait: Duration::from_secs(5),
     }
 }
