@@ -1399,11 +1399,13 @@ async fn a_held_consumer_type_does_not_hold_the_slots_of_another() {
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
 }
 
-/// Holds every call to one provider until released; counts the calls of the others.
+/// Holds every call to one provider until released; counts the held calls and the calls of
+/// the others.
 struct HeldProvider {
     sim: Arc<SimProvider>,
     provider: &'static str,
     release: tokio::sync::Semaphore,
+    held: std::sync::atomic::AtomicUsize,
     others: std::sync::atomic::AtomicUsize,
 }
 
@@ -1414,6 +1416,7 @@ impl rekey_engine::Provider for HeldProvider {
         call: &rekey_engine::Call<'_>,
     ) -> Result<rekey_engine::Values, rekey_engine::ProviderError> {
         if call.step.provider == self.provider {
+            self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = self.release.acquire().await.unwrap();
         } else {
             self.others
@@ -1502,6 +1505,7 @@ async fn held_provider_leaves_room(plan: Plan) {
         sim: rig.sim.clone(),
         provider: "npm",
         release: tokio::sync::Semaphore::new(0),
+        held: 0.into(),
         others: 0.into(),
     });
     let engine = Engine {
@@ -1523,12 +1527,19 @@ async fn held_provider_leaves_room(plan: Plan) {
         }
     })
     .await;
+    // npm's one slot was taken by a held call, the only npm call made meanwhile.
+    let held = gate.held.load(SeqCst);
     gate.release.add_permits(1000);
     assert!(
         went_on.is_ok(),
         "pg-web-app made {} of its {pg_steps} calls while npm was held",
         gate.others.load(SeqCst)
     );
-    let out = run.await.unwrap().unwrap();
+    assert_eq!(held, 1, "npm calls in flight while held, with one npm slot");
+    let out = tokio::time::timeout(std::time::Duration::from_mins(1), run)
+        .await
+        .expect("the run ends once npm is released")
+        .unwrap()
+        .unwrap();
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
 }

@@ -838,6 +838,12 @@ impl Engine {
                     );
                     continue;
                 }
+                // Counted as one task of its pool (by its first member), so the pool's single
+                // steps wait while it is out; a due batch itself is never held back.
+                let lead = members[0].0;
+                let pool = plan.steps[lead].slot_pool().into_owned();
+                *slots.pool_tasks.entry(pool.clone()).or_default() += 1;
+                slots.task_pool.insert(lead, pool);
                 let members = members
                     .into_iter()
                     .map(|(i, inputs)| {
@@ -858,7 +864,9 @@ impl Engine {
                 if slots.parked.is_empty() {
                     break;
                 }
-                // Parked behind tasks that were skipped after all: every pool has room now.
+                // Nothing is out, so every pool has room: the parked steps go back next turn.
+                slots.pool_tasks.clear();
+                slots.task_pool.clear();
                 continue;
             }
             let deadline = gathering.next_deadline();
@@ -1820,8 +1828,8 @@ struct Slots {
     per_provider: HashMap<String, Arc<Semaphore>>,
     /// Step tasks one slot pool may have out at once (twice its call slots, as the global).
     pool_cap: usize,
-    /// Step tasks out per slot pool, and the pool of each (a batch's members are not counted:
-    /// the batch is one task, and it is not held back).
+    /// Step tasks out per slot pool, and the pool of each, by step (a batch is one task,
+    /// counted by its first member, and never held back).
     pool_tasks: HashMap<String, usize>,
     task_pool: HashMap<usize, String>,
     /// Ready steps set aside while their pool is full, best first; as many as the pool has

@@ -183,6 +183,9 @@ pub enum Spend {
     /// Authenticated as someone else (a credential checking itself) or not at all: only the
     /// concurrency limit applies.
     NotOurs,
+    /// Authenticated as rekey, its pace already waited for with [`HttpClient::pace`] (before
+    /// taking a lock the request must be sent under): only the concurrency limit applies.
+    Paced,
 }
 
 /// One provider's HTTP client.
@@ -234,14 +237,20 @@ impl HttpClient {
     /// `DELETE`s paced apart from the other writes: `per_minute` with bursts of `burst`.
     #[must_use]
     pub fn with_delete_pace(mut self, per_minute: u32, burst: u32) -> Self {
-        if let Some(b) = Arc::get_mut(&mut self.budget) {
-            b.deletes = Some(RateLimiter::direct(quota(
-                per_minute,
-                Duration::from_mins(1),
-                burst,
-            )));
-        }
+        Arc::get_mut(&mut self.budget)
+            .expect("set while the client is built, before it is shared")
+            .deletes = Some(RateLimiter::direct(quota(
+            per_minute,
+            Duration::from_mins(1),
+            burst,
+        )));
         self
+    }
+
+    /// Waits until a request of `method` fits the budget's pace, and spends it: the request is
+    /// then sent with [`Spend::Paced`].
+    pub async fn pace(&self, method: &Method) {
+        drop(self.budget.acquire(method, true).await);
     }
 
     /// The `accept` header the provider wants (GitHub: `application/vnd.github+json`).

@@ -298,8 +298,12 @@ impl NpmProvider {
         let op = "DELETE /-/npm/v1/tokens/token/{key}";
         let path = format!("/-/npm/v1/tokens/token/{}", seg(key));
         let req = self.authed(a, Method::DELETE, &path)?;
+        // The pace is waited before the turn: a write waiting for its pace must not hold the
+        // registry's turn (a delete would queue behind a create's slower pace).
+        let client = self.client(&a.registry)?;
+        client.pace(&Method::DELETE).await;
         let turn = self.write_turn(&a.registry).await;
-        let resp = self.client(&a.registry)?.send(op, req, Spend::Ours).await?;
+        let resp = client.send(op, req, Spend::Paced).await?;
         drop(turn);
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
             Ok(())
@@ -515,9 +519,15 @@ impl NpmProvider {
             .json(&body);
         drop(body);
         // The key is recorded as this step's before the turn passes on: a concurrent search
-        // for leftovers (listing under the turn) never sees it unrecorded.
+        // for leftovers (listing under the turn) never sees it unrecorded. The pace is waited
+        // before the turn, so a create waiting for it holds up no delete.
+        let client = self.client(&a.registry)?;
+        client.pace(&Method::POST).await;
         let turn = self.write_turn(&a.registry).await;
-        let resp = self.send_ok(&a, op, req).await?;
+        let resp = client.send(op, req, Spend::Paced).await?;
+        if !resp.status().is_success() {
+            return Err(npm_error(op, resp, a.otp.is_some()).await);
+        }
         let c: Created = resp
             .json()
             .await

@@ -55,10 +55,11 @@ pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
 /// management authenticates with the account password, which registries throttle harder than
 /// reads. So rekey keeps GitHub-like request pacing (4,500 an hour + 500 burst: reads are cheap
 /// for a registry serving billions of downloads) but writes — each token costs two, a create
-/// and a delete — far below anything a person's `npm token` use would trip: 30 a minute (+ 5),
-/// 16 requests in flight, per registry. That is about 15 tokens a minute sustained; a private
-/// registry may lift it (`REKEY_NPM_REQUESTS_PER_HOUR`, `REKEY_NPM_WRITES_PER_MINUTE`).
-/// Deletes are paced apart ([`DELETE_PACE`]).
+/// and a delete — far below anything a person's `npm token` use would trip: 30 creates a
+/// minute (+ 5), deletes paced apart ([`DELETE_PACE`]), 16 requests in flight, per registry.
+/// That is about 30 tokens a minute sustained; a private registry may lift it
+/// (`REKEY_NPM_REQUESTS_PER_HOUR`, `REKEY_NPM_WRITES_PER_MINUTE`,
+/// `REKEY_NPM_DELETES_PER_MINUTE`).
 pub const NPM_BUDGET: BudgetSpec = BudgetSpec {
     per_hour: 4_500,
     hourly_burst: 500,
@@ -134,7 +135,7 @@ impl NpmConfig {
             budget.writes_per_minute = n;
             budget.write_burst = (n / 6).max(1);
             if n > delete_pace.0 {
-                delete_pace = (n, budget.write_burst);
+                delete_pace = (n, budget.write_burst.max(DELETE_PACE.1));
             }
         }
         if let Some(n) = num("REKEY_NPM_DELETES_PER_MINUTE") {
