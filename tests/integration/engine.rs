@@ -1308,39 +1308,41 @@ async fn a_credential_waiting_for_a_paused_helper_leaves_the_run_paused() {
     );
 }
 
-/// The simulator, with every delivery to a GitHub Actions secret held until the test lets it
-/// go (GitHub's paced writes, at their slowest); `pg-web-app`'s steps wait until one is held.
-struct HeldActions {
+/// A call the test picks by its step and credential.
+type Pick = fn(&rekey_engine::Call<'_>) -> bool;
+
+/// The simulator, with the calls `hold` picks held until the test lets them go (GitHub's paced
+/// writes at their slowest, a hung provider); calls `after_held` picks start only once one is
+/// held. Counts the held calls, and the calls `watch` picks once they returned.
+struct Gate {
     sim: Arc<SimProvider>,
-    held: std::sync::atomic::AtomicBool,
+    hold: Pick,
+    after_held: Pick,
+    watch: Pick,
     release: tokio::sync::Semaphore,
-    delivered: std::sync::atomic::AtomicBool,
+    held: std::sync::atomic::AtomicUsize,
+    watched: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
-impl rekey_engine::Provider for HeldActions {
+impl rekey_engine::Provider for Gate {
     async fn execute(
         &self,
         call: &rekey_engine::Call<'_>,
     ) -> Result<rekey_engine::Values, rekey_engine::ProviderError> {
         use std::sync::atomic::Ordering::SeqCst;
-        let deliver = call.step.action == "consumer.deliver";
-        if deliver
-            && matches!(
-                call.step.target,
-                Some(rekey_spec::Consumer::GithubActionsSecret { .. })
-            )
-        {
-            self.held.store(true, SeqCst);
+        let hold = (self.hold)(call);
+        if hold {
+            self.held.fetch_add(1, SeqCst);
             let _ = self.release.acquire().await.unwrap();
-        } else if call.credential.id == "pg-web-app" {
-            while !self.held.load(SeqCst) {
+        } else if (self.after_held)(call) {
+            while self.held.load(SeqCst) == 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
         let r = self.sim.execute(call).await;
-        if deliver && call.credential.id == "pg-web-app" {
-            self.delivered.store(true, SeqCst);
+        if !hold && (self.watch)(call) {
+            self.watched.fetch_add(1, SeqCst);
         }
         r
     }
@@ -1359,22 +1361,33 @@ impl rekey_engine::Provider for HeldActions {
     }
 }
 
-/// Consumer steps take the slots of their consumer type, not one pool for all: with one slot
-/// per provider, a delivery to Secrets Manager goes on while an Actions-secret delivery is held.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_consumer_type_does_not_hold_the_slots_of_another() {
+/// What a run under [`Gate`] did while the held calls were held.
+struct WhileHeld {
+    /// Whether `watch` saw the calls it waited for within 20 s.
+    went_on: bool,
+    held: usize,
+    watched: usize,
+}
+
+/// Runs `plan` under [`Gate`] until `watch` saw `want` calls (or 20 s passed), then lets the
+/// held calls go; the run must then succeed.
+async fn run_held(
+    plan: &Plan,
+    config: EngineConfig,
+    gate: (Pick, Pick, Pick),
+    want: usize,
+) -> WhileHeld {
     use std::sync::atomic::Ordering::SeqCst;
-    let plan = plan_for(&["gh-ci-classic", "pg-web-app"], Mode::Drill);
-    let config = EngineConfig {
-        per_provider: 1,
-        ..EngineConfig::default()
-    };
-    let rig = rig(&plan, SimOptions::default(), config).await;
-    let gate = Arc::new(HeldActions {
+    let rig = rig(plan, SimOptions::default(), config).await;
+    let (hold, after_held, watch) = gate;
+    let gate = Arc::new(Gate {
         sim: rig.sim.clone(),
-        held: false.into(),
+        hold,
+        after_held,
+        watch,
         release: tokio::sync::Semaphore::new(0),
-        delivered: false.into(),
+        held: 0.into(),
+        watched: 0.into(),
     });
     let engine = Engine {
         providers: Providers::all(gate.clone()),
@@ -1385,58 +1398,52 @@ async fn a_held_consumer_type_does_not_hold_the_slots_of_another() {
         tokio::spawn(async move { engine.start(&plan, "run-1", "{}").await })
     };
     let went_on = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        while !gate.delivered.load(SeqCst) {
+        while gate.watched.load(SeqCst) < want {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     })
-    .await;
-    gate.release.add_permits(16);
+    .await
+    .is_ok();
+    let out = WhileHeld {
+        went_on,
+        held: gate.held.load(SeqCst),
+        watched: gate.watched.load(SeqCst),
+    };
+    gate.release.add_permits(1000);
+    let end = tokio::time::timeout(std::time::Duration::from_mins(1), run)
+        .await
+        .expect("the run ends once the held calls go")
+        .unwrap()
+        .unwrap();
+    assert_eq!(end.status, RunStatus::Succeeded, "{:?}", end.message);
+    out
+}
+
+/// Consumer steps take the slots of their consumer type, not one pool for all: with one slot
+/// per provider, a delivery to Secrets Manager goes on while an Actions-secret delivery is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_consumer_type_does_not_hold_the_slots_of_another() {
+    let plan = plan_for(&["gh-ci-classic", "pg-web-app"], Mode::Drill);
+    let config = EngineConfig {
+        per_provider: 1,
+        ..EngineConfig::default()
+    };
+    let actions: Pick = |c| {
+        c.step.action == "consumer.deliver"
+            && matches!(
+                c.step.target,
+                Some(rekey_spec::Consumer::GithubActionsSecret { .. })
+            )
+    };
+    let pg: Pick = |c| c.credential.id == "pg-web-app";
+    let pg_delivery: Pick =
+        |c| c.credential.id == "pg-web-app" && c.step.action == "consumer.deliver";
+    let r = run_held(&plan, config, (actions, pg, pg_delivery), 1).await;
+    assert!(r.held >= 1, "no Actions-secret delivery was held");
     assert!(
-        went_on.is_ok(),
+        r.went_on,
         "pg-web-app's Secrets Manager delivery waited for the held Actions-secret delivery"
     );
-    let out = run.await.unwrap().unwrap();
-    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
-}
-
-/// Holds every call to one provider until released; counts the held calls and the calls of
-/// the others.
-struct HeldProvider {
-    sim: Arc<SimProvider>,
-    provider: &'static str,
-    release: tokio::sync::Semaphore,
-    held: std::sync::atomic::AtomicUsize,
-    others: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl rekey_engine::Provider for HeldProvider {
-    async fn execute(
-        &self,
-        call: &rekey_engine::Call<'_>,
-    ) -> Result<rekey_engine::Values, rekey_engine::ProviderError> {
-        if call.step.provider == self.provider {
-            self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = self.release.acquire().await.unwrap();
-        } else {
-            self.others
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-        self.sim.execute(call).await
-    }
-    async fn undo(
-        &self,
-        call: &rekey_engine::Call<'_>,
-        outputs: &rekey_engine::Values,
-    ) -> Result<(), rekey_engine::ProviderError> {
-        self.sim.undo(call, outputs).await
-    }
-    async fn reconcile(
-        &self,
-        call: &rekey_engine::Call<'_>,
-    ) -> Result<rekey_engine::Reconciled, rekey_engine::ProviderError> {
-        self.sim.reconcile(call).await
-    }
 }
 
 /// A provider whose calls hang keeps neither the call slots nor the task slots from the
@@ -1494,52 +1501,27 @@ async fn a_hung_provider_does_not_take_every_task_slot() {
 /// Runs `plan` with two call slots and one per provider, every npm call held until all of
 /// pg-web-app's steps were called.
 async fn held_provider_leaves_room(plan: Plan) {
-    use std::sync::atomic::Ordering::SeqCst;
     let config = EngineConfig {
         concurrency: 2,
         per_provider: 1,
         ..EngineConfig::default()
-    };
-    let rig = rig(&plan, SimOptions::default(), config).await;
-    let gate = Arc::new(HeldProvider {
-        sim: rig.sim.clone(),
-        provider: "npm",
-        release: tokio::sync::Semaphore::new(0),
-        held: 0.into(),
-        others: 0.into(),
-    });
-    let engine = Engine {
-        providers: Providers::all(gate.clone()),
-        ..clone_engine(&rig.engine)
-    };
-    let run = {
-        let plan = plan.clone();
-        tokio::spawn(async move { engine.start(&plan, "run-1", "{}").await })
     };
     let pg_steps = plan
         .steps
         .iter()
         .filter(|s| plan.credentials[s.credential as usize].id == "pg-web-app")
         .count();
-    let went_on = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        while gate.others.load(SeqCst) < pg_steps {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    // npm's one slot was taken by a held call, the only npm call made meanwhile.
-    let held = gate.held.load(SeqCst);
-    gate.release.add_permits(1000);
+    let npm: Pick = |c| c.step.provider == "npm";
+    let pg: Pick = |c| c.credential.id == "pg-web-app";
+    let r = run_held(&plan, config, (npm, |_| false, pg), pg_steps).await;
     assert!(
-        went_on.is_ok(),
+        r.went_on,
         "pg-web-app made {} of its {pg_steps} calls while npm was held",
-        gate.others.load(SeqCst)
+        r.watched
     );
-    assert_eq!(held, 1, "npm calls in flight while held, with one npm slot");
-    let out = tokio::time::timeout(std::time::Duration::from_mins(1), run)
-        .await
-        .expect("the run ends once npm is released")
-        .unwrap()
-        .unwrap();
-    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+    // npm's one slot was taken by a held call, the only npm call made meanwhile.
+    assert_eq!(
+        r.held, 1,
+        "npm calls in flight while held, with one npm slot"
+    );
 }
