@@ -1,6 +1,6 @@
 //! Hugging Face: access-token verification and revocation.
 //!
-//! Same four parts as every connector (see `aws.rs`, `github.rs`):
+//! Same four parts as every connector (see `aws/`, `github/`):
 //!
 //! - **client**: the shared [`HttpClient`] at `HF_ENDPOINT` (default `https://huggingface.co`,
 //!   the variable `huggingface_hub` reads). No token of rekey's own: `whoami-v2` is called with

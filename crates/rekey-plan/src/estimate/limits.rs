@@ -52,7 +52,7 @@ impl StepCost {
 /// | effect `delete` | 1 s | – | – | one delete call |
 /// | effect `verify` | 2 s | – | – | one call authenticated with the new value |
 /// | effect `human` | 0 | – | 15 min | a person reads the instructions, acts in a console and answers |
-/// | `aws.sts.get_caller_identity` | 2 s | 10 s | – | IAM is eventually consistent: STS refuses a new key for seconds (`aws.rs` retries up to 5 min) |
+/// | `aws.sts.get_caller_identity` | 2 s | 10 s | – | IAM is eventually consistent: STS refuses a new key for seconds (`aws/iam.rs` retries up to 5 min) |
 /// | `gcp.iam.verify_key` | 2 s | 60 s | – | a new service-account key is refused for up to about a minute (`gcp/keys.rs` retries up to 5 min) |
 /// | `github.credentials.revoke`, `huggingface.credentials.revoke` | 10 s | – | – | the call, then `GET /user` (`whoami-v2`) per token until 401, polled from 200 ms to 5 s (`confirm.rs`) |
 /// | `npm.tokens.delete` | 5 s | – | – | the delete, then waiting for the registry to refuse the old token |

@@ -21,7 +21,7 @@ pub(super) fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a str, Pr
 }
 
 /// A selector (which key to touch, which to spare): absent means "not narrowed"; present, it
-/// must be a plain, non-empty key id (see `aws.rs::selector`).
+/// must be a plain, non-empty key id (see `aws/mod.rs::selector`).
 pub(super) fn selector<'a>(
     call: &'a Call<'_>,
     name: &str,

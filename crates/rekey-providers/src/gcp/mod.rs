@@ -1,6 +1,6 @@
 //! GCP: service-account keys through the IAM REST API (`gcp.iam.*`).
 //!
-//! The same four parts as every connector (see `aws.rs`):
+//! The same four parts as every connector (see `aws/`):
 //!
 //! - **client**: the shared [`HttpClient`] at `https://iam.googleapis.com`, or where
 //!   `CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM` points (gcloud's override: the API root, e.g.

@@ -1,6 +1,6 @@
 //! GitHub: Actions secrets as a consumer, PAT revocation, token and App key verification.
 //!
-//! Same four parts as every connector (see `aws.rs`):
+//! Same four parts as every connector (see `aws/`):
 //!
 //! - **client**: the shared [`HttpClient`] at `GITHUB_API_URL` (default
 //!   `https://api.github.com`; GitHub Enterprise Server as `https://HOST/api/v3`). The token that

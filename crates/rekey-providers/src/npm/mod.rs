@@ -1,7 +1,7 @@
 //! npm registry tokens: granular tokens minted, verified and deleted through the registry's
 //! token API, on the public registry or a private one (Verdaccio, Artifactory, GitHub Packages).
 //!
-//! Same four parts as every connector (see `aws.rs`, `github.rs`):
+//! Same four parts as every connector (see `aws/`, `github/`):
 //!
 //! - **client**: the shared [`HttpClient`], one per registry. The registry is the step's
 //!   `registry` input (the credential's `registry`, default `https://registry.npmjs.org/`),

@@ -3,7 +3,7 @@
 //! secret gets (`verify.rs`: a `client_credentials` request at the token endpoint).
 //!
 //! Same four parts as every connector:
-//! - **client**: the shared [`HttpClient`]; every credential names its own host (`domain`: a
+//! - **client**: the shared [`HttpClient`](crate::http::HttpClient); every credential names its own host (`domain`: a
 //!   bare host means `https://`, a URL with a scheme is kept, for tests and private
 //!   deployments), so requests go to full URLs. Management tokens come from the environment
 //!   variable the credential's `api_token_env` names.
