@@ -19,7 +19,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::provider::{Call, ErrorKind, Provider, ProviderError, Reports, Values};
-use crate::run::{TaskCtx, TaskResult, backoff, idempotency_key};
+use crate::run::{TaskCtx, TaskResult, backoff, idempotency_key, next_try_at, sleep_without_slot};
 use crate::sim::crash_point;
 
 /// Steps gathered per (provider, action).
@@ -422,26 +422,15 @@ impl BatchTask {
                 break;
             }
             if let Some(o) = &first.observer {
-                let until = jiff::Timestamp::now()
-                    + jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::ZERO);
                 o.message(&format!(
                     "{} step(s) of {} ({}, …) waiting: attempt {attempt} {kind}; next try at {}",
                     pending.len(),
                     first.step.action,
                     self.members[pending[0]].0.step.id,
-                    until.strftime("%H:%M:%S UTC")
+                    next_try_at(wait)
                 ));
             }
-            // Sleeping holds no slot: let other steps run meanwhile.
-            let slot = self.task_slot.lock().await.take();
-            drop(slot);
-            tokio::time::sleep(wait).await;
-            *self.task_slot.lock().await = Some(
-                Arc::clone(&first.tasks)
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore open"),
-            );
+            sleep_without_slot(&self.task_slot, &first.tasks, wait).await;
             attempt += 1;
         }
         Ok(answers)

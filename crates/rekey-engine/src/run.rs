@@ -29,7 +29,7 @@ mod exec;
 mod task;
 
 use exec::{Exec, Slots};
-pub(crate) use task::{TaskCtx, backoff};
+pub(crate) use task::{TaskCtx, backoff, next_try_at, sleep_without_slot};
 use task::{WriteReq, log_report, writer};
 
 /// Recorded as the error of a step being redone because its secret was lost.

@@ -406,24 +406,13 @@ impl TaskCtx {
             );
             self.audit_retry(detail.clone()).await?;
             if let Some(o) = &self.observer {
-                let until = jiff::Timestamp::now()
-                    + jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::ZERO);
                 o.message(&format!(
                     "{} waiting: {detail} (next try at {})",
                     self.step.id,
-                    until.strftime("%H:%M:%S UTC")
+                    next_try_at(wait)
                 ));
             }
-            // Sleeping holds no slot: let other steps run meanwhile.
-            let task = self.task_slot.lock().await.take();
-            drop(task);
-            tokio::time::sleep(wait).await;
-            *self.task_slot.lock().await = Some(
-                Arc::clone(&self.tasks)
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore open"),
-            );
+            sleep_without_slot(&self.task_slot, &self.tasks, wait).await;
             attempt += 1;
         }
     }
@@ -440,6 +429,30 @@ pub(super) fn log_report(step: &PlannedStep, r: &crate::provider::Report) {
     } else {
         tracing::warn!(step = %step.id, "{}", r.detail);
     }
+}
+
+/// When a try `wait` from now happens, for people: `HH:MM:SS UTC`.
+pub(crate) fn next_try_at(wait: Duration) -> String {
+    let until = jiff::Timestamp::now()
+        + jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::ZERO);
+    until.strftime("%H:%M:%S UTC").to_string()
+}
+
+/// Waits between tries without holding a task slot (other steps run meanwhile), then takes
+/// one back into `slot`.
+pub(crate) async fn sleep_without_slot(
+    slot: &tokio::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    tasks: &Arc<Semaphore>,
+    wait: Duration,
+) {
+    drop(slot.lock().await.take());
+    tokio::time::sleep(wait).await;
+    *slot.lock().await = Some(
+        Arc::clone(tasks)
+            .acquire_owned()
+            .await
+            .expect("semaphore open"),
+    );
 }
 
 /// Exponential backoff with full jitter, never shorter than a server's Retry-After.
