@@ -332,18 +332,8 @@ impl BatchTask {
                     }
                 })
                 .collect();
-            // One request: one of the provider's slots, then one call slot (the order of
-            // `TaskCtx::call_with_retries`).
-            let permits = (
-                Arc::clone(&first.provider_slots)
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore open"),
-                Arc::clone(&first.calls)
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore open"),
-            );
+            // One request: the slots of one call.
+            let permits = first.call_slots().await;
             if config.repeat_calls {
                 let _ = tokio::time::timeout(config.step_timeout, p.execute_batch(&calls)).await;
             }

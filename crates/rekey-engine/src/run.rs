@@ -846,9 +846,7 @@ impl Engine {
                 // Counted as one task of its pool (by its first member), so the pool's single
                 // steps wait while it is out; a due batch itself is never held back.
                 let lead = members[0].0;
-                let pool = plan.steps[lead].slot_pool().into_owned();
-                *slots.pool_tasks.entry(pool.clone()).or_default() += 1;
-                slots.task_pool.insert(lead, pool);
+                slots.task_started(lead, plan.steps[lead].slot_pool().into_owned());
                 let members = members
                     .into_iter()
                     .map(|(i, inputs)| {
@@ -1024,8 +1022,7 @@ impl Engine {
                 .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_provider.max(1)))),
         );
         if permit.is_some() {
-            *slots.pool_tasks.entry(pool.clone()).or_default() += 1;
-            slots.task_pool.insert(i, pool);
+            slots.task_started(i, pool);
         }
         ex.inflight[c] += 1;
         let tried_before = ex.tried[i];

@@ -453,6 +453,12 @@ impl Slots {
         });
     }
 
+    /// A task of `pool` is out, counted by step `i` (a batch's first member).
+    pub(super) fn task_started(&mut self, i: usize, pool: String) {
+        *self.pool_tasks.entry(pool.clone()).or_default() += 1;
+        self.task_pool.insert(i, pool);
+    }
+
     pub(super) fn task_ended(&mut self, i: usize) {
         if let Some(pool) = self.task_pool.remove(&i)
             && let Some(n) = self.pool_tasks.get_mut(&pool)

@@ -8,7 +8,7 @@ use rekey_plan::PlannedStep;
 use rekey_spec::Effect;
 use rekey_store::{AuditDraft, StepEvent, StepState, Store, StoreError, Transition};
 use secrecy::SecretString;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::fingerprint::Fingerprinter;
 use crate::provider::{
@@ -320,6 +320,21 @@ impl TaskCtx {
         Ok(o.result)
     }
 
+    /// The slots one provider request holds: its provider's first, then a call slot (a call
+    /// waiting for a busy provider must not hold a call slot another provider's step could
+    /// use). Single steps and batches both take them here, so the order is the same everywhere.
+    pub(crate) async fn call_slots(&self) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
+        let provider = Arc::clone(&self.provider_slots)
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
+        let call = Arc::clone(&self.calls)
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
+        (provider, call)
+    }
+
     /// Calls the provider until it answers, a permanent error, or the retry budget is spent.
     /// A call holds a slot of the global and the provider's limit; a wait between tries holds
     /// none (not even the task's), so a provider in an outage does not stall the others.
@@ -353,18 +368,7 @@ impl TaskCtx {
             } else {
                 self.config.step_timeout
             };
-            // The provider's slot first: a call waiting for a busy provider must not hold a
-            // call slot that another provider's step could use.
-            let permits = (
-                Arc::clone(&self.provider_slots)
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore open"),
-                Arc::clone(&self.calls)
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore open"),
-            );
+            let permits = self.call_slots().await;
             if self.config.repeat_calls {
                 let _ = tokio::time::timeout(timeout, p.execute(&call)).await;
             }

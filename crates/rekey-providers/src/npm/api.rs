@@ -246,11 +246,21 @@ impl NpmProvider {
         req: RequestBuilder,
     ) -> Result<Response, ProviderError> {
         let resp = self.client(&a.registry)?.send(op, req, Spend::Ours).await?;
-        if resp.status().is_success() {
-            Ok(resp)
-        } else {
-            Err(npm_error(op, resp, a.otp.is_some()).await)
-        }
+        ok_or_error(a, op, resp).await
+    }
+
+    /// A token write at `a`'s registry: its pace is waited first, then the registry's write
+    /// turn is taken, so a write waiting for its pace holds up no other (a delete would queue
+    /// behind a create's slower pace). Send the request with [`Spend::Paced`] under the turn.
+    pub(super) async fn paced_turn(
+        &self,
+        a: &Account,
+        method: &Method,
+    ) -> Result<(Arc<HttpClient>, tokio::sync::OwnedMutexGuard<()>), ProviderError> {
+        let client = self.client(&a.registry)?;
+        client.pace(method).await;
+        let turn = self.write_turn(&a.registry).await;
+        Ok((client, turn))
     }
 
     /// Every token of the account, following `urls.next`.
@@ -298,11 +308,7 @@ impl NpmProvider {
         let op = "DELETE /-/npm/v1/tokens/token/{key}";
         let path = format!("/-/npm/v1/tokens/token/{}", seg(key));
         let req = self.authed(a, Method::DELETE, &path)?;
-        // The pace is waited before the turn: a write waiting for its pace must not hold the
-        // registry's turn (a delete would queue behind a create's slower pace).
-        let client = self.client(&a.registry)?;
-        client.pace(&Method::DELETE).await;
-        let turn = self.write_turn(&a.registry).await;
+        let (client, turn) = self.paced_turn(a, &Method::DELETE).await?;
         let resp = client.send(op, req, Spend::Paced).await?;
         drop(turn);
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
@@ -519,15 +525,10 @@ impl NpmProvider {
             .json(&body);
         drop(body);
         // The key is recorded as this step's before the turn passes on: a concurrent search
-        // for leftovers (listing under the turn) never sees it unrecorded. The pace is waited
-        // before the turn, so a create waiting for it holds up no delete.
-        let client = self.client(&a.registry)?;
-        client.pace(&Method::POST).await;
-        let turn = self.write_turn(&a.registry).await;
+        // for leftovers (listing under the turn) never sees it unrecorded.
+        let (client, turn) = self.paced_turn(&a, &Method::POST).await?;
         let resp = client.send(op, req, Spend::Paced).await?;
-        if !resp.status().is_success() {
-            return Err(npm_error(op, resp, a.otp.is_some()).await);
-        }
+        let resp = ok_or_error(&a, op, resp).await?;
         let c: Created = resp
             .json()
             .await
@@ -646,5 +647,14 @@ impl NpmProvider {
             }
         }
         Ok([("deleted".to_owned(), Value::Plain(key.unwrap_or_default()))].into())
+    }
+}
+
+/// A success status is returned; anything else is the registry's error, classified.
+async fn ok_or_error(a: &Account, op: &str, resp: Response) -> Result<Response, ProviderError> {
+    if resp.status().is_success() {
+        Ok(resp)
+    } else {
+        Err(npm_error(op, resp, a.otp.is_some()).await)
     }
 }
