@@ -37,6 +37,8 @@ use rekey_spec::Consumer;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
+use crate::inputs::selector;
+
 mod iam;
 mod secrets;
 
@@ -304,24 +306,6 @@ fn input<'a>(call: &'a Call<'_>, name: &str) -> Option<&'a str> {
         .get(name)
         .map(Value::expose)
         .filter(|s| !s.is_empty())
-}
-
-/// A selector (which key to touch, which to spare): absent means "not narrowed"; present, it
-/// must be a plain, non-empty key id. Anything else is an error, never "no selector": a lost
-/// exception must not turn "every key but the new one" into every key.
-fn selector<'a>(call: &'a Call<'_>, name: &str) -> Result<Option<&'a str>, ProviderError> {
-    match call.inputs.get(name) {
-        None => Ok(None),
-        Some(Value::Plain(s)) if !s.trim().is_empty() => Ok(Some(s)),
-        Some(Value::Plain(_)) => Err(ProviderError::permanent(format!(
-            "step {}: input `{name}` is empty; refusing to widen the call to every key",
-            call.step.id
-        ))),
-        Some(Value::Secret(_)) => Err(ProviderError::permanent(format!(
-            "step {}: input `{name}` is a secret value, not a key id; refusing to widen the call",
-            call.step.id
-        ))),
-    }
 }
 
 fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a str, ProviderError> {

@@ -20,24 +20,12 @@ pub(super) fn required<'a>(call: &'a Call<'_>, name: &str) -> Result<&'a str, Pr
     })
 }
 
-/// A selector (which key to touch, which to spare): absent means "not narrowed"; present, it
-/// must be a plain, non-empty key id (see `aws/mod.rs::selector`).
+/// A selector ([`crate::inputs::selector`]), trimmed: GCP key ids are matched exactly.
 pub(super) fn selector<'a>(
     call: &'a Call<'_>,
     name: &str,
 ) -> Result<Option<&'a str>, ProviderError> {
-    match call.inputs.get(name) {
-        None => Ok(None),
-        Some(Value::Plain(s)) if !s.trim().is_empty() => Ok(Some(s.trim())),
-        Some(Value::Plain(_)) => Err(ProviderError::permanent(format!(
-            "step {}: input `{name}` is empty; refusing to widen the call to every key",
-            call.step.id
-        ))),
-        Some(Value::Secret(_)) => Err(ProviderError::permanent(format!(
-            "step {}: input `{name}` is a secret value, not a key id; refusing to widen the call",
-            call.step.id
-        ))),
-    }
+    Ok(crate::inputs::selector(call, name)?.map(str::trim))
 }
 
 /// A plain list of key ids (`existing_key_ids`, `enabled_key_ids`); `None` when not given.
